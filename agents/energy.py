@@ -1,0 +1,138 @@
+"""The action E = E_prior + E_obs + E_align + E_curv + E_smooth and its exact gradient (SPEC section 3).
+
+:func:`evaluate` is the one energy and the one gradient of the project: it calls the two kernels
+(:mod:`agents.kernels.local` for the site-local terms, :mod:`agents.kernels.gauge_field` for the frame-field
+terms) and returns plain arrays. The dynamics, the line search, the tests and the analysis all use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels.gauge_field import gauge_field_terms
+from .kernels.local import local_terms
+from .layout import Layout
+from .state import State
+
+TERMS = ("prior", "observation", "alignment", "curvature", "smoothness")
+
+
+@dataclass(frozen=True)
+class EnergyParams:
+    """Weights of SPEC section 3 (defaults as there). Every logged term includes its weight."""
+
+    alpha: float = 1.0
+    gamma: float = 1.0
+    lambda_align: float = 1.0
+    kappa: float = 1.0
+    lambda_curv: float = 0.0
+    lambda_smooth: float = 0.0
+    form: str = "weighted"  # or "free_energy"
+    include_self: bool = False
+
+    def __post_init__(self):
+        if self.form not in ("weighted", "free_energy"):
+            raise ValueError(f"alignment form must be 'weighted' or 'free_energy', got {self.form!r}")
+        if not self.kappa > 0:
+            raise ValueError(f"kappa must be > 0, got {self.kappa}")
+
+
+@dataclass
+class Evaluation:
+    """Energy by term, per-row energy densities, gradients by field and the pairwise KL and beta values.
+
+    ``densities[term]`` is (S,): the term's contribution owned by each agent-site (for the curvature and
+    smoothness terms, the plaquette and the edges based at that site). ``grad_sigma`` is the symmetric G with
+    dE = tr(G dSigma). ``kl``/``beta`` hold, per occupied site, the n_c x n_c matrix of KL_ij and beta_ij
+    (row = i, in agent order), at ``layout.pair_ptr``.
+    """
+
+    densities: dict[str, np.ndarray]
+    grad_mu: np.ndarray | None
+    grad_sigma: np.ndarray | None
+    grad_phi: np.ndarray | None
+    kl: np.ndarray
+    beta: np.ndarray
+    status: np.ndarray
+
+    @property
+    def terms(self) -> dict[str, float]:
+        return {t: float(np.sum(self.densities[t])) for t in TERMS}
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.terms.values()))
+
+    def grad_norms(self) -> dict[str, float]:
+        """Euclidean norm over all agent-sites (Frobenius for Sigma), as logged (SPEC section 8)."""
+        return {"mu": float(np.linalg.norm(self.grad_mu)), "sigma": float(np.linalg.norm(self.grad_sigma)),
+                "phi": float(np.linalg.norm(self.grad_phi))}
+
+
+def _observation_args(layout: Layout):
+    K = layout.K
+    obs = layout.observations
+    if obs is None:
+        return (np.zeros((layout.n_rows, 0)), np.zeros((0, K)), np.zeros((0, 0)), np.zeros((K, K)), False)
+    return (obs.value, obs.C, layout.obs_precision, layout.obs_info, True)
+
+
+def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool = True) -> Evaluation:
+    """The action at ``state``; with ``want_grad`` its exact gradient in (mu, Sigma, phi) too."""
+    S, K = layout.n_rows, layout.K
+    dens = {t: np.empty(S) for t in TERMS}
+    g_mu = np.empty((S, K))
+    g_sigma = np.empty((S, K, K))
+    g_phi = np.zeros((S, 3))
+    n_slots = int(layout.pair_ptr[-1])
+    kl = np.zeros(n_slots)
+    beta = np.zeros(n_slots)
+    status = np.zeros(S, dtype=np.int8)
+    fiber = layout.fiber
+    local_terms(
+        layout.site_ptr, layout.site_rows, layout.occupied, layout.pair_ptr, layout.chunks, layout.max_per_site,
+        layout.chi, state.mu, state.sigma, state.phi,
+        layout.prior_mu, layout.prior_precision, layout.prior_logdet,
+        *_observation_args(layout),
+        float(params.alpha), float(params.gamma), float(params.lambda_align), float(params.kappa),
+        params.form == "free_energy", bool(params.include_self),
+        *fiber.kernel_args, *fiber.sparse_generators,
+        bool(want_grad),
+        dens["prior"], dens["observation"], dens["alignment"], g_mu, g_sigma, g_phi, kl, beta, status,
+    )
+    gauge_field_terms(
+        state.phi, layout.chi, layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y,
+        float(params.lambda_curv), float(params.lambda_smooth), bool(want_grad),
+        dens["curvature"], dens["smoothness"], g_phi,
+    )
+    if not want_grad:
+        g_mu = g_sigma = g_phi = None
+    return Evaluation(dens, g_mu, g_sigma, g_phi, kl, beta, status)
+
+
+def beta_matrix(layout: Layout, evaluation: Evaluation) -> np.ndarray:
+    """(S, N): row (i, c) holds beta_ij(c) for every agent j (0 where j is absent), as in SPEC section 8."""
+    return _pairs_to_rows(layout, evaluation.beta)
+
+
+def kl_matrix(layout: Layout, evaluation: Evaluation) -> np.ndarray:
+    """(S, N): row (i, c) holds KL_ij(c) for every agent j present at c (NaN where j is absent)."""
+    out = _pairs_to_rows(layout, evaluation.kl, fill=np.nan)
+    return out
+
+
+def _pairs_to_rows(layout: Layout, values: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    out = np.full((layout.n_rows, layout.n_agents), fill)
+    counts = np.diff(layout.site_ptr)[layout.occupied]
+    # slot (a, b) of site k -> (row of a, agent of b); vectorised over all sites
+    site_of_slot = np.repeat(np.arange(layout.occupied.size), counts * counts)
+    local = np.arange(values.size) - layout.pair_ptr[site_of_slot]
+    n = counts[site_of_slot]
+    a, b = np.divmod(local, n)
+    start = layout.site_ptr[layout.occupied[site_of_slot]]
+    row_a = layout.site_rows[start + a]
+    row_b = layout.site_rows[start + b]
+    out[row_a, layout.agent[row_b]] = values
+    return out

@@ -1,0 +1,157 @@
+"""Small dense linear algebra for per-site K x K matrices, written as plain loops.
+
+Inside a ``prange`` body a call into (multi-threaded) BLAS/LAPACK would oversubscribe the cores and raise on
+failure; these loops write into caller-provided buffers, allocate nothing and report failure as a value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def matmul(a, b, out):
+    """out = a @ b."""
+    n, m = a.shape
+    p = b.shape[1]
+    for i in range(n):
+        for j in range(p):
+            out[i, j] = 0.0
+        for k in range(m):
+            aik = a[i, k]
+            if aik != 0.0:
+                for j in range(p):
+                    out[i, j] += aik * b[k, j]
+
+
+@njit(cache=True, inline="always")
+def matmul_tn(a, b, out):
+    """out = a.T @ b."""
+    m, n = a.shape
+    p = b.shape[1]
+    for i in range(n):
+        for j in range(p):
+            out[i, j] = 0.0
+    for k in range(m):
+        for i in range(n):
+            aki = a[k, i]
+            if aki != 0.0:
+                for j in range(p):
+                    out[i, j] += aki * b[k, j]
+
+
+@njit(cache=True, inline="always")
+def matmul_nt(a, b, out):
+    """out = a @ b.T."""
+    n, m = a.shape
+    p = b.shape[0]
+    for i in range(n):
+        for j in range(p):
+            s = 0.0
+            for k in range(m):
+                s += a[i, k] * b[j, k]
+            out[i, j] = s
+
+
+@njit(cache=True)
+def congruence_tn(r, s, tmp, out):
+    """out = r.T @ s @ r (s symmetric); result symmetrised exactly."""
+    matmul(s, r, tmp)
+    matmul_tn(r, tmp, out)
+    symmetrize(out)
+
+
+@njit(cache=True)
+def congruence_nt(r, s, tmp, out):
+    """out = r @ s @ r.T (s symmetric); result symmetrised exactly."""
+    matmul_nt(s, r, tmp)
+    matmul(r, tmp, out)
+    symmetrize(out)
+
+
+@njit(cache=True, inline="always")
+def symmetrize(a):
+    n = a.shape[0]
+    for i in range(n):
+        for j in range(i + 1, n):
+            v = 0.5 * (a[i, j] + a[j, i])
+            a[i, j] = v
+            a[j, i] = v
+
+
+@njit(cache=True)
+def cholesky(a, low):
+    """Lower Cholesky factor of symmetric ``a`` into ``low``. Returns False if ``a`` is not positive definite."""
+    n = a.shape[0]
+    for j in range(n):
+        s = a[j, j]
+        for k in range(j):
+            s -= low[j, k] * low[j, k]
+        if not (s > 0.0):  # also catches NaN
+            return False
+        d = np.sqrt(s)
+        low[j, j] = d
+        for i in range(j + 1, n):
+            t = a[i, j]
+            for k in range(j):
+                t -= low[i, k] * low[j, k]
+            low[i, j] = t / d
+        for i in range(j):
+            low[i, j] = 0.0
+    return True
+
+
+@njit(cache=True)
+def spd_inverse_logdet(a, low, inv):
+    """Inverse and log-determinant of SPD ``a`` through its Cholesky factor.
+
+    ``low`` is scratch (it holds L^{-1} on return). Returns (ok, logdet); on failure ``inv`` is undefined.
+    """
+    n = a.shape[0]
+    if not cholesky(a, low):
+        return False, np.nan
+    logdet = 0.0
+    for i in range(n):
+        logdet += 2.0 * np.log(low[i, i])
+    # In-place inverse of the lower-triangular factor.
+    for j in range(n):
+        low[j, j] = 1.0 / low[j, j]
+        for i in range(j + 1, n):
+            s = 0.0
+            for k in range(j, i):
+                s -= low[i, k] * low[k, j]
+            low[i, j] = s / low[i, i]
+    # inv = L^{-T} L^{-1}
+    for i in range(n):
+        for j in range(i, n):
+            s = 0.0
+            for k in range(j, n):
+                s += low[k, i] * low[k, j]
+            inv[i, j] = s
+            inv[j, i] = s
+    return True, logdet
+
+
+@njit(cache=True, inline="always")
+def quad_form(p, d):
+    """d^T p d."""
+    n = d.shape[0]
+    s = 0.0
+    for i in range(n):
+        t = 0.0
+        for j in range(n):
+            t += p[i, j] * d[j]
+        s += d[i] * t
+    return s
+
+
+@njit(cache=True, inline="always")
+def trace_product(a, b):
+    """tr(a @ b) for symmetric b (= sum a * b)."""
+    n = a.shape[0]
+    s = 0.0
+    for i in range(n):
+        for j in range(n):
+            s += a[i, j] * b[j, i]
+    return s

@@ -1,0 +1,238 @@
+"""What does not change during a run: supports, per-agent-site storage, neighbour tables, priors, observations.
+
+Storage is per agent-site ("row"), as in the trajectory file (SPEC section 8): agent ``i`` owns rows
+``offset[i]:offset[i+1]``, sorted by flat site index ``y*W + x``. Memory therefore grows with the total
+support area, not with N x H x W.
+
+Derived tables, all plain int64 arrays built once per support layout:
+
+* ``site_ptr``/``site_rows``: the rows present at each grid site (CSR, rows in agent order). Every pair of
+  rows at one site is an overlapping agent pair there; ``pair_ptr`` gives each occupied site a block of
+  ``n_c^2`` slots for the pairwise KL and beta values.
+* ``occupied``: the sites holding at least one row; ``chunks`` splits them into balanced work units for the
+  parallel kernels.
+* ``fwd_x``, ``fwd_y``, ``bwd_x``, ``bwd_y``: the row of the same agent at the neighbouring site (-1 if the
+  neighbour is off an open grid or outside the support).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .fiber import Fiber
+from .grid import SUPPORT_CUTOFF, Grid
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Linear Gaussian observations o_i(c) = C x + noise, noise ~ N(0, Rn) (SPEC section 3)."""
+
+    value: np.ndarray  # (S, D), in each agent's own frame
+    C: np.ndarray  # (D, K)
+    Rn: np.ndarray  # (D, D) SPD
+
+    @property
+    def D(self) -> int:
+        return self.C.shape[0]
+
+
+@dataclass(frozen=True)
+class Layout:
+    grid: Grid
+    fiber: Fiber
+    n_agents: int
+    offset: np.ndarray  # (N+1,)
+    index: np.ndarray  # (S,) flat site index of each row
+    chi: np.ndarray  # (S,)
+    agent: np.ndarray  # (S,) agent of each row
+    site_ptr: np.ndarray  # (H*W + 1,)
+    site_rows: np.ndarray  # (S,)
+    occupied: np.ndarray  # (n_occ,) sites with >= 1 row
+    pair_ptr: np.ndarray  # (n_occ + 1,) offsets of the n_c^2 pair slots of each occupied site
+    chunks: np.ndarray  # (n_chunks + 1,) boundaries into `occupied`
+    max_per_site: int
+    fwd_x: np.ndarray
+    fwd_y: np.ndarray
+    bwd_x: np.ndarray
+    bwd_y: np.ndarray
+    prior_mu: np.ndarray  # (S, K)
+    prior_sigma: np.ndarray  # (S, K, K)
+    prior_precision: np.ndarray  # (S, K, K)
+    prior_logdet: np.ndarray  # (S,)
+    observations: Observations | None = None
+    # Derived observation constants (None without observations)
+    obs_precision: np.ndarray | None = field(default=None, repr=False)  # Rn^-1
+    obs_info: np.ndarray | None = field(default=None, repr=False)  # C^T Rn^-1 C
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def K(self) -> int:
+        return self.fiber.K
+
+    def rows_of(self, agent: int) -> slice:
+        return slice(int(self.offset[agent]), int(self.offset[agent + 1]))
+
+    def overlap_pairs(self) -> np.ndarray:
+        """(P, 3) array of (i, j, number of shared sites) for every overlapping pair i < j."""
+        counts = np.zeros((self.n_agents, self.n_agents), dtype=np.int64)
+        for s in self.occupied:
+            ag = self.agent[self.site_rows[self.site_ptr[s]:self.site_ptr[s + 1]]]
+            counts[np.ix_(ag, ag)] += 1
+        i, j = np.nonzero(np.triu(counts, 1))
+        return np.stack([i, j, counts[i, j]], axis=1)
+
+    def to_grid(self, values: np.ndarray, agent: int, fill=np.nan) -> np.ndarray:
+        """Scatter one agent's per-row values into a (H, W, ...) array, ``fill`` outside its support."""
+        rows = self.rows_of(agent)
+        v = values[rows]
+        out = np.full((self.grid.n_sites,) + v.shape[1:], fill, dtype=float)
+        out[self.index[rows]] = v
+        return out.reshape((self.grid.height, self.grid.width) + v.shape[1:])
+
+
+def compress_supports(grid: Grid, chis: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offset, index, chi) of the agent-site rows from dense (H, W) support arrays."""
+    offset = [0]
+    index, values = [], []
+    for i, c in enumerate(chis):
+        c = np.asarray(c, dtype=float)
+        if c.shape != (grid.height, grid.width):
+            raise ValueError(f"agent {i}: support shape {c.shape} is not the grid's {(grid.height, grid.width)}")
+        if np.any(c < 0) or np.any(c > 1) or not np.all(np.isfinite(c)):
+            raise ValueError(f"agent {i}: support weights must lie in [0, 1]")
+        flat = c.ravel()
+        sites = np.nonzero(flat >= SUPPORT_CUTOFF)[0]
+        if sites.size == 0:
+            raise ValueError(f"agent {i}: empty support (no site with chi >= {SUPPORT_CUTOFF})")
+        index.append(sites)
+        values.append(flat[sites])
+        offset.append(offset[-1] + sites.size)
+    return (np.array(offset, dtype=np.int64), np.concatenate(index).astype(np.int64), np.concatenate(values))
+
+
+def _neighbor_rows(grid: Grid, offset: np.ndarray, index: np.ndarray, axis: str, forward: bool) -> np.ndarray:
+    """Row of the same agent at c +/- axis, or -1."""
+    out = -np.ones(index.shape[0], dtype=np.int64)
+    for i in range(offset.shape[0] - 1):  # set-up only: one vectorised search per agent
+        lo, hi = offset[i], offset[i + 1]
+        sites = index[lo:hi]
+        if forward:
+            target = grid.forward_neighbor(sites, axis)
+        else:
+            target = _backward_neighbor(grid, sites, axis)
+        pos = np.searchsorted(sites, target)
+        pos_c = np.minimum(pos, sites.size - 1)
+        found = (target >= 0) & (sites[pos_c] == target)
+        out[lo:hi] = np.where(found, lo + pos_c, -1)
+    return out
+
+
+def _backward_neighbor(grid: Grid, site: np.ndarray, axis: str) -> np.ndarray:
+    y, x = np.divmod(site, grid.width)
+    if axis == "x":
+        x = x - 1
+        outside = x < 0
+        x = x % grid.width
+    else:
+        y = y - 1
+        outside = y < 0
+        y = y % grid.height
+    out = y * grid.width + x
+    if not grid.periodic:
+        out = np.where(outside, -1, out)
+    return out
+
+
+def _balanced_chunks(cost: np.ndarray, n_chunks: int) -> np.ndarray:
+    """Boundaries splitting consecutive work items into ~equal-cost chunks."""
+    n = cost.shape[0]
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    n_chunks = max(1, min(n_chunks, n))
+    cum = np.cumsum(cost, dtype=float)
+    targets = cum[-1] * np.arange(1, n_chunks) / n_chunks
+    cuts = np.searchsorted(cum, targets) + 1
+    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    return bounds.astype(np.int64)
+
+
+def build_layout(grid: Grid, fiber: Fiber, chis: list[np.ndarray], prior_mu: np.ndarray, prior_sigma: np.ndarray,
+                 observations: Observations | None = None) -> Layout:
+    """Assemble the layout. ``prior_mu`` (S, K) and ``prior_sigma`` (S, K, K) are per row, as are observations."""
+    offset, index, chi = compress_supports(grid, chis)
+    n_rows = index.shape[0]
+    K = fiber.K
+    agent = np.repeat(np.arange(len(chis), dtype=np.int64), np.diff(offset))
+    order = np.argsort(index, kind="stable")  # rows grouped by site, agents in order within a site
+    counts = np.bincount(index, minlength=grid.n_sites)
+    site_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    site_rows = order.astype(np.int64)
+    occupied = np.nonzero(counts)[0].astype(np.int64)
+    n_occ = counts[occupied]
+    pair_ptr = np.concatenate([[0], np.cumsum(n_occ * n_occ)]).astype(np.int64)
+    # Work per site: per-row O(K^3) rotations and inverses, per-pair O(K^2) divergences.
+    cost = n_occ * K ** 3 + n_occ * n_occ * K * K
+    chunks = _balanced_chunks(cost, 64 * 4)
+
+    prior_mu = np.ascontiguousarray(prior_mu, dtype=float)
+    prior_sigma = np.ascontiguousarray(prior_sigma, dtype=float)
+    if prior_mu.shape != (n_rows, K) or prior_sigma.shape != (n_rows, K, K):
+        raise ValueError("prior arrays must have shapes (S, K) and (S, K, K)")
+    sym_err = np.abs(prior_sigma - prior_sigma.transpose(0, 2, 1)).max(initial=0.0)
+    if sym_err > 1e-10 * max(1.0, np.abs(prior_sigma).max(initial=0.0)):
+        raise ValueError("prior covariance is not symmetric")
+    try:
+        chol = np.linalg.cholesky(prior_sigma)
+    except np.linalg.LinAlgError:
+        raise ValueError("prior covariance is not positive definite at some agent-site") from None
+    prior_logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    prior_precision = np.linalg.inv(prior_sigma)
+    prior_precision = 0.5 * (prior_precision + prior_precision.transpose(0, 2, 1))
+
+    obs_precision = obs_info = None
+    if observations is not None:
+        D = observations.C.shape[0]
+        if observations.C.shape != (D, K) or observations.Rn.shape != (D, D):
+            raise ValueError(f"observation matrix C must be (D, {K}) and Rn (D, D)")
+        if observations.value.shape != (n_rows, D):
+            raise ValueError(f"observation values must be (S, D) = ({n_rows}, {D})")
+        try:
+            np.linalg.cholesky(observations.Rn)
+        except np.linalg.LinAlgError:
+            raise ValueError("observation noise Rn is not positive definite") from None
+        obs_precision = np.linalg.inv(observations.Rn)
+        obs_precision = 0.5 * (obs_precision + obs_precision.T)
+        obs_info = observations.C.T @ obs_precision @ observations.C
+        obs_info = 0.5 * (obs_info + obs_info.T)
+
+    return Layout(
+        grid=grid,
+        fiber=fiber,
+        n_agents=len(chis),
+        offset=offset,
+        index=index,
+        chi=chi,
+        agent=agent,
+        site_ptr=site_ptr,
+        site_rows=site_rows,
+        occupied=occupied,
+        pair_ptr=pair_ptr,
+        chunks=chunks,
+        max_per_site=int(counts.max()),
+        fwd_x=_neighbor_rows(grid, offset, index, "x", True),
+        fwd_y=_neighbor_rows(grid, offset, index, "y", True),
+        bwd_x=_neighbor_rows(grid, offset, index, "x", False),
+        bwd_y=_neighbor_rows(grid, offset, index, "y", False),
+        prior_mu=prior_mu,
+        prior_sigma=prior_sigma,
+        prior_precision=prior_precision,
+        prior_logdet=prior_logdet,
+        observations=observations,
+        obs_precision=obs_precision,
+        obs_info=obs_info,
+    )
