@@ -38,7 +38,7 @@ class Observations:
         return self.C.shape[0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Layout:
     grid: Grid
     fiber: Fiber
@@ -65,6 +65,12 @@ class Layout:
     # Derived observation constants (None without observations)
     obs_precision: np.ndarray | None = field(default=None, repr=False)  # Rn^-1
     obs_info: np.ndarray | None = field(default=None, repr=False)  # C^T Rn^-1 C
+
+    def __repr__(self) -> str:
+        obs = "none" if self.observations is None else f"D={self.observations.D}"
+        return (f"Layout({self.grid.height}x{self.grid.width} {self.grid.boundary}, spins={list(self.fiber.spins)}, "
+                f"K={self.K}, agents={self.n_agents}, agent-sites={self.n_rows}, "
+                f"max agents per site={self.max_per_site}, observations={obs})")
 
     @property
     def n_rows(self) -> int:

@@ -17,7 +17,7 @@ Jacobian: ``d rho(exp phi) = ((J_l(phi) dphi) . G) rho(exp phi)`` with
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .linalg import matmul_nt
 
@@ -148,10 +148,13 @@ def rho_exp(phi, block_start, block_dim, block_spin, rotate_z, z_partner, z_rate
         matmul_nt(e_m, d_m, blk)  # D Z(theta) D^T
 
 
-@njit(cache=True)
-def rotate_vector_l1(phi, v, out):
-    """out = exp([phi]_x) v (used for the adjoint action on so(3))."""
-    r = np.empty((3, 3))
-    rodrigues(phi, r)
-    for i in range(3):
-        out[i] = r[i, 0] * v[0] + r[i, 1] * v[1] + r[i, 2] * v[2]
+@njit(cache=True, parallel=True)
+def frames(phi, block_start, block_dim, block_spin, rotate_z, z_partner, z_rate, out):
+    """rho(exp phi) for every row into ``out`` (S, K, K)."""
+    kmax = rotate_z.shape[1]
+    n = phi.shape[0]
+    n_chunks = (n + 63) // 64
+    for ch in prange(n_chunks):
+        scratch = np.empty((3, kmax, kmax))
+        for r in range(ch * 64, min(n, (ch + 1) * 64)):
+            rho_exp(phi[r], block_start, block_dim, block_spin, rotate_z, z_partner, z_rate, out[r], scratch)

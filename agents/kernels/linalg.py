@@ -155,3 +155,70 @@ def trace_product(a, b):
         for j in range(n):
             s += a[i, j] * b[j, i]
     return s
+
+
+@njit(cache=True)
+def symmetric_eigen(a, w, v):
+    """Eigen-decomposition of symmetric ``a`` by cyclic Jacobi rotations: a = v diag(w) v^T.
+
+    ``a`` is overwritten. Jacobi is accurate to rounding in every eigenvalue, allocates nothing and is fast
+    for the small matrices of a fiber.
+    """
+    n = a.shape[0]
+    for i in range(n):
+        for j in range(n):
+            v[i, j] = 1.0 if i == j else 0.0
+    for _sweep in range(60):
+        off = 0.0
+        diag = 0.0
+        for i in range(n):
+            diag += a[i, i] * a[i, i]
+            for j in range(i + 1, n):
+                off += a[i, j] * a[i, j]
+        if off <= 1e-32 * diag or off == 0.0:
+            break
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                apq = a[p, q]
+                if apq == 0.0:
+                    continue
+                theta = (a[q, q] - a[p, p]) / (2.0 * apq)
+                t = (1.0 if theta >= 0 else -1.0) / (abs(theta) + np.sqrt(theta * theta + 1.0))
+                c = 1.0 / np.sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(n):
+                    akp = a[k, p]
+                    akq = a[k, q]
+                    a[k, p] = c * akp - s * akq
+                    a[k, q] = s * akp + c * akq
+                for k in range(n):
+                    apk = a[p, k]
+                    aqk = a[q, k]
+                    a[p, k] = c * apk - s * aqk
+                    a[q, k] = s * apk + c * aqk
+                for k in range(n):
+                    vkp = v[k, p]
+                    vkq = v[k, q]
+                    v[k, p] = c * vkp - s * vkq
+                    v[k, q] = s * vkp + c * vkq
+    for i in range(n):
+        w[i] = a[i, i]
+
+
+@njit(cache=True)
+def symmetric_expm(a, scale, out, work, vecs, vals):
+    """out = expm(scale * a) for symmetric ``a`` (exactly SPD by construction). ``work``/``vecs``/``vals`` scratch."""
+    n = a.shape[0]
+    for i in range(n):
+        for j in range(n):
+            work[i, j] = scale * a[i, j]
+    symmetric_eigen(work, vals, vecs)
+    for i in range(n):
+        vals[i] = np.exp(vals[i])
+    for i in range(n):
+        for j in range(i, n):
+            s = 0.0
+            for k in range(n):
+                s += vecs[i, k] * vals[k] * vecs[j, k]
+            out[i, j] = s
+            out[j, i] = s

@@ -1,0 +1,562 @@
+"""Engine speed figures for gauge-vfe: steps per second, compile time, memory, FLOP rate, scaling, threads.
+
+Run from the repository root::
+
+    python benchmarks/bench_engine.py            # full: a few minutes
+    python benchmarks/bench_engine.py --quick    # smoke run: fewer, shorter repeats
+    python benchmarks/bench_engine.py --only B1,THREADS --json out.json
+
+This is a measurement, not a test: it prints what it measures, and prints PASS/MISS next to the project's
+targets without asserting anything.
+
+Scenarios (all five energy terms on: alpha, gamma, lambda_align, lambda_curv, lambda_smooth > 0; smooth
+observations; plain gradient descent, no line search; hard disks at seeded centres; initial Sigma random SPD;
+initial phi an independent smooth so(3) field per agent with std 0.5, so frames differ between agents and
+curvature/smoothness are non-zero from the start)::
+
+    B1   32 x  32,  8 agents, radius  8, spins [1] (K = 3)
+    B2   64 x  64, 16 agents, radius 12, spins [4] (K = 9)
+    B3  128 x 128, 64 agents, radius 10, spins [7] (K = 15)
+
+Every measurement runs in its own fresh child process (this script re-invoked with a hidden ``--child NAME``
+flag that prints one JSON line), so the peak RSS is per benchmark and no BLAS or numba thread pool of one
+measurement disturbs another. The children never call numpy BLAS between steps (OpenBLAS's spinning threads
+would compete with numba's threads).
+
+What each figure measures
+-------------------------
+* ``setup s``: ``Simulation.from_config`` wall time. It builds the layout and evaluates the initial state, so
+  with a cold numba cache it includes the compilation of the energy kernels (``local_terms``,
+  ``gauge_field_terms``).
+* ``first step s``: wall time of the first ``sim.step()`` in the process ("compile+run": with a cold cache it
+  includes compiling ``update_gaussians``; with a warm one, loading it).
+* ``cache``: whether the three hot kernels were loaded from numba's on-disk cache (``warm``), compiled
+  (``cold``) or both (``mixed``), from the dispatchers' cache statistics. The ``COLD`` benchmark forces a cold
+  compile by pointing ``NUMBA_CACHE_DIR`` at an empty temporary directory.
+* ``steps/s``: after the first step and a warm-up, the median over several timed blocks of consecutive
+  ``sim.step()`` calls (block length calibrated to ~1 s, or ~0.1 s with ``--quick``); the range over blocks is
+  printed too. ``sim.step()`` is the whole public step: update kernel, one energy+gradient evaluation, finiteness
+  checks and history logging.
+* ``MFLOP/step``: floating-point operations of one step counted analytically from the kernels' loops
+  (:func:`flops_per_step`, which documents every term), from the layout's row and overlapping-pair counts.
+  ``GFLOP/s`` = MFLOP/step x steps/s / 1000; ``%peak`` divides it by the machine's float64 dense-matmul rate
+  measured with numpy (2000^3, best of a few) in a separate child, with default BLAS threads (compared with
+  all-thread runs) and with one thread (compared with the 1-thread run).
+* ``RSS MiB``: peak resident set size of the child process (``ru_maxrss``), with the baseline after importing
+  the package (numpy, scipy, numba, pydantic) shown separately.
+* ``SCALE``: B1 tiled 1x2 and 2x2 (32x64 with 16 agents, 64x64 with 32 agents; the same disks, shifted, so the
+  agent density and the overlap pattern are exactly those of B1). Reported as time per step divided by the
+  number of agent-site rows; a least-squares line ``t = a + b * rows`` separates the fixed per-step cost ``a``
+  (Python and launch overhead) from the cost per row ``b``.
+* ``THREADS``: B2 with ``NUMBA_NUM_THREADS=1`` and ``=2``; speed-up = steps/s(2) / steps/s(1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+RESULT_TAG = "@@BENCH_RESULT@@ "
+
+# --- scenarios ----------------------------------------------------------------------------------------------------
+
+BASE = {  # name: (height, width, agents, radius, spins)
+    "B1": (32, 32, 8, 8.0, [1]),
+    "B2": (64, 64, 16, 12.0, [4]),
+    "B3": (128, 128, 64, 10.0, [7]),
+}
+
+# child name -> (base scenario, tiles (ty, tx), NUMBA_NUM_THREADS or None, cold cache)
+CHILDREN = {
+    "B1": ("B1", (1, 1), None, False),
+    "B2": ("B2", (1, 1), None, False),
+    "B3": ("B3", (1, 1), None, False),
+    "B1x2": ("B1", (1, 2), None, False),
+    "B1x4": ("B1", (2, 2), None, False),
+    "B2t1": ("B2", (1, 1), 1, False),
+    "B2t2": ("B2", (1, 1), 2, False),
+    "B1cold": ("B1", (1, 1), None, True),
+}
+
+GROUPS = {  # --only names -> children
+    "B1": ["B1"],
+    "B2": ["B2"],
+    "B3": ["B3"],
+    "SCALE": ["B1", "B1x2", "B1x4"],
+    "THREADS": ["B2t1", "B2t2"],
+    "COLD": ["B1cold"],
+}
+
+TARGETS = {"B1": 500.0, "B2": 20.0}  # steps/s
+B3_RSS_LIMIT_MIB = 1024.0
+SCALE_TOLERANCE = 0.20  # time per row within +-20% of the 1x figure counts as "roughly constant"
+THREAD_SPEEDUP = 1.7
+
+SEED = 0
+
+
+def disk_centres(height: int, width: int, n: int, radius: float, seed: int = SEED) -> list[list[float]]:
+    """Seeded disk centres (y, x), at least ``radius`` from the edges (the rule the builder uses)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    my = min(radius, (height - 1) / 2)
+    mx = min(radius, (width - 1) / 2)
+    ys = rng.uniform(my, height - 1 - my, n)
+    xs = rng.uniform(mx, width - 1 - mx, n)
+    return [[float(y), float(x)] for y, x in zip(ys, xs)]
+
+
+def scenario(base: str, tiles: tuple[int, int] = (1, 1)) -> dict:
+    """The config dict of a base scenario, optionally tiled ``tiles = (ty, tx)`` times (shifted copies of its disks)."""
+    height, width, n, radius, spins = BASE[base]
+    centres = disk_centres(height, width, n, radius)
+    ty, tx = tiles
+    supports = [{"shape": "disk", "radius": radius, "center": [y + iy * height, x + ix * width]}
+                for iy in range(ty) for ix in range(tx) for y, x in centres]
+    return {
+        "name": f"bench-{base}-{ty}x{tx}",
+        "seed": SEED,
+        "grid": {"height": height * ty, "width": width * tx, "boundary": "open"},
+        "fiber": {"spins": spins},
+        "agents": {
+            "supports": supports,
+            "init": {
+                "mu": {"kind": "random", "per": "agent", "scale": 1.0},
+                "sigma": {"kind": "random", "scale": 1.0, "spread": 0.3},
+                "phi": {"kind": "smooth", "scale": 0.5, "length": 4.0},
+            },
+        },
+        "observations": {"kind": "smooth", "scale": 1.0},
+        "energy": {"alpha": 1.0, "gamma": 1.0, "lambda_align": 1.0, "kappa": 1.0,
+                   "lambda_curv": 0.5, "lambda_smooth": 0.5},
+        "dynamics": {"method": "gradient", "lr_mu": 0.01, "lr_sigma": 0.005, "lr_phi": 0.01},
+    }
+
+
+# --- analytic operation count --------------------------------------------------------------------------------------
+
+def _cholesky_flops(n: int) -> int:
+    """``linalg.cholesky``: column j does a j-term dot (2j) and a sqrt, then for each i > j a j-term dot and a divide."""
+    return sum(2 * j + 1 + (n - 1 - j) * (2 * j + 1) for j in range(n))
+
+
+def _spd_inverse_flops(n: int) -> int:
+    """``linalg.spd_inverse_logdet``: Cholesky, log-det (2n), in-place L^-1, then L^-T L^-1 (upper triangle)."""
+    tri_inv = sum(1 + sum(2 * (i - j) + 1 for i in range(j + 1, n)) for j in range(n))
+    product = sum(2 * (n - j) for i in range(n) for j in range(i, n))
+    return _cholesky_flops(n) + 2 * n + tri_inv + product
+
+
+def _rho_exp_flops(spins) -> int:
+    """``lie.rho_exp``: spin 1 Rodrigues (~55 flops as written); spin l >= 2 of dim d: two dense d x d products
+    (``matmul_nt``, 2 d^3 each) and three sweeps of l Givens rotations over d rows/columns (6 flops per entry
+    pair, 2 for the angles), plus ~8 for |phi| and the angles. Transcendentals (sin, cos, atan2) count as 1."""
+    total = 0
+    for spin in spins:
+        d = 2 * spin + 1
+        if spin == 1:
+            total += 55
+        elif spin >= 2:
+            total += 4 * d ** 3 + 3 * spin * (6 * d + 4) + 8
+    return total
+
+
+def flops_per_step(layout, energy) -> dict[str, float]:
+    """Floating-point operations of one ``Simulation.step`` (plain gradient, no line search), by part.
+
+    A multiply, add, divide, sqrt, exp or log each counts 1. ``matmul``/``matmul_tn`` skip zero entries of their
+    *left* operand, so products with the block-diagonal R (left operand) cost 2 nnz(R) K, with
+    nnz(R) = sum of the blocks' d^2; products with dense Sigma, B, Pt or Gt on the left cost 2 K^3.
+    Loop-invariant scalar products (``0.5 * coef``, ``t * lr``) are counted once, as a compiler hoists them.
+
+    Rows ``r`` are agent-sites. A row is *rotated* when its site holds >= 2 agents and lambda_align != 0
+    (``rotate`` in ``kernels/local.py``); solitary rows skip the frame work. Ordered pairs are
+    ``sum_c n_c (n_c - 1)`` over occupied sites.
+
+    ``local.rows``  (``kernels/local.py`` steps 1, 2 and 4, per row)
+        rotated rows: rho(exp phi) (:func:`_rho_exp_flops`); St = R^T Sigma R (``congruence_tn``:
+        2K^3 + 2 nnz(R) K + K(K-1)); mt = R^T mu (2K^2); Cholesky, log-det and inverse
+        (:func:`_spd_inverse_flops`, ~K^3); back-transform: Pt B Pt (4K^3) and its 4K^2 combination,
+        tau on the generators' nonzeros (nnz_G (2K + 5)), left Jacobian and J tau (~70), R g~ (2K^2 + K),
+        Gt -= alpha chi Pt / 2 (2K^2), R Gt R^T (``congruence_nt``: 2K^3 + 2 nnz(R) K + K(K-1)),
+        + alpha chi S^-1 / 2 (2K^2).
+        solitary rows: inverse (as above) and g_sigma = alpha chi (S^-1 - Sigma^-1) / 2 (2K^2).
+        every row: prior KL (tr 2K^2, quadratic form 2K^2 + 2K, ~K + 8) and dE/dmu (K (2K + 3));
+        with observations (D = obs dim): residual 2DK, quadratic form 2D^2 + 2D, tr 2K^2, g_sigma 2K^2, and
+        dE/dmu as written, K (D (2D + 2) + 3) -- Rn^-1 resid is recomputed for every component i.
+    ``local.pairs``  (step 3, per ordered pair (a, b) at a site)
+        KL: d (K), tr(Pt_b St_a) (2K^2), d^T Pt_b d (2K^2 + 2K), ~6; softmax weights ~11 per pair
+        (``_pair_coefficients``); gradient: coef ~5, d (K), v = Pt_b d (2K^2), g~ updates (4K),
+        Gt_a += coef/2 (Pt_b - Pt_a) (3K^2), B_b += coef (St_a + d d^T) (4K^2).
+    ``gauge_field``  (``kernels/gauge_field.py``, per row, from the neighbour tables)
+        48 per complete plaquette evaluated (the one based at r and, for the gradient, those at bwd_x[r] and
+        bwd_y[r]) + 15 for accumulating; smoothness 21 per existing forward edge and 10 per backward edge; 3
+        for adding into g_phi.
+    ``update``  (``kernels/update.py``, plain gradient, per row)
+        mu step and slope (6K), Sigma step and |G|_F^2 (5K^2), Cholesky test of the new Sigma (K^3/3);
+        the SPD retraction (taken by no row in these runs) is not counted.
+    ``numpy``  (``dynamics.py``, ``energy.py``, per row)
+        phi step (6), phi slope (6), gradient norms for the history (2 (K^2 + K + 3)), three reductions of the
+        five energy densities (15).
+    """
+    import numpy as np
+
+    fiber = layout.fiber
+    K = fiber.K
+    nnz_r = sum((2 * s + 1) ** 2 for s in fiber.spins)
+    nnz_g = int(fiber.gen_val.shape[0])
+    D = layout.observations.D if layout.observations is not None else 0
+    has_obs = layout.observations is not None and energy.gamma != 0.0
+
+    counts = np.diff(layout.site_ptr)[layout.occupied]
+    rows = int(layout.n_rows)
+    pairs = int(np.sum(counts * (counts - 1)))
+    rotated = int(np.sum(counts[counts >= 2])) if energy.lambda_align != 0.0 else 0
+    solitary = rows - rotated
+
+    inverse = _spd_inverse_flops(K)
+    congruence = 2 * K ** 3 + 2 * nnz_r * K + K * (K - 1)
+    per_rotated = (_rho_exp_flops(fiber.spins) + congruence + 2 * K * K + inverse
+                   + 4 * K ** 3 + 4 * K * K + nnz_g * (2 * K + 5) + 70 + (2 * K * K + K) + 2 * K * K
+                   + congruence + 2 * K * K)
+    per_solitary = inverse + 2 * K * K
+    per_row = (4 * K * K + 3 * K + 8) + K * (2 * K + 3)
+    if has_obs:
+        per_row += 2 * D * K + 2 * D * D + 2 * D + 2 * K * K + 2 * K * K + K * (D * (2 * D + 2) + 3)
+    local_rows = rotated * per_rotated + solitary * per_solitary + rows * per_row
+
+    local_pairs = 0
+    if energy.lambda_align != 0.0:
+        per_pair = (K + 4 * K * K + 2 * K + 6) + 11 + (5 + K + 2 * K * K + 4 * K + 3 * K * K + 4 * K * K)
+        local_pairs = pairs * per_pair
+
+    gauge = 0
+    if energy.lambda_curv != 0.0 or energy.lambda_smooth != 0.0:
+        fx, fy, bx, by = layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y
+        complete = (fx >= 0) & (fy >= 0)  # plaquette based at each row is complete
+        if energy.lambda_curv != 0.0:
+            n_plaq = int(np.sum(complete))  # evaluated as base c (incomplete ones return at once)
+            n_plaq += int(np.sum(bx >= 0))  # as c + x^: the plaquette at bwd_x (evaluated whenever it exists)
+            n_plaq += int(np.sum(by >= 0))
+            gauge += 48 * n_plaq + 15 * rows
+        if energy.lambda_smooth != 0.0:
+            gauge += 21 * int(np.sum(fx >= 0) + np.sum(fy >= 0)) + 10 * int(np.sum(bx >= 0) + np.sum(by >= 0))
+        gauge += 3 * rows
+
+    update = rows * (6 * K + 5 * K * K + _cholesky_flops(K))
+    glue = rows * (6 + 6 + 2 * (K * K + K + 3) + 15)
+
+    parts = {"local.rows": float(local_rows), "local.pairs": float(local_pairs), "gauge_field": float(gauge),
+             "update": float(update), "numpy": float(glue)}
+    parts["total"] = float(sum(parts.values()))
+    return parts
+
+
+# --- child processes ------------------------------------------------------------------------------------------------
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0  # bytes on macOS, KiB on Linux
+
+
+def _cache_state(kernels) -> str:
+    hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)
+    misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)
+    if misses == 0 and hits > 0:
+        return "warm"
+    if hits == 0 and misses > 0:
+        return "cold"
+    return "mixed" if hits and misses else "n/a"
+
+
+def child_engine(name: str, quick: bool) -> dict:
+    """One engine benchmark in this (fresh) process."""
+    import warnings
+
+    t0 = time.perf_counter()
+    import numba
+    import numpy as np
+
+    import agents
+    from agents.kernels.gauge_field import gauge_field_terms
+    from agents.kernels.local import local_terms
+    from agents.kernels.update import update_gaussians
+    from agents.simulation import EnergyIncreaseWarning
+
+    t_import = time.perf_counter() - t0
+    rss_import = _peak_rss_mib()
+    warmup_s, block_s, repeats = (0.1, 0.1, 3) if quick else (1.0, 1.0, 7)
+
+    base, tiles, _threads, _cold = CHILDREN[name]
+    cfg = scenario(base, tiles)
+    warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted below instead (sim.energy_increases)
+
+    t = time.perf_counter()
+    sim = agents.Simulation.from_config(cfg)
+    t_setup = time.perf_counter() - t
+    t = time.perf_counter()
+    sim.step()
+    t_first = time.perf_counter() - t
+    cache = _cache_state((local_terms, gauge_field_terms, update_gaussians))
+
+    # warm-up, and a per-step estimate to size the timed blocks
+    n_warm = 0
+    t = time.perf_counter()
+    while n_warm < 2 or time.perf_counter() - t < warmup_s:
+        sim.step()
+        n_warm += 1
+    per_step = (time.perf_counter() - t) / n_warm
+    block = max(1, int(round(block_s / per_step)))
+
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(block):
+            sim.step()
+        rates.append(block / (time.perf_counter() - t))
+
+    lay = sim.layout
+    counts = np.diff(lay.site_ptr)[lay.occupied]
+    flops = flops_per_step(lay, sim.energy_params)
+    return {
+        "name": name, "base": base, "tiles": list(tiles),
+        "grid": [lay.grid.height, lay.grid.width], "agents": int(lay.n_agents), "K": int(lay.K),
+        "spins": list(lay.fiber.spins), "rows": int(lay.n_rows), "pairs": int(np.sum(counts * (counts - 1))),
+        "threads": int(numba.get_num_threads()), "threading_layer": numba.threading_layer(),
+        "cache": cache, "import_s": t_import, "setup_s": t_setup, "first_step_s": t_first,
+        "block_steps": block, "repeats": repeats, "steps_per_s": statistics.median(rates),
+        "steps_per_s_min": min(rates), "steps_per_s_max": max(rates), "steps_total": int(sim.state.step),
+        "flops": flops, "rss_import_mib": rss_import, "rss_peak_mib": _peak_rss_mib(),
+        "energy_increases": int(sim.energy_increases), "spd_retractions": int(sum(sim.history.spd_retractions)),
+        "energy_final": float(sim.energy()["total"]),
+    }
+
+
+def child_peak(quick: bool) -> dict:
+    """Float64 dense matmul rate through numpy (BLAS threads as the environment sets them)."""
+    import numpy as np
+
+    n = 2000
+    reps = 2 if quick else 4
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n))
+    b = rng.standard_normal((n, n))
+    a @ b  # warm-up: thread pool start, page faults
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return {"n": n, "best_s": best, "gflops": 2.0 * n ** 3 / best / 1e9,
+            "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS", "default")}
+
+
+def run_child(name: str, quick: bool) -> dict:
+    """Re-invoke this script for one measurement and parse its JSON line."""
+    env = dict(os.environ)
+    cache_dir = None
+    if name == "peak1":
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        env["OMP_NUM_THREADS"] = "1"
+    elif name in CHILDREN:
+        threads = CHILDREN[name][2]
+        if threads is not None:
+            env["NUMBA_NUM_THREADS"] = str(threads)
+        if CHILDREN[name][3]:
+            cache_dir = tempfile.mkdtemp(prefix="vfe-bench-numba-cache-")
+            env["NUMBA_CACHE_DIR"] = cache_dir
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", name] + (["--quick"] if quick else [])
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    finally:
+        if cache_dir is not None:
+            import shutil
+
+            shutil.rmtree(cache_dir, ignore_errors=True)
+    wall = time.perf_counter() - t
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            out = json.loads(line[len(RESULT_TAG):])
+            out["process_wall_s"] = wall
+            return out
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+    return {"name": name, "error": f"child exited with {proc.returncode}:\n{tail}"}
+
+
+# --- report ---------------------------------------------------------------------------------------------------------
+
+def _mark(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _fmt_rate(r: dict) -> str:
+    return f"{r['steps_per_s']:9.1f} [{r['steps_per_s_min']:.1f}-{r['steps_per_s_max']:.1f}]"
+
+
+def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool) -> list[str]:
+    import numba
+    import numpy as np
+
+    lines = []
+    p = lines.append
+    p(f"gauge-vfe engine benchmark ({'quick' if quick else 'full'} mode)")
+    p(f"machine: {platform.machine()} {platform.processor() or ''}".rstrip() + f", os.cpu_count() = {os.cpu_count()}; "
+      f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+    peak_all = peak.get("gflops") if peak and "error" not in peak else None
+    peak_one = peak1.get("gflops") if peak1 and "error" not in peak1 else None
+    p("peak float64 matmul (numpy, 2000^3, best of a few): "
+      + (f"{peak_all:.1f} GFLOP/s default BLAS threads" if peak_all else "n/a")
+      + (f", {peak_one:.1f} GFLOP/s with 1 thread" if peak_one else ""))
+    p("")
+
+    def peak_for(r):
+        return peak_one if r.get("threads") == 1 and peak_one else peak_all
+
+    hdr = (f"{'bench':<7}{'grid':>9}{'N':>4}{'K':>4}{'rows':>7}{'pairs':>8}{'thr':>4} {'cache':<6}"
+           f"{'setup s':>8}{'1st step s':>11}  {'steps/s median [range]':<26}{'ms/step':>9}{'MFLOP/st':>9}"
+           f"{'GFLOP/s':>8}{'%peak':>7}{'RSS MiB':>9}")
+    p(hdr)
+    p("-" * len(hdr))
+    for name, r in results.items():
+        if "error" in r:
+            p(f"{name:<7} ERROR: {r['error']}")
+            continue
+        mflop = r["flops"]["total"] / 1e6
+        gflops = mflop * r["steps_per_s"] / 1e3
+        pk = peak_for(r)
+        pct = f"{100 * gflops / pk:6.2f}%" if pk else "    n/a"
+        grid = f"{r['grid'][0]}x{r['grid'][1]}"
+        p(f"{name:<7}{grid:>9}{r['agents']:>4}{r['K']:>4}{r['rows']:>7}{r['pairs']:>8}{r['threads']:>4} "
+          f"{r['cache']:<6}{r['setup_s']:8.2f}{r['first_step_s']:11.3f}  {_fmt_rate(r):<26}"
+          f"{1e3 / r['steps_per_s']:9.3f}{mflop:9.3f}{gflops:8.2f}{pct:>7}{r['rss_peak_mib']:9.0f}")
+    ok = [r for r in results.values() if "error" not in r]
+    if ok:
+        p("")
+        p("RSS after import (baseline): " + ", ".join(f"{r['name']} {r['rss_import_mib']:.0f}" for r in ok) + " MiB")
+        p("flops by part (MFLOP/step): " + "; ".join(
+            f"{r['name']} " + " ".join(f"{k}={v / 1e6:.3f}" for k, v in r["flops"].items() if k != "total")
+            for r in ok if r["name"] in ("B1", "B2", "B3")))
+        bad = [r["name"] for r in ok if r["energy_increases"] or r["spd_retractions"]]
+        p("energy increases / SPD retractions during the runs: "
+          + (", ".join(f"{r['name']} {r['energy_increases']}/{r['spd_retractions']}" for r in ok) if bad else "none"))
+        p("threading layer: " + ", ".join(sorted({r["threading_layer"] for r in ok})))
+
+    cold = results.get("B1cold")
+    warm = results.get("B1")
+    if cold and "error" not in cold:
+        p("")
+        p(f"cold numba cache (B1, empty NUMBA_CACHE_DIR): import {cold['import_s']:.2f} s, setup {cold['setup_s']:.2f} s, "
+          f"first step {cold['first_step_s']:.2f} s, cache={cold['cache']}")
+        if warm and "error" not in warm:
+            extra = (cold["setup_s"] + cold["first_step_s"]) - (warm["setup_s"] + warm["first_step_s"])
+            p(f"  compile time ~ {extra:.1f} s (setup + first step, cold minus warm)")
+
+    scale = [results.get(n) for n in ("B1", "B1x2", "B1x4")]
+    scale_ok = None
+    if all(r is not None and "error" not in r for r in scale):
+        p("")
+        p("scaling at equal density (B1 tiled): time per row-step")
+        xs = [r["rows"] for r in scale]
+        ts = [1e3 / r["steps_per_s"] for r in scale]  # ms per step
+        base_us = ts[0] * 1e3 / xs[0]
+        ratios = []
+        for r, x, tms in zip(scale, xs, ts):
+            us = tms * 1e3 / x
+            ratios.append(us / base_us)
+            p(f"  {r['name']:<6}{r['grid'][0]:>4}x{r['grid'][1]:<4}{r['agents']:>3} agents {x:>6} rows "
+              f"{r['pairs']:>7} pairs  {tms:8.3f} ms/step  {us * 1e3:8.1f} ns/row  ratio to 1x {us / base_us:5.2f}")
+        mx, mt = statistics.fmean(xs), statistics.fmean(ts)
+        slope = sum((x - mx) * (t - mt) for x, t in zip(xs, ts)) / sum((x - mx) ** 2 for x in xs)
+        icpt = mt - slope * mx
+        p(f"  fit t = a + b*rows: a = {icpt:.3f} ms/step fixed, b = {slope * 1e6:.1f} ns per row")
+        scale_ok = all(abs(q - 1.0) <= SCALE_TOLERANCE for q in ratios)
+        scale_ratio = max(ratios) / min(ratios)
+
+    t1, t2 = results.get("B2t1"), results.get("B2t2")
+    speedup = None
+    if t1 and t2 and "error" not in t1 and "error" not in t2:
+        speedup = t2["steps_per_s"] / t1["steps_per_s"]
+        p("")
+        p(f"threads (B2): 1 thread {t1['steps_per_s']:.1f} steps/s, {t2['threads']} threads {t2['steps_per_s']:.1f} "
+          f"steps/s, speed-up {speedup:.2f}x (os.cpu_count() = {os.cpu_count()})")
+
+    p("")
+    p("targets (printed, not asserted):")
+    for name, target in TARGETS.items():
+        r = results.get(name)
+        if r and "error" not in r:
+            p(f"  {name} >= {target:g} steps/s: {r['steps_per_s']:.1f}  {_mark(r['steps_per_s'] >= target)}")
+    r = results.get("B3")
+    if r and "error" not in r:
+        p(f"  B3 peak RSS < {B3_RSS_LIMIT_MIB:.0f} MiB: {r['rss_peak_mib']:.0f} MiB  "
+          f"{_mark(r['rss_peak_mib'] < B3_RSS_LIMIT_MIB)}")
+    if scale_ok is not None:
+        p(f"  time per row within +-{100 * SCALE_TOLERANCE:.0f}% across B1 1x/2x/4x: max/min {scale_ratio:.2f}  "
+          f"{_mark(scale_ok)}")
+    if speedup is not None:
+        p(f"  B2 2 threads >= {THREAD_SPEEDUP}x 1 thread: {speedup:.2f}x  {_mark(speedup >= THREAD_SPEEDUP)}")
+    return lines
+
+
+# --- entry point ----------------------------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="gauge-vfe engine speed figures (see the module docstring)")
+    ap.add_argument("--quick", action="store_true", help="fewer, shorter repeats (smoke run)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated subset of " + ",".join(GROUPS) + " (default: all; COLD only in full mode)")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write every figure as JSON")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        out = child_peak(args.quick) if args.child in ("peak", "peak1") else child_engine(args.child, args.quick)
+        print(RESULT_TAG + json.dumps(out), flush=True)
+        return 0
+
+    if args.only:
+        groups = [g.strip().upper() for g in args.only.split(",") if g.strip()]
+        unknown = [g for g in groups if g not in GROUPS]
+        if unknown:
+            ap.error(f"unknown benchmark(s) {unknown}; choose from {list(GROUPS)}")
+    else:
+        groups = [g for g in GROUPS if not (g == "COLD" and args.quick)]
+    names = []
+    for g in groups:
+        for n in GROUPS[g]:
+            if n not in names:
+                names.append(n)
+    if "B1cold" in names:  # run the cold compile last, so it does not disturb the warm-cache figures' order
+        names.remove("B1cold")
+        names.append("B1cold")
+
+    t_all = time.perf_counter()
+    peak = run_child("peak", args.quick)
+    peak1 = run_child("peak1", args.quick)
+    results = {}
+    for n in names:
+        print(f"running {n} ...", file=sys.stderr, flush=True)
+        results[n] = run_child(n, args.quick)
+    lines = report(results, peak, peak1, args.quick)
+    lines.append(f"\ntotal wall time {time.perf_counter() - t_all:.1f} s")
+    print("\n".join(lines))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"quick": args.quick, "cpu_count": os.cpu_count(), "peak": peak, "peak_1thread": peak1,
+                       "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
