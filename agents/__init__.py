@@ -11,6 +11,8 @@ from .build import Built, build
 from .config import Config, ConfigError, make_config
 from .dynamics import DivergenceError, DynamicsParams, LineSearch, StepInfo, step
 from .energy import TERMS, EnergyParams, Evaluation, evaluate
+from .reader import Trajectory, load
+from .scenario import Scenario, ScenarioError, load_scenario
 from .simulation import EnergyIncreaseWarning, Simulation
 from .state import State
 
@@ -19,5 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Built", "build", "Config", "ConfigError", "make_config", "DivergenceError", "DynamicsParams", "LineSearch",
     "StepInfo", "step", "TERMS", "EnergyParams", "Evaluation", "evaluate", "EnergyIncreaseWarning", "Simulation",
-    "State", "__version__",
+    "State", "Trajectory", "load", "Scenario", "ScenarioError", "load_scenario", "__version__",
 ]

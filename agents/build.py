@@ -128,9 +128,26 @@ def build(config: Config, base_dir: str | Path | None = None) -> Built:
     obs = _observations(cfg, grid, offset, index, K, base)
     layout = build_layout(grid, fiber, chis, prior_mu, prior_sigma, obs)
     init = cfg.agents.init
+    if init.from_run is not None:
+        state = _state_from_run(init.from_run, layout, base)
+        return Built(cfg, layout, state, energy_params(cfg), dynamics_params(cfg))
     state = State.from_arrays(
         vector_field(init.mu, grid, offset, index, K, rng_for(cfg.seed, "init.mu")),
         matrix_field(init.sigma, offset, index, K, rng_for(cfg.seed, "init.sigma"), n_sites),
         vector_field(init.phi, grid, offset, index, 3, rng_for(cfg.seed, "init.phi")),
     )
     return Built(cfg, layout, state, energy_params(cfg), dynamics_params(cfg))
+
+
+def _state_from_run(spec, layout: Layout, base: Path) -> State:
+    """mu, Sigma and phi of a frame of an earlier run, which must have the same supports and fiber."""
+    from .reader import load
+
+    path = Path(spec.path)
+    path = path if path.is_absolute() else base / path
+    with load(path) as traj:
+        if (traj.K != layout.K or not np.array_equal(traj.offset, layout.offset)
+                or not np.array_equal(traj.index, layout.index)):
+            raise ValueError(f"agents.init.from: {path} has other supports or another fiber than this scenario")
+        state = traj.state(spec.frame)
+    return State.from_arrays(state.mu, state.sigma, state.phi)  # a new run starts counting at step 0

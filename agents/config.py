@@ -136,10 +136,21 @@ class MatrixField(_Strict):
     shared: bool = Field(False)
 
 
+class FromRun(_Strict):
+    """Start from a frame of an earlier run (same grid, fiber and supports)."""
+
+    path: str = Field(..., description="trajectory file (.h5) of the earlier run")
+    frame: int = Field(-1, description="frame index (negative counts from the end; -1 = last)")
+
+
 class InitConfig(_Strict):
     mu: VectorField = Field(default_factory=lambda: VectorField(kind="random", per="agent"))
     sigma: MatrixField = Field(default_factory=MatrixField)
     phi: VectorField = Field(default_factory=VectorField, description="frames, so(3) 3-vectors")
+    from_run: FromRun | None = Field(None, alias="from", description="take mu, Sigma and phi from an earlier run "
+                                     "(replaces the three generators)")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class AgentsConfig(_Strict):
@@ -188,30 +199,45 @@ class EnergyConfig(_Strict):
     kappa: Pos = Field(1.0, description="attention temperature")
     lambda_curv: NonNeg = Field(0.0, description="curvature weight")
     lambda_smooth: NonNeg = Field(0.0, description="frame smoothness weight")
-    form: Literal["weighted", "free_energy"] = "weighted"
-    include_self: bool = False
+    form: Literal["weighted", "free_energy"] = Field("weighted", description="sum_j beta_ij KL_ij, or "
+                                                     "-kappa ln sum_j chi_j exp(-KL_ij/kappa)")
+    include_self: bool = Field(False, description="let the attention sums run over j = i too")
 
 
 class LineSearchConfig(_Strict):
-    enabled: bool = False
-    c1: float = Field(1e-4, gt=0, lt=1)
-    shrink: float = Field(0.5, gt=0, lt=1)
-    max_backtracks: int = Field(30, ge=1)
+    enabled: bool = Field(False, description="Armijo backtracking on the total energy")
+    c1: float = Field(1e-4, gt=0, lt=1, description="sufficient-decrease constant")
+    shrink: float = Field(0.5, gt=0, lt=1, description="step multiplier per backtrack")
+    max_backtracks: int = Field(30, ge=1, description="then the smallest step is taken and the increase reported")
 
 
 class DynamicsConfig(_Strict):
-    method: Literal["gradient", "natural"] = "gradient"
-    steps: int = Field(100, ge=0)
-    lr_mu: NonNeg = 0.05
-    lr_sigma: NonNeg = 0.02
-    lr_phi: NonNeg = 0.05
+    method: Literal["gradient", "natural"] = Field("gradient", description="plain Euclidean gradient, or the "
+                                                   "Fisher-Rao natural gradient for (mu, Sigma); phi always plain")
+    steps: int = Field(100, ge=0, description="total number of steps of the run")
+    lr_mu: NonNeg = Field(0.05, description="step size of mu")
+    lr_sigma: NonNeg = Field(0.02, description="step size of Sigma")
+    lr_phi: NonNeg = Field(0.05, description="step size of the frames phi")
     line_search: LineSearchConfig = Field(default_factory=LineSearchConfig)
     tol: NonNeg = Field(0.0, description="stop early once the gradient norm (all fields) is at most tol")
 
 
+class OutputConfig(_Strict):
+    path: str | None = Field(None, description="trajectory file; default runs/<name>.h5")
+    every: int = Field(10, ge=1, description="log the fields every k-th step (energies: every step)")
+    dtype: Literal["float32", "float64"] = Field("float32", description="logged fields' precision (energies and "
+                                                 "the checkpoint are always float64)")
+    fields: list[Literal["mu", "sigma", "phi", "beta"]] = Field(
+        default_factory=lambda: ["mu", "sigma", "phi"], description="fields to log per frame")
+    compression: Literal["gzip", "lzf", "none"] = Field("gzip", description="gzip (level below) opens in every "
+                                                         "HDF5 reader; lzf is faster but h5py-only")
+    compression_level: int = Field(1, ge=0, le=9)
+
+
 class Config(_Strict):
-    name: str = "unnamed"
-    seed: int = Field(0, ge=0)
+    name: str = Field("unnamed", description="run name; the default output is runs/NAME.h5")
+    seed: int = Field(0, ge=0, description="root seed: one independent stream per purpose (supports, initial "
+                      "fields, priors, observations)")
     grid: GridConfig = Field(default_factory=GridConfig)
     fiber: FiberConfig = Field(default_factory=FiberConfig)
     agents: AgentsConfig = Field(default_factory=AgentsConfig)
@@ -219,6 +245,7 @@ class Config(_Strict):
     observations: ObservationsConfig = Field(default_factory=ObservationsConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
     def _sizes(self):
@@ -249,7 +276,7 @@ class Config(_Strict):
 
     def to_dict(self) -> dict:
         """The resolved configuration, every default filled in (JSON-compatible)."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", by_alias=True)
 
 
 def _vector_length(path: str, value, n: int) -> list[str]:

@@ -73,24 +73,31 @@ def _locate(layout: Layout, bad_rows: np.ndarray) -> str:
     return f"agent {int(layout.agent[r])} at site (y={y}, x={x}){more}"
 
 
+def _first_bad_rows(arr: np.ndarray) -> np.ndarray | None:
+    """Rows holding a non-finite value, or None; the cheap whole-array test runs first (hot path)."""
+    if np.isfinite(arr).all():
+        return None
+    return np.nonzero(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1))[0]
+
+
 def check_finite(layout: Layout, state: State, evaluation: Evaluation) -> None:
     """Raise :class:`DivergenceError` naming the first field (state, then gradient, then energy) that broke."""
     step = state.step
     for name, arr in (("mu", state.mu), ("sigma", state.sigma), ("phi", state.phi)):
-        bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
-        if bad.any():
-            raise DivergenceError(step, name, f"non-finite value at {_locate(layout, np.nonzero(bad)[0])}")
+        bad = _first_bad_rows(arr)
+        if bad is not None:
+            raise DivergenceError(step, name, f"non-finite value at {_locate(layout, bad)}")
     if evaluation.status.any():
         raise DivergenceError(step, "sigma", f"not positive definite at {_locate(layout, np.nonzero(evaluation.status)[0])}")
     if evaluation.grad_mu is not None:
         for name, arr in (("mu", evaluation.grad_mu), ("sigma", evaluation.grad_sigma), ("phi", evaluation.grad_phi)):
-            bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
-            if bad.any():
-                raise DivergenceError(step, f"dE/d{name}", f"non-finite gradient at {_locate(layout, np.nonzero(bad)[0])}")
+            bad = _first_bad_rows(arr)
+            if bad is not None:
+                raise DivergenceError(step, f"dE/d{name}", f"non-finite gradient at {_locate(layout, bad)}")
     for term, dens in evaluation.densities.items():
-        bad = ~np.isfinite(dens)
-        if bad.any():
-            raise DivergenceError(step, f"energy.{term}", f"non-finite energy density at {_locate(layout, np.nonzero(bad)[0])}")
+        bad = _first_bad_rows(dens)
+        if bad is not None:
+            raise DivergenceError(step, f"energy.{term}", f"non-finite energy density at {_locate(layout, bad)}")
 
 
 def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t: float):

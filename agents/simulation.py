@@ -54,7 +54,9 @@ class History:
 
 
 class Simulation:
-    def __init__(self, built: Built):
+    def __init__(self, built: Built, keep_history: bool = True):
+        """``keep_history=False`` keeps memory flat in long runs (the trajectory file is the record)."""
+        self.keep_history = keep_history
         self.config: Config = built.config
         self.layout = built.layout
         self.energy_params = built.energy
@@ -63,9 +65,10 @@ class Simulation:
         self._set(built.state)
 
     @classmethod
-    def from_config(cls, data: dict | Config | None = None, base_dir=None) -> "Simulation":
+    def from_config(cls, data: dict | Config | None = None, base_dir=None, keep_history: bool = True
+                    ) -> "Simulation":
         """Validate ``data`` (the scenario structure, every key optional) and build the run."""
-        return cls(build(make_config(data), base_dir))
+        return cls(build(make_config(data), base_dir), keep_history)
 
     # --- state -----------------------------------------------------------------------------------------------
     @property
@@ -85,7 +88,8 @@ class Simulation:
         check_finite(self.layout, state, ev)  # raises before anything is replaced
         self._state, self._ev = state, ev
         self.history = History()
-        self.history.record(state.step, ev, 0)
+        if self.keep_history:
+            self.history.record(state.step, ev, 0)
 
     # --- reading ---------------------------------------------------------------------------------------------
     def energy(self) -> dict[str, float]:
@@ -125,7 +129,8 @@ class Simulation:
         """One descent step (raises :class:`agents.dynamics.DivergenceError` if the state blows up)."""
         new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev)
         self._state, self._ev = new, ev
-        self.history.record(new.step, ev, info.spd_retractions)
+        if self.keep_history:
+            self.history.record(new.step, ev, info.spd_retractions)
         if info.energy_increased:
             self.energy_increases += 1
             warnings.warn(f"energy increased at step {info.step}: {info.energy_before:.10g} -> "

@@ -201,8 +201,9 @@ def flops_per_step(layout, energy) -> dict[str, float]:
         bwd_y[r]) + 15 for accumulating; smoothness 21 per existing forward edge and 10 per backward edge; 3
         for adding into g_phi.
     ``update``  (``kernels/update.py``, plain gradient, per row)
-        mu step and slope (6K), Sigma step and |G|_F^2 (5K^2), Cholesky test of the new Sigma (K^3/3);
-        the SPD retraction (taken by no row in these runs) is not counted.
+        mu step and slope (6K), Sigma step and |G|_F^2 (5K^2), Cholesky test of the new Sigma (K^3/3).
+        The SPD retraction (Jacobi eigen-decomposition) is not counted; the report prints how many agent-sites
+        took it (a handful in B3's first step, none after).
     ``numpy``  (``dynamics.py``, ``energy.py``, per row)
         phi step (6), phi slope (6), gradient norms for the history (2 (K^2 + K + 3)), three reductions of the
         five energy densities (15).
@@ -404,7 +405,8 @@ def _fmt_rate(r: dict) -> str:
     return f"{r['steps_per_s']:9.1f} [{r['steps_per_s_min']:.1f}-{r['steps_per_s_max']:.1f}]"
 
 
-def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool) -> list[str]:
+def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
+           load: tuple[float, float, float] | None = None) -> list[str]:
     import numba
     import numpy as np
 
@@ -413,6 +415,13 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool) ->
     p(f"gauge-vfe engine benchmark ({'quick' if quick else 'full'} mode)")
     p(f"machine: {platform.machine()} {platform.processor() or ''}".rstrip() + f", os.cpu_count() = {os.cpu_count()}; "
       f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+    if load is not None:
+        foreign, steal, wall = load
+        share = foreign / wall if wall > 0 else 0.0
+        p(f"other load during the run: {foreign:.1f} CPU-s by other processes ({100 * share:.0f}% of one core), "
+          f"{steal:.1f} s hypervisor steal"
+          + ("  -- WARNING: the machine was not idle; figures are disturbed" if share > 0.05 or steal > 0.05 * wall
+             else ""))
     peak_all = peak.get("gflops") if peak and "error" not in peak else None
     peak_one = peak1.get("gflops") if peak1 and "error" not in peak1 else None
     p("peak float64 matmul (numpy, 2000^3, best of a few): "
@@ -509,6 +518,31 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool) ->
     return lines
 
 
+def _cpu_stat():
+    """(machine busy CPU-s, steal s, CPU-s of this process and its finished children), or None off Linux."""
+    import resource
+
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    steal = fields[7] if len(fields) > 7 else 0
+    own = sum(getattr(resource.getrusage(w), a) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for a in ("ru_utime", "ru_stime"))
+    return (user + nice + system + irq + softirq) / hz, steal / hz, own
+
+
+def _foreign_load(before, after, wall):
+    """CPU-s used by other processes, and hypervisor steal, while the benchmark ran (None off Linux)."""
+    if before is None or after is None:
+        return None
+    foreign = (after[0] - before[0]) - (after[2] - before[2])
+    return max(0.0, foreign), after[1] - before[1], wall
+
+
 # --- entry point ----------------------------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
@@ -541,6 +575,7 @@ def main(argv=None) -> int:
         names.remove("B1cold")
         names.append("B1cold")
 
+    stat_before = _cpu_stat()
     t_all = time.perf_counter()
     peak = run_child("peak", args.quick)
     peak1 = run_child("peak1", args.quick)
@@ -548,7 +583,8 @@ def main(argv=None) -> int:
     for n in names:
         print(f"running {n} ...", file=sys.stderr, flush=True)
         results[n] = run_child(n, args.quick)
-    lines = report(results, peak, peak1, args.quick)
+    load = _foreign_load(stat_before, _cpu_stat(), time.perf_counter() - t_all)
+    lines = report(results, peak, peak1, args.quick, load)
     lines.append(f"\ntotal wall time {time.perf_counter() - t_all:.1f} s")
     print("\n".join(lines))
     if args.json:

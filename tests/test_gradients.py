@@ -19,6 +19,18 @@ H = 1e-5
 TOL = 1e-6
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Thousands of tiny evaluations: one thread avoids a parallel region's wake-up cost on each (and a
+    busy machine's scheduler stalls); the kernels compute the same numbers with any thread count."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
 def finite_difference_gradients(layout, p, state):
     out = {}
     for name in ("mu", "sigma", "phi"):

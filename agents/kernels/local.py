@@ -106,6 +106,7 @@ def local_terms(
         jac = np.empty((3, 3))
         tau = np.empty(3)
         resid = np.empty(D)
+        u = np.empty(D)
         for k in range(chunks[ch], chunks[ch + 1]):
             site = occupied[k]
             p0 = site_ptr[site]
@@ -168,13 +169,16 @@ def local_terms(
                             s -= prior_precision[r, i, j] * dvec[j]
                         g_mu[r, i] = alpha * w * s
                     if has_obs:
+                        # dE/dmu = -C^T Rn^-1 (o - C mu); u = Rn^-1 resid once per row
+                        for j in range(D):
+                            t = 0.0
+                            for l in range(D):
+                                t += obs_precision[j, l] * resid[l]
+                            u[j] = t
                         for i in range(K):
                             s = 0.0
                             for j in range(D):
-                                t = 0.0
-                                for l in range(D):
-                                    t += obs_precision[j, l] * resid[l]
-                                s += obs_C[j, i] * t
+                                s += obs_C[j, i] * u[j]
                             g_mu[r, i] -= gamma * w * s
                     for i in range(3):
                         g_phi[r, i] = 0.0

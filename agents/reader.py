@@ -1,0 +1,184 @@
+"""Reading trajectory files: what notebooks, ``vfe inspect``, the analysis and the viewer use.
+
+    traj = agents.load("runs/quickstart.h5")
+    traj.status, traj.config["energy"]["kappa"]
+    traj.energy("total")                    # (steps, values) for every step
+    traj.field("mu", frame=-1)              # (N, H, W, K), NaN outside each agent's support
+    traj.field("sigma", frame=0, agent=2)   # (H, W, K, K)
+    traj.state(-1)                          # State (float64) of a logged frame
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .energy import TERMS
+from .fiber import make_fiber
+from .grid import Grid
+from .h5util import open_trajectory_file, writer_alive
+from .layout import Layout, Observations, build_layout
+from .state import State
+from .trajectory import read_checkpoint
+
+
+class Trajectory:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f = open_trajectory_file(self.path)
+        f = self._f
+        p = f["parameters"].attrs
+        self.config: dict = json.loads(p["config_json"])
+        self.scenario_yaml: str = str(p["scenario_yaml"])
+        self.seed = int(p["seed"])
+        self.versions: dict = json.loads(p["versions"])
+        self.started_at = str(p["started_at"])
+        self.finished_at = str(p["finished_at"])
+        self.recorded_status = str(p["status"])
+        self.message = str(p["message"])
+        self._writer = (int(p["writer_pid"]), str(p["writer_host"]))
+        g = f["grid"].attrs
+        self.grid = Grid(int(g["height"]), int(g["width"]), str(g["boundary"]))
+        self.spins = [int(s) for s in f["fiber"].attrs["irreps"]]
+        self.K = int(f["fiber"].attrs["K"])
+        self.offset = f["agents/sites/offset"][...]
+        self.index = f["agents/sites/index"][...]
+        self.chi = f["agents/support"][...]
+        self.n_agents = self.offset.size - 1
+        self.fields = [name for name in ("mu", "sigma", "phi", "beta") if f"particles/agents/{name}" in f]
+
+    # --- context manager -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Trajectory({str(self.path)!r}, status={self.status!r}, frames={len(self.frame_steps)}, "
+                f"steps={self.last_step}, agents={self.n_agents}, grid={self.grid.height}x{self.grid.width})")
+
+    # --- run metadata ----------------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """The recorded status; ``killed`` when it says ``running`` but the writing process is gone."""
+        if self.recorded_status == "running" and writer_alive(*self._writer) is False:
+            return "killed"
+        return self.recorded_status
+
+    def _complete(self, groups: list[str]) -> int:
+        """Entries present in every dataset of these groups (a killed writer may leave one entry short)."""
+        return min(ds.shape[0] for g in groups for ds in self._f[g].values())
+
+    @property
+    def frame_steps(self) -> np.ndarray:
+        """Steps of the logged frames (complete in every logged field)."""
+        if not self.fields:
+            return np.zeros(0, dtype=np.int64)
+        n = self._complete([f"particles/agents/{name}" for name in self.fields])
+        return self._f["particles/agents/mu/step"][:n] if "mu" in self.fields else \
+            self._f[f"particles/agents/{self.fields[0]}/step"][:n]
+
+    def _series(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        n = self._complete([group])
+        g = self._f[group]
+        return g["step"][:n], g["value"][:n]
+
+    @property
+    def last_step(self) -> int:
+        steps = self.energies()["step"]
+        return int(steps[-1]) if steps.size else -1
+
+    def energy(self, term: str = "total") -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of an energy term (weights included) at every step."""
+        if term not in ("total",) + TERMS:
+            raise KeyError(f"unknown energy term {term!r}")
+        return self._series(f"observables/energy/{term}")
+
+    def energies(self) -> dict[str, np.ndarray]:
+        """Every term's values (and ``step``) as arrays of equal length."""
+        groups = [f"observables/energy/{t}" for t in ("total",) + TERMS]
+        n = self._complete(groups)
+        out = {"step": self._f[groups[0]]["step"][:n]}
+        for term in ("total",) + TERMS:
+            out[term] = self._f[f"observables/energy/{term}/value"][:n]
+        return out
+
+    def grad_norm(self, field: str) -> tuple[np.ndarray, np.ndarray]:
+        return self._series(f"observables/grad_norm/{field}")
+
+    def spd_retractions(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._series("observables/spd_retractions")
+
+    # --- fields ----------------------------------------------------------------------------------------------
+    def _frame_index(self, frame: int) -> int:
+        n = len(self.frame_steps)
+        if not -n <= frame < n:
+            raise IndexError(f"frame {frame} out of range: the file holds {n} frames")
+        return frame % n
+
+    def rows(self, name: str, frame: int = -1) -> np.ndarray:
+        """A logged field per agent-site, (S, ...), as stored (float32 or float64)."""
+        if name not in self.fields:
+            raise KeyError(f"field {name!r} was not logged (logged: {self.fields})")
+        return self._f[f"particles/agents/{name}/value"][self._frame_index(frame)]
+
+    def field(self, name: str, frame: int = -1, agent: int | None = None) -> np.ndarray:
+        """A field on the grid: (N, H, W, ...) or (H, W, ...) for one agent, NaN outside the support.
+
+        ``name`` is a logged field (mu, sigma, phi, beta) or ``chi``.
+        """
+        values = self.chi if name == "chi" else self.rows(name, frame)
+        agents = range(self.n_agents) if agent is None else [agent]
+        H, W = self.grid.height, self.grid.width
+        out = np.full((len(agents), H * W) + values.shape[1:], np.nan)
+        for k, i in enumerate(agents):  # one vectorised scatter per agent
+            lo, hi = self.offset[i], self.offset[i + 1]
+            out[k, self.index[lo:hi]] = values[lo:hi]
+        out = out.reshape((len(agents), H, W) + values.shape[1:])
+        return out[0] if agent is not None else out
+
+    def state(self, frame: int = -1) -> State:
+        """The state of a logged frame in float64 (exact when the frame is the checkpoint)."""
+        idx = self._frame_index(frame)
+        step = int(self.frame_steps[idx])
+        ck = self.checkpoint()
+        if ck is not None and ck.step == step:
+            return ck
+        return State.from_arrays(*(self._f[f"particles/agents/{n}/value"][idx] for n in ("mu", "sigma", "phi")),
+                                 step)
+
+    def checkpoint(self) -> State | None:
+        """The last checkpoint (float64), or None if the run wrote none."""
+        return read_checkpoint(self._f)
+
+    def layout(self) -> Layout:
+        """The run's layout, rebuilt from the stored supports, priors and observations."""
+        f = self._f
+        H, W = self.grid.height, self.grid.width
+        chis = []
+        for i in range(self.n_agents):
+            c = np.zeros(H * W)
+            lo, hi = self.offset[i], self.offset[i + 1]
+            c[self.index[lo:hi]] = self.chi[lo:hi]
+            chis.append(c.reshape(H, W))
+        obs = None
+        if "agents/observation" in f:
+            obs = Observations(f["agents/observation/value"][...], f["agents/observation/C"][...],
+                               f["agents/observation/Rn"][...])
+        return build_layout(self.grid, make_fiber(self.spins), chis, f["agents/prior/mu"][...],
+                            f["agents/prior/sigma"][...], obs)
+
+    def group(self, path: str):
+        """Direct access to an HDF5 group or dataset of the file (read only)."""
+        return self._f[path]
+
+
+def load(path: str | Path) -> Trajectory:
+    """Open a trajectory file (also one still being written, or left by a killed run)."""
+    return Trajectory(path)

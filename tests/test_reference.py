@@ -1,0 +1,10 @@
+"""The committed scenario reference is the one the schema generates."""
+
+from pathlib import Path
+
+from agents.reference import reference_markdown
+
+
+def test_reference_page_is_up_to_date():
+    page = Path(__file__).resolve().parent.parent / "docs" / "scenario-reference.md"
+    assert page.read_text() == reference_markdown(), "regenerate: python -m agents.reference > docs/scenario-reference.md"

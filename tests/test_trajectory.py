@@ -1,0 +1,265 @@
+"""The trajectory file: SPEC section 8 layout, streaming, crash safety, resume, reproducibility, the reader."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import agents
+from agents.energy import TERMS, evaluate
+from agents.run import run_scenario
+from agents.scenario import load_scenario
+
+SCENARIO = textwrap.dedent("""\
+    name: traj
+    seed: 2
+    grid: {height: 10, width: 10}
+    fiber: {spins: [1, 2]}
+    agents:
+      count: 4
+      support: {shape: disk, radius: 4}
+      init: {phi: {kind: random, per: agent, scale: 0.5}}
+    observations: {kind: smooth, dim: 2}
+    energy: {lambda_curv: 0.2, lambda_smooth: 0.1}
+    dynamics: {steps: 30, lr_mu: 0.01, lr_sigma: 0.005, lr_phi: 0.01}
+    output: {every: 5, fields: [mu, sigma, phi, beta]}
+    """)
+
+
+def scenario(tmp_path, *overrides, text=SCENARIO):
+    p = tmp_path / "traj.yaml"
+    p.write_text(text)
+    return load_scenario(p, list(overrides))
+
+
+def datasets(path) -> dict:
+    """Every time series of a file by HDF5 path, and the committed checkpoint as `checkpoint/...`."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and name.startswith(("particles", "observables")):
+                out[name] = obj[...]
+        f.visititems(visit)
+    with agents.load(path) as traj:
+        ck = traj.checkpoint()
+    for name in ("mu", "sigma", "phi"):
+        out[f"checkpoint/{name}"] = getattr(ck, name)
+    out["checkpoint/step"] = np.array([ck.step])
+    return out
+
+
+def test_file_layout_matches_the_spec(tmp_path):
+    sc = scenario(tmp_path)
+    res = run_scenario(sc, tmp_path / "run.h5")
+    assert res.status == "completed" and res.last_step == 30
+    with h5py.File(res.path, "r") as f:
+        assert list(f["h5md"].attrs["version"]) == [1, 1]
+        assert f["h5md/creator"].attrs["name"] == "gauge-vfe" and "name" in f["h5md/author"].attrs
+        p = f["parameters"].attrs
+        assert p["scenario_yaml"] == SCENARIO
+        assert p["status"] == "completed" and p["seed"] == 2 and p["finished_at"]
+        import json
+        cfg = json.loads(p["config_json"])
+        assert cfg["energy"]["alpha"] == 1.0  # defaults filled in
+        assert set(json.loads(p["versions"])) >= {"python", "numpy", "numba", "h5py", "package"}
+        assert f["grid"].attrs["height"] == 10 and f["grid"].attrs["boundary"] == "open"
+        assert list(f["fiber"].attrs["irreps"]) == [1, 2] and f["fiber"].attrs["K"] == 8
+        assert f["fiber/generators"].shape == (3, 8, 8)
+        S = f["agents/sites/index"].shape[0]
+        assert f["agents/sites/offset"].shape == (5,) and f["agents/sites/offset"][-1] == S
+        assert f["agents/support"].shape == (S,)
+        assert f["agents/prior/mu"].shape == (S, 8) and f["agents/prior/sigma"].shape == (S, 8, 8)
+        assert f["agents/observation/value"].shape == (S, 2) and f["agents/observation/C"].shape == (2, 8)
+        assert f["agents/observation/Rn"].shape == (2, 2)
+        frames = [0, 5, 10, 15, 20, 25, 30]
+        for name, shape in (("mu", (S, 8)), ("sigma", (S, 8, 8)), ("phi", (S, 3)), ("beta", (S, 4))):
+            g = f[f"particles/agents/{name}"]
+            assert list(g["step"][...]) == frames
+            assert np.array_equal(g["time"][...], np.array(frames, dtype=float))
+            assert g["value"].shape == (7,) + shape and g["value"].dtype == np.float32
+            assert g["value"].chunks[0] == 1 and g["value"].compression == "gzip"
+        for term in ("total",) + TERMS:
+            assert list(f[f"observables/energy/{term}/step"][...]) == list(range(31))
+            assert f[f"observables/energy/{term}/value"].dtype == np.float64
+        for name in ("mu", "sigma", "phi"):
+            assert f[f"observables/grad_norm/{name}/value"].shape == (31,)
+        assert f["observables/spd_retractions/value"].shape == (31,)
+        active = f["checkpoint/active"][0]
+        assert f[f"checkpoint/slot{active}/step"][0] == 30
+        assert f[f"checkpoint/slot{active}/mu"].dtype == np.float64
+
+
+def test_logged_energy_is_the_energy_of_the_logged_state(tmp_path):
+    sc = scenario(tmp_path, "output.dtype=float64")
+    res = run_scenario(sc, tmp_path / "run.h5")
+    with agents.load(res.path) as traj:
+        layout = traj.layout()
+        steps, total = traj.energy("total")
+        params = agents.build(sc.config).energy
+        for frame in (0, 3, -1):
+            state = traj.state(frame)
+            assert traj.group("particles/agents/mu/value").dtype == np.float64
+            e = evaluate(layout, params, state, want_grad=False)
+            assert e.total == pytest.approx(total[state.step], rel=1e-12)
+        # frame 0 is the initial state, before any step
+        built = agents.build(sc.config, sc.base_dir)
+        assert np.array_equal(traj.state(0).mu, built.state.mu)
+
+
+def test_float32_and_float64_output(tmp_path):
+    r32 = run_scenario(scenario(tmp_path, "output.dtype=float32"), tmp_path / "a.h5")
+    r64 = run_scenario(scenario(tmp_path, "output.dtype=float64"), tmp_path / "b.h5")
+    a, b = datasets(r32.path), datasets(r64.path)
+    assert a["particles/agents/mu/value"].dtype == np.float32 and b["particles/agents/mu/value"].dtype == np.float64
+    np.testing.assert_allclose(a["particles/agents/mu/value"], b["particles/agents/mu/value"], rtol=1e-6, atol=1e-6)
+    assert np.array_equal(a["observables/energy/total/value"], b["observables/energy/total/value"])
+    assert a["checkpoint/mu"].dtype == np.float64
+
+
+def test_same_seed_bit_identical_other_seed_different(tmp_path):
+    first = datasets(run_scenario(scenario(tmp_path), tmp_path / "a.h5").path)
+    second = datasets(run_scenario(scenario(tmp_path), tmp_path / "b.h5").path)
+    third = datasets(run_scenario(scenario(tmp_path, "seed=3"), tmp_path / "c.h5").path)
+    assert first.keys() == second.keys()
+    for k in first:
+        assert np.array_equal(first[k], second[k]), k
+    assert not np.array_equal(first["particles/agents/mu/value"], third["particles/agents/mu/value"])
+
+
+class _InterruptAt:
+    """A progress hook that presses Ctrl-C after a given step."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, sim, total):
+        return self
+
+    def update(self, sim):
+        if sim.state.step == self.step:
+            raise KeyboardInterrupt
+
+    def close(self):
+        pass
+
+
+def test_ctrl_c_leaves_a_valid_file_and_resume_is_bit_identical(tmp_path):
+    reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
+    path = tmp_path / "cut.h5"
+    res = run_scenario(scenario(tmp_path), path, progress=_InterruptAt(13))
+    assert res.status == "interrupted" and res.last_step == 13
+    with agents.load(path) as traj:
+        assert traj.status == "interrupted" and "--resume" in traj.message
+        assert traj.checkpoint().step == 13 and traj.last_step == 13
+        assert list(traj.frame_steps) == [0, 5, 10]
+    res = run_scenario(scenario(tmp_path), path, resume=True)
+    assert res.status == "completed" and res.last_step == 30
+    resumed = datasets(path)
+    assert resumed.keys() == reference.keys()
+    for k in reference:
+        assert np.array_equal(resumed[k], reference[k]), k
+
+
+def test_longer_run_continues_with_resume(tmp_path):
+    path = tmp_path / "grow.h5"
+    run_scenario(scenario(tmp_path, "dynamics.steps=10"), path)
+    res = run_scenario(scenario(tmp_path), path, resume=True)
+    assert res.last_step == 30
+    reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
+    resumed = datasets(path)
+    for k in reference:
+        assert np.array_equal(resumed[k], reference[k]), k
+
+
+def test_resume_refuses_a_different_scenario(tmp_path):
+    path = tmp_path / "r.h5"
+    run_scenario(scenario(tmp_path, "dynamics.steps=5"), path)
+    with pytest.raises(agents.ScenarioError, match="energy"):
+        run_scenario(scenario(tmp_path, "energy.kappa=3"), path, resume=True)
+
+
+def test_sigkill_mid_run_leaves_a_readable_file_and_resume_finishes(tmp_path):
+    text = SCENARIO.replace("steps: 30", "steps: 1000000").replace("every: 5", "every: 2")
+    (tmp_path / "long.yaml").write_text(text)
+    path = tmp_path / "killed.h5"
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "run", str(tmp_path / "long.yaml"), "-o",
+                             str(path), "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        frames = 0
+        while time.monotonic() < deadline and frames < 5:
+            time.sleep(0.2)
+            if proc.poll() is not None:
+                pytest.fail(f"run ended early: {proc.stderr.read().decode()}")
+            if path.exists():
+                try:
+                    with h5py.File(path, "r", swmr=True) as f:
+                        frames = f["particles/agents/mu/step"].shape[0]
+                except (OSError, KeyError):
+                    frames = 0  # created but not yet initialised
+        assert frames >= 5, "the run did not log frames in time"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with agents.load(path) as traj:
+        assert traj.status == "killed"
+        n = len(traj.frame_steps)
+        assert n >= 5
+        mu = traj.field("mu", frame=n - 1)
+        assert np.isfinite(mu[~np.isnan(mu)]).all()
+        ck = traj.checkpoint()
+        assert ck.step >= traj.frame_steps[4]
+    text_short = text.replace("steps: 1000000", f"steps: {ck.step + 6}")
+    (tmp_path / "long.yaml").write_text(text_short)
+    res = run_scenario(load_scenario(tmp_path / "long.yaml"), path, resume=True)
+    assert res.status == "completed" and res.last_step == ck.step + 6
+    with h5py.File(path, "r") as f:  # a plain open works again once the run has been closed cleanly
+        assert f["parameters"].attrs["status"] == "completed"
+        steps = f["observables/energy/total/step"][...]
+        assert np.array_equal(steps, np.arange(ck.step + 7))
+
+
+def test_reader_grids_and_layout(tmp_path):
+    res = run_scenario(scenario(tmp_path), tmp_path / "run.h5")
+    sim = agents.Simulation.from_config(scenario(tmp_path).config)
+    with agents.load(res.path) as traj:
+        assert traj.n_agents == 4 and traj.K == 8 and traj.fields == ["mu", "sigma", "phi", "beta"]
+        mu = traj.field("mu", frame=0)
+        assert mu.shape == (4, 10, 10, 8)
+        chi = traj.field("chi")
+        assert np.array_equal(np.isnan(mu[..., 0]), np.isnan(chi))
+        np.testing.assert_allclose(traj.field("mu", 0, agent=1), sim.agent_field("mu", 1), rtol=1e-6, atol=1e-7)
+        assert traj.field("sigma", -1, agent=0).shape == (10, 10, 8, 8)
+        beta = traj.rows("beta", -1)
+        assert beta.shape == (traj.index.size, 4)
+        lay = traj.layout()
+        assert np.array_equal(lay.offset, sim.layout.offset) and lay.observations.D == 2
+        e = traj.energies()
+        assert set(e) == {"step", "total"} | set(TERMS) and e["total"].size == 31
+        with pytest.raises(IndexError):
+            traj.field("mu", frame=50)
+        assert "traj" in repr(traj) or "Trajectory" in repr(traj)
+
+
+def test_initial_state_from_an_earlier_run(tmp_path):
+    first = run_scenario(scenario(tmp_path), tmp_path / "first.h5")
+    text = SCENARIO.replace("init: {phi: {kind: random, per: agent, scale: 0.5}}",
+                            "init: {from: {path: first.h5, frame: -1}}")
+    sc = scenario(tmp_path, text=text)
+    built = agents.build(sc.config, sc.base_dir)
+    with agents.load(first.path) as traj:
+        ck = traj.checkpoint()
+    assert np.array_equal(built.state.mu, ck.mu) and built.state.step == 0
+    other = text.replace("radius: 4", "radius: 3")
+    with pytest.raises(ValueError, match="other supports"):
+        sc2 = scenario(tmp_path, text=other)
+        agents.build(sc2.config, sc2.base_dir)
