@@ -181,6 +181,17 @@ def inspect(run_file, as_json):
         click.echo(f"  {term:<12} {first:>14.6g} {last:>14.6g}")
     if info["spd_retractions"]:
         click.echo(f"  Sigma steps retracted to stay SPD: {info['spd_retractions']} agent-site steps")
+    if "meta_agents" in info:
+        ma = info["meta_agents"]
+        click.echo(f"  meta-agents per scale, last frame: {ma['last_frame_counts']} "
+                   f"(highest scale reached: {ma['highest_scale']}); events: {ma['events']}")
+        for row in ma["timescales"]:
+            click.echo(f"    id {row['id']} scale {row['scale']}: tau {row['tau']:.3g} frames vs members "
+                       f"{row['tau_members']:.3g}: ratio {row['ratio']:.3g}")
+    if "holonomy" in info:
+        h = info["holonomy"]
+        click.echo(f"  holonomy, last frame: plaquette angle mean {h['mean']:.3g}, max {h['max']:.3g}; "
+                   f"{h['loops']} loops")
 
 
 def summary(traj) -> dict:
@@ -195,7 +206,96 @@ def summary(traj) -> dict:
         "last_step": traj.last_step, "frames": int(len(traj.frame_steps)), "fields": traj.fields, "dtype": dtype,
         "started_at": traj.started_at, "finished_at": traj.finished_at, "energy": first_last,
         "spd_retractions": int(traj.spd_retractions()[1].sum()), "versions": traj.versions,
+        **_analysis_summary(traj),
     }
+
+
+def _analysis_summary(traj) -> dict:
+    out = {}
+    try:
+        g = traj.group("observables/meta_agents")
+    except KeyError:
+        return out
+    counts = g["count"][...]
+    kinds = {v: k for k, v in json.loads(g["events"].attrs["kinds"]).items()}
+    events = {}
+    for e in g["events"][...]:
+        events[kinds[int(e["kind"])]] = events.get(kinds[int(e["kind"])], 0) + 1
+    scales = [s for s in range(2, counts.shape[1]) if counts[:, s].any()]
+    out["meta_agents"] = {
+        "last_frame_counts": {f"scale {s}": int(counts[-1, s]) for s in scales} if len(counts) else {},
+        "highest_scale": max(scales) if scales else 1,
+        "events": events,
+        "timescales": [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(row.dtype.names, row)}
+                       for row in g["timescales"][...]],
+    }
+    h = traj.group("observables/holonomy")
+    last = h["summary"][-1] if h["summary"].shape[0] else [np.nan, np.nan, 0]
+    out["holonomy"] = {"mean": float(last[0]), "max": float(last[1]),
+                       "loops": len(json.loads(h["loops"].attrs["names"]))}
+    return out
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--eps-belief", type=float, help="consensus threshold (default: the run's analysis settings)")
+@click.option("--min-overlap", type=int, help="shared sites needed for consensus")
+@click.option("--eps-prior", type=float, help="prior-agreement threshold for 'epistemically dead'")
+@click.option("--max-scale", type=int, help="highest meta-agent scale")
+@click.option("--no-auto-loops", is_flag=True, help="only the scenario's own holonomy loops")
+def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loops):
+    """Detect and track meta-agents and measure holonomy in every frame of RUN_FILE (written into it)."""
+    from .analyze import analyze_run
+    from .config import make_config
+    from .reader import load
+    from .run import consensus_params
+
+    try:
+        with load(run_file) as traj:
+            cfg = make_config(traj.config)
+    except (OSError, KeyError) as exc:
+        _fail([str(exc)])
+    p = consensus_params(cfg)
+    m = cfg.analysis.meta_agents
+    overrides = {"eps_belief": eps_belief, "min_overlap": min_overlap, "eps_prior": eps_prior, "max_scale": max_scale}
+    for key, value in overrides.items():
+        if value is not None and (value <= 0 or (key == "max_scale" and value < 2)):
+            _fail([f"--{key.replace('_', '-')}: must be positive (max-scale >= 2), got {value}"])
+    from .meta import ConsensusParams
+
+    p = ConsensusParams(**{k: (v if v is not None else getattr(p, k)) for k, v in overrides.items()})
+    del m
+    try:
+        res = analyze_run(run_file, p, [lp.model_dump() for lp in cfg.analysis.holonomy.loops],
+                          cfg.analysis.holonomy.automatic and not no_auto_loops)
+    except (RuntimeError, ValueError) as exc:
+        _fail([str(exc)])
+    click.echo(f"{run_file}: {len(res.steps)} frames analysed (eps_belief={p.eps_belief:g}, "
+               f"min_overlap={p.min_overlap})")
+    for line in _meta_lines(res.counts, res.timescales, res.events):
+        click.echo("  " + line)
+    if res.holonomy_summary.size:
+        mean, mx, n = res.holonomy_summary[-1]
+        click.echo(f"  holonomy, last frame: plaquette angle mean {mean:.3g}, max {mx:.3g} over {int(n)} plaquettes; "
+                   f"{len(res.loop_names)} loops")
+
+
+def _meta_lines(counts, timescales, events) -> list[str]:
+    last = counts[-1] if len(counts) else []
+    scales = [s for s in range(2, len(last)) if counts[:, s].any()]
+    if not scales:
+        return ["meta-agents: none detected"]
+    lines = ["meta-agents in the last frame: " + ", ".join(f"scale {s}: {int(last[s])}" for s in scales)
+             + f" (highest scale reached: {max(scales)})"]
+    kinds = {}
+    for e in events:
+        kinds[e[1] if isinstance(e[1], str) else e[1]] = kinds.get(e[1], 0) + 1
+    if kinds:
+        lines.append("events: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
+    for row in timescales:
+        lines.append(f"meta-agent {int(row['id'])} (scale {int(row['scale'])}): tau {row['tau']:.3g} frames, members "
+                     f"{row['tau_members']:.3g}, ratio {row['ratio']:.3g}")
+    return lines
 
 
 @main.command()

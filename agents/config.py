@@ -234,6 +234,32 @@ class OutputConfig(_Strict):
     compression_level: int = Field(1, ge=0, le=9)
 
 
+class MetaAgentsConfig(_Strict):
+    eps_belief: Pos = Field(0.1, description="two agents agree where (KL_ij + KL_ji)/2 is below this")
+    min_overlap: int = Field(3, ge=1, description="consensus needs at least this many shared sites")
+    eps_prior: Pos | None = Field(None, description="priors agree below this (default eps_belief): "
+                                  "'epistemically dead' members")
+    max_scale: int = Field(4, ge=2, le=10, description="highest scale of meta-agents to detect")
+
+
+class LoopConfig(_Strict):
+    name: str = Field(..., description="loop name in the results")
+    waypoints: list[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]] = \
+        Field(..., min_length=2, description="[agent, y, x] points; lattice paths join points of one agent, "
+              "consecutive points of two agents at one site switch frames; closed back to the first")
+
+
+class HolonomyConfig(_Strict):
+    automatic: bool = Field(True, description="loops around every overlap of two or three agents")
+    loops: list[LoopConfig] = Field(default_factory=list, description="user loops")
+
+
+class AnalysisConfig(_Strict):
+    enabled: bool = Field(True, description="analyse every logged frame when the run ends (as `vfe analyze`)")
+    meta_agents: MetaAgentsConfig = Field(default_factory=MetaAgentsConfig)
+    holonomy: HolonomyConfig = Field(default_factory=HolonomyConfig)
+
+
 class Config(_Strict):
     name: str = Field("unnamed", description="run name; the default output is runs/NAME.h5")
     seed: int = Field(0, ge=0, description="root seed: one independent stream per purpose (supports, initial "
@@ -246,6 +272,7 @@ class Config(_Strict):
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
 
     @model_validator(mode="after")
     def _sizes(self):
@@ -270,6 +297,12 @@ class Config(_Strict):
         for k, sup in enumerate(supports):
             where = f"agents.supports.{k}" if self.agents.supports is not None else "agents.support"
             problems += _support_problems(where, sup, H, W)
+        n_agents = self.agents.n_agents
+        for k, loop in enumerate(self.analysis.holonomy.loops):
+            for p, (agent, y, x) in enumerate(loop.waypoints):
+                if agent >= n_agents or y >= H or x >= W:
+                    problems.append(f"analysis.holonomy.loops.{k}.waypoints.{p}: [{agent}, {y}, {x}] is not an "
+                                    f"agent ({n_agents}) and site of the grid ({H}x{W})")
         if problems:
             raise ValueError(_CROSS_CHECK_SEP + _CROSS_CHECK_SEP.join(problems))
         return self

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .analyze import AnalysisResult, analyze_run
 from .build import build
+from .meta import ConsensusParams
 from .dynamics import DivergenceError
 from .scenario import Scenario, ScenarioError
 from .simulation import EnergyIncreaseWarning, Simulation
@@ -36,6 +38,7 @@ class RunResult:
     steps_per_second: float
     energy: dict
     energy_increases: int
+    analysis: AnalysisResult | None = None
 
 
 def output_path(scenario: Scenario, output: str | Path | None) -> Path:
@@ -135,8 +138,17 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
         writer.close(status, message)
     wall = time.perf_counter() - t0
     done = sim.state.step - start_step
+    analysis = None
+    if cfg.analysis.enabled:
+        analysis = analyze_run(path, consensus_params(cfg), [lp.model_dump() for lp in cfg.analysis.holonomy.loops],
+                               cfg.analysis.holonomy.automatic)
     return RunResult(path, status, message, sim.state.step, wall, done / wall if wall > 0 else float("nan"),
-                     sim.energy(), sim.energy_increases)
+                     sim.energy(), sim.energy_increases, analysis)
+
+
+def consensus_params(cfg) -> ConsensusParams:
+    m = cfg.analysis.meta_agents
+    return ConsensusParams(m.eps_belief, m.min_overlap, m.eps_prior, m.max_scale)
 
 
 def _config_json(cfg) -> str:

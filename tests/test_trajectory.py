@@ -56,6 +56,15 @@ def datasets(path) -> dict:
     return out
 
 
+def same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-identical arrays, NaN equal to NaN (structured arrays field by field)."""
+    if a.dtype.names:
+        return a.dtype == b.dtype and all(same(a[n], b[n]) for n in a.dtype.names)
+    if a.dtype.kind == "f":
+        return np.array_equal(a, b, equal_nan=True)
+    return np.array_equal(a, b)
+
+
 def test_file_layout_matches_the_spec(tmp_path):
     sc = scenario(tmp_path)
     res = run_scenario(sc, tmp_path / "run.h5")
@@ -130,7 +139,7 @@ def test_same_seed_bit_identical_other_seed_different(tmp_path):
     third = datasets(run_scenario(scenario(tmp_path, "seed=3"), tmp_path / "c.h5").path)
     assert first.keys() == second.keys()
     for k in first:
-        assert np.array_equal(first[k], second[k]), k
+        assert same(first[k], second[k]), k
     assert not np.array_equal(first["particles/agents/mu/value"], third["particles/agents/mu/value"])
 
 
@@ -165,7 +174,7 @@ def test_ctrl_c_leaves_a_valid_file_and_resume_is_bit_identical(tmp_path):
     resumed = datasets(path)
     assert resumed.keys() == reference.keys()
     for k in reference:
-        assert np.array_equal(resumed[k], reference[k]), k
+        assert same(resumed[k], reference[k]), k
 
 
 def test_longer_run_continues_with_resume(tmp_path):
@@ -176,7 +185,7 @@ def test_longer_run_continues_with_resume(tmp_path):
     reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
     resumed = datasets(path)
     for k in reference:
-        assert np.array_equal(resumed[k], reference[k]), k
+        assert same(resumed[k], reference[k]), k
 
 
 def test_resume_refuses_a_different_scenario(tmp_path):

@@ -28,7 +28,8 @@ import numpy as np
 from numba import njit, prange
 
 from .lie import left_jacobian, rho_exp
-from .linalg import congruence_nt, congruence_tn, matmul, quad_form, spd_inverse_logdet, trace_product
+from .gaussian import kl_common, own_frame, to_common_frame
+from .linalg import congruence_nt, matmul, quad_form, trace_product
 
 NOT_SPD = 1  # status code of a row whose Sigma is not positive definite
 
@@ -119,18 +120,9 @@ def local_terms(
                 chi_s[a] = chi[r]
                 if rotate:
                     rho_exp(phi[r], block_start, block_dim, block_spin, rotate_z, z_partner, z_rate, R_s[a], rsc)
-                    congruence_tn(R_s[a], sigma[r], tmp, St_s[a])
-                    for i in range(K):
-                        s = 0.0
-                        for j in range(K):
-                            s += R_s[a, j, i] * mu[r, j]
-                        mt_s[a, i] = s
+                    ok, ld = to_common_frame(R_s[a], mu[r], sigma[r], mt_s[a], St_s[a], Pt_s[a], tmp, low)
                 else:
-                    for i in range(K):
-                        mt_s[a, i] = mu[r, i]
-                        for j in range(K):
-                            St_s[a, i, j] = sigma[r, i, j]
-                ok, ld = spd_inverse_logdet(St_s[a], low, Pt_s[a])
+                    ok, ld = own_frame(mu[r], sigma[r], mt_s[a], St_s[a], Pt_s[a], low)
                 ld_s[a] = ld
                 status[r] = 0 if ok else NOT_SPD
                 if not ok:
@@ -197,11 +189,7 @@ def local_terms(
                     for b in range(n):
                         if b == a:
                             continue
-                        for i in range(K):
-                            dvec[i] = mt_s[b, i] - mt_s[a, i]
-                        kl = 0.5 * (trace_product(Pt_s[b], St_s[a]) + quad_form(Pt_s[b], dvec) - K
-                                    + ld_s[b] - ld_s[a])
-                        kl_s[b] = kl
+                        kl_s[b] = kl_common(mt_s[a], St_s[a], ld_s[a], mt_s[b], Pt_s[b], ld_s[b], dvec)
                     energy, mean_kl = _pair_coefficients(kl_s, chi_s, a, n, kappa, free_energy, include_self, beta_s)
                     r = site_rows[p0 + a]
                     e_align[r] = lam * chi_s[a] * energy
