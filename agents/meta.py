@@ -276,7 +276,8 @@ def autocorrelation_time(x: np.ndarray) -> float:
     """Integrated autocorrelation time (in frames) of a series (T,) or (T, d), Sokal's automatic window.
 
     ``tau = 1 + 2 sum_{k=1}^{M} rho(k)`` with the smallest M >= 5 tau; components are averaged. NaN for fewer
-    than 4 samples; ``inf`` for a series that never decorrelates within its length.
+    than 4 samples or when no component gives a positive estimate; ``inf`` for a series that never
+    decorrelates within its length.
     """
     x = np.asarray(x, dtype=float)
     if x.ndim == 1:
@@ -299,5 +300,10 @@ def autocorrelation_time(x: np.ndarray) -> float:
             if m >= 5 * tau:
                 found = True
                 break
-        taus.append(tau if found else np.inf)
+        if not found:
+            taus.append(np.inf)
+        elif tau > 0:
+            taus.append(tau)
+        # tau <= 0 (anti-correlated short series): the spectral density at zero, which tau estimates, is
+        # never negative; such a component carries no estimate and is left out
     return float(np.mean(taus)) if taus else float("nan")

@@ -185,3 +185,4 @@ def test_autocorrelation_time():
     x = lfilter([1.0], [1.0, -a], rng.normal(size=200000))
     assert autocorrelation_time(x) == pytest.approx((1 + a) / (1 - a), rel=0.15)
     assert np.isnan(autocorrelation_time(np.ones(3)))
+    assert np.isnan(autocorrelation_time(np.array([0.0, 1, 0, 1, 0, 1, 0, 1])))  # no negative times
