@@ -299,6 +299,80 @@ def _meta_lines(counts, timescales, events) -> list[str]:
 
 
 @main.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="movie.mp4, movie.gif or frame.png")
+@click.option("--frames", default=None, help="start:stop:step over logged frames (a PNG takes the first)")
+@click.option("--size", default="1280x720", help="WxH in pixels")
+@click.option("--color-by", default="|mu|", help="agent, mu:K, |mu|, trace_sigma, kl_prior, free_energy")
+@click.option("--fps", default=10, type=int, help="frames per second of a movie")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+def render(run_file, output, frames, size, color_by, fps, quiet):
+    """Render RUN_FILE offscreen to a movie (MP4, GIF) or one frame (PNG)."""
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        _fail([f"--size: expected WxH, got {size!r}"])
+    try:
+        import viz
+        from tqdm import tqdm
+    except ImportError as exc:  # pragma: no cover - a broken install
+        _fail([f"rendering needs pyvista and vtk: {exc}"], EXIT_RUN_FAILED)
+    from .reader import load
+
+    try:
+        traj = load(run_file)
+    except (OSError, KeyError) as exc:
+        _fail([str(exc)])
+    bar = tqdm(unit="frame", disable=quiet, file=sys.stderr)
+
+    def progress(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        with traj:
+            path = viz.render(traj, output, frames=frames, size=(width, height), color_by=color_by,
+                              progress=progress, fps=fps)
+    except (ValueError, IndexError) as exc:
+        _fail([str(exc)])
+    finally:
+        bar.close()
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--color-by", default="|mu|", help="agent, mu:K, |mu|, trace_sigma, kl_prior, free_energy")
+def view(run_file, color_by):
+    """Open RUN_FILE in an interactive 3D window with a time slider (needs a display)."""
+    import viz
+
+    try:
+        viz.view(run_file, color_by=color_by)
+    except RuntimeError as exc:
+        _fail([str(exc)])
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="folder for the PNGs")
+def plot(run_file, output):
+    """Energy terms, attention matrix, meta-agents, holonomy histogram and belief fields as PNGs."""
+    import viz
+
+    from .reader import load
+
+    try:
+        traj = load(run_file)
+    except (OSError, KeyError) as exc:
+        _fail([str(exc)])
+    with traj:
+        for path in viz.plot_all(traj, output):
+            click.echo(f"wrote {path}")
+
+
+@main.command()
 def scenarios():
     """List the shipped scenarios (run one with `vfe run NAME`)."""
     for name, path in shipped_scenarios().items():

@@ -174,6 +174,31 @@ class Trajectory:
         return build_layout(self.grid, make_fiber(self.spins), chis, f["agents/prior/mu"][...],
                             f["agents/prior/sigma"][...], obs)
 
+    def meta_agents(self, frame: int = -1) -> list[dict]:
+        """Meta-agents of a logged frame (after `vfe analyze`): scale, id, parent id, base members, dead."""
+        if "observables/meta_agents" not in self._f:
+            return []
+        g = self._f["observables/meta_agents"]
+        step = int(self.frame_steps[self._frame_index(frame)])
+        rec = g["records"][...]
+        offs = g["members_offset"][...]
+        members = g["members"][...]
+        out = []
+        for k in np.nonzero(rec["step"] == step)[0]:
+            r = rec[k]
+            out.append({"scale": int(r["scale"]), "id": int(r["id"]), "parent": int(r["parent"]),
+                        "members": members[offs[k]:offs[k + 1]].copy(), "dead": bool(r["dead"])})
+        return out
+
+    def plaquette_angles(self, frame: int = -1) -> np.ndarray | None:
+        """Plaquette holonomy angle per agent-site of a frame (after `vfe analyze`), NaN where undefined."""
+        if "observables/holonomy" not in self._f:
+            return None
+        h = self._f["observables/holonomy"]
+        step = int(self.frame_steps[self._frame_index(frame)])
+        k = np.nonzero(h["step"][...] == step)[0]
+        return h["plaquette_angle"][int(k[0])] if k.size else None
+
     def group(self, path: str):
         """Direct access to an HDF5 group or dataset of the file (read only)."""
         return self._f[path]
