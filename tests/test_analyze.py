@@ -6,10 +6,8 @@ import json
 import textwrap
 
 import h5py
-import numpy as np
 from click.testing import CliRunner
 
-import agents
 from agents.cli import main
 from agents.run import run_scenario
 from agents.scenario import load_scenario
