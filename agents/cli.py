@@ -355,21 +355,96 @@ def view(run_file, color_by):
 
 
 @main.command()
-@click.argument("run_file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="folder for the PNGs")
-def plot(run_file, output):
-    """Energy terms, attention matrix, meta-agents, holonomy histogram and belief fields as PNGs."""
+@click.argument("run", type=click.Path(exists=True))
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              help="folder for the PNGs (default: a sweep's own folder; required for a run file)")
+@click.option("--quantity", help="for a sweep: one summary column to plot (default: the main ones)")
+@click.option("--x", "x_param", help="for a sweep: the parameter on the x axis")
+def plot(run, output, quantity, x_param):
+    """Plots of RUN.h5 (energy, attention, meta-agents, holonomy, beliefs), or phase diagrams of a SWEEP_DIR."""
     import viz
 
     from .reader import load
 
+    if Path(run).is_dir():
+        if not (Path(run) / "summary.csv").exists():
+            _fail([f"{run}: not a sweep folder (no summary.csv)"])
+        if quantity:
+            import matplotlib.pyplot as plt
+
+            out = Path(output or run)
+            out.mkdir(parents=True, exist_ok=True)
+            fig = viz.plots.plot_phase(run, quantity, x_param)
+            path = out / f"phase_{quantity}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths = [path]
+        else:
+            paths = viz.plots.plot_sweep(run, output)
+        for path in paths:
+            click.echo(f"wrote {path}")
+        return
+    if output is None:
+        _fail(["-o/--output: a folder for the plots is needed"])
     try:
-        traj = load(run_file)
+        traj = load(run)
     except (OSError, KeyError) as exc:
         _fail([str(exc)])
     with traj:
         for path in viz.plot_all(traj, output):
             click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--param", "params", multiple=True, metavar="KEY.PATH=V1,V2,...|START:STOP",
+              help="a swept parameter (repeatable); adds to the scenario's `sweep:` section")
+@click.option("--zip", "zip_params", is_flag=True, help="pair the values instead of taking their product")
+@click.option("--workers", type=int, help="local cluster size (default: the number of cores)")
+@click.option("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="sweep folder")
+@click.option("--resume", is_flag=True, help="skip completed members, rerun the others")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+def sweep(scenario, params, zip_params, workers, scheduler, output, resume, quiet):
+    """Run SCENARIO over a grid of parameters on a Dask cluster; writes OUTPUT/summary.csv and summary.h5."""
+    from tqdm import tqdm
+
+    from .sweep import SweepError, parse_param, parse_values, run_sweep
+
+    if workers is not None and scheduler:
+        _fail(["--workers and --scheduler exclude each other"])
+    sc = _load(scenario)
+    swept = []
+    if sc.config.sweep is not None:
+        for key, values in sc.config.sweep.params.items():
+            swept.append((key, parse_values(values) if isinstance(values, str) else list(values)))
+        zip_params = zip_params or sc.config.sweep.zip
+    try:
+        for text in params:
+            key, values = parse_param(text)
+            swept = [(k, v) for k, v in swept if k != key] + [(key, values)]
+        bar = tqdm(unit="member", disable=quiet, file=sys.stderr)
+
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            result = run_sweep(sc.path, swept, output, zip_params, workers, scheduler, resume, progress)
+        finally:
+            bar.close()
+    except SweepError as exc:
+        _fail([str(exc)])
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: finished members are in {output}/summary.csv; continue with --resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    counts = ", ".join(f"{k} {v}" for k, v in result.by_status().items())
+    click.echo(f"{output}: {len(result.rows)} members ({counts}); ran {result.ran} in {result.wall_time:.1f} s")
+    if any(r["status"] != "completed" for r in result.rows):
+        for r in result.rows:
+            if r["status"] != "completed":
+                click.echo(f"  {r['member']}: {r['status']}: {r.get('message', '')}")
+        sys.exit(EXIT_RUN_FAILED)
 
 
 @main.command()

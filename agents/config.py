@@ -10,7 +10,7 @@ from these models.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -260,6 +260,12 @@ class AnalysisConfig(_Strict):
     holonomy: HolonomyConfig = Field(default_factory=HolonomyConfig)
 
 
+class SweepConfig(_Strict):
+    params: dict[str, list[Any] | str] = Field(default_factory=dict, description="key.path: list of values, "
+                                               "or an integer range 'start:stop[:step]'")
+    zip: bool = Field(False, description="pair the values (all lists equally long) instead of their product")
+
+
 class Config(_Strict):
     name: str = Field("unnamed", description="run name; the default output is runs/NAME.h5")
     seed: int = Field(0, ge=0, description="root seed: one independent stream per purpose (supports, initial "
@@ -273,6 +279,7 @@ class Config(_Strict):
     dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    sweep: SweepConfig | None = Field(None, description="a parameter study over this scenario (`vfe sweep`)")
 
     @model_validator(mode="after")
     def _sizes(self):
@@ -303,6 +310,15 @@ class Config(_Strict):
                 if agent >= n_agents or y >= H or x >= W:
                     problems.append(f"analysis.holonomy.loops.{k}.waypoints.{p}: [{agent}, {y}, {x}] is not an "
                                     f"agent ({n_agents}) and site of the grid ({H}x{W})")
+        if self.sweep is not None:
+            for key, values in self.sweep.params.items():
+                if isinstance(values, str) and not _is_int_range(values):
+                    problems.append(f"sweep.params.{key}: a string must be an integer range start:stop[:step]")
+                if isinstance(values, list) and not values:
+                    problems.append(f"sweep.params.{key}: no values")
+            lengths = {len(v) for v in self.sweep.params.values() if isinstance(v, list)}
+            if self.sweep.zip and len(lengths) > 1:
+                problems.append("sweep.zip: every parameter needs the same number of values")
         if problems:
             raise ValueError(_CROSS_CHECK_SEP + _CROSS_CHECK_SEP.join(problems))
         return self
@@ -310,6 +326,11 @@ class Config(_Strict):
     def to_dict(self) -> dict:
         """The resolved configuration, every default filled in (JSON-compatible)."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+def _is_int_range(text: str) -> bool:
+    parts = text.split(":")
+    return 2 <= len(parts) <= 3 and all(p.strip().lstrip("-").isdigit() for p in parts)
 
 
 def _vector_length(path: str, value, n: int) -> list[str]:

@@ -166,3 +166,69 @@ def plot_all(traj, out_dir) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def read_sweep(directory) -> tuple[list[str], list[dict]]:
+    """(swept parameter names, completed members' rows) from a sweep folder's summary.csv."""
+    import csv
+
+    with open(Path(directory) / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    params = [k[len("param:"):] for k in (rows[0].keys() if rows else []) if k.startswith("param:")]
+    return params, [r for r in rows if r["status"] == "completed"]
+
+
+def _num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, group: str | None = None):
+    """A summary quantity against one swept parameter (and one line per value of a second), mean and spread
+    (standard deviation) over every other swept parameter, e.g. the seeds."""
+    params, rows = read_sweep(directory)
+    free = [p for p in params if p != "seed"] or params
+    x = x or free[0]
+    group = group if group is not None else next((p for p in free if p != x), None)
+    fig, ax = _figure(figsize=(6.5, 4.5), constrained_layout=True)
+    groups = sorted({r[f"param:{group}"] for r in rows}, key=_num) if group else [None]
+    for g in groups:
+        sel = [r for r in rows if g is None or r[f"param:{group}"] == g]
+        xs = sorted({_num(r[f"param:{x}"]) for r in sel})
+        means, stds, ns = [], [], []
+        for xv in xs:
+            vals = np.array([_num(r[quantity]) for r in sel if _num(r[f"param:{x}"]) == xv])
+            vals = vals[np.isfinite(vals)]
+            means.append(vals.mean() if vals.size else np.nan)
+            stds.append(vals.std() if vals.size > 1 else 0.0)
+            ns.append(vals.size)
+        label = f"{group} = {g}" if group else None
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+    if len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(quantity)
+    n_rep = max(ns) if ns else 0
+    ax.set_title(f"{quantity} against {x}\n(mean and standard deviation over {n_rep} members per point)", fontsize=10)
+    if group:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_sweep(directory, out_dir=None) -> list[Path]:
+    """Phase diagrams of the main summary quantities, as PNGs (default: into the sweep folder)."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir) if out_dir is not None else Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for q in ("meta_agents", "meta_max_scale", "energy_total", "energy_alignment", "holonomy_mean"):
+        fig = plot_phase(directory, q)
+        path = out / f"phase_{q}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,241 @@
+"""Parameter sweeps on Dask's distributed scheduler: a local cluster by default, any cluster by its address.
+
+    vfe sweep scenarios/quickstart.yaml --param energy.kappa=0.5,1,2 --param seed=0:4 --workers 2 -o sweeps/k/
+
+Each member is an ordinary run (:func:`agents.run.run_scenario`) writing its own trajectory file, with its
+overrides recorded in the file (``/parameters/config_json``) and in the sweep's summary. The summary
+(``summary.csv`` and its HDF5 twin ``summary.h5``) is rewritten as members finish, so an interrupted sweep
+keeps every finished member; ``--resume`` skips completed members and reruns the rest. A member that fails
+(a bad override, a divergence) is recorded with its status and message and never stops the others. Dask
+reschedules a member whose worker dies.
+
+Each worker runs one member at a time with ``numba`` limited to ``cores // workers`` threads, so workers do
+not oversubscribe the machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .energy import TERMS
+
+SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "path"] + \
+    [f"energy_{t}" for t in ("total",) + TERMS] + ["meta_agents", "meta_max_scale", "holonomy_mean", "holonomy_max"]
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start (bad --param syntax, nothing to sweep)."""
+
+
+def parse_values(text: str) -> list:
+    """``a,b,c`` (each read as YAML) or an integer range ``start:stop[:step]``."""
+    text = text.strip()
+    if ":" in text and "," not in text:
+        parts = text.split(":")
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            raise SweepError(f"{text!r}: a range is start:stop[:step] with integers") from None
+        values = list(range(*nums))
+        if not values:
+            raise SweepError(f"{text!r}: the range is empty")
+        return values
+    return [yaml.safe_load(v) for v in text.split(",")]
+
+
+def parse_param(text: str) -> tuple[str, list]:
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise SweepError(f"--param {text}: expected key.path=v1,v2,... or key.path=start:stop")
+    return key.strip(), parse_values(values)
+
+
+def members(params: list[tuple[str, list]], zip_params: bool = False) -> list[dict]:
+    """The overrides of every member: the cartesian product of the values, or their zip."""
+    if not params:
+        raise SweepError("nothing to sweep: give --param key.path=values (or a `sweep:` section)")
+    keys = [k for k, _ in params]
+    if len(set(keys)) != len(keys):
+        raise SweepError(f"a parameter is swept twice: {keys}")
+    lists = [v for _, v in params]
+    if zip_params:
+        if len({len(v) for v in lists}) != 1:
+            raise SweepError("--zip needs the same number of values for every parameter")
+        combos = list(zip(*lists))
+    else:
+        combos = list(itertools.product(*lists))
+    return [dict(zip(keys, c)) for c in combos]
+
+
+def _override_text(key: str, value) -> str:
+    return f"{key}={json.dumps(value)}"
+
+
+def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: int) -> dict:
+    """Run one member (on a worker). Never raises for a bad member: the failure is the returned row."""
+    import numba
+
+    from .run import run_scenario
+    from .scenario import ScenarioError, load_scenario
+
+    numba.set_num_threads(max(1, min(numba_threads, numba.config.NUMBA_NUM_THREADS)))
+    t0 = time.perf_counter()
+    row = {"status": "failed", "message": "", "wall_time": 0.0, "last_step": -1, "path": output}
+    try:
+        sc = load_scenario(scenario_path, [_override_text(k, v) for k, v in overrides.items()])
+        res = run_scenario(sc, output)
+        row.update(status=res.status, message=res.message, last_step=res.last_step)
+        for k, v in res.energy.items():
+            row[f"energy_{k}"] = v
+        if res.analysis is not None:
+            counts = res.analysis.counts
+            row["meta_agents"] = int(counts[-1, 2:].sum()) if counts.size else 0
+            row["meta_max_scale"] = res.analysis.n_scales
+            mean, mx, _ = res.analysis.holonomy_summary[-1]
+            row["holonomy_mean"], row["holonomy_max"] = float(mean), float(mx)
+    except ScenarioError as exc:
+        row["message"] = "; ".join(exc.messages)
+    except Exception as exc:  # noqa: BLE001 - one member's failure is data, not the sweep's end
+        row["message"] = f"{type(exc).__name__}: {exc}"
+    row["wall_time"] = time.perf_counter() - t0
+    return row
+
+
+@dataclass
+class SweepResult:
+    directory: Path
+    rows: list[dict]
+    wall_time: float
+    ran: int  # members run in this call (the others were already complete)
+
+    def by_status(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r["status"]] = out.get(r["status"], 0) + 1
+        return out
+
+
+def _read_summary(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    def value(v: str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+    with open(path, newline="") as fh:
+        return {row["member"]: {k: (value(v) if k not in ("member", "status", "message", "path") else v)
+                                for k, v in row.items()} for row in csv.DictReader(fh)}
+
+
+def write_summary(directory: Path, param_keys: list[str], rows: list[dict]) -> None:
+    """summary.csv and summary.h5 (one dataset per column), written atomically."""
+    import h5py
+
+    fields = ["member"] + [f"param:{k}" for k in param_keys] + SUMMARY_FIELDS[1:]
+    tmp = directory / "summary.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for r in sorted(rows, key=lambda r: r["member"]):
+            w.writerow({k: r.get(k, "") for k in fields})
+    os.replace(tmp, directory / "summary.csv")
+    tmp = directory / "summary.h5.tmp"
+    with h5py.File(tmp, "w") as f:
+        ordered = sorted(rows, key=lambda r: r["member"])
+        for k in fields:
+            col = [r.get(k, "") for r in ordered]
+            if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                   for v in col) and col:
+                f.create_dataset(k, data=np.array(col, dtype=float))
+            else:
+                f.create_dataset(k, data=np.array([str(v) for v in col], dtype=h5py.string_dtype()))
+        f.attrs["columns"] = json.dumps(fields)
+    os.replace(tmp, directory / "summary.h5")
+
+
+def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params: bool = False,
+              workers: int | None = None, scheduler: str | None = None, resume: bool = False,
+              progress=None) -> SweepResult:
+    """Run every member on a Dask cluster; see the module docstring. ``progress(done, total)`` is optional."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    scenario_path = Path(scenario_path).resolve()
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    all_members = members(params, zip_params)
+    keys = [k for k, _ in params]
+    spec = {"scenario": str(scenario_path), "scenario_yaml": scenario_path.read_text(),
+            "params": [[k, v] for k, v in params], "zip": zip_params, "members": all_members}
+    spec_path = directory / "sweep.json"
+    if resume and spec_path.exists():
+        old = json.loads(spec_path.read_text())
+        if old["members"] != json.loads(json.dumps(all_members)):
+            raise SweepError(f"{directory}: --resume with other parameters than the sweep there")
+    spec_path.write_text(json.dumps(spec, indent=1))
+    previous = _read_summary(directory / "summary.csv") if resume else {}
+    rows: dict[str, dict] = {}
+    todo = []
+    for k, ov in enumerate(all_members):
+        name = f"m{k:04d}"
+        base = {"member": name, **{f"param:{key}": ov[key] for key in keys}}
+        old = previous.get(name)
+        if old is not None and old.get("status") == "completed" and Path(old["path"]).exists():
+            rows[name] = {**old, **base}
+            continue
+        todo.append((name, ov, base))
+    t0 = time.perf_counter()
+    if todo:
+        cluster = None
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            n = workers or max(1, os.cpu_count() or 1)
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        try:
+            n_workers = max(1, len(client.scheduler_info()["workers"]))
+            threads = max(1, (os.cpu_count() or 1) // n_workers)
+            futures = {}
+            for name, ov, base in todo:
+                out = str((directory / f"{name}.h5").resolve())
+                fut = client.submit(run_member, str(scenario_path), ov, out, threads, key=f"{directory.name}-{name}",
+                                    pure=False, retries=2)
+                futures[fut] = (name, base)
+            done = 0
+            try:
+                for fut in as_completed(futures):
+                    name, base = futures[fut]
+                    try:
+                        row = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - e.g. the member's workers kept dying
+                        row = {"status": "failed", "message": f"{type(exc).__name__}: {exc}",
+                               "path": str(directory / f"{name}.h5")}
+                    rows[name] = {**base, **row}
+                    done += 1
+                    write_summary(directory, keys, list(rows.values()))
+                    if progress is not None:
+                        progress(done, len(todo))
+            except KeyboardInterrupt:
+                for fut in futures:
+                    fut.cancel()
+                raise
+        finally:
+            write_summary(directory, keys, list(rows.values()))
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        write_summary(directory, keys, list(rows.values()))
+    return SweepResult(directory, sorted(rows.values(), key=lambda r: r["member"]), time.perf_counter() - t0,
+                       len(todo))

@@ -1,0 +1,171 @@
+"""Sweeps on Dask: local cluster, resume, failing members, a killed worker, an external scheduler."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+import agents
+from agents.cli import main
+from agents.sweep import SweepError, members, parse_param, run_sweep
+
+TINY = textwrap.dedent("""\
+    name: tiny
+    seed: 1
+    grid: {height: 8, width: 8}
+    agents: {count: 3, support: {shape: disk, radius: 3}}
+    dynamics: {steps: 20, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}
+    output: {every: 10}
+    """)
+
+
+def scenario(tmp_path, text=TINY):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(text)
+    return p
+
+
+def summary(directory):
+    with open(directory / "summary.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_parameters():
+    assert parse_param("energy.kappa=0.1,0.3,1") == ("energy.kappa", [0.1, 0.3, 1])
+    assert parse_param("seed=0:4") == ("seed", [0, 1, 2, 3])
+    assert len(members([("a", [1, 2]), ("b", [3, 4, 5])])) == 6
+    assert members([("a", [1, 2]), ("b", [3, 4])], zip_params=True) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
+    with pytest.raises(SweepError):
+        members([("a", [1, 2]), ("b", [3])], zip_params=True)
+    with pytest.raises(SweepError):
+        parse_param("seed=4:0")
+
+
+def test_local_cluster_summary_and_resume(tmp_path):
+    out = tmp_path / "sweep"
+    res = run_sweep(scenario(tmp_path), [("energy.kappa", [0.5, 2.0]), ("seed", [0, 1])], out, workers=2)
+    assert res.ran == 4 and res.by_status() == {"completed": 4}
+    rows = summary(out)
+    assert [r["member"] for r in rows] == ["m0000", "m0001", "m0002", "m0003"]
+    assert {(r["param:energy.kappa"], r["param:seed"]) for r in rows} == {("0.5", "0"), ("0.5", "1"), ("2.0", "0"),
+                                                                        ("2.0", "1")}
+    for r in rows:
+        assert float(r["energy_total"]) > 0 and int(float(r["last_step"])) == 20
+        with agents.load(r["path"]) as traj:  # an ordinary run, its overrides recorded
+            assert traj.config["energy"]["kappa"] == float(r["param:energy.kappa"])
+            assert traj.config["seed"] == int(r["param:seed"])
+    with h5py.File(out / "summary.h5", "r") as f:
+        assert list(f["param:seed"][...]) == [0, 1, 0, 1] and f["energy_total"].shape == (4,)
+    mtimes = {r["member"]: os.path.getmtime(r["path"]) for r in rows}
+    again = run_sweep(scenario(tmp_path), [("energy.kappa", [0.5, 2.0]), ("seed", [0, 1])], out, workers=2,
+                      resume=True)
+    assert again.ran == 0 and again.by_status() == {"completed": 4}
+    assert {r["member"]: os.path.getmtime(r["path"]) for r in summary(out)} == mtimes
+    with pytest.raises(SweepError, match="other parameters"):
+        run_sweep(scenario(tmp_path), [("energy.kappa", [0.5])], out, workers=1, resume=True)
+
+
+def test_a_failing_member_does_not_stop_the_others_and_resume_reruns_it(tmp_path):
+    out = tmp_path / "sweep"
+    r = CliRunner().invoke(main, ["sweep", str(scenario(tmp_path)), "--param", "energy.kappa=1,-1,2",
+                                  "--workers", "2", "-o", str(out), "-q"])
+    assert r.exit_code == 1, r.output
+    assert "m0001: failed" in r.output and "energy.kappa: Input should be greater than 0" in r.output
+    rows = {row["member"]: row for row in summary(out)}
+    assert rows["m0000"]["status"] == rows["m0002"]["status"] == "completed"
+    assert rows["m0001"]["status"] == "failed"
+    # fix the scenario's values by resuming with the same members: the failed one is run again (and fails again)
+    res = run_sweep(scenario(tmp_path), [("energy.kappa", [1, -1, 2])], out, workers=1, resume=True)
+    assert res.ran == 1
+
+
+def test_sweep_section_in_the_scenario(tmp_path):
+    text = TINY + "sweep:\n  params: {energy.kappa: [0.5, 1.0], seed: '0:2'}\n"
+    r = CliRunner().invoke(main, ["sweep", str(scenario(tmp_path, text)), "--workers", "1", "-o",
+                                  str(tmp_path / "s"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert len(summary(tmp_path / "s")) == 4
+    bad = TINY + "sweep:\n  params: {seed: 'lots'}\n"
+    r = CliRunner().invoke(main, ["sweep", str(scenario(tmp_path, bad)), "-o", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "sweep.params.seed: a string must be an integer range" in r.output
+    r = CliRunner().invoke(main, ["plot", str(tmp_path / "s")])
+    assert r.exit_code == 0 and "phase_energy_total.png" in r.output
+
+
+def test_a_killed_worker_gets_its_member_rerun(tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    slow = TINY.replace("steps: 20", "steps: 4000").replace("every: 10", "every: 500")
+    out = tmp_path / "sweep"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster.scheduler_address) as watcher:
+        killed = {}
+
+        def kill_a_busy_worker():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                busy = {w: tasks for w, tasks in watcher.processing().items() if tasks}
+                if busy:
+                    time.sleep(1.0)  # let the member get going
+                    pids = watcher.run(os.getpid)
+                    addr = next(iter(busy))
+                    if addr in pids:
+                        os.kill(pids[addr], signal.SIGKILL)
+                        killed[addr] = busy[addr]
+                        return
+                time.sleep(0.1)
+
+        t = threading.Thread(target=kill_a_busy_worker)
+        t.start()
+        res = run_sweep(scenario(tmp_path, slow), [("seed", [0, 1, 2])], out, scheduler=cluster.scheduler_address)
+        t.join()
+    assert killed, "no worker was killed"
+    assert res.by_status() == {"completed": 3}
+    for r in summary(out):
+        with agents.load(r["path"]) as traj:
+            assert traj.status == "completed" and traj.last_step == 4000
+
+
+def test_external_scheduler_and_workers_as_processes(tmp_path):
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [subprocess.Popen(dask + ["--scheduler-file", str(sched_file), "--port", "0", "--host", "127.0.0.1",
+                                      "--dashboard-address", ":0"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                           "--nthreads", "1", "--nworkers", "1", "--no-dashboard"], env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+
+        with Client(address) as c:
+            c.wait_for_workers(2, timeout=60)
+        r = CliRunner().invoke(main, ["sweep", str(scenario(tmp_path)), "--param", "seed=0:4", "--scheduler",
+                                      address, "-o", str(tmp_path / "ext"), "-q"])
+        assert r.exit_code == 0, r.output
+        assert "4 members (completed 4)" in r.output
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
