@@ -45,16 +45,17 @@ class Grid:
             dx = dx - self.width * np.round(dx / self.width)
         return dy, dx
 
-    def forward_neighbor(self, site: np.ndarray, axis: str) -> np.ndarray:
-        """Flat index of c + x^ (axis 'x') or c + y^ (axis 'y'); -1 where it leaves an open grid."""
+    def neighbor(self, site: np.ndarray, axis: str, step: int = 1) -> np.ndarray:
+        """Flat index of c + step * x^ (axis 'x') or c + step * y^ (axis 'y'), step = +1 or -1; -1 where it
+        leaves an open grid."""
         y, x = np.divmod(np.asarray(site, dtype=np.int64), self.width)
         if axis == "x":
-            x = x + 1
-            outside = x >= self.width
+            x = x + step
+            outside = (x < 0) | (x >= self.width)
             x = x % self.width
         else:
-            y = y + 1
-            outside = y >= self.height
+            y = y + step
+            outside = (y < 0) | (y >= self.height)
             y = y % self.height
         out = y * self.width + x
         if not self.periodic:

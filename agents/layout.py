@@ -127,30 +127,11 @@ def _neighbor_rows(grid: Grid, offset: np.ndarray, index: np.ndarray, axis: str,
     for i in range(offset.shape[0] - 1):  # set-up only: one vectorised search per agent
         lo, hi = offset[i], offset[i + 1]
         sites = index[lo:hi]
-        if forward:
-            target = grid.forward_neighbor(sites, axis)
-        else:
-            target = _backward_neighbor(grid, sites, axis)
+        target = grid.neighbor(sites, axis, 1 if forward else -1)
         pos = np.searchsorted(sites, target)
         pos_c = np.minimum(pos, sites.size - 1)
         found = (target >= 0) & (sites[pos_c] == target)
         out[lo:hi] = np.where(found, lo + pos_c, -1)
-    return out
-
-
-def _backward_neighbor(grid: Grid, site: np.ndarray, axis: str) -> np.ndarray:
-    y, x = np.divmod(site, grid.width)
-    if axis == "x":
-        x = x - 1
-        outside = x < 0
-        x = x % grid.width
-    else:
-        y = y - 1
-        outside = y < 0
-        y = y % grid.height
-    out = y * grid.width + x
-    if not grid.periodic:
-        out = np.where(outside, -1, out)
     return out
 
 

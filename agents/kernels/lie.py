@@ -36,39 +36,35 @@ def _sinc_terms(theta):
     return s / theta, 2.0 * h * h / (theta * theta), (theta - s) / (theta * theta * theta)
 
 
+@njit(cache=True, inline="always")
+def _identity_plus(phi, c1, c2, theta, out):
+    """out = I + c1 Phi + c2 Phi^2 with Phi = [phi]_x (Phi^2 = phi phi^T - theta^2 I)."""
+    x, y, z = phi[0], phi[1], phi[2]
+    out[0, 0] = 1.0 + c2 * (x * x - theta * theta)
+    out[1, 1] = 1.0 + c2 * (y * y - theta * theta)
+    out[2, 2] = 1.0 + c2 * (z * z - theta * theta)
+    out[0, 1] = -c1 * z + c2 * x * y
+    out[1, 0] = c1 * z + c2 * x * y
+    out[0, 2] = c1 * y + c2 * x * z
+    out[2, 0] = -c1 * y + c2 * x * z
+    out[1, 2] = -c1 * x + c2 * y * z
+    out[2, 1] = c1 * x + c2 * y * z
+
+
 @njit(cache=True)
 def rodrigues(phi, out):
     """The l = 1 Cartesian rotation matrix exp([phi]_x) into ``out`` (3x3)."""
-    x, y, z = phi[0], phi[1], phi[2]
-    theta = np.sqrt(x * x + y * y + z * z)
+    theta = np.sqrt(phi[0] * phi[0] + phi[1] * phi[1] + phi[2] * phi[2])
     a, b, _ = _sinc_terms(theta)
-    # Phi = [[0,-z,y],[z,0,-x],[-y,x,0]]; Phi^2 = phi phi^T - t^2 I
-    out[0, 0] = 1.0 + b * (x * x - theta * theta)
-    out[1, 1] = 1.0 + b * (y * y - theta * theta)
-    out[2, 2] = 1.0 + b * (z * z - theta * theta)
-    out[0, 1] = -a * z + b * x * y
-    out[1, 0] = a * z + b * x * y
-    out[0, 2] = a * y + b * x * z
-    out[2, 0] = -a * y + b * x * z
-    out[1, 2] = -a * x + b * y * z
-    out[2, 1] = a * x + b * y * z
+    _identity_plus(phi, a, b, theta, out)
 
 
 @njit(cache=True)
 def left_jacobian(phi, out):
     """SO(3) left Jacobian J_l(phi) into ``out`` (3x3): d exp(phi) exp(phi)^-1 = (J_l dphi)^."""
-    x, y, z = phi[0], phi[1], phi[2]
-    theta = np.sqrt(x * x + y * y + z * z)
+    theta = np.sqrt(phi[0] * phi[0] + phi[1] * phi[1] + phi[2] * phi[2])
     _, b, c = _sinc_terms(theta)
-    out[0, 0] = 1.0 + c * (x * x - theta * theta)
-    out[1, 1] = 1.0 + c * (y * y - theta * theta)
-    out[2, 2] = 1.0 + c * (z * z - theta * theta)
-    out[0, 1] = -b * z + c * x * y
-    out[1, 0] = b * z + c * x * y
-    out[0, 2] = b * y + c * x * z
-    out[2, 0] = -b * y + c * x * z
-    out[1, 2] = -b * x + c * y * z
-    out[2, 1] = b * x + c * y * z
+    _identity_plus(phi, b, c, theta, out)
 
 
 @njit(cache=True, inline="always")
