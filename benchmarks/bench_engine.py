@@ -191,7 +191,7 @@ def flops_per_step(layout, energy) -> dict[str, float]:
         solitary rows: inverse (as above) and g_sigma = alpha chi (S^-1 - Sigma^-1) / 2 (2K^2).
         every row: prior KL (tr 2K^2, quadratic form 2K^2 + 2K, ~K + 8) and dE/dmu (K (2K + 3));
         with observations (D = obs dim): residual 2DK, quadratic form 2D^2 + 2D, tr 2K^2, g_sigma 2K^2, and
-        dE/dmu as written, K (D (2D + 2) + 3) -- Rn^-1 resid is recomputed for every component i.
+        dE/dmu: u = Rn^-1 resid once (2D^2), then C^T u and the update (2DK + 3K).
     ``local.pairs``  (step 3, per ordered pair (a, b) at a site)
         KL: d (K), tr(Pt_b St_a) (2K^2), d^T Pt_b d (2K^2 + 2K), ~6; softmax weights ~11 per pair
         (``_pair_coefficients``); gradient: coef ~5, d (K), v = Pt_b d (2K^2), g~ updates (4K),
@@ -202,8 +202,9 @@ def flops_per_step(layout, energy) -> dict[str, float]:
         for adding into g_phi.
     ``update``  (``kernels/update.py``, plain gradient, per row)
         mu step and slope (6K), Sigma step and |G|_F^2 (5K^2), Cholesky test of the new Sigma (K^3/3).
-        The SPD retraction (Jacobi eigen-decomposition) is not counted; the report prints how many agent-sites
-        took it (a handful in B3's first step, none after).
+        The SPD margin test (Sigma' - 1e-6 Sigma, K^2) and the second-order retraction (~K^3, only where the
+        plain step would leave the cone) are not counted; the report prints how many agent-sites took it (a
+        handful in B3's first step, none after).
     ``numpy``  (``dynamics.py``, ``energy.py``, per row)
         phi step (6), phi slope (6), gradient norms for the history (2 (K^2 + K + 3)), three reductions of the
         five energy densities (15).
@@ -231,7 +232,7 @@ def flops_per_step(layout, energy) -> dict[str, float]:
     per_solitary = inverse + 2 * K * K
     per_row = (4 * K * K + 3 * K + 8) + K * (2 * K + 3)
     if has_obs:
-        per_row += 2 * D * K + 2 * D * D + 2 * D + 2 * K * K + 2 * K * K + K * (D * (2 * D + 2) + 3)
+        per_row += 2 * D * K + 2 * D * D + 2 * D + 2 * K * K + 2 * K * K + (2 * D * D + 2 * D * K + 3 * K)
     local_rows = rotated * per_rotated + solitary * per_solitary + rows * per_row
 
     local_pairs = 0

@@ -1,0 +1,25 @@
+"""The benchmark scripts still run (smoke tests; no timing is asserted: figures live in benchmarks/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_engine_benchmark_quick():
+    r = run("benchmarks/bench_engine.py", "--quick", "--only", "B1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "B1" in r.stdout and "steps/s" in r.stdout
+
+
+def test_render_benchmark_small():
+    r = run("benchmarks/bench_render.py", "--frames", "3", "--size", "320x240")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "frames/s" in r.stdout
