@@ -67,22 +67,28 @@ def analyze_run(path, params: ConsensusParams = ConsensusParams(), loops: list |
     ``loops``: user loops as ``[{"name": ..., "waypoints": [[agent, y, x], ...]}, ...]``.
     """
     path = Path(path)
-    with load(path) as traj:
-        if traj.recorded_status == "running" and traj.status != "killed":
-            raise RuntimeError(f"{path}: the run is still being written; analyse it when it has ended")
-        layout = traj.layout()
-        frames = list(range(len(traj.frame_steps)))
-        states = [traj.state(f) for f in frames]
-        steps = np.array([s.step for s in states], dtype=np.int64)
-        recorded = traj.recorded_status
-        pid_host = traj._writer
+    traj = load(path)
+    try:
+        return _analyze(traj, path, params, loops, automatic, write, progress)
+    finally:
+        traj.close()
+
+
+def _analyze(traj, path: Path, params: ConsensusParams, loops, automatic: bool, write: bool, progress
+             ) -> AnalysisResult:
+    if traj.recorded_status == "running" and traj.status != "killed":
+        raise RuntimeError(f"{path}: the run is still being written; analyse it when it has ended")
+    layout = traj.layout()
+    steps = np.asarray(traj.frame_steps, dtype=np.int64)
+    recorded = traj.recorded_status
+    pid_host = traj.writer
     loop_defs: list[Loop] = []
     for spec in loops or []:
         loop_defs.append(loop_from_waypoints(layout, spec["name"], [tuple(w) for w in spec["waypoints"]]))
     if automatic:
         loop_defs += automatic_loops(layout)
     N = layout.n_agents
-    F = len(states)
+    F = steps.size
     max_scale = params.max_scale
     labels = -np.ones((F, N), dtype=np.int64)
     counts = np.zeros((F, max_scale + 1), dtype=np.int64)
@@ -94,7 +100,8 @@ def analyze_run(path, params: ConsensusParams = ConsensusParams(), loops: list |
     summary = np.zeros((F, 3))
     loop_angle = np.zeros((F, len(loop_defs)))
     loop_axis = np.zeros((F, len(loop_defs), 3))
-    for f, state in enumerate(states):
+    for f in range(F):
+        state = traj.state(f)  # one frame in memory at a time: runs can hold thousands of frames
         levels = hierarchy(layout, state, params)
         base = base_members(levels)
         ids_by_level = []
@@ -149,6 +156,7 @@ def analyze_run(path, params: ConsensusParams = ConsensusParams(), loops: list |
                          for mid in sorted(series)], dtype=life_dtype)
     n_scales = int(max([1] + [s for s in range(2, max_scale + 1) if counts[:, s].any()]))
     if write:
+        traj.close()  # reopened below for writing
         if recorded == "running":
             if writer_alive(*pid_host):
                 raise RuntimeError(f"{path}: the run is still being written")

@@ -105,12 +105,19 @@ _set_option = click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VAL
 @click.option("--resume", is_flag=True, help="continue the run in the output file from its checkpoint")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def run(scenario, output, steps, seed, sets, resume, quiet):
-    """Run SCENARIO (a YAML file or a shipped scenario's name) into an HDF5 trajectory."""
-    from .run import run_scenario
+    """Run SCENARIO (a YAML file or a shipped scenario's name) into an HDF5 trajectory.
+
+    An existing output file is never overwritten: it is renamed NAME.1.h5 (NAME.2.h5, ...) first.
+    """
+    from .run import output_path, run_scenario
 
     sc = _load(scenario, sets, seed, steps)
+    path = output_path(sc, output)
+    if path.exists() and not resume:
+        kept = _keep_earlier(path)
+        click.echo(f"kept the earlier {path} as {kept} (use --resume to continue a run instead)", err=True)
     try:
-        result = run_scenario(sc, output, resume=resume,
+        result = run_scenario(sc, path, resume=resume,
                               progress=lambda sim, total: ProgressBar(sim, total, quiet))
     except ScenarioError as exc:
         _fail(exc.messages)
@@ -128,6 +135,15 @@ def run(scenario, output, steps, seed, sets, resume, quiet):
         sys.exit(EXIT_RUN_FAILED)
     if result.status == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _keep_earlier(path: Path) -> Path:
+    """Rename an existing run file out of the way (the first free NAME.k.h5)."""
+    k = 1
+    while (kept := path.with_name(f"{path.stem}.{k}{path.suffix}")).exists():
+        k += 1
+    path.rename(kept)
+    return kept
 
 
 @main.command()

@@ -65,6 +65,11 @@ class Trajectory:
 
     # --- run metadata ----------------------------------------------------------------------------------------
     @property
+    def writer(self) -> tuple[int, str]:
+        """(pid, host) of the process that wrote the file."""
+        return self._writer
+
+    @property
     def status(self) -> str:
         """The recorded status; ``killed`` when it says ``running`` but the writing process is gone."""
         if self.recorded_status == "running" and writer_alive(*self._writer) is False:
@@ -198,6 +203,10 @@ class Trajectory:
         step = int(self.frame_steps[self._frame_index(frame)])
         k = np.nonzero(h["step"][...] == step)[0]
         return h["plaquette_angle"][int(k[0])] if k.size else None
+
+    def has(self, path: str) -> bool:
+        """Whether the file holds this group or dataset (e.g. ``observables/meta_agents``)."""
+        return path in self._f
 
     def group(self, path: str):
         """Direct access to an HDF5 group or dataset of the file (read only)."""

@@ -63,6 +63,18 @@ def test_run_options_override_the_scenario(tmp_path):
         assert traj.config["energy"]["kappa"] == 0.5
 
 
+def test_an_existing_run_is_kept_not_overwritten(tmp_path):
+    s = write(tmp_path, TINY)
+    out = tmp_path / "run.h5"
+    assert invoke("run", s, "-o", out, "-q").exit_code == 0
+    first = out.read_bytes()
+    r = invoke("run", s, "-o", out, "-q", "--steps", 4)
+    assert r.exit_code == 0 and "kept the earlier" in r.output
+    assert (tmp_path / "run.1.h5").read_bytes() == first
+    assert invoke("run", s, "-o", out, "-q", "--steps", 2).exit_code == 0
+    assert (tmp_path / "run.2.h5").exists()
+
+
 def test_scenarios_lists_the_shipped_ones():
     r = invoke("scenarios")
     assert r.exit_code == 0

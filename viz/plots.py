@@ -88,7 +88,7 @@ def plot_beta(traj, frame: int = -1):
 def plot_meta_agents(traj):
     """Meta-agent count per scale and mean size (scale-1 members) over time."""
     fig, (ax1, ax2) = _figure(2, 1, figsize=(7, 5), sharex=True, constrained_layout=True)
-    if "observables/meta_agents" not in traj._f:
+    if not traj.has("observables/meta_agents"):
         ax1.text(0.5, 0.5, "not analysed: run `vfe analyze`", ha="center", transform=ax1.transAxes)
         return fig
     g = traj.group("observables/meta_agents")
