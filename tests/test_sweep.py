@@ -104,25 +104,28 @@ def test_sweep_section_in_the_scenario(tmp_path):
 
 
 def test_a_killed_worker_gets_its_member_rerun(tmp_path):
+    import datetime as dt
+
     from dask.distributed import Client, LocalCluster
 
-    slow = TINY.replace("steps: 20", "steps: 4000").replace("every: 10", "every: 500")
+    slow = TINY.replace("steps: 20", "steps: 40000").replace("every: 10", "every: 5000")  # several s each
     out = tmp_path / "sweep"
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster.scheduler_address) as watcher:
         killed = {}
 
         def kill_a_busy_worker():
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while time.monotonic() < deadline and not killed:
                 busy = {w: tasks for w, tasks in watcher.processing().items() if tasks}
                 if busy:
-                    time.sleep(1.0)  # let the member get going
+                    time.sleep(1.0)  # the member is under way
                     pids = watcher.run(os.getpid)
-                    addr = next(iter(busy))
+                    addr, tasks = next(iter(busy.items()))
                     if addr in pids:
+                        killed["time"] = time.time()
+                        killed["keys"] = list(tasks)
                         os.kill(pids[addr], signal.SIGKILL)
-                        killed[addr] = busy[addr]
                         return
                 time.sleep(0.1)
 
@@ -132,9 +135,16 @@ def test_a_killed_worker_gets_its_member_rerun(tmp_path):
         t.join()
     assert killed, "no worker was killed"
     assert res.by_status() == {"completed": 3}
-    for r in summary(out):
+    rows = {r["member"]: r for r in summary(out)}
+    for r in rows.values():
         with agents.load(r["path"]) as traj:
-            assert traj.status == "completed" and traj.last_step == 4000
+            assert traj.status == "completed" and traj.last_step == 40000
+    # the member that was running on the killed worker was started again after the kill
+    victims = [k.rsplit("-", 1)[-1] for k in killed["keys"]]
+    for name in victims:
+        with agents.load(rows[name]["path"]) as traj:
+            started = dt.datetime.fromisoformat(traj.started_at).timestamp()
+        assert started >= killed["time"] - 1.0, (name, started, killed["time"])
 
 
 def test_external_scheduler_and_workers_as_processes(tmp_path):
