@@ -36,12 +36,12 @@ NOT_SPD = 1  # status code of a row whose Sigma is not positive definite
 
 @njit(cache=True)
 def _pair_coefficients(kl_row, chi_row, a, n, kappa, free_energy, include_self, beta_out):
-    """Softmax weights of row ``a`` over partners and ``(energy density / chi_a, dE/dKL factors)``.
+    """Softmax weights of row ``a`` over its partners at a site, into ``beta_out``; returns (e, <KL>).
 
-    Weighted form: ``E = sum_j beta_j KL_j``, ``dE/dKL_j = beta_j (1 - (KL_j - <KL>)/kappa)``.
-    Free-energy form: ``E = -kappa ln sum_j chi_j exp(-KL_j/kappa)``, ``dE/dKL_j = beta_j``.
-    ``beta_out[b]`` gets beta_ab (0 for b == a unless include_self). The factors overwrite ``beta_out``'s
-    companion: returned energy only; callers recompute factors from beta and KL.
+    ``beta_out[b] = beta_ab`` (0 for b == a unless include_self); ``e`` is the alignment energy density of
+    the row divided by chi_a and lambda; ``<KL> = sum_b beta_ab KL_ab``. The caller forms dE/dKL_ab from them:
+    weighted form ``E = sum_b beta_b KL_b``, ``dE/dKL_b = beta_b (1 - (KL_b - <KL>)/kappa)``;
+    free-energy form ``E = -kappa ln sum_b chi_b exp(-KL_b/kappa)``, ``dE/dKL_b = beta_b``.
     """
     big = -np.inf
     for b in range(n):
