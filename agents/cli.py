@@ -263,6 +263,7 @@ def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loo
     """Detect and track meta-agents and measure holonomy in every frame of RUN_FILE (written into it)."""
     from .analyze import analyze_run
     from .config import make_config
+    from .meta import ConsensusParams
     from .reader import load
     from .run import consensus_params
 
@@ -272,15 +273,11 @@ def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loo
     except (OSError, KeyError) as exc:
         _fail([str(exc)])
     p = consensus_params(cfg)
-    m = cfg.analysis.meta_agents
     overrides = {"eps_belief": eps_belief, "min_overlap": min_overlap, "eps_prior": eps_prior, "max_scale": max_scale}
     for key, value in overrides.items():
         if value is not None and (value <= 0 or (key == "max_scale" and value < 2)):
             _fail([f"--{key.replace('_', '-')}: must be positive (max-scale >= 2), got {value}"])
-    from .meta import ConsensusParams
-
     p = ConsensusParams(**{k: (v if v is not None else getattr(p, k)) for k, v in overrides.items()})
-    del m
     try:
         res = analyze_run(run_file, p, [lp.model_dump() for lp in cfg.analysis.holonomy.loops],
                           cfg.analysis.holonomy.automatic and not no_auto_loops)
