@@ -7,16 +7,19 @@ The public Python API:
 * :func:`evaluate` / :func:`step` -- the energy-and-gradient function and the pure step over plain arrays.
 """
 
-from .build import Built, build
-from .config import Config, ConfigError, make_config
-from .dynamics import DivergenceError, DynamicsParams, LineSearch, StepInfo, step
-from .energy import TERMS, EnergyParams, Evaluation, evaluate
-from .reader import Trajectory, load
-from .scenario import Scenario, ScenarioError, load_scenario
-from .simulation import EnergyIncreaseWarning, Simulation
-from .state import State
+from .setup.build import Built, build
+from .setup.config import Config, ConfigError, make_config
+from .model.dynamics import DivergenceError, DynamicsParams, LineSearch, StepInfo, step
+from .model.energy import TERMS, EnergyParams, Evaluation, evaluate
+from .io.reader import Trajectory, load
+from .setup.scenario import Scenario, ScenarioError, load_scenario
+from .runner.simulation import EnergyIncreaseWarning, Simulation
+from .model.state import State
 
-__version__ = "0.1.0"
+from importlib.metadata import version as _version
+
+__version__ = _version("gauge-vfe")  # one version number: pyproject.toml
+
 
 __all__ = [
     "Built", "build", "Config", "ConfigError", "make_config", "DivergenceError", "DynamicsParams", "LineSearch",

@@ -15,28 +15,13 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .energy import TERMS
-from .scenario import ScenarioError, load_scenario
+from .model.energy import TERMS
+from .setup.scenario import ScenarioError, load_scenario
+from .setup.shipped import resolve_scenario, scenario_summary, shipped_scenarios
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130
-
-
-def shipped_scenarios() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
-
-
-def resolve_scenario(name: str) -> Path:
-    """A path, or the name of a shipped scenario (``vfe run quickstart``)."""
-    p = Path(name)
-    if p.exists() or p.suffix in (".yaml", ".yml"):
-        return p
-    shipped = shipped_scenarios()
-    if name in shipped:
-        return shipped[name]
-    return p
 
 
 def _fail(messages, code=EXIT_BAD_INPUT):
@@ -109,7 +94,7 @@ def run(scenario, output, steps, seed, sets, resume, quiet):
 
     An existing output file is never overwritten: it is renamed NAME.1.h5 (NAME.2.h5, ...) first.
     """
-    from .run import output_path, run_scenario
+    from .runner.run import output_path, run_scenario
 
     sc = _load(scenario, sets, seed, steps)
     path = output_path(sc, output)
@@ -151,7 +136,7 @@ def _keep_earlier(path: Path) -> Path:
 @_set_option
 def validate(scenario, sets):
     """Check SCENARIO without running it: keys, values, files, and the layout it builds."""
-    from .run import build_simulation
+    from .runner.run import build_simulation
 
     sc = _load(scenario, sets)
     try:
@@ -174,7 +159,7 @@ def validate(scenario, sets):
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def inspect(run_file, as_json):
     """Summarise a trajectory file: scenario, status, steps, energies by term."""
-    from .reader import load
+    from .io.reader import load
 
     try:
         traj = load(run_file)
@@ -261,11 +246,11 @@ def _analysis_summary(traj) -> dict:
 @click.option("--no-auto-loops", is_flag=True, help="only the scenario's own holonomy loops")
 def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loops):
     """Detect and track meta-agents and measure holonomy in every frame of RUN_FILE (written into it)."""
-    from .analyze import analyze_run
-    from .config import make_config
-    from .meta import ConsensusParams
-    from .reader import load
-    from .run import consensus_params
+    from .analysis.pipeline import analyze_run
+    from .setup.config import make_config
+    from .analysis.meta_agents import ConsensusParams
+    from .io.reader import load
+    from .runner.run import consensus_params
 
     try:
         with load(run_file) as traj:
@@ -327,11 +312,11 @@ def render(run_file, output, frames, size, color_by, fps, quiet):
     except ValueError:
         _fail([f"--size: expected WxH, got {size!r}"])
     try:
-        import viz
+        from .. import viz
         from tqdm import tqdm
     except ImportError as exc:  # pragma: no cover - a broken install
         _fail([f"rendering needs pyvista and vtk: {exc}"], EXIT_RUN_FAILED)
-    from .reader import load
+    from .io.reader import load
 
     try:
         traj = load(run_file)
@@ -359,7 +344,7 @@ def render(run_file, output, frames, size, color_by, fps, quiet):
 @click.option("--color-by", default="|mu|", help="agent, mu:K, |mu|, trace_sigma, kl_prior, free_energy")
 def view(run_file, color_by):
     """Open RUN_FILE in an interactive 3D window with a time slider (needs a display)."""
-    import viz
+    from .. import viz
 
     try:
         viz.view(run_file, color_by=color_by)
@@ -375,9 +360,9 @@ def view(run_file, color_by):
 @click.option("--x", "x_param", help="for a sweep: the parameter on the x axis")
 def plot(run, output, quantity, x_param):
     """Plots of RUN.h5 (energy, attention, meta-agents, holonomy, beliefs), or phase diagrams of a SWEEP_DIR."""
-    import viz
+    from .. import viz
 
-    from .reader import load
+    from .io.reader import load
 
     if Path(run).is_dir():
         if not (Path(run) / "summary.csv").exists():
@@ -422,7 +407,7 @@ def sweep(scenario, params, zip_params, workers, scheduler, output, resume, quie
     """Run SCENARIO over a grid of parameters on a Dask cluster; writes OUTPUT/summary.csv and summary.h5."""
     from tqdm import tqdm
 
-    from .sweep import SweepError, parse_param, parse_values, run_sweep
+    from .runner.sweep import SweepError, parse_param, parse_values, run_sweep
 
     if workers is not None and scheduler:
         _fail(["--workers and --scheduler exclude each other"])
@@ -464,8 +449,7 @@ def sweep(scenario, params, zip_params, workers, scheduler, output, resume, quie
 def scenarios():
     """List the shipped scenarios (run one with `vfe run NAME`)."""
     for name, path in shipped_scenarios().items():
-        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
-        click.echo(f"{name:<20} {first}")
+        click.echo(f"{name:<20} {scenario_summary(path)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -289,11 +289,11 @@ def child_engine(name: str, quick: bool) -> dict:
     import numba
     import numpy as np
 
-    import agents
-    from agents.kernels.gauge_field import gauge_field_terms
-    from agents.kernels.local import local_terms
-    from agents.kernels.update import update_gaussians
-    from agents.simulation import EnergyIncreaseWarning
+    from gauge_vfe import agents
+    from gauge_vfe.agents.kernels.gauge_field import gauge_field_terms
+    from gauge_vfe.agents.kernels.site_terms import local_terms
+    from gauge_vfe.agents.kernels.update import update_gaussians
+    from gauge_vfe.agents.runner.simulation import EnergyIncreaseWarning
 
     t_import = time.perf_counter() - t0
     rss_import = _peak_rss_mib()

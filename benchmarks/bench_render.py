@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import viz
-from agents.cli import shipped_scenarios
-from agents.run import run_scenario
-from agents.scenario import load_scenario
+from gauge_vfe import viz
+from gauge_vfe.agents.setup.shipped import shipped_scenarios
+from gauge_vfe.agents.runner.run import run_scenario
+from gauge_vfe.agents.setup.scenario import load_scenario
 
 
 def main():

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.cli import shipped_scenarios
-from agents.sweep import run_member, run_sweep
+from gauge_vfe.agents.setup.shipped import shipped_scenarios
+from gauge_vfe.agents.runner.sweep import run_member, run_sweep
 
 
 def main():

@@ -8,9 +8,9 @@ import textwrap
 import h5py
 from click.testing import CliRunner
 
-from agents.cli import main
-from agents.run import run_scenario
-from agents.scenario import load_scenario
+from gauge_vfe.agents.cli import main
+from gauge_vfe.agents.runner.run import run_scenario
+from gauge_vfe.agents.setup.scenario import load_scenario
 
 CLUSTERS = textwrap.dedent("""\
     name: clusters

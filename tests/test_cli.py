@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from agents.cli import main
+from gauge_vfe.agents.cli import main
 
 TINY = textwrap.dedent("""\
     # tiny
@@ -58,7 +58,7 @@ def test_run_options_override_the_scenario(tmp_path):
     assert r.exit_code == 0, r.output
     info = json.loads(invoke("inspect", out, "--json").output)
     assert info["last_step"] == 5 and info["seed"] == 9 and info["dtype"] == "float64"
-    import agents
+    from gauge_vfe import agents
     with agents.load(out) as traj:
         assert traj.config["energy"]["kappa"] == 0.5
 
@@ -95,7 +95,7 @@ def test_diverging_run_exits_1_with_a_valid_file(tmp_path):
     r = invoke("run", s, "-o", out, "-q")
     assert r.exit_code == 1
     assert "diverged at step" in r.output
-    import agents
+    from gauge_vfe import agents
     with agents.load(out) as traj:
         assert traj.status == "diverged" and "diverged at step" in traj.message
         last = traj.state(-1)  # the last good state is kept as a frame

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import ConfigError, Simulation, build, make_config
+from gauge_vfe.agents import ConfigError, Simulation, build, make_config
 
 
 def test_every_key_has_a_default():

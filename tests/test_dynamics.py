@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-import agents
-from agents import DivergenceError, EnergyIncreaseWarning, Simulation
-from agents.analysis import transported_mean_spread
-from agents.dynamics import check_finite
+from gauge_vfe import agents
+from gauge_vfe.agents import DivergenceError, EnergyIncreaseWarning, Simulation
+from gauge_vfe.agents.analysis.measures import transported_mean_spread
+from gauge_vfe.agents.model.dynamics import check_finite
 
 ALL_TERMS = {
     "seed": 4,

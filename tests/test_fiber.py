@@ -7,17 +7,14 @@ import pytest
 import scipy.linalg
 from scipy.spatial.transform import Rotation
 
-from agents.fiber import levi_civita, make_fiber, spin_generators
-from agents.kernels.lie import left_jacobian, rho_exp, rodrigues
+from gauge_vfe.agents.model.fiber import levi_civita, make_fiber, spin_generators
+from gauge_vfe.agents.kernels.lie import left_jacobian, rho_exp, rodrigues
 
 SPINS = list(range(0, 11))
 
 
 def rho(fiber, phi):
-    out = np.zeros((fiber.K, fiber.K))
-    scratch = np.zeros((3, fiber.block_dim.max(), fiber.block_dim.max()))
-    rho_exp(np.asarray(phi, dtype=float), *fiber.kernel_args, out, scratch)
-    return out
+    return fiber.rho(phi)
 
 
 @pytest.mark.parametrize("spin", SPINS)

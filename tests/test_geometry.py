@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agents import supports
-from agents.fiber import make_fiber
-from agents.grid import Grid
-from agents.layout import build_layout
+from gauge_vfe.agents.model import supports
+from gauge_vfe.agents.model.fiber import make_fiber
+from gauge_vfe.agents.model.grid import Grid
+from gauge_vfe.agents.model.layout import build_layout
 
 
 def layout_for(grid, chis, K_spins=(1,)):

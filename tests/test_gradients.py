@@ -11,9 +11,9 @@ import itertools
 import numpy as np
 import pytest
 
-from agents.energy import TERMS, evaluate
+from gauge_vfe.agents.model.energy import TERMS, evaluate
 
-from .conftest import params, random_system, total_energy
+from factories import params, random_system, total_energy
 
 H = 1e-5
 TOL = 1e-6

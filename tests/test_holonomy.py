@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from agents import supports
-from agents.fiber import make_fiber
-from agents.grid import Grid
-from agents.holonomy import automatic_loops, loop_from_waypoints, loop_holonomy, plaquette_angles
-from agents.layout import build_layout
-from agents.state import State
+from gauge_vfe.agents.model import supports
+from gauge_vfe.agents.model.fiber import make_fiber
+from gauge_vfe.agents.model.grid import Grid
+from gauge_vfe.agents.analysis.holonomy import automatic_loops, loop_from_waypoints, loop_holonomy, plaquette_angles
+from gauge_vfe.agents.model.layout import build_layout
+from gauge_vfe.agents.model.state import State
 
 
 def whole_layout(H=5, W=6, n_agents=1, boundary="open", chis=None):

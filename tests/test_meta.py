@@ -6,17 +6,20 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from agents import supports
-from agents.analysis import frame_matrices
-from agents.fiber import make_fiber
-from agents.grid import Grid
-from agents.layout import build_layout
-from agents.meta import (ConsensusParams, Tracker, autocorrelation_time, base_members, coarse_grain, detect,
+from gauge_vfe.agents.model import supports
+from gauge_vfe.agents.analysis.measures import frame_matrices
+from gauge_vfe.agents.model.fiber import make_fiber
+from gauge_vfe.agents.model.grid import Grid
+from gauge_vfe.agents.model.layout import build_layout
+from gauge_vfe.agents.analysis.meta_agents import (ConsensusParams, Tracker, autocorrelation_time, base_members, coarse_grain, detect,
                          hierarchy, pair_divergences)
-from agents.state import State
+from gauge_vfe.agents.model.state import State
 
-from .conftest import random_spd
-from .test_fiber import rho
+from factories import random_spd
+
+
+def _rho(fiber, phi):
+    return fiber.rho(phi)
 
 
 def two_agents(spins=(1,), seed=0, perturb=0.0):
@@ -97,9 +100,9 @@ def test_relabelling_and_gauge_rotation_leave_labels_unchanged():
     s2 = State.from_arrays(st.mu[rows], st.sigma[rows], st.phi[rows])
     comps2, _, _ = detect(l2, s2, params)
     assert sorted(sorted(perm[c].tolist()) for c in comps2) == [[0, 1, 2], [3, 4, 5]]
-    # global gauge rotation: phi -> g phi, mu -> rho(g) mu, Sigma -> rho(g) Sigma rho(g)^T (priors too)
+    # global gauge rotation: phi -> g phi, mu -> _rho(g) mu, Sigma -> _rho(g) Sigma _rho(g)^T (priors too)
     rotvec = np.array([0.7, -0.4, 1.1])
-    gm = rho(layout.fiber, rotvec)
+    gm = _rho(layout.fiber, rotvec)
     r1 = Rotation.from_rotvec(rotvec).as_matrix()
     chis = [layout.to_grid(layout.chi, i, fill=0.0) for i in range(6)]
     l3 = build_layout(layout.grid, layout.fiber, chis, layout.prior_mu @ gm.T, gm @ layout.prior_sigma @ gm.T)

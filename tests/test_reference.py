@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from agents.reference import reference_markdown
+from gauge_vfe.agents.setup.schema_doc import reference_markdown
 
 
 def test_reference_page_is_up_to_date():

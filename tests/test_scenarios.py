@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import agents
-from agents.cli import shipped_scenarios
-from agents.run import run_scenario
-from agents.scenario import load_scenario
+from gauge_vfe import agents
+from gauge_vfe.agents.setup.shipped import shipped_scenarios
+from gauge_vfe.agents.runner.run import run_scenario
+from gauge_vfe.agents.setup.scenario import load_scenario
 
 SHIPPED = shipped_scenarios()
 EXPECTED = {"quickstart", "vacuum", "symmetry_breaking", "emergence", "curvature", "transformer_limit", "image"}
@@ -38,7 +38,7 @@ def test_emergence_builds_a_hierarchy_that_inspect_reports(tmp_path):
 
     from click.testing import CliRunner
 
-    from agents.cli import main
+    from gauge_vfe.agents.cli import main
 
     res = run_scenario(load_scenario(SHIPPED["emergence"]), tmp_path / "emergence.h5")
     assert res.status == "completed"

@@ -16,9 +16,9 @@ import h5py
 import pytest
 from click.testing import CliRunner
 
-import agents
-from agents.cli import main
-from agents.sweep import SweepError, members, parse_param, run_sweep
+from gauge_vfe import agents
+from gauge_vfe.agents.cli import main
+from gauge_vfe.agents.runner.sweep import SweepError, members, parse_param, run_sweep
 
 TINY = textwrap.dedent("""\
     name: tiny

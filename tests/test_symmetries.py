@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from agents import supports
-from agents.energy import TERMS, EnergyParams, beta_matrix, evaluate, kl_matrix
-from agents.fiber import make_fiber
-from agents.grid import Grid
-from agents.layout import Observations, build_layout
-from agents.state import State
+from gauge_vfe.agents.model import supports
+from gauge_vfe.agents.model.energy import TERMS, EnergyParams, beta_matrix, evaluate, kl_matrix
+from gauge_vfe.agents.model.fiber import make_fiber
+from gauge_vfe.agents.model.grid import Grid
+from gauge_vfe.agents.model.layout import Observations, build_layout
+from gauge_vfe.agents.model.state import State
 
-from .conftest import params, random_spd, random_system
-from .test_fiber import rho
+from factories import params, random_spd, random_system
+
+
+def _rho(fiber, phi):
+    return fiber.rho(phi)
 
 
 def one_site_system(spins, mu, sigma, phi, prior_mu=None, prior_sigma=None):
@@ -110,7 +113,7 @@ def test_transformer_limit_query_frame(spins):
     phi[0] = phi_query
     layout, state = one_site_system(spins, mu, np.tile(s2 * np.eye(K), (n, 1, 1)), phi)
     beta = beta_matrix(layout, evaluate(layout, EnergyParams(kappa=kappa), state))
-    W = rho(fiber, phi_query) @ rho(fiber, phi_keys).T
+    W = _rho(fiber, phi_query) @ _rho(fiber, phi_keys).T
     logits = (mu[0] @ W @ mu[1:].T) / (s2 * kappa) - np.sum(mu[1:] ** 2, axis=1) / (2 * s2 * kappa)
     expected = np.exp(logits - logits.max())
     expected /= expected.sum()
@@ -119,9 +122,9 @@ def test_transformer_limit_query_frame(spins):
 
 
 def rotate_system(layout, state, rotvec):
-    """The global gauge transformation of SPEC section 4: adjoint action on frames, rho(g) on the fiber."""
+    """The global gauge transformation of SPEC section 4: adjoint action on frames, _rho(g) on the fiber."""
     fiber = layout.fiber
-    g = rho(fiber, rotvec)
+    g = _rho(fiber, rotvec)
     r1 = Rotation.from_rotvec(rotvec).as_matrix()
     obs = layout.observations
     new_obs = None
@@ -156,12 +159,12 @@ def test_global_gauge_invariance(spins, boundary, form, include_self):
 
 
 def test_left_action_breaks_only_the_frame_field_terms():
-    """R_i -> rho(g) R_i (phi_i -> log(g exp phi_i)) keeps prior, observation, alignment; not curvature."""
+    """R_i -> _rho(g) R_i (phi_i -> log(g exp phi_i)) keeps prior, observation, alignment; not curvature."""
     layout, state = random_system((1,), "open", False, observations=False, seed=11)
     g = Rotation.from_rotvec([0.4, 0.9, -0.3])
     phi2 = (g * Rotation.from_rotvec(state.phi)).as_rotvec()
     gm = g.as_matrix()
-    # beliefs move with the frames: q_i -> rho(g) q_i, priors too
+    # beliefs move with the frames: q_i -> _rho(g) q_i, priors too
     chis = [layout.to_grid(layout.chi, i, fill=0.0) for i in range(layout.n_agents)]
     l2 = build_layout(layout.grid, layout.fiber, chis, layout.prior_mu @ gm.T, gm @ layout.prior_sigma @ gm.T)
     s2 = State.from_arrays(state.mu @ gm.T, gm @ state.sigma @ gm.T, phi2)

@@ -13,10 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-import agents
-from agents.energy import TERMS, evaluate
-from agents.run import run_scenario
-from agents.scenario import load_scenario
+from gauge_vfe import agents
+from gauge_vfe.agents.model.energy import TERMS, evaluate
+from gauge_vfe.agents.runner.run import run_scenario
+from gauge_vfe.agents.setup.scenario import load_scenario
 
 SCENARIO = textwrap.dedent("""\
     name: traj

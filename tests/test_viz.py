@@ -9,12 +9,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import agents
-import viz
-from agents.cli import main, shipped_scenarios
-from agents.run import run_scenario
-from agents.scenario import load_scenario
-from viz.scene import agent_color
+from gauge_vfe import agents
+from gauge_vfe import viz
+from gauge_vfe.agents.cli import main
+from gauge_vfe.agents.setup.shipped import shipped_scenarios
+from gauge_vfe.agents.runner.run import run_scenario
+from gauge_vfe.agents.setup.scenario import load_scenario
+from gauge_vfe.viz.scene import agent_color
 
 TWO_CORNERS = textwrap.dedent("""\
     name: corners
@@ -83,7 +84,7 @@ def test_gif_and_frame_selection(corners, tmp_path):
 
 
 def test_emergence_scene_has_meta_agent_colours(quick, tmp_path):
-    from viz.scene import meta_color
+    from gauge_vfe.viz.scene import meta_color
 
     with agents.load(quick) as traj:
         metas = traj.meta_agents(-1)

@@ -1,6 +1,6 @@
 """Seeing a run: 3D scenes with PyVista (offscreen through VTK's EGL) and matplotlib plots.
 
-    import viz
+    from gauge_vfe import viz
     viz.render("runs/emergence.h5", "movie.mp4")
     viz.plot_energy(agents.load("runs/emergence.h5"))
 """

@@ -46,9 +46,9 @@ def attention_matrix(traj, frame: int = -1) -> np.ndarray:
     if "beta" in traj.fields:
         beta = traj.rows("beta", frame)
     else:
-        from agents.build import energy_params
-        from agents.config import make_config
-        from agents.energy import beta_matrix, evaluate
+        from ..agents.setup.build import energy_params
+        from ..agents.setup.config import make_config
+        from ..agents.model.energy import beta_matrix, evaluate
 
         layout = traj.layout()
         ev = evaluate(layout, energy_params(make_config(traj.config)), traj.state(frame), want_grad=False)
@@ -114,7 +114,7 @@ def plot_holonomy(traj, frame: int = -1):
     fig, ax = _figure(figsize=(6, 4), constrained_layout=True)
     angles = traj.plaquette_angles(frame)
     if angles is None:
-        from agents.holonomy import plaquette_angles
+        from ..agents.analysis.holonomy import plaquette_angles
 
         angles, _ = plaquette_angles(traj.layout(), traj.state(frame))
     a = angles[np.isfinite(angles)]

@@ -16,7 +16,7 @@ FORMATS = (".png", ".gif", ".mp4")
 
 
 def _open(traj):
-    import agents
+    from .. import agents
 
     return (agents.load(traj), True) if isinstance(traj, (str, Path)) else (traj, False)
 
@@ -69,8 +69,8 @@ def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", 
         layout = traj.layout() if options.color_by in ("kl_prior", "free_energy") else None
         params = None
         if options.color_by == "free_energy":
-            from agents.build import energy_params
-            from agents.config import make_config
+            from ..agents.setup.build import energy_params
+            from ..agents.setup.config import make_config
 
             params = energy_params(make_config(traj.config))
         if options.color_by != "agent" and options.clim is None:

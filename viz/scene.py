@@ -96,9 +96,9 @@ class FrameData:
             return np.linalg.norm(st.mu, axis=1)
         if c == "trace_sigma":
             return np.trace(st.sigma, axis1=1, axis2=2)
-        from agents.build import energy_params as params_of
-        from agents.config import make_config
-        from agents.energy import evaluate
+        from ..agents.setup.build import energy_params as params_of
+        from ..agents.setup.config import make_config
+        from ..agents.model.energy import evaluate
 
         layout = layout if layout is not None else traj.layout()
         if c == "kl_prior":

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from .fiber import MAX_SPIN
+from ..model.fiber import MAX_SPIN
 
 _CROSS_CHECK_SEP = "\n- "  # separates the "key.path: message" items of the whole-config checks
 

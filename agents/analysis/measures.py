@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels.lie import frames
-from .layout import Layout
-from .state import State
+from ..kernels.lie import frames
+from ..model.layout import Layout
+from ..model.state import State
 
 
 def frame_matrices(layout: Layout, state: State) -> np.ndarray:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.analysis import path_holonomy, plaquette_holonomy, rotation_angle_axis
-from .layout import Layout
-from .state import State
+from ..kernels.analysis import path_holonomy, plaquette_holonomy, rotation_angle_axis
+from ..model.layout import Layout
+from ..model.state import State
 
 
 def plaquette_angles(layout: Layout, state: State) -> tuple[np.ndarray, np.ndarray]:

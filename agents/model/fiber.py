@@ -122,6 +122,15 @@ class Fiber:
     def sparse_generators(self) -> tuple:
         return (self.gen_a, self.gen_p, self.gen_q, self.gen_val)
 
+    def rho(self, phi) -> np.ndarray:
+        """rho(exp phi), the (K, K) rotation of a frame phi in this representation (closed form)."""
+        from ..kernels.lie import rho_exp
+
+        out = np.zeros((self.K, self.K))
+        scratch = np.zeros((3, int(self.block_dim.max()), int(self.block_dim.max())))
+        rho_exp(np.asarray(phi, dtype=float), *self.kernel_args, out, scratch)
+        return out
+
 
 def make_fiber(spins) -> Fiber:
     """Build the fiber for a list of spins (default ``[1]``)."""

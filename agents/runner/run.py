@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .analyze import AnalysisResult, analyze_run
-from .build import build
-from .meta import ConsensusParams
-from .dynamics import DivergenceError
-from .scenario import Scenario, ScenarioError
+from ..analysis.pipeline import AnalysisResult, analyze_run
+from ..setup.build import build
+from ..analysis.meta_agents import ConsensusParams
+from ..model.dynamics import DivergenceError
+from ..setup.scenario import Scenario, ScenarioError
 from .simulation import EnergyIncreaseWarning, Simulation
-from .trajectory import TrajectoryWriter
+from ..io.writer import TrajectoryWriter
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .energy import EnergyParams, Evaluation, evaluate
-from .kernels.update import update_gaussians
+from ..kernels.update import update_gaussians
 from .layout import Layout
 from .state import State
 

@@ -31,11 +31,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .analysis import frame_matrices
-from .h5util import clear_consistency_flags, writer_alive
+from .measures import frame_matrices
+from ..io.recovery import clear_consistency_flags, writer_alive
 from .holonomy import Loop, automatic_loops, loop_from_waypoints, loop_holonomy, plaquette_angles
-from .meta import ConsensusParams, Tracker, autocorrelation_time, base_members, hierarchy
-from .reader import load
+from .meta_agents import ConsensusParams, Tracker, autocorrelation_time, base_members, hierarchy
+from ..io.reader import load
 
 EVENT_KINDS = {"birth": 0, "death": 1, "merge": 2, "split": 3}
 

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.ndimage
 
 from .config import MatrixField, VectorField
-from .grid import Grid
+from ..model.grid import Grid
 
 
 def smooth_noise(grid: Grid, dim: int, length: float, rng: np.random.Generator) -> np.ndarray:

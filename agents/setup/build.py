@@ -12,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import supports as sup
+from ..model import supports as sup
 from .config import (BlobSupport, Config, DiskSupport, EllipseSupport, GaussianSupport, MaskSupport,
                      RectangleSupport, WholeSupport)
-from .dynamics import DynamicsParams, LineSearch
-from .energy import EnergyParams
-from .fiber import make_fiber
-from .fields import constant_matrix, matrix_field, vector_field
-from .grid import Grid
-from .layout import Layout, Observations, build_layout, compress_supports
-from .state import State
+from ..model.dynamics import DynamicsParams, LineSearch
+from ..model.energy import EnergyParams
+from ..model.fiber import make_fiber
+from .generators import constant_matrix, matrix_field, vector_field
+from ..model.grid import Grid
+from ..model.layout import Layout, Observations, build_layout, compress_supports
+from ..model.state import State
 
 PURPOSES = {"supports": 1, "init.mu": 2, "init.sigma": 3, "init.phi": 4, "priors.mu": 5, "priors.sigma": 6,
             "observations": 7}
@@ -141,7 +141,7 @@ def build(config: Config, base_dir: str | Path | None = None) -> Built:
 
 def _state_from_run(spec, layout: Layout, base: Path) -> State:
     """mu, Sigma and phi of a frame of an earlier run, which must have the same supports and fiber."""
-    from .reader import load
+    from ..io.reader import load
 
     path = Path(spec.path)
     path = path if path.is_absolute() else base / path

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .build import Built, build
-from .config import Config, make_config
-from .dynamics import StepInfo, check_finite, step
-from .energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
-from .state import State
+from ..setup.build import Built, build
+from ..setup.config import Config, make_config
+from ..model.dynamics import StepInfo, check_finite, step
+from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
+from ..model.state import State
 
 
 class EnergyIncreaseWarning(RuntimeWarning):

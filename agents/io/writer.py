@@ -33,10 +33,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .energy import TERMS
-from .h5util import clear_consistency_flags, writer_alive
-from .layout import Layout
-from .state import State
+from ..model.energy import TERMS
+from .recovery import clear_consistency_flags, writer_alive
+from ..model.layout import Layout
+from ..model.state import State
 
 FORMAT_VERSION = [1, 1]
 GRAD_FIELDS = ("mu", "sigma", "phi")
@@ -51,7 +51,7 @@ def versions() -> dict:
     import numba
     import scipy
 
-    from . import __version__
+    from .. import __version__
 
     return {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
             "scipy": scipy.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
@@ -277,7 +277,7 @@ def _truncate_after(f: h5py.File, step: int) -> None:
 
 
 def _write_static(f: h5py.File, layout: Layout, config_json: str, scenario_yaml: str, seed: int) -> None:
-    from . import __version__
+    from .. import __version__
 
     h5md = f.create_group("h5md")
     h5md.attrs["version"] = np.array(FORMAT_VERSION, dtype=np.int64)

@@ -22,10 +22,10 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .analysis import frame_matrices
-from .kernels.analysis import site_pair_kl
-from .layout import Layout, build_layout
-from .state import State
+from .measures import frame_matrices
+from ..kernels.analysis import site_pair_kl
+from ..model.layout import Layout, build_layout
+from ..model.state import State
 
 
 @dataclass(frozen=True)

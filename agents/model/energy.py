@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.gauge_field import gauge_field_terms
-from .kernels.local import local_terms
+from ..kernels.gauge_field import gauge_field_terms
+from ..kernels.site_terms import local_terms
 from .layout import Layout
 from .state import State
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .energy import TERMS
-from .fiber import make_fiber
-from .grid import Grid
-from .h5util import open_trajectory_file, writer_alive
-from .layout import Layout, Observations, build_layout
-from .state import State
-from .trajectory import read_checkpoint
+from ..model.energy import TERMS
+from ..model.fiber import make_fiber
+from ..model.grid import Grid
+from .recovery import open_trajectory_file, writer_alive
+from ..model.layout import Layout, Observations, build_layout
+from ..model.state import State
+from .writer import read_checkpoint
 
 
 class Trajectory:

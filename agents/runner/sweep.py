@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .energy import TERMS
+from ..model.energy import TERMS
 
 SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "path"] + \
     [f"energy_{t}" for t in ("total",) + TERMS] + ["meta_agents", "meta_max_scale", "holonomy_mean", "holonomy_max"]
@@ -85,7 +85,7 @@ def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: 
     import numba
 
     from .run import run_scenario
-    from .scenario import ScenarioError, load_scenario
+    from ..setup.scenario import ScenarioError, load_scenario
 
     numba.set_num_threads(max(1, min(numba_threads, numba.config.NUMBA_NUM_THREADS)))
     t0 = time.perf_counter()
