@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from gauge_vfe.agents.model import supports
-from gauge_vfe.agents.model.energy import EnergyParams, evaluate
+from gauge_vfe.agents.model.energy import evaluate
+from gauge_vfe.agents.model.params import EnergyParams
 from gauge_vfe.agents.model.fiber import make_fiber
 from gauge_vfe.agents.model.grid import Grid
 from gauge_vfe.agents.model.layout import Observations, build_layout, compress_supports

@@ -39,8 +39,8 @@ def test_energy_never_increases_with_small_steps(method):
     sim = Simulation.from_config(cfg)
     terms = sim.energy()
     assert all(terms[t] > 0 for t in agents.TERMS), terms  # every term is on
-    history = sim.run(200)
-    total = np.array(history.energy["total"])
+    sim.run(200)
+    total = np.array(sim.history.energy["total"])
     assert len(total) == 201
     assert np.all(np.diff(total) <= 1e-12 * np.abs(total[:-1])), np.diff(total).max()
     assert total[-1] < 0.9 * total[0]

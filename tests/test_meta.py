@@ -11,7 +11,8 @@ from gauge_vfe.agents.analysis.measures import frame_matrices
 from gauge_vfe.agents.model.fiber import make_fiber
 from gauge_vfe.agents.model.grid import Grid
 from gauge_vfe.agents.model.layout import build_layout
-from gauge_vfe.agents.analysis.meta_agents import (ConsensusParams, Tracker, autocorrelation_time, base_members, coarse_grain, detect,
+from gauge_vfe.agents.analysis.timescales import autocorrelation_time
+from gauge_vfe.agents.analysis.meta_agents import (ConsensusParams, Tracker, base_members, coarse_grain, detect,
                          hierarchy, pair_divergences)
 from gauge_vfe.agents.model.state import State
 

@@ -7,7 +7,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from gauge_vfe.agents.model import supports
-from gauge_vfe.agents.model.energy import TERMS, EnergyParams, beta_matrix, evaluate, kl_matrix
+from gauge_vfe.agents.model.energy import TERMS, beta_matrix, evaluate, kl_matrix
+from gauge_vfe.agents.model.params import EnergyParams
 from gauge_vfe.agents.model.fiber import make_fiber
 from gauge_vfe.agents.model.grid import Grid
 from gauge_vfe.agents.model.layout import Observations, build_layout

@@ -115,7 +115,7 @@ def test_logged_energy_is_the_energy_of_the_logged_state(tmp_path):
         params = agents.build(sc.config).energy
         for frame in (0, 3, -1):
             state = traj.state(frame)
-            assert traj.group("particles/agents/mu/value").dtype == np.float64
+            assert traj.dtype == "float64"
             e = evaluate(layout, params, state, want_grad=False)
             assert e.total == pytest.approx(total[state.step], rel=1e-12)
         # frame 0 is the initial state, before any step
@@ -144,26 +144,26 @@ def test_same_seed_bit_identical_other_seed_different(tmp_path):
 
 
 class _InterruptAt:
-    """A progress hook that presses Ctrl-C after a given step."""
+    """An observer that presses Ctrl-C (a real SIGINT to this process) after a given step."""
 
     def __init__(self, step):
         self.step = step
 
-    def __call__(self, sim, total):
-        return self
+    def start(self, sim):
+        pass
 
-    def update(self, sim):
+    def update(self, sim, info):
         if sim.state.step == self.step:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
 
-    def close(self):
+    def finish(self, sim, outcome):
         pass
 
 
 def test_ctrl_c_leaves_a_valid_file_and_resume_is_bit_identical(tmp_path):
     reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
     path = tmp_path / "cut.h5"
-    res = run_scenario(scenario(tmp_path), path, progress=_InterruptAt(13))
+    res = run_scenario(scenario(tmp_path), path, observers=[_InterruptAt(13)])
     assert res.status == "interrupted" and res.last_step == 13
     with agents.load(path) as traj:
         assert traj.status == "interrupted" and "--resume" in traj.message

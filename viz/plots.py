@@ -46,12 +46,11 @@ def attention_matrix(traj, frame: int = -1) -> np.ndarray:
     if "beta" in traj.fields:
         beta = traj.rows("beta", frame)
     else:
-        from ..agents.setup.build import energy_params
-        from ..agents.setup.config import make_config
         from ..agents.model.energy import beta_matrix, evaluate
+        from ..agents.setup.config import make_config
 
         layout = traj.layout()
-        ev = evaluate(layout, energy_params(make_config(traj.config)), traj.state(frame), want_grad=False)
+        ev = evaluate(layout, make_config(traj.config).energy, traj.state(frame), want_grad=False)
         beta = beta_matrix(layout, ev)
     agent = np.repeat(np.arange(traj.n_agents), np.diff(traj.offset))
     w = traj.chi
@@ -88,11 +87,11 @@ def plot_beta(traj, frame: int = -1):
 def plot_meta_agents(traj):
     """Meta-agent count per scale and mean size (scale-1 members) over time."""
     fig, (ax1, ax2) = _figure(2, 1, figsize=(7, 5), sharex=True, constrained_layout=True)
-    if not traj.has("observables/meta_agents"):
+    result = traj.analysis()
+    if result is None:
         ax1.text(0.5, 0.5, "not analysed: run `vfe analyze`", ha="center", transform=ax1.transAxes)
         return fig
-    g = traj.group("observables/meta_agents")
-    steps, counts, rec = g["step"][...], g["count"][...], g["records"][...]
+    steps, counts, rec = result.steps, result.counts, result.records
     for s in range(2, counts.shape[1]):
         if counts[:, s].any():
             ax1.step(steps, counts[:, s], where="post", label=f"scale {s}")
@@ -169,12 +168,11 @@ def plot_all(traj, out_dir) -> list[Path]:
 
 
 def read_sweep(directory) -> tuple[list[str], list[dict]]:
-    """(swept parameter names, completed members' rows) from a sweep folder's summary.csv."""
-    import csv
+    """(swept parameter names, completed members' rows) from a sweep folder's summary."""
+    from ..agents.io.sweep_store import read_summary
 
-    with open(Path(directory) / "summary.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    params = [k[len("param:"):] for k in (rows[0].keys() if rows else []) if k.startswith("param:")]
+    columns, rows = read_summary(directory)
+    params = [k[len("param:"):] for k in columns if k.startswith("param:")]
     return params, [r for r in rows if r["status"] == "completed"]
 
 
@@ -218,15 +216,19 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
     return fig
 
 
-def plot_sweep(directory, out_dir=None) -> list[Path]:
-    """Phase diagrams of the main summary quantities, as PNGs (default: into the sweep folder)."""
+SWEEP_QUANTITIES = ("meta_agents", "meta_max_scale", "energy_total", "energy_alignment", "holonomy_mean")
+
+
+def plot_sweep(directory, out_dir=None, quantities=None, x: str | None = None) -> list[Path]:
+    """Phase diagrams of summary quantities (default: the main ones) against ``x`` (default: the first swept
+    parameter other than the seed), as PNGs (default: into the sweep folder)."""
     import matplotlib.pyplot as plt
 
     out = Path(out_dir) if out_dir is not None else Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for q in ("meta_agents", "meta_max_scale", "energy_total", "energy_alignment", "holonomy_mean"):
-        fig = plot_phase(directory, q)
+    for q in quantities or SWEEP_QUANTITIES:
+        fig = plot_phase(directory, q, x)
         path = out / f"phase_{q}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)

@@ -69,10 +69,9 @@ def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", 
         layout = traj.layout() if options.color_by in ("kl_prior", "free_energy") else None
         params = None
         if options.color_by == "free_energy":
-            from ..agents.setup.build import energy_params
             from ..agents.setup.config import make_config
 
-            params = energy_params(make_config(traj.config))
+            params = make_config(traj.config).energy
         if options.color_by != "agent" and options.clim is None:
             options.clim = _clim(traj, idx, options, layout, params)
         n_scales = 1 + max([m["scale"] for f in (idx[0], idx[-1]) for m in traj.meta_agents(f)] + [1])

@@ -96,7 +96,6 @@ class FrameData:
             return np.linalg.norm(st.mu, axis=1)
         if c == "trace_sigma":
             return np.trace(st.sigma, axis1=1, axis2=2)
-        from ..agents.setup.build import energy_params as params_of
         from ..agents.setup.config import make_config
         from ..agents.model.energy import evaluate
 
@@ -108,7 +107,7 @@ class FrameData:
             _, ld_q = np.linalg.slogdet(st.sigma)
             return 0.5 * (np.einsum("sij,sji->s", prec, st.sigma) + np.einsum("si,sij,sj->s", d, prec, d) - K
                           + layout.prior_logdet - ld_q)
-        params = energy_params if energy_params is not None else params_of(make_config(traj.config))
+        params = energy_params if energy_params is not None else make_config(traj.config).energy
         ev = evaluate(layout, params, st, want_grad=False)
         return sum(ev.densities.values())  # free-energy density per agent-site
 

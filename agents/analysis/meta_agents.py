@@ -19,21 +19,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydantic import Field
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .measures import frame_matrices
 from ..kernels.analysis import site_pair_kl
+from ..model.params import Pos, StrictModel
 from ..model.layout import Layout, build_layout
 from ..model.state import State
 
 
-@dataclass(frozen=True)
-class ConsensusParams:
-    eps_belief: float = 0.1
-    min_overlap: int = 3
-    eps_prior: float | None = None  # None: eps_belief
-    max_scale: int = 4
+class ConsensusParams(StrictModel):
+    """When agents count as agreeing, and how far up the hierarchy to look (docs/model.md#consensus)."""
+
+    eps_belief: Pos = Field(0.1, description="two agents agree where (KL_ij + KL_ji)/2 is below this")
+    min_overlap: int = Field(3, ge=1, description="consensus needs at least this many shared sites")
+    eps_prior: Pos | None = Field(None, description="priors agree below this (default eps_belief): "
+                                  "'epistemically dead' members")
+    max_scale: int = Field(4, ge=2, le=10, description="highest scale of meta-agents to detect")
 
 
 @dataclass
@@ -268,42 +272,3 @@ class Tracker:
                 self.events.append((step, "death", scale, pid, -1))
         self.previous[scale] = list(zip(ids, cur))
         return ids
-
-
-# --- time-scale separation --------------------------------------------------------------------------------------
-
-def autocorrelation_time(x: np.ndarray) -> float:
-    """Integrated autocorrelation time (in frames) of a series (T,) or (T, d), Sokal's automatic window.
-
-    ``tau = 1 + 2 sum_{k=1}^{M} rho(k)`` with the smallest M >= 5 tau; components are averaged. NaN for fewer
-    than 4 samples or when no component gives a positive estimate; ``inf`` for a series that never
-    decorrelates within its length.
-    """
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
-    T = x.shape[0]
-    if T < 4:
-        return float("nan")
-    taus = []
-    for k in range(x.shape[1]):
-        y = x[:, k] - x[:, k].mean()
-        var = y @ y
-        if var <= 0:
-            continue
-        f = np.fft.rfft(y, 2 * T)
-        acf = np.fft.irfft(f * np.conj(f))[:T] / var
-        tau = 1.0
-        found = False
-        for m in range(1, T):
-            tau = 1.0 + 2.0 * acf[1:m + 1].sum()
-            if m >= 5 * tau:
-                found = True
-                break
-        if not found:
-            taus.append(np.inf)
-        elif tau > 0:
-            taus.append(tau)
-        # tau <= 0 (anti-correlated short series): the spectral density at zero, which tau estimates, is
-        # never negative; such a component carries no estimate and is left out
-    return float(np.mean(taus)) if taus else float("nan")

@@ -1,5 +1,7 @@
 """Reading trajectory files: what notebooks, ``vfe inspect``, the analysis and the viewer use.
 
+The file layout is docs/model.md#file; only this package (``gauge_vfe.agents.io``) knows it.
+
     traj = agents.load("runs/quickstart.h5")
     traj.status, traj.config["energy"]["kappa"]
     traj.energy("total")                    # (steps, values) for every step
@@ -13,21 +15,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 
+from ..analysis.pipeline import AnalysisResult
 from ..model.energy import TERMS
 from ..model.fiber import make_fiber
 from ..model.grid import Grid
 from .recovery import open_trajectory_file, writer_alive
 from ..model.layout import Layout, Observations, build_layout
 from ..model.state import State
+from .analysis_store import read_analysis
 from .writer import read_checkpoint
 
 
 class Trajectory:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, handle: h5py.File | None = None):
+        """Open ``path`` for reading, or wrap an already open ``handle`` of it (which stays the caller's)."""
         self.path = Path(path)
-        self._f = open_trajectory_file(self.path)
+        self._owns_handle = handle is None
+        self._f = open_trajectory_file(self.path) if handle is None else handle
         f = self._f
         p = f["parameters"].attrs
         self.config: dict = json.loads(p["config_json"])
@@ -48,10 +55,12 @@ class Trajectory:
         self.chi = f["agents/support"][...]
         self.n_agents = self.offset.size - 1
         self.fields = [name for name in ("mu", "sigma", "phi", "beta") if f"particles/agents/{name}" in f]
+        self._analysis = _NOT_READ
 
     # --- context manager -------------------------------------------------------------------------------------
     def close(self) -> None:
-        self._f.close()
+        if self._owns_handle:
+            self._f.close()
 
     def __enter__(self):
         return self
@@ -179,38 +188,42 @@ class Trajectory:
         return build_layout(self.grid, make_fiber(self.spins), chis, f["agents/prior/mu"][...],
                             f["agents/prior/sigma"][...], obs)
 
+    @property
+    def dtype(self) -> str:
+        """The logged fields' precision (``float32`` or ``float64``); ``-`` when no field is logged."""
+        return str(self._f[f"particles/agents/{self.fields[0]}/value"].dtype) if self.fields else "-"
+
+    def analysis(self) -> AnalysisResult | None:
+        """The stored meta-agent and holonomy analysis (``vfe analyze``, or the end of ``vfe run``), or None."""
+        if self._analysis is _NOT_READ:
+            self._analysis = read_analysis(self._f)
+        return self._analysis
+
     def meta_agents(self, frame: int = -1) -> list[dict]:
-        """Meta-agents of a logged frame (after `vfe analyze`): scale, id, parent id, base members, dead."""
-        if "observables/meta_agents" not in self._f:
+        """Meta-agents of a logged frame (after the analysis): scale, id, parent id, base members, dead."""
+        result = self.analysis()
+        if result is None:
             return []
-        g = self._f["observables/meta_agents"]
         step = int(self.frame_steps[self._frame_index(frame)])
-        rec = g["records"][...]
-        offs = g["members_offset"][...]
-        members = g["members"][...]
-        out = []
-        for k in np.nonzero(rec["step"] == step)[0]:
-            r = rec[k]
-            out.append({"scale": int(r["scale"]), "id": int(r["id"]), "parent": int(r["parent"]),
-                        "members": members[offs[k]:offs[k + 1]].copy(), "dead": bool(r["dead"])})
-        return out
+        k = np.nonzero(result.steps == step)[0]
+        return result.meta_agents(int(k[0])) if k.size else []
 
     def plaquette_angles(self, frame: int = -1) -> np.ndarray | None:
-        """Plaquette holonomy angle per agent-site of a frame (after `vfe analyze`), NaN where undefined."""
-        if "observables/holonomy" not in self._f:
+        """Plaquette holonomy angle per agent-site of a frame (after the analysis), NaN where undefined."""
+        result = self.analysis()
+        if result is None:
             return None
-        h = self._f["observables/holonomy"]
         step = int(self.frame_steps[self._frame_index(frame)])
-        k = np.nonzero(h["step"][...] == step)[0]
-        return h["plaquette_angle"][int(k[0])] if k.size else None
+        k = np.nonzero(result.steps == step)[0]
+        return result.plaquette_angle[int(k[0])] if k.size else None
 
-    def has(self, path: str) -> bool:
-        """Whether the file holds this group or dataset (e.g. ``observables/meta_agents``)."""
-        return path in self._f
+    def frame_states(self):
+        """The float64 state of every logged frame, one at a time (a run can hold thousands)."""
+        for f in range(len(self.frame_steps)):
+            yield self.state(f)
 
-    def group(self, path: str):
-        """Direct access to an HDF5 group or dataset of the file (read only)."""
-        return self._f[path]
+
+_NOT_READ = object()
 
 
 def load(path: str | Path) -> Trajectory:

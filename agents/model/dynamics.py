@@ -1,4 +1,4 @@
-"""Gradient descent on the full action in (mu, Sigma, phi) (SPEC section 4).
+"""Gradient descent on the full action in (mu, Sigma, phi) (docs/model.md#dynamics).
 
 ``step`` is pure: it takes the layout, parameters, a state and the evaluation at that state, and returns the
 next state, the evaluation there and a small record of what happened. All three fields move simultaneously
@@ -11,36 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .energy import EnergyParams, Evaluation, evaluate
+from .energy import Evaluation, evaluate
+from .params import DynamicsParams, EnergyParams
 from ..kernels.update import update_gaussians
 from .layout import Layout
 from .state import State
-
-
-@dataclass(frozen=True)
-class LineSearch:
-    """Armijo backtracking on the total energy: accept t when E(t) <= E(0) + c1 t slope."""
-
-    enabled: bool = False
-    c1: float = 1e-4
-    shrink: float = 0.5
-    max_backtracks: int = 30
-
-
-@dataclass(frozen=True)
-class DynamicsParams:
-    method: str = "gradient"  # or "natural"
-    lr_mu: float = 0.05
-    lr_sigma: float = 0.02
-    lr_phi: float = 0.05
-    line_search: LineSearch = LineSearch()
-
-    def __post_init__(self):
-        if self.method not in ("gradient", "natural"):
-            raise ValueError(f"method must be 'gradient' or 'natural', got {self.method!r}")
-        for name in ("lr_mu", "lr_sigma", "lr_phi"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 class DivergenceError(RuntimeError):

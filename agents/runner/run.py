@@ -1,31 +1,27 @@
-"""A run: scenario in, trajectory file out, nothing lost on the way (SPEC sections 8-10).
+"""A run: scenario in, trajectory file out, nothing lost on the way (docs/model.md#file).
 
-``run_scenario`` is what ``vfe run`` calls and what a notebook or a sweep worker can call unchanged. It
-ends every run with a status in the file: ``completed``; ``interrupted`` (Ctrl-C or SIGTERM: the checkpoint
-holds the last state, ``--resume`` continues it); ``diverged`` (the last good state is logged as a frame and
+:func:`run_scenario` is what ``vfe run`` calls and what a notebook or a sweep worker can call unchanged: the one
+run loop (:meth:`Simulation.run`) with the trajectory writer, the progress bar and the analysis attached as
+observers. Every run ends with a status in its file: ``completed``; ``interrupted`` (Ctrl-C or SIGTERM: the
+checkpoint holds the last state, ``--resume`` continues it); ``diverged`` (the last good state is logged and
 the message names the step and the field); ``failed`` (an unexpected error, re-raised after the file is
 closed). A SIGKILL leaves ``running`` with a dead writer, which the reader reports as ``killed``.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
+import json
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from ..analysis.pipeline import AnalysisResult, analyze_run
-from ..setup.build import build
-from ..analysis.meta_agents import ConsensusParams
-from ..model.dynamics import DivergenceError
-from ..setup.scenario import Scenario, ScenarioError
-from .simulation import EnergyIncreaseWarning, Simulation
+from ..analysis.pipeline import AnalysisResult
 from ..io.writer import TrajectoryWriter
+from ..setup.build import build
+from ..setup.scenario import Scenario, ScenarioError
+from .observers import AnalysisObserver, ProgressBar, TrajectoryObserver
+from .simulation import EnergyIncreaseWarning, Simulation
 
 
 @dataclass(frozen=True)
@@ -39,9 +35,11 @@ class RunResult:
     energy: dict
     energy_increases: int
     analysis: AnalysisResult | None = None
+    kept_earlier: Path | None = None  # where an existing file at the output path was moved
 
 
 def output_path(scenario: Scenario, output: str | Path | None) -> Path:
+    """``-o``, else the scenario's ``output.path`` (relative to its folder), else ``runs/NAME.h5``."""
     if output is not None:
         return Path(output)
     if scenario.config.output.path is not None:
@@ -50,21 +48,13 @@ def output_path(scenario: Scenario, output: str | Path | None) -> Path:
     return Path("runs") / f"{scenario.config.name}.h5"
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM ends a run like Ctrl-C (only possible from the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def keep_earlier(path: Path) -> Path:
+    """Rename an existing run file out of the way (the first free NAME.k.h5) and return its new name."""
+    k = 1
+    while (kept := path.with_name(f"{path.stem}.{k}{path.suffix}")).exists():
+        k += 1
+    path.rename(kept)
+    return kept
 
 
 def build_simulation(scenario: Scenario) -> Simulation:
@@ -76,16 +66,20 @@ def build_simulation(scenario: Scenario) -> Simulation:
         raise ScenarioError([f"{where}: {exc}"]) from None
 
 
-def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress=None) -> RunResult:
-    """Run ``scenario`` into a trajectory file.
+def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress: bool = False,
+                 observers=()) -> RunResult:
+    """Run ``scenario`` into a trajectory file (``output``, default :func:`output_path`).
 
-    ``progress`` is None (silent) or a callable ``progress(sim, total_steps)`` returning an object with
-    ``update(sim)`` and ``close()`` (see :mod:`agents.cli` for the progress bar).
+    An existing file at the output path is never overwritten: it is renamed ``NAME.k.h5`` first (once the
+    scenario has been built, so a scenario that fails to build leaves it alone). ``resume`` continues the run
+    in ``output`` from its checkpoint, bit-identically to a run that was never stopped. ``progress`` shows a progress bar on stderr. ``observers`` are attached to the run loop after
+    the trajectory writer (see :class:`~gauge_vfe.agents.runner.simulation.Observer`).
     """
     cfg = scenario.config
     path = output_path(scenario, output)
+    kept = None
     sim = build_simulation(scenario)
-    config_json = _config_json(cfg)
+    config_json = json.dumps(cfg.to_dict(), sort_keys=True)
     out = cfg.output
     if resume:
         if not path.exists():
@@ -96,73 +90,24 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
             raise ScenarioError([str(exc)]) from None
         sim.set_state(state)
     else:
+        kept = keep_earlier(path) if path.exists() else None  # only now that the scenario has built
         writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, out.dtype,
                                          out.fields, out.compression, out.compression_level)
-        _log(writer, sim, 0, frame=True)
-    total = cfg.dynamics.steps
-    tol = cfg.dynamics.tol
-    bar = progress(sim, total) if progress is not None else None
-    start_step = sim.state.step
+    trajectory = TrajectoryObserver(writer, out.every, log_initial=not resume)
+    observers = [trajectory, ProgressBar(cfg.dynamics.steps, enabled=progress), *observers]
+    analysis = AnalysisObserver(trajectory, cfg.analysis) if cfg.analysis.enabled else None
+    if analysis is not None:
+        observers.append(analysis)  # after the trajectory observer: it reads the closed file
     t0 = time.perf_counter()
-    status, message = "completed", ""
-    try:
-        with _sigterm_as_interrupt(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted by the simulation, reported below
-            while sim.state.step < total:
-                info = sim.step()
-                step = sim.state.step
-                _log(writer, sim, info.spd_retractions, frame=(step % out.every == 0))
-                if bar is not None:
-                    bar.update(sim)
-                if tol > 0 and np.sqrt(sum(v * v for v in sim.evaluation.grad_norms().values())) <= tol:
-                    message = f"converged: gradient norm <= tol = {tol:g} at step {step}"
-                    break
-            if sim.energy_increases:
-                message = (message + "; " if message else "") + (
-                    f"energy increased in {sim.energy_increases} steps: reduce the step sizes or enable "
-                    "dynamics.line_search")
-            writer.log_frame(sim.state, _beta(writer, sim))
-    except KeyboardInterrupt:
-        status, message = "interrupted", f"interrupted at step {sim.state.step}; continue with --resume"
-        writer.checkpoint(sim.state)
-    except DivergenceError as exc:
-        status, message = "diverged", str(exc)
-        writer.log_frame(sim.state, _beta(writer, sim))  # the last good state
-    except BaseException as exc:
-        status, message = "failed", f"{type(exc).__name__}: {exc}"
-        writer.close(status, message)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-        writer.close(status, message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted by the simulation, reported below
+        outcome = sim.run(observers=observers, throw=False, catch_signals=True)
     wall = time.perf_counter() - t0
-    done = sim.state.step - start_step
-    analysis = None
-    if cfg.analysis.enabled:
-        analysis = analyze_run(path, consensus_params(cfg), [lp.model_dump() for lp in cfg.analysis.holonomy.loops],
-                               cfg.analysis.holonomy.automatic)
-    return RunResult(path, status, message, sim.state.step, wall, done / wall if wall > 0 else float("nan"),
-                     sim.energy(), sim.energy_increases, analysis)
-
-
-def consensus_params(cfg) -> ConsensusParams:
-    m = cfg.analysis.meta_agents
-    return ConsensusParams(m.eps_belief, m.min_overlap, m.eps_prior, m.max_scale)
-
-
-def _config_json(cfg) -> str:
-    import json
-
-    return json.dumps(cfg.to_dict(), sort_keys=True)
-
-
-def _beta(writer: TrajectoryWriter, sim: Simulation):
-    return sim.beta() if "beta" in writer.fields else None
-
-
-def _log(writer: TrajectoryWriter, sim: Simulation, spd_retractions: int, frame: bool) -> None:
-    ev = sim.evaluation
-    writer.log_energy(sim.state.step, ev.terms, ev.grad_norms(), spd_retractions)
-    if frame:
-        writer.log_frame(sim.state, _beta(writer, sim))
+    message = outcome.message
+    if outcome.energy_increases:
+        message = (message + "; " if message else "") + (
+            f"energy increased in {outcome.energy_increases} steps: reduce the step sizes or enable "
+            "dynamics.line_search")
+    return RunResult(path, outcome.status, message, outcome.last_step, wall,
+                     outcome.steps_taken / wall if wall > 0 else float("nan"), sim.energy(),
+                     outcome.energy_increases, analysis.result if analysis is not None else None, kept)

@@ -1,27 +1,36 @@
-"""The Python API a notebook uses: build from a config dict, step, read energies, gradients, beta and fields.
+"""The one run loop, and the Python API a notebook uses: build, step, run, read energies, gradients and fields.
 
     sim = Simulation.from_config({"grid": {"height": 16, "width": 16}, "agents": {"count": 4}})
-    sim.run(200)
-    sim.energy()            # {"total": ..., "prior": ..., ...}
-    sim.gradients()["phi"]  # (S, 3)
-    sim.agent_field("mu", 0)  # (H, W, K), NaN outside agent 0's support
+    outcome = sim.run(200)              # RunOutcome(status="completed", ...)
+    sim.energy()                        # {"total": ..., "prior": ..., ...}
+    sim.gradients()["phi"]              # (S, 3)
+    sim.agent_field("mu", 0)            # (H, W, K), NaN outside agent 0's support
 
-``Simulation`` only holds the layout, the current state and its evaluation; all physics is in
-:func:`agents.energy.evaluate` and :func:`agents.dynamics.step`.
+``Simulation`` holds the layout, the current state and its evaluation; the physics is in
+:func:`gauge_vfe.agents.model.energy.evaluate` and :func:`gauge_vfe.agents.model.dynamics.step`.
+
+:meth:`Simulation.run` is the only run loop of the project. What happens around the steps is attached to it
+as observers (in the way diffrax passes ``saveat``/``progress_meter`` and HOOMD-blue attaches writers with a
+trigger): the trajectory writer, the progress bar and the end-of-run analysis are observers
+(:mod:`gauge_vfe.agents.runner.observers`), and ``vfe run`` is this loop plus file and status handling.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from ..setup.build import Built, build
-from ..setup.config import Config, make_config
-from ..model.dynamics import StepInfo, check_finite, step
+from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
 from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
 from ..model.state import State
+from ..setup.build import Built, build
+from ..setup.config import Config, make_config
 
 
 class EnergyIncreaseWarning(RuntimeWarning):
@@ -47,10 +56,75 @@ class History:
             self.grad_norm[k].append(v)
         self.spd_retractions.append(retractions)
 
-    def as_arrays(self) -> dict:
-        return {"step": np.array(self.step), **{f"energy.{k}": np.array(v) for k, v in self.energy.items()},
-                **{f"grad_norm.{k}": np.array(v) for k, v in self.grad_norm.items()},
-                "spd_retractions": np.array(self.spd_retractions)}
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a call of :meth:`Simulation.run` ended (a value, so a sweep can carry it).
+
+    ``status``: ``completed`` (all steps taken, or a stop condition met: ``message`` says which),
+    ``interrupted`` (Ctrl-C or SIGTERM: the state is the last completed step), ``diverged`` (``error`` holds the
+    :class:`DivergenceError`; the state is the last good one) or ``failed`` (an observer or the engine raised
+    something else; it is re-raised after the observers have finished).
+    """
+
+    status: str
+    message: str
+    first_step: int
+    last_step: int
+    energy_increases: int
+    error: BaseException | None = None
+
+    @property
+    def steps_taken(self) -> int:
+        return self.last_step - self.first_step
+
+
+class Observer(Protocol):
+    """Something attached to a run: told when it starts, after every step, and how it ended."""
+
+    def start(self, sim: "Simulation") -> None: ...
+
+    def update(self, sim: "Simulation", info: StepInfo) -> None: ...
+
+    def finish(self, sim: "Simulation", outcome: RunOutcome) -> None: ...
+
+
+StopCondition = Callable[["Simulation", StepInfo], "str | None"]
+
+
+def gradient_tolerance(tol: float) -> StopCondition:
+    """Stop once the gradient norm over all fields is at most ``tol`` (``dynamics.tol``)."""
+
+    def stop(sim: "Simulation", info: StepInfo) -> str | None:
+        norms = sim.evaluation.grad_norms().values()
+        if np.sqrt(sum(v * v for v in norms)) <= tol:
+            return f"converged: gradient norm <= tol = {tol:g} at step {sim.state.step}"
+        return None
+
+    return stop
+
+
+class _InterruptFlag:
+    """SIGINT and SIGTERM only set a flag, checked between steps: a signal never lands inside a step or a
+    write, so the state, the energies and the file always describe the same completed step."""
+
+    def __init__(self):
+        self.signal: int | None = None
+
+    def __call__(self, signum, frame):
+        self.signal = signum
+
+    @contextmanager
+    def installed(self, enabled: bool):
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 class Simulation:
@@ -126,7 +200,7 @@ class Simulation:
 
     # --- dynamics --------------------------------------------------------------------------------------------
     def step(self) -> StepInfo:
-        """One descent step (raises :class:`agents.dynamics.DivergenceError` if the state blows up)."""
+        """One descent step (raises :class:`DivergenceError` if the state blows up; the state is kept)."""
         new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev)
         self._state, self._ev = new, ev
         if self.keep_history:
@@ -135,20 +209,71 @@ class Simulation:
             self.energy_increases += 1
             warnings.warn(f"energy increased at step {info.step}: {info.energy_before:.10g} -> "
                           f"{info.energy_after:.10g}; the step is too large (reduce the rates or enable "
-                          "dynamics.line_search)", EnergyIncreaseWarning, stacklevel=2)
+                          "dynamics.line_search)", EnergyIncreaseWarning, stacklevel=3)
         return info
 
-    def run(self, steps: int | None = None, callback=None) -> History:
-        """Take ``steps`` steps (default: the config's), stopping early once the gradient norm is <= tol.
+    def run(self, steps: int | None = None, *, observers: Sequence[Observer] = (),
+            stop: StopCondition | None | str = "config", throw: bool = True,
+            catch_signals: bool = False) -> RunOutcome:
+        """Take ``steps`` steps (default: up to the config's ``dynamics.steps`` in all), the one run loop.
 
-        ``callback(sim, info)`` is called after each step; returning True stops the run.
+        ``observers`` are told ``start``, ``update`` after every step, and ``finish`` with the outcome, in
+        their order. ``stop(sim, info)`` may end the run early by returning a message; the default is the
+        config's gradient-norm tolerance (``dynamics.tol``; ``stop=None``: never stop early).
+        With ``throw`` (default) a divergence or an interrupt is raised after the observers have finished;
+        without it, it is returned in the outcome. ``catch_signals`` turns SIGINT and SIGTERM into a clean
+        stop between steps (main thread only), as ``vfe run`` does.
         """
-        n = self.config.dynamics.steps if steps is None else steps
-        tol = self.config.dynamics.tol
-        for _ in range(n):
-            info = self.step()
-            if callback is not None and callback(self, info):
-                break
-            if tol > 0 and np.sqrt(sum(v * v for v in self._ev.grad_norms().values())) <= tol:
-                break
-        return self.history
+        if steps is None:
+            steps = max(0, self.config.dynamics.steps - self._state.step)
+        if stop == "config":
+            tol = self.config.dynamics.tol
+            stop = gradient_tolerance(tol) if tol > 0 else None
+        first = self._state.step
+        increases0 = self.energy_increases
+        status, message, error = "completed", "", None
+        flag = _InterruptFlag()
+
+        def outcome() -> RunOutcome:
+            return RunOutcome(status, message, first, self._state.step, self.energy_increases - increases0,
+                              error)
+
+        try:
+            with flag.installed(catch_signals):
+                for obs in observers:
+                    obs.start(self)
+                for _ in range(steps):
+                    if flag.signal is not None:
+                        break
+                    info = self.step()
+                    for obs in observers:
+                        obs.update(self, info)
+                    if stop is not None and (reason := stop(self, info)):
+                        message = reason
+                        break
+                if flag.signal is not None:
+                    status = "interrupted"
+                    message = f"interrupted at step {self._state.step} ({signal.Signals(flag.signal).name})"
+        except KeyboardInterrupt as exc:  # Ctrl-C without catch_signals, e.g. in a notebook
+            status, message, error = "interrupted", f"interrupted at step {self._state.step}", exc
+        except DivergenceError as exc:
+            status, message, error = "diverged", str(exc), exc
+        except BaseException as exc:
+            status, message, error = "failed", f"{type(exc).__name__}: {exc}", exc
+            for obs in observers:
+                _finish_quietly(obs, self, outcome())
+            raise
+        result = outcome()
+        for obs in observers:
+            obs.finish(self, result)
+        if throw and error is not None:
+            raise error
+        return result
+
+
+def _finish_quietly(obs: Observer, sim: Simulation, outcome: RunOutcome) -> None:
+    """Finish an observer while another error is on its way out: that error is the one reported."""
+    try:
+        obs.finish(sim, outcome)
+    except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
+        pass

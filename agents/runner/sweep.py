@@ -15,7 +15,6 @@ not oversubscribe the machine.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import os
@@ -23,9 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+from ..io.sweep_store import read_summary, write_summary
 from ..model.energy import TERMS
 
 SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "path"] + \
@@ -76,6 +75,27 @@ def members(params: list[tuple[str, list]], zip_params: bool = False) -> list[di
     return [dict(zip(keys, c)) for c in combos]
 
 
+def summary_columns(param_keys: list[str]) -> list[str]:
+    """The summary's columns: member, one per swept parameter, then the outcome (``SUMMARY_FIELDS``)."""
+    return ["member"] + [f"param:{k}" for k in param_keys] + SUMMARY_FIELDS[1:]
+
+
+def swept_parameters(config, cli_params=(), zip_params: bool = False) -> tuple[list[tuple[str, list]], bool]:
+    """The scenario's own ``sweep:`` section with ``--param KEY=VALUES`` texts added (a CLI value wins).
+
+    Returns ``(params, zip)``: the swept keys with their values, and whether to pair them.
+    """
+    swept = []
+    if config.sweep is not None:
+        for key, values in config.sweep.params.items():
+            swept.append((key, parse_values(values) if isinstance(values, str) else list(values)))
+        zip_params = zip_params or config.sweep.zip
+    for text in cli_params:
+        key, values = parse_param(text)
+        swept = [(k, v) for k, v in swept if k != key] + [(key, values)]
+    return swept, zip_params
+
+
 def _override_text(key: str, value) -> str:
     return f"{key}={json.dumps(value)}"
 
@@ -124,46 +144,6 @@ class SweepResult:
         return out
 
 
-def _read_summary(path: Path) -> dict[str, dict]:
-    if not path.exists():
-        return {}
-    def value(v: str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-
-    with open(path, newline="") as fh:
-        return {row["member"]: {k: (value(v) if k not in ("member", "status", "message", "path") else v)
-                                for k, v in row.items()} for row in csv.DictReader(fh)}
-
-
-def write_summary(directory: Path, param_keys: list[str], rows: list[dict]) -> None:
-    """summary.csv and summary.h5 (one dataset per column), written atomically."""
-    import h5py
-
-    fields = ["member"] + [f"param:{k}" for k in param_keys] + SUMMARY_FIELDS[1:]
-    tmp = directory / "summary.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        for r in sorted(rows, key=lambda r: r["member"]):
-            w.writerow({k: r.get(k, "") for k in fields})
-    os.replace(tmp, directory / "summary.csv")
-    tmp = directory / "summary.h5.tmp"
-    with h5py.File(tmp, "w") as f:
-        ordered = sorted(rows, key=lambda r: r["member"])
-        for k in fields:
-            col = [r.get(k, "") for r in ordered]
-            if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-                   for v in col) and col:
-                f.create_dataset(k, data=np.array(col, dtype=float))
-            else:
-                f.create_dataset(k, data=np.array([str(v) for v in col], dtype=h5py.string_dtype()))
-        f.attrs["columns"] = json.dumps(fields)
-    os.replace(tmp, directory / "summary.h5")
-
-
 def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params: bool = False,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
               progress=None) -> SweepResult:
@@ -183,7 +163,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
         if old["members"] != json.loads(json.dumps(all_members)):
             raise SweepError(f"{directory}: --resume with other parameters than the sweep there")
     spec_path.write_text(json.dumps(spec, indent=1))
-    previous = _read_summary(directory / "summary.csv") if resume else {}
+    previous = {r["member"]: r for r in read_summary(directory)[1]} if resume else {}
     rows: dict[str, dict] = {}
     todo = []
     for k, ov in enumerate(all_members):
@@ -223,7 +203,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                                "path": str(directory / f"{name}.h5")}
                     rows[name] = {**base, **row}
                     done += 1
-                    write_summary(directory, keys, list(rows.values()))
+                    write_summary(directory, summary_columns(keys), list(rows.values()))
                     if progress is not None:
                         progress(done, len(todo))
             except KeyboardInterrupt:
@@ -231,11 +211,11 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                     fut.cancel()
                 raise
         finally:
-            write_summary(directory, keys, list(rows.values()))
+            write_summary(directory, summary_columns(keys), list(rows.values()))
             client.close()
             if cluster is not None:
                 cluster.close()
     else:
-        write_summary(directory, keys, list(rows.values()))
+        write_summary(directory, summary_columns(keys), list(rows.values()))
     return SweepResult(directory, sorted(rows.values(), key=lambda r: r["member"]), time.perf_counter() - t0,
                        len(todo))

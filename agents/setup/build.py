@@ -15,8 +15,6 @@ import numpy as np
 from ..model import supports as sup
 from .config import (BlobSupport, Config, DiskSupport, EllipseSupport, GaussianSupport, MaskSupport,
                      RectangleSupport, WholeSupport)
-from ..model.dynamics import DynamicsParams, LineSearch
-from ..model.energy import EnergyParams
 from ..model.fiber import make_fiber
 from .generators import constant_matrix, matrix_field, vector_field
 from ..model.grid import Grid
@@ -37,22 +35,16 @@ class Built:
     config: Config
     layout: Layout
     state: State
-    energy: EnergyParams
-    dynamics: DynamicsParams
 
+    @property
+    def energy(self):
+        """The energy's parameters: the validated ``energy`` section itself."""
+        return self.config.energy
 
-def energy_params(cfg: Config) -> EnergyParams:
-    e = cfg.energy
-    return EnergyParams(alpha=e.alpha, gamma=e.gamma, lambda_align=e.lambda_align, kappa=e.kappa,
-                        lambda_curv=e.lambda_curv, lambda_smooth=e.lambda_smooth, form=e.form,
-                        include_self=e.include_self)
-
-
-def dynamics_params(cfg: Config) -> DynamicsParams:
-    d = cfg.dynamics
-    ls = d.line_search
-    return DynamicsParams(method=d.method, lr_mu=d.lr_mu, lr_sigma=d.lr_sigma, lr_phi=d.lr_phi,
-                          line_search=LineSearch(ls.enabled, ls.c1, ls.shrink, ls.max_backtracks))
+    @property
+    def dynamics(self):
+        """The dynamics' parameters: the validated ``dynamics`` section itself."""
+        return self.config.dynamics
 
 
 def _random_center(grid: Grid, margin: float, rng: np.random.Generator) -> tuple[float, float]:
@@ -130,13 +122,13 @@ def build(config: Config, base_dir: str | Path | None = None) -> Built:
     init = cfg.agents.init
     if init.from_run is not None:
         state = _state_from_run(init.from_run, layout, base)
-        return Built(cfg, layout, state, energy_params(cfg), dynamics_params(cfg))
+        return Built(cfg, layout, state)
     state = State.from_arrays(
         vector_field(init.mu, grid, offset, index, K, rng_for(cfg.seed, "init.mu")),
         matrix_field(init.sigma, offset, index, K, rng_for(cfg.seed, "init.sigma"), n_sites),
         vector_field(init.phi, grid, offset, index, 3, rng_for(cfg.seed, "init.phi")),
     )
-    return Built(cfg, layout, state, energy_params(cfg), dynamics_params(cfg))
+    return Built(cfg, layout, state)
 
 
 def _state_from_run(spec, layout: Layout, base: Path) -> State:

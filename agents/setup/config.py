@@ -1,4 +1,4 @@
-"""The run description: one validated, fully defaulted tree (SPEC section 9).
+"""The run description: one validated, fully defaulted tree (the scenario file's structure).
 
 A notebook hands a plain dict to :func:`make_config`; the scenario YAML is the same structure. Unknown keys,
 wrong types and out-of-range values raise :class:`ConfigError`, each problem named by its key path
@@ -13,19 +13,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from ..analysis.meta_agents import ConsensusParams
 from ..model.fiber import MAX_SPIN
+from ..model.params import DynamicsParams, EnergyParams, NonNeg, Pos, StrictModel
 
-_CROSS_CHECK_SEP = "\n- "  # separates the "key.path: message" items of the whole-config checks
-
-NonNeg = Annotated[float, Field(ge=0)]
-Pos = Annotated[float, Field(gt=0)]
 Point = tuple[float, float]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 # --- grid and fiber ---------------------------------------------------------------------------------------------
@@ -192,36 +187,6 @@ class ObservationsConfig(VectorField):
         return self
 
 
-class EnergyConfig(_Strict):
-    alpha: NonNeg = Field(1.0, description="prior weight")
-    gamma: NonNeg = Field(1.0, description="observation weight")
-    lambda_align: NonNeg = Field(1.0, description="alignment (attention) weight")
-    kappa: Pos = Field(1.0, description="attention temperature")
-    lambda_curv: NonNeg = Field(0.0, description="curvature weight")
-    lambda_smooth: NonNeg = Field(0.0, description="frame smoothness weight")
-    form: Literal["weighted", "free_energy"] = Field("weighted", description="sum_j beta_ij KL_ij, or "
-                                                     "-kappa ln sum_j chi_j exp(-KL_ij/kappa)")
-    include_self: bool = Field(False, description="let the attention sums run over j = i too")
-
-
-class LineSearchConfig(_Strict):
-    enabled: bool = Field(False, description="Armijo backtracking on the total energy")
-    c1: float = Field(1e-4, gt=0, lt=1, description="sufficient-decrease constant")
-    shrink: float = Field(0.5, gt=0, lt=1, description="step multiplier per backtrack")
-    max_backtracks: int = Field(30, ge=1, description="then the smallest step is taken and the increase reported")
-
-
-class DynamicsConfig(_Strict):
-    method: Literal["gradient", "natural"] = Field("gradient", description="plain Euclidean gradient, or the "
-                                                   "Fisher-Rao natural gradient for (mu, Sigma); phi always plain")
-    steps: int = Field(100, ge=0, description="total number of steps of the run")
-    lr_mu: NonNeg = Field(0.05, description="step size of mu")
-    lr_sigma: NonNeg = Field(0.02, description="step size of Sigma")
-    lr_phi: NonNeg = Field(0.05, description="step size of the frames phi")
-    line_search: LineSearchConfig = Field(default_factory=LineSearchConfig)
-    tol: NonNeg = Field(0.0, description="stop early once the gradient norm (all fields) is at most tol")
-
-
 class OutputConfig(_Strict):
     path: str | None = Field(None, description="trajectory file; default runs/<name>.h5")
     every: int = Field(10, ge=1, description="log the fields every k-th step (energies: every step)")
@@ -232,14 +197,6 @@ class OutputConfig(_Strict):
     compression: Literal["gzip", "lzf", "none"] = Field("gzip", description="gzip (level below) opens in every "
                                                          "HDF5 reader; lzf is faster but h5py-only")
     compression_level: int = Field(1, ge=0, le=9)
-
-
-class MetaAgentsConfig(_Strict):
-    eps_belief: Pos = Field(0.1, description="two agents agree where (KL_ij + KL_ji)/2 is below this")
-    min_overlap: int = Field(3, ge=1, description="consensus needs at least this many shared sites")
-    eps_prior: Pos | None = Field(None, description="priors agree below this (default eps_belief): "
-                                  "'epistemically dead' members")
-    max_scale: int = Field(4, ge=2, le=10, description="highest scale of meta-agents to detect")
 
 
 class LoopConfig(_Strict):
@@ -256,7 +213,7 @@ class HolonomyConfig(_Strict):
 
 class AnalysisConfig(_Strict):
     enabled: bool = Field(True, description="analyse every logged frame when the run ends (as `vfe analyze`)")
-    meta_agents: MetaAgentsConfig = Field(default_factory=MetaAgentsConfig)
+    meta_agents: ConsensusParams = Field(default_factory=ConsensusParams)
     holonomy: HolonomyConfig = Field(default_factory=HolonomyConfig)
 
 
@@ -275,14 +232,14 @@ class Config(_Strict):
     agents: AgentsConfig = Field(default_factory=AgentsConfig)
     priors: PriorsConfig = Field(default_factory=PriorsConfig)
     observations: ObservationsConfig = Field(default_factory=ObservationsConfig)
-    energy: EnergyConfig = Field(default_factory=EnergyConfig)
-    dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
+    energy: EnergyParams = Field(default_factory=EnergyParams)
+    dynamics: DynamicsParams = Field(default_factory=DynamicsParams)
     output: OutputConfig = Field(default_factory=OutputConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     sweep: SweepConfig | None = Field(None, description="a parameter study over this scenario (`vfe sweep`)")
 
-    @model_validator(mode="after")
-    def _sizes(self):
+    def cross_field_problems(self) -> list[tuple[str, str]]:
+        """(key path, message) of every problem that involves several keys at once (sizes, ranges, loops)."""
         K = self.fiber.K
         problems = []
         for path, fieldcfg in (("agents.init.mu", self.agents.init.mu), ("priors.mu", self.priors.mu)):
@@ -295,7 +252,7 @@ class Config(_Strict):
             D = obs.dim if obs.dim is not None else (len(obs.C) if obs.C is not None else K)
             if obs.C is not None:
                 if any(len(row) != K for row in obs.C):
-                    problems.append(f"observations.C: every row needs K = {K} entries")
+                    problems.append(("observations.C", f"every row needs K = {K} entries"))
             if obs.kind != "file":
                 problems += _vector_length("observations", obs.value, D)
             problems += _matrix_problems("observations.noise", obs.noise, D)
@@ -308,20 +265,18 @@ class Config(_Strict):
         for k, loop in enumerate(self.analysis.holonomy.loops):
             for p, (agent, y, x) in enumerate(loop.waypoints):
                 if agent >= n_agents or y >= H or x >= W:
-                    problems.append(f"analysis.holonomy.loops.{k}.waypoints.{p}: [{agent}, {y}, {x}] is not an "
-                                    f"agent ({n_agents}) and site of the grid ({H}x{W})")
+                    problems.append((f"analysis.holonomy.loops.{k}.waypoints.{p}", f"[{agent}, {y}, {x}] is not an "
+                                     f"agent ({n_agents}) and site of the grid ({H}x{W})"))
         if self.sweep is not None:
             for key, values in self.sweep.params.items():
                 if isinstance(values, str) and not _is_int_range(values):
-                    problems.append(f"sweep.params.{key}: a string must be an integer range start:stop[:step]")
+                    problems.append((f"sweep.params.{key}", "a string must be an integer range start:stop[:step]"))
                 if isinstance(values, list) and not values:
-                    problems.append(f"sweep.params.{key}: no values")
+                    problems.append((f"sweep.params.{key}", "no values"))
             lengths = {len(v) for v in self.sweep.params.values() if isinstance(v, list)}
             if self.sweep.zip and len(lengths) > 1:
-                problems.append("sweep.zip: every parameter needs the same number of values")
-        if problems:
-            raise ValueError(_CROSS_CHECK_SEP + _CROSS_CHECK_SEP.join(problems))
-        return self
+                problems.append(("sweep.zip", "every parameter needs the same number of values"))
+        return problems
 
     def to_dict(self) -> dict:
         """The resolved configuration, every default filled in (JSON-compatible)."""
@@ -333,43 +288,43 @@ def _is_int_range(text: str) -> bool:
     return 2 <= len(parts) <= 3 and all(p.strip().lstrip("-").isdigit() for p in parts)
 
 
-def _vector_length(path: str, value, n: int) -> list[str]:
+def _vector_length(path: str, value, n: int) -> list[tuple[str, str]]:
     if isinstance(value, list) and len(value) != n:
-        return [f"{path}.value: needs {n} components, got {len(value)}"]
+        return [(f"{path}.value", f"needs {n} components, got {len(value)}")]
     return []
 
 
-def _matrix_problems(path: str, value, n: int) -> list[str]:
+def _matrix_problems(path: str, value, n: int) -> list[tuple[str, str]]:
     if isinstance(value, (int, float)):
-        return [] if value > 0 else [f"{path}: must be > 0, got {value}"]
+        return [] if value > 0 else [(path, f"must be > 0, got {value}")]
     if value and isinstance(value[0], list):
         m = np.array(value, dtype=float)
         if m.shape != (n, n):
-            return [f"{path}: needs a {n}x{n} matrix, got shape {m.shape}"]
+            return [(path, f"needs a {n}x{n} matrix, got shape {m.shape}")]
         if not np.allclose(m, m.T):
-            return [f"{path}: matrix is not symmetric"]
+            return [(path, "matrix is not symmetric")]
         if np.linalg.eigvalsh(m).min() <= 0:
-            return [f"{path}: matrix is not positive definite"]
+            return [(path, "matrix is not positive definite")]
         return []
     if len(value) != n:
-        return [f"{path}: diagonal needs {n} entries, got {len(value)}"]
+        return [(path, f"diagonal needs {n} entries, got {len(value)}")]
     if min(value) <= 0:
-        return [f"{path}: diagonal entries must be > 0"]
+        return [(path, "diagonal entries must be > 0")]
     return []
 
 
-def _support_problems(path: str, sup, H: int, W: int) -> list[str]:
+def _support_problems(path: str, sup, H: int, W: int) -> list[tuple[str, str]]:
     out = []
     size = max(H, W)
     radius = getattr(sup, "radius", None)
     if radius is not None and radius > size:
-        out.append(f"{path}.radius: {radius} is larger than the grid ({H}x{W})")
+        out.append((f"{path}.radius", f"{radius} is larger than the grid ({H}x{W})"))
     center = getattr(sup, "center", None)
     if center is not None and not (0 <= center[0] <= H - 1 and 0 <= center[1] <= W - 1):
-        out.append(f"{path}.center: {list(center)} lies outside the grid ({H}x{W})")
+        out.append((f"{path}.center", f"{list(center)} lies outside the grid ({H}x{W})"))
     if isinstance(sup, RectangleSupport):
         if sup.size[0] > H or sup.size[1] > W:
-            out.append(f"{path}.size: {list(sup.size)} is larger than the grid ({H}x{W})")
+            out.append((f"{path}.size", f"{list(sup.size)} is larger than the grid ({H}x{W})"))
     return out
 
 
@@ -382,26 +337,26 @@ class ConfigError(ValueError):
 
 
 def make_config(data: dict | Config | None = None) -> Config:
-    """Validate a plain dict (the scenario structure) into a :class:`Config` with every default filled in."""
+    """Validate a plain dict (the scenario structure) into a :class:`Config` with every default filled in.
+
+    Raises :class:`ConfigError` listing every problem found, each with its key path.
+    """
     if isinstance(data, Config):
-        return data
-    try:
-        return Config.model_validate(data or {})
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
-            msg = err["msg"]
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
-            if not loc and _CROSS_CHECK_SEP in msg:
-                # whole-config cross checks report "key.path: message" items of their own
-                for item in filter(None, msg.split(_CROSS_CHECK_SEP)):
-                    key, _, text = item.partition(": ")
-                    problems.append((key, text))
-            else:
-                problems.append((loc, msg))
-        raise ConfigError(problems) from None
+        config = data
+    else:
+        try:
+            config = Config.model_validate(data or {})
+        except ValidationError as exc:
+            raise ConfigError([(".".join(str(p) for p in err["loc"] if not _is_union_tag(p)),
+                                _strip_prefix(err["msg"])) for err in exc.errors()]) from None
+    problems = config.cross_field_problems()
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _strip_prefix(msg: str) -> str:
+    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
 
 
 def _is_union_tag(part) -> bool:

@@ -1,6 +1,6 @@
 """Generate the scenario key reference (docs/scenario-reference.md) from the config schema.
 
-    python -m agents.reference > docs/scenario-reference.md
+    python -m gauge_vfe.agents.setup.schema_doc > docs/scenario-reference.md
 
 A test checks that the committed page matches, so the documentation cannot drift from the code.
 """
@@ -17,7 +17,8 @@ from .config import Config
 
 HEADER = """# Scenario file reference
 
-Generated from `agents/config.py` by `python -m agents.reference`; do not edit by hand.
+Generated from the scenario schema (`agents/setup/config.py`) by `python -m gauge_vfe.agents.setup.schema_doc`;
+do not edit by hand.
 
 A scenario is one YAML mapping. Every key is optional and has the default below. Unknown keys, wrong types and
 out-of-range values are errors reported as `FILE:LINE: key.path: message` (exit code 2). Any key can be

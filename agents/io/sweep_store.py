@@ -1,0 +1,60 @@
+"""A sweep's summary: ``summary.csv`` (for any tool) and its typed twin ``summary.h5`` (one dataset per column).
+
+Both are rewritten atomically (a temporary file renamed over the old one) as members finish, so an
+interrupted sweep keeps every finished member. :func:`read_summary` gives the rows back with numbers as
+numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+TEXT_COLUMNS = ("member", "status", "message", "path")
+
+
+def write_summary(directory: Path, columns: list[str], rows: list[dict]) -> None:
+    directory = Path(directory)
+    ordered = sorted(rows, key=lambda r: r["member"])
+    tmp = directory / "summary.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in ordered:
+            w.writerow({k: r.get(k, "") for k in columns})
+    os.replace(tmp, directory / "summary.csv")
+    tmp = directory / "summary.h5.tmp"
+    with h5py.File(tmp, "w") as f:
+        for k in columns:
+            col = [r.get(k, "") for r in ordered]
+            if col and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                           for v in col):
+                f.create_dataset(k, data=np.array(col, dtype=float))
+            else:
+                f.create_dataset(k, data=np.array([str(v) for v in col], dtype=h5py.string_dtype()))
+        f.attrs["columns"] = json.dumps(columns)
+    os.replace(tmp, directory / "summary.h5")
+
+
+def read_summary(directory: Path) -> tuple[list[str], list[dict]]:
+    """(columns, rows) of a sweep folder's summary; empty when there is none yet."""
+    path = Path(directory) / "summary.csv"
+    if not path.exists():
+        return [], []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = [{k: (v if k in TEXT_COLUMNS else _number(v)) for k, v in row.items()} for row in reader]
+        return list(reader.fieldnames or []), rows
+
+
+def _number(text: str):
+    """A CSV cell as a number where it is one (parameters may also be strings: a form name, a list)."""
+    try:
+        return float(text) if text.strip() else float("nan")
+    except ValueError:
+        return text

@@ -1,0 +1,57 @@
+"""The model's parameters, validated once (pydantic) and used as they are by the engine.
+
+These are the ``energy`` and ``dynamics`` sections of a scenario (docs/model.md#action, #dynamics): the
+scenario schema (:mod:`gauge_vfe.agents.setup.config`) composes them, and :func:`evaluate` and :func:`step`
+read them directly, so each parameter, its default, its range and its description exist in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors, values are frozen, and numbers must be finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class EnergyParams(StrictModel):
+    """Weights of the action's terms (docs/model.md#action); every logged term includes its weight."""
+
+    alpha: NonNeg = Field(1.0, description="prior weight")
+    gamma: NonNeg = Field(1.0, description="observation weight")
+    lambda_align: NonNeg = Field(1.0, description="alignment (attention) weight")
+    kappa: Pos = Field(1.0, description="attention temperature, in nats")
+    lambda_curv: NonNeg = Field(0.0, description="curvature weight")
+    lambda_smooth: NonNeg = Field(0.0, description="frame smoothness weight")
+    form: Literal["weighted", "free_energy"] = Field("weighted", description="sum_j beta_ij KL_ij, or "
+                                                     "-kappa ln sum_j chi_j exp(-KL_ij/kappa)")
+    include_self: bool = Field(False, description="let the attention sums run over j = i too")
+
+
+class LineSearch(StrictModel):
+    """Armijo backtracking on the total energy (docs/model.md#line-search)."""
+
+    enabled: bool = Field(False, description="Armijo backtracking on the total energy")
+    c1: float = Field(1e-4, gt=0, lt=1, description="sufficient-decrease constant")
+    shrink: float = Field(0.5, gt=0, lt=1, description="step multiplier per backtrack")
+    max_backtracks: int = Field(30, ge=1, description="then the smallest step is taken and the increase reported")
+
+
+class DynamicsParams(StrictModel):
+    """Gradient descent on the action (docs/model.md#dynamics)."""
+
+    method: Literal["gradient", "natural"] = Field("gradient", description="plain Euclidean gradient, or the "
+                                                   "Fisher-Rao natural gradient for (mu, Sigma); phi always plain")
+    steps: int = Field(100, ge=0, description="total number of steps of the run")
+    lr_mu: NonNeg = Field(0.05, description="step size of mu")
+    lr_sigma: NonNeg = Field(0.02, description="step size of Sigma")
+    lr_phi: NonNeg = Field(0.05, description="step size of the frames phi")
+    line_search: LineSearch = Field(default_factory=LineSearch)
+    tol: NonNeg = Field(0.0, description="stop early once the gradient norm (all fields) is at most tol")

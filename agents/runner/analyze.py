@@ -1,0 +1,44 @@
+"""``vfe analyze``: meta-agents and holonomy of every logged frame of a finished (or killed) run, stored in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..analysis.pipeline import AnalysisResult, analyze_frames
+from ..io.reader import load
+from ..io.session import analysis_session
+from ..setup.config import AnalysisConfig, ConfigError, make_config
+
+
+def analysis_settings(path: str | Path, **overrides) -> AnalysisConfig:
+    """The run's own ``analysis`` settings with some ``meta_agents`` thresholds replaced (None: keep).
+
+    ``overrides``: ``eps_belief``, ``min_overlap``, ``eps_prior``, ``max_scale``, and ``automatic_loops``.
+    Values are validated like the scenario's; a bad one raises :class:`ConfigError`.
+    """
+    with load(path) as traj:
+        config = traj.config
+    section = dict(config.get("analysis", {}))
+    meta = {**section.get("meta_agents", {}), **{k: v for k, v in overrides.items()
+                                                  if k != "automatic_loops" and v is not None}}
+    holonomy = dict(section.get("holonomy", {}))
+    if overrides.get("automatic_loops") is not None:
+        holonomy["automatic"] = overrides["automatic_loops"]
+    try:
+        return make_config({**config, "analysis": {**section, "meta_agents": meta, "holonomy": holonomy}}).analysis
+    except ConfigError as exc:
+        raise ConfigError([(key.replace("analysis.meta_agents.", "--").replace("_", "-"), msg)
+                           for key, msg in exc.problems]) from None
+
+
+def analyze_run(path: str | Path, settings: AnalysisConfig | None = None, progress=None) -> AnalysisResult:
+    """Analyse every logged frame of the run at ``path`` and store the result in the file.
+
+    ``settings`` default to the run's own (``analysis_settings(path)``). A run still being written is refused.
+    """
+    settings = settings if settings is not None else analysis_settings(path)
+    with analysis_session(path) as session:
+        result = analyze_frames(session.layout(), session.frame_steps(), session.frame_states(), settings,
+                                progress)
+        session.write_analysis(result)
+    return result
