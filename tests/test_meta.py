@@ -141,26 +141,53 @@ def test_coarse_graining_and_a_second_scale():
     # the two clusters do not overlap: no third scale; make them overlap and agree, and one appears
     levels = hierarchy(layout, st, params)
     assert len(levels) == 2 and levels[1].components == []
-    g = layout.grid
-    layout_b, st_b = clusters(spread=0.01)
-    mu = st_b.mu.copy()
-    mu[:] = [1.0, 0, 0]
-    mu += 0.01 * np.random.default_rng(2).normal(size=mu.shape)
-    # widen the supports so the clusters overlap
-    chis = [supports.disk(g, c, 6) for c in [(5, 4), (4, 6), (6, 5), (5, 14), (4, 15), (6, 13)]]
+
+
+def _two_clusters_with_arms(shift_b=0.0):
+    """Two clusters of three agents on a 12x20 grid that reach scale 3.
+
+    Each cluster's agents share a large core (8 columns x 12 rows), so each cluster is one scale-2 meta-agent.
+    Each agent also has an arm reaching towards the other cluster in its own band of rows, so an agent of A
+    and an agent of B overlap on at most 4 x 2 = 8 sites (below min_overlap = 10: they never pair up
+    directly), while the two clusters' unions overlap on 12 x 2 = 24 sites: the scale-2 meta-agents pair up
+    at scale 2 and form one scale-3 meta-agent when they agree.
+    """
+    g = Grid(12, 20)
+    chis = []
+    for band in range(3):  # cluster A: core columns 0-7, arm columns 8-10
+        chis.append(np.maximum(supports.rectangle(g, (0, 0), (12, 8)), supports.rectangle(g, (4 * band, 8), (4, 3))))
+    for band in range(3):  # cluster B: core columns 12-19, arm columns 9-11
+        chis.append(np.maximum(supports.rectangle(g, (0, 12), (12, 8)), supports.rectangle(g, (4 * band, 9), (4, 3))))
+    fiber = make_fiber([1])
     S = sum(int(c.sum()) for c in chis)
-    lay_c = build_layout(g, layout.fiber, chis, np.zeros((S, 3)), np.tile(np.eye(3), (S, 1, 1)))
+    lay = build_layout(g, fiber, chis, np.zeros((S, 3)), np.tile(np.eye(3), (S, 1, 1)))
     rng = np.random.default_rng(3)
     mu = np.empty((S, 3))
     for i in range(6):
-        rows = lay_c.rows_of(i)
-        mu[rows] = [1.0, 0, 0] + (0.01 if i < 3 else 0.03) * rng.normal(size=(rows.stop - rows.start, 3))
-    st_c = State.from_arrays(mu, np.tile(np.eye(3), (S, 1, 1)), np.zeros((S, 3)))
-    levels = hierarchy(lay_c, st_c, ConsensusParams(eps_belief=0.05, min_overlap=3))
-    assert len(levels[0].components) >= 1
-    assert sum(len(lv.components) > 0 for lv in levels) >= 1
+        rows = lay.rows_of(i)
+        target = [1.0, shift_b if i >= 3 else 0.0, 0.0]
+        mu[rows] = target + 0.01 * rng.normal(size=(rows.stop - rows.start, 3))
+    return lay, State.from_arrays(mu, np.tile(np.eye(3), (S, 1, 1)), np.zeros((S, 3)))
+
+
+def test_overlapping_agreeing_clusters_reach_scale_three():
+    lay, st = _two_clusters_with_arms()
+    pairs = pair_divergences(lay, st)
+    cross = (pairs.i < 3) & (pairs.j >= 3)
+    assert cross.any() and pairs.n_sites[cross].max() == 8  # agents of A and B touch, but too little to pair
+    params = ConsensusParams(eps_belief=0.05, min_overlap=10)
+    levels = hierarchy(lay, st, params)
+    assert [sorted(c.tolist()) for c in levels[0].components] == [[0, 1, 2], [3, 4, 5]]
+    assert len(levels) >= 2 and [sorted(c.tolist()) for c in levels[1].components] == [[0, 1]]
+    assert levels[1].pairs.n_sites.tolist() == [24]  # the clusters' unions share two full columns
     members = base_members(levels)
-    assert all(len(m) >= 2 for lvl in members for m in lvl)
+    assert sorted(members[1][0].tolist()) == [0, 1, 2, 3, 4, 5]
+    # controls: clusters that disagree, or overlap too little, stop at scale 2
+    for lay_c, st_c, p in ((*_two_clusters_with_arms(shift_b=1.0), params),
+                           (lay, st, ConsensusParams(eps_belief=0.05, min_overlap=30))):
+        levels = hierarchy(lay_c, st_c, p)
+        assert len(levels[0].components) == 2
+        assert all(not lv.components for lv in levels[1:])
 
 
 def test_tracking_keeps_ids_and_records_merges():
