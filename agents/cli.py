@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from .setup.config import ConfigError
-from .setup.scenario import ScenarioError, load_scenario
+from .setup.scenario import ScenarioError
 from .setup.shipped import resolve_scenario, scenario_summary, shipped_scenarios
 
 EXIT_BAD_INPUT = 2
@@ -32,13 +32,31 @@ def _fail(messages, code=EXIT_BAD_INPUT):
     sys.exit(code)
 
 
-def _scenario(name: str, sets=(), seed=None, steps=None):
+def _scenario(name: str, sets=(), seed=None, steps=None, max_memory=None, check_memory: bool = False):
+    """Load and check a scenario (:func:`prepare_scenario`), or print one error line and exit 2."""
+    from .setup.preflight import prepare_scenario
+
+    labels = {}
+    if seed is not None:
+        labels[f"--set seed={seed}:"] = f"--seed {seed}:"
+    if steps is not None:
+        labels[f"--set dynamics.steps={steps}:"] = f"--steps {steps}:"
     overrides = list(sets) + ([f"seed={seed}"] if seed is not None else []) + \
         ([f"dynamics.steps={steps}"] if steps is not None else [])
     try:
-        return load_scenario(resolve_scenario(name), overrides)
+        return prepare_scenario(resolve_scenario(name), overrides, max_memory=max_memory, check_memory=check_memory)
     except ScenarioError as exc:
-        _fail(exc.messages)
+        _fail([_one_line(exc.messages, labels)])
+
+
+def _one_line(messages, labels=None) -> str:
+    """The first problem, and how many more there are: bad input is reported on one line."""
+    first = " ".join(str(messages[0]).split()) if messages else "bad input"
+    for plain, label in (labels or {}).items():
+        if first.startswith(plain):
+            first = label + first[len(plain):]
+    more = len(messages) - 1
+    return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
 
 
 def _trajectory(path: str):
@@ -63,7 +81,25 @@ def _progress_bar(unit: str, quiet: bool):
     return bar, progress
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """Usage errors (a bad option value, a missing argument) as one ``error:`` line and exit 2, like every
+    other bad input, instead of click's usage block."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            _fail([where + " ".join(exc.format_message().split())])
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.ClickException as exc:
+            _fail([" ".join(exc.format_message().split())], exc.exit_code)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gauge-vfe")
 def main():
     """gauge-vfe: agents with Gaussian beliefs in SO(3) gauge frames minimising a variational free energy."""
@@ -81,18 +117,32 @@ _set_option = click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VAL
 @_set_option
 @click.option("--resume", is_flag=True, help="continue the run in the output file from its checkpoint")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
-def run(scenario, output, steps, seed, sets, resume, quiet):
+@click.option("--max-memory", "max_memory", metavar="GIB",
+              help="refuse the run if its estimated peak memory exceeds GIB gibibytes (default: the memory this "
+                   "machine has available)")
+def run(scenario, output, steps, seed, sets, resume, quiet, max_memory):
     """Run SCENARIO (a YAML file or a shipped scenario's name) into an HDF5 trajectory.
 
     An existing output file is never overwritten: it is renamed NAME.1.h5 (NAME.2.h5, ...) first.
     """
+    from .io.lock import RunFileBusy
+    from .io.writer import DiskFullError
     from .runner.run import run_scenario
 
-    sc = _scenario(scenario, sets, seed, steps)
+    sc = _scenario(scenario, sets, seed, steps, max_memory=max_memory, check_memory=True)
     try:
         result = run_scenario(sc, output, resume=resume, progress=not quiet)
     except ScenarioError as exc:
-        _fail(exc.messages)
+        _fail([_one_line(exc.messages)])
+    except RunFileBusy as exc:
+        _fail([str(exc)])
+    except DiskFullError as exc:
+        # HDF5 cannot close a file it failed to write, and would crash at interpreter exit: say what happened
+        # and leave at once. Every committed frame is on disk; --resume continues once there is space.
+        click.echo(f"error: {exc.strerror}", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_RUN_FAILED)
     except Exception as exc:  # noqa: BLE001 - the file is closed with status `failed`; say why and stop
         if os.environ.get("VFE_DEBUG"):
             raise
@@ -100,31 +150,40 @@ def run(scenario, output, steps, seed, sets, resume, quiet):
     if result.kept_earlier is not None:
         click.echo(f"kept the earlier {result.path} as {result.kept_earlier} (use --resume to continue a run "
                    "instead)", err=True)
-    click.echo(f"{result.status}: {result.path} (step {result.last_step}, {result.wall_time:.1f} s, "
-               f"{result.steps_per_second:.0f} steps/s)")
-    click.echo("energy: " + "  ".join(f"{k}={v:.6g}" for k, v in result.energy.items()))
     if result.message:
         click.echo(result.message)
+    for note in result.notes:
+        click.echo(note)
+    click.echo("energy: " + "  ".join(f"{k}={v:.6g}" for k, v in result.energy.items()))
+    uphill = f", {result.energy_increases} uphill steps" if result.energy_increases else ""
+    click.echo(f"{result.status}: {result.path} (step {result.last_step}, {result.wall_time:.1f} s, "
+               f"{result.steps_per_second:.0f} steps/s{uphill})")
     sys.exit(EXIT_BY_STATUS[result.status])
+
+
+_max_memory_option = click.option("--max-memory", "max_memory", metavar="GIB",
+                                  help="refuse the run if its estimated peak memory exceeds GIB gibibytes "
+                                       "(default: the memory this machine has available)")
 
 
 @main.command()
 @click.argument("scenario")
 @_set_option
-def validate(scenario, sets):
-    """Check SCENARIO without running it: keys, values, files, and the layout it builds."""
+@_max_memory_option
+def validate(scenario, sets, max_memory):
+    """Check SCENARIO without running it: keys, values, files, memory, and the layout it builds."""
     from .runner.run import build_simulation
 
-    sc = _scenario(scenario, sets)
+    sc = _scenario(scenario, sets, max_memory=max_memory, check_memory=True)
     try:
         sim = build_simulation(sc)
     except ScenarioError as exc:
-        _fail(exc.messages)
+        _fail([_one_line(exc.messages)])
     lay, cfg = sim.layout, sc.config
     click.echo(f"{sc.path}: ok")
     click.echo(f"  {cfg.name}: {lay.grid.height}x{lay.grid.width} {lay.grid.boundary} grid, {lay.n_agents} agents, "
                f"spins {list(cfg.fiber.spins)} (K={lay.K}), {lay.n_rows} agent-sites, "
-               f"{len(lay.overlap_pairs())} overlapping pairs, up to {lay.max_per_site} agents per site")
+               f"{lay.overlapping_pair_count()} overlapping pairs, up to {lay.max_per_site} agents per site")
     click.echo(f"  {cfg.dynamics.steps} steps of {cfg.dynamics.method} descent; initial energy "
                f"{sim.energy()['total']:.6g}")
 
@@ -134,59 +193,15 @@ def validate(scenario, sets):
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output (strict JSON)")
 def inspect(run_file, as_json):
     """Summarise a trajectory file: scenario, status, steps, energies by term, meta-agents, holonomy."""
-    from .runner.inspect import summarize_run
+    from .runner.inspect import summarize_run, summary_lines
 
     with _trajectory(run_file) as traj:
         info = summarize_run(traj)
     if as_json:
         click.echo(json.dumps(info, indent=2, allow_nan=False))
         return
-    for line in _summary_lines(info):
+    for line in summary_lines(info):
         click.echo(line)
-
-
-def _num(value, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def _summary_lines(info: dict) -> list[str]:
-    lines = [f"{info['path']}: {info['name']} ({info['status']})"]
-    if info["message"]:
-        lines.append(f"  message: {info['message']}")
-    lines.append(f"  grid {info['grid']}, {info['agents']} agents, spins {info['spins']} (K={info['K']}), "
-                 f"{info['agent_sites']} agent-sites, seed {info['seed']}")
-    lines.append(f"  steps 0..{info['last_step']}, {info['frames']} logged frames ({', '.join(info['fields'])}, "
-                 f"{info['dtype']}), started {info['started_at']}, finished {info['finished_at'] or '-'}")
-    lines.append(f"  {'energy':<12} {'first':>14} {'last':>14}")
-    for term, (first, last) in info["energy"].items():
-        lines.append(f"  {term:<12} {_num(first, '>14.6g')} {_num(last, '>14.6g')}")
-    if info["spd_retractions"]:
-        lines.append(f"  Sigma steps retracted to stay SPD: {info['spd_retractions']} agent-site steps")
-    if "meta_agents" in info:
-        ma = info["meta_agents"]
-        lines.append(f"  meta-agents per scale, last frame: {ma['last_frame_counts']} "
-                     f"(highest scale reached: {ma['highest_scale']}); events: {ma['events']}")
-        for row in ma["timescales"]:
-            lines.append(f"    id {row['id']} scale {row['scale']}: tau {_num(row['tau'], '.3g')} logged frames vs "
-                         f"members {_num(row['tau_members'], '.3g')}: ratio {_num(row['ratio'], '.3g')}")
-    if "holonomy" in info:
-        h = info["holonomy"]
-        lines.append(f"  holonomy, last frame: plaquette angle mean {_num(h['mean'], '.3g')}, max "
-                     f"{_num(h['max'], '.3g')}; {h['loops']} loops")
-    return lines
-
-
-def _meta_lines(meta: dict) -> list[str]:
-    if meta["highest_scale"] < 2:
-        return ["meta-agents: none detected"]
-    counts = ", ".join(f"{k}: {v}" for k, v in meta["last_frame_counts"].items())
-    lines = [f"meta-agents in the last frame: {counts or 'none'} (highest scale reached: {meta['highest_scale']})"]
-    if meta["events"]:
-        lines.append("events: " + ", ".join(f"{k} {v}" for k, v in meta["events"].items()))
-    for row in meta["timescales"]:
-        lines.append(f"meta-agent {row['id']} (scale {row['scale']}): tau {_num(row['tau'], '.3g')} logged frames, "
-                     f"members {_num(row['tau_members'], '.3g')}, ratio {_num(row['ratio'], '.3g')}")
-    return lines
 
 
 @main.command()
@@ -199,7 +214,7 @@ def _meta_lines(meta: dict) -> list[str]:
 def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loops):
     """Detect and track meta-agents and measure holonomy in every frame of RUN_FILE (written into it)."""
     from .runner.analyze import analysis_settings, analyze_run
-    from .runner.inspect import summarize_run
+    from .runner.inspect import meta_agent_lines, summarize_run
 
     try:
         settings = analysis_settings(run_file, eps_belief=eps_belief, min_overlap=min_overlap, eps_prior=eps_prior,
@@ -211,7 +226,7 @@ def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loo
     click.echo(f"{run_file}: {len(result.steps)} logged frames analysed (eps_belief={p.eps_belief:g}, "
                f"min_overlap={p.min_overlap})")
     info = summarize_run(run_file)
-    for line in _meta_lines(info["meta_agents"]):
+    for line in meta_agent_lines(info["meta_agents"]):
         click.echo("  " + line)
     if len(result.holonomy_summary):
         mean, mx, n = result.holonomy_summary[-1]
@@ -318,6 +333,21 @@ def sweep(scenario, params, zip_params, workers, scheduler, output, resume, quie
     for r in failed:
         click.echo(f"  {r['member']}: {r['status']}: {r.get('message', '')}")
     sys.exit(EXIT_RUN_FAILED if failed else 0)
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+def repair(run_file):
+    """Clear the HDF5 consistency flags a killed run left in RUN_FILE, so every HDF5 tool opens it."""
+    from .io.lock import RunFileBusy
+    from .io.recovery import repair as repair_file
+
+    try:
+        cleared = repair_file(run_file)
+    except (OSError, RunFileBusy) as exc:
+        _fail([str(exc)])
+    click.echo(f"{run_file}: {'repaired: it opens in every HDF5 tool' if cleared else 'nothing to repair'}"
+               " (continue the run with vfe run SCENARIO -o RUN_FILE --resume)")
 
 
 @main.command()

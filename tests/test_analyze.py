@@ -6,6 +6,8 @@ import json
 import textwrap
 
 import h5py
+
+from gauge_vfe.agents.io.schema import read_text
 from click.testing import CliRunner
 
 from gauge_vfe.agents.cli import main
@@ -63,7 +65,7 @@ def test_run_writes_meta_agents_and_holonomy(tmp_path):
         assert g["timescales"].shape[0] >= 2
         h = f["observables/holonomy"]
         assert h["plaquette_angle"].shape == (13, f["agents/sites/index"].shape[0])
-        names = json.loads(h["loops"].attrs["names"])
+        names = json.loads(read_text(h["loops/names"]))  # JSON text in a dataset: rewritable under SWMR
         assert names[0] == "around_0" and "overlap_0_1" in names
         assert h["loops/angle"].shape == (13, len(names))
 

@@ -8,7 +8,7 @@ import scipy.linalg
 from scipy.spatial.transform import Rotation
 
 from gauge_vfe.agents.model.fiber import levi_civita, make_fiber, spin_generators
-from gauge_vfe.agents.kernels.lie import left_jacobian, rho_exp, rodrigues
+from gauge_vfe.agents.kernels.lie import left_jacobian, rodrigues
 
 SPINS = list(range(0, 11))
 
@@ -52,7 +52,7 @@ def test_full_turn_is_identity(spin):
         np.testing.assert_allclose(rho(fiber, e), np.eye(fiber.K), atol=1e-12)
 
 
-SPECIAL_PHIS = [np.zeros(3), [0, 0, 1e-9], [1e-12, 0, 2.0], [0, 0, -3.0], [1e-7, 2e-7, -1e-7], [0, 0, np.pi],
+EDGE_CASE_PHIS = [np.zeros(3), [0, 0, 1e-9], [1e-12, 0, 2.0], [0, 0, -3.0], [1e-7, 2e-7, -1e-7], [0, 0, np.pi],
                 [4.0, -5.0, 2.0], [0.0, 1.0, 0.0]]
 
 
@@ -60,7 +60,7 @@ SPECIAL_PHIS = [np.zeros(3), [0, 0, 1e-9], [1e-12, 0, 2.0], [0, 0, -3.0], [1e-7,
 def test_closed_form_matches_matrix_exponential(spins):
     fiber = make_fiber(spins)
     rng = np.random.default_rng(1)
-    for phi in list(rng.normal(size=(10, 3)) * 2) + [np.asarray(p, float) for p in SPECIAL_PHIS]:
+    for phi in list(rng.normal(size=(10, 3)) * 2) + [np.asarray(p, float) for p in EDGE_CASE_PHIS]:
         ref = scipy.linalg.expm(np.einsum("a,aij->ij", phi, fiber.generators))
         np.testing.assert_allclose(rho(fiber, phi), ref, atol=5e-12)
 

@@ -77,17 +77,27 @@ def test_local_cluster_summary_and_resume(tmp_path):
 
 
 def test_a_failing_member_does_not_stop_the_others_and_resume_reruns_it(tmp_path):
+    # a member that fails while running (its step size makes it diverge at once): recorded, the others go on
+    out = tmp_path / "sweep"
+    r = CliRunner().invoke(main, ["sweep", str(scenario(tmp_path)), "--param", "dynamics.lr_mu=0.02,1e9,0.01",
+                                  "--workers", "2", "-o", str(out), "-q"])
+    assert r.exit_code == 1, r.output
+    assert "m0001: diverged" in r.output and "diverged at step 1" in r.output
+    rows = {row["member"]: row for row in summary(out)}
+    assert rows["m0000"]["status"] == rows["m0002"]["status"] == "completed"
+    assert rows["m0001"]["status"] == "diverged"
+    # resuming with the same members runs the one that did not complete again (and it diverges again)
+    res = run_sweep(scenario(tmp_path), [("dynamics.lr_mu", [0.02, 1e9, 0.01])], out, workers=1, resume=True)
+    assert res.ran == 1
+
+
+def test_a_member_with_bad_input_stops_the_sweep_before_anything_runs(tmp_path):
     out = tmp_path / "sweep"
     r = CliRunner().invoke(main, ["sweep", str(scenario(tmp_path)), "--param", "energy.kappa=1,-1,2",
                                   "--workers", "2", "-o", str(out), "-q"])
-    assert r.exit_code == 1, r.output
-    assert "m0001: failed" in r.output and "energy.kappa: Input should be greater than 0" in r.output
-    rows = {row["member"]: row for row in summary(out)}
-    assert rows["m0000"]["status"] == rows["m0002"]["status"] == "completed"
-    assert rows["m0001"]["status"] == "failed"
-    # fix the scenario's values by resuming with the same members: the failed one is run again (and fails again)
-    res = run_sweep(scenario(tmp_path), [("energy.kappa", [1, -1, 2])], out, workers=1, resume=True)
-    assert res.ran == 1
+    assert r.exit_code == 2, r.output
+    assert "member m0001 (energy.kappa=-1)" in r.output and "energy.kappa: Input should be greater than 0" in r.output
+    assert not (out / "summary.csv").exists() and not list(out.glob("m*.h5"))
 
 
 def test_sweep_section_in_the_scenario(tmp_path):

@@ -1,4 +1,4 @@
-"""Closed forms, the transformer limit (SPEC section 7), global gauge invariance and agent relabelling."""
+"""Closed forms, the transformer limit (docs/model.md#transformer-limit), global gauge invariance and agent relabelling."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def test_transformer_limit_query_frame(spins):
 
 
 def rotate_system(layout, state, rotvec):
-    """The global gauge transformation of SPEC section 4: adjoint action on frames, _rho(g) on the fiber."""
+    """The global gauge transformation (docs/model.md#gauge-invariance): adjoint action on frames, _rho(g) on the fiber."""
     fiber = layout.fiber
     g = _rho(fiber, rotvec)
     r1 = Rotation.from_rotvec(rotvec).as_matrix()

@@ -1,4 +1,4 @@
-"""Meta-agents (SPEC section 5): consensus, connected components, coarse-graining, hierarchy, tracking.
+"""Meta-agents (docs/model.md#meta-agents): consensus, connected components, coarse-graining, hierarchy, tracking.
 
 Readings of the spec made here (and stated in the README):
 

@@ -11,7 +11,7 @@ end each meta-agent's time scale is compared with its members'.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
@@ -57,6 +57,7 @@ class AnalysisResult:
     loop_definitions: list[dict]
     loop_angle: np.ndarray  # (F, L)
     loop_axis: np.ndarray  # (F, L, 3)
+    notes: list[str] = field(default_factory=list)  # logged frames skipped, and why (not stored in the file)
 
     @property
     def n_scales(self) -> int:
@@ -110,10 +111,25 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
     summary = np.zeros((F, len(HOLONOMY_SUMMARY_COLUMNS)))
     loop_angle = np.zeros((F, len(loop_defs)))
     loop_axis = np.zeros((F, len(loop_defs), 3))
+    notes = []
     f = -1
     for f, state in enumerate(states):  # one frame in memory at a time: runs can hold thousands of frames
         step = int(steps[f])
-        levels = hierarchy(layout, state, params)
+        problem = _unusable(state)
+        if problem is None:
+            try:
+                levels = hierarchy(layout, state, params)
+            except ValueError as exc:  # a covariance that is not positive definite
+                problem = str(exc)
+        if problem is not None:
+            # a diverging run's last frames: nothing to measure there; the ids carry on across the gap
+            notes.append(f"logged frame {f} (step {step}) skipped: {problem}")
+            summary[f] = (np.nan, np.nan, 0)
+            loop_angle[f] = np.nan
+            loop_axis[f] = np.nan
+            if progress is not None:
+                progress(f + 1, F)
+            continue
         base = base_members(levels)
         ids_by_level = []
         for level, mem in zip(levels, base):
@@ -173,5 +189,12 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
         plaquette_angle=angles, holonomy_summary=summary,
         loop_names=[lp.name for lp in loop_defs],
         loop_definitions=[{"name": lp.name, "rows": lp.rows.tolist(), "kinds": lp.kinds.tolist()} for lp in loop_defs],
-        loop_angle=loop_angle, loop_axis=loop_axis,
+        loop_angle=loop_angle, loop_axis=loop_axis, notes=notes,
     )
+
+
+def _unusable(state: State) -> str | None:
+    for name in ("mu", "sigma", "phi"):
+        if not np.isfinite(getattr(state, name)).all():
+            return f"non-finite {name}"
+    return None

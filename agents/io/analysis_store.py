@@ -1,7 +1,10 @@
 """Analysis results in the trajectory file: ``/observables/meta_agents`` and ``/observables/holonomy``.
 
-The layout is docs/model.md#file-analysis. :func:`write_analysis` replaces earlier results; :func:`read_analysis`
-gives them back as the :class:`~gauge_vfe.agents.analysis.pipeline.AnalysisResult` they were made from.
+The layout is docs/model.md#file-analysis. The datasets are created empty and resizable with the file
+(:func:`create_analysis_datasets`), so that :func:`write_analysis` only resizes and writes, which the run's
+own SWMR session allows. ``/observables/analysis_frames`` is the commit marker: -1 while results are being
+written (or were never written), the number of analysed logged frames once they are complete.
+:func:`read_analysis` returns None unless the marker says the results are complete.
 """
 
 from __future__ import annotations
@@ -9,52 +12,85 @@ from __future__ import annotations
 import json
 
 import h5py
+import numpy as np
 
-from ..analysis.pipeline import EVENT_KINDS, HOLONOMY_SUMMARY_COLUMNS, AnalysisResult
+from ..analysis.pipeline import (EVENT_DTYPE, EVENT_KINDS, HOLONOMY_SUMMARY_COLUMNS, LIFETIME_DTYPE, RECORD_DTYPE,
+                                 TIMESCALE_DTYPE, AnalysisResult)
+from .schema import ANALYSIS_FRAMES, read_text, series_dataset, text_dataset, write_text
 
 META = "observables/meta_agents"
 HOLONOMY = "observables/holonomy"
 
 
-def write_analysis(f: h5py.File, result: AnalysisResult) -> None:
-    for name in (META, HOLONOMY):
-        if name in f:
-            del f[name]
+def create_analysis_datasets(f: h5py.File, n_agents: int, n_rows: int) -> None:
     g = f.create_group(META)
-    g.attrs["params"] = json.dumps(result.params)
-    g.create_dataset("step", data=result.steps)
-    g.create_dataset("labels", data=result.labels, compression="gzip")
-    g.create_dataset("count", data=result.counts)
-    g.create_dataset("records", data=result.records)
-    g.create_dataset("members", data=result.members)
-    g.create_dataset("members_offset", data=result.members_offset)
-    g.create_dataset("events", data=result.events).attrs["kinds"] = json.dumps(EVENT_KINDS)
-    g.create_dataset("lifetimes", data=result.lifetimes)
-    g.create_dataset("timescales", data=result.timescales)
+    text_dataset(g, "params")
+    series_dataset(g, "step", np.int64)
+    series_dataset(g, "labels", np.int64, (n_agents,), chunk_rows=64, compression="gzip")
+    series_dataset(g, "count", np.int64, (None,), chunk_rows=256)
+    series_dataset(g, "records", RECORD_DTYPE)
+    series_dataset(g, "members", np.int64)
+    series_dataset(g, "members_offset", np.int64)
+    series_dataset(g, "events", EVENT_DTYPE).attrs["kinds"] = json.dumps(EVENT_KINDS)
+    series_dataset(g, "lifetimes", LIFETIME_DTYPE)
+    series_dataset(g, "timescales", TIMESCALE_DTYPE)
     h = f.create_group(HOLONOMY)
-    h.create_dataset("step", data=result.steps)
-    h.create_dataset("plaquette_angle", data=result.plaquette_angle, compression="gzip",
-                     chunks=(1, max(1, result.plaquette_angle.shape[1])))
-    h.create_dataset("summary", data=result.holonomy_summary).attrs["columns"] = json.dumps(
-        list(HOLONOMY_SUMMARY_COLUMNS))
+    series_dataset(h, "step", np.int64)
+    series_dataset(h, "plaquette_angle", np.float64, (n_rows,), chunk_rows=1, compression="gzip")
+    series_dataset(h, "summary", np.float64, (len(HOLONOMY_SUMMARY_COLUMNS),), chunk_rows=256).attrs["columns"] = \
+        json.dumps(list(HOLONOMY_SUMMARY_COLUMNS))
     lg = h.create_group("loops")
-    lg.attrs["names"] = json.dumps(result.loop_names)
-    lg.attrs["definitions"] = json.dumps(result.loop_definitions)
-    lg.create_dataset("angle", data=result.loop_angle)
-    lg.create_dataset("axis", data=result.loop_axis)
+    text_dataset(lg, "names", "[]")
+    text_dataset(lg, "definitions", "[]")
+    series_dataset(lg, "angle", np.float64, (None,), chunk_rows=256)
+    series_dataset(lg, "axis", np.float64, (None, 3), chunk_rows=256)
+    f.create_dataset(ANALYSIS_FRAMES, data=np.array([-1], dtype=np.int64))
+
+
+def _put(ds: h5py.Dataset, data) -> None:
+    data = np.asarray(data)
+    ds.resize(data.shape)
+    if data.size:
+        ds[...] = data
+    ds.flush()
+
+
+def write_analysis(f: h5py.File, result: AnalysisResult) -> None:
+    """Replace the stored analysis with ``result``: marker to -1, every dataset, marker to the frame count."""
+    marker = f[ANALYSIS_FRAMES]
+    marker[0] = -1
+    marker.flush()
+    g, h = f[META], f[HOLONOMY]
+    write_text(g["params"], json.dumps(result.params))
+    for name, data in (("step", result.steps), ("labels", result.labels), ("count", result.counts),
+                       ("records", result.records), ("members", result.members),
+                       ("members_offset", result.members_offset), ("events", result.events),
+                       ("lifetimes", result.lifetimes), ("timescales", result.timescales)):
+        _put(g[name], data)
+    _put(h["step"], result.steps)
+    _put(h["plaquette_angle"], result.plaquette_angle)
+    _put(h["summary"], result.holonomy_summary)
+    write_text(h["loops/names"], json.dumps(result.loop_names))
+    write_text(h["loops/definitions"], json.dumps(result.loop_definitions))
+    _put(h["loops/angle"], result.loop_angle.reshape(len(result.steps), len(result.loop_names)))
+    _put(h["loops/axis"], result.loop_axis.reshape(len(result.steps), len(result.loop_names), 3))
+    f.flush()
+    marker[0] = len(result.steps)
+    marker.flush()
 
 
 def read_analysis(f: h5py.File) -> AnalysisResult | None:
-    """The stored analysis, or None if the run was never analysed."""
-    if META not in f or HOLONOMY not in f:
+    """The stored analysis, or None if it was never written completely."""
+    if ANALYSIS_FRAMES not in f or int(f[ANALYSIS_FRAMES][0]) < 0:
         return None
     g, h = f[META], f[HOLONOMY]
     lg = h["loops"]
     return AnalysisResult(
-        params=json.loads(g.attrs["params"]), steps=g["step"][...], labels=g["labels"][...], counts=g["count"][...],
-        records=g["records"][...], members=g["members"][...], members_offset=g["members_offset"][...],
-        events=g["events"][...], lifetimes=g["lifetimes"][...], timescales=g["timescales"][...],
-        plaquette_angle=h["plaquette_angle"][...], holonomy_summary=h["summary"][...],
-        loop_names=json.loads(lg.attrs["names"]), loop_definitions=json.loads(lg.attrs["definitions"]),
-        loop_angle=lg["angle"][...], loop_axis=lg["axis"][...],
+        params=json.loads(read_text(g["params"])), steps=g["step"][...], labels=g["labels"][...],
+        counts=g["count"][...], records=g["records"][...], members=g["members"][...],
+        members_offset=g["members_offset"][...], events=g["events"][...], lifetimes=g["lifetimes"][...],
+        timescales=g["timescales"][...], plaquette_angle=h["plaquette_angle"][...],
+        holonomy_summary=h["summary"][...], loop_names=json.loads(read_text(lg["names"])),
+        loop_definitions=json.loads(read_text(lg["definitions"])), loop_angle=lg["angle"][...],
+        loop_axis=lg["axis"][...],
     )

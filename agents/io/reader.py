@@ -26,7 +26,8 @@ from .recovery import open_trajectory_file, writer_alive
 from ..model.layout import Layout, Observations, build_layout
 from ..model.state import State
 from .analysis_store import read_analysis
-from .writer import read_checkpoint
+from .lock import writer_active
+from .schema import committed_frames, read_checkpoint, run_record
 
 
 class Trajectory:
@@ -42,9 +43,10 @@ class Trajectory:
         self.seed = int(p["seed"])
         self.versions: dict = json.loads(p["versions"])
         self.started_at = str(p["started_at"])
-        self.finished_at = str(p["finished_at"])
-        self.recorded_status = str(p["status"])
-        self.message = str(p["message"])
+        record = run_record(f)
+        self.finished_at = record["finished_at"]
+        self.recorded_status = record["status"]
+        self.message = record["message"]
         self._writer = (int(p["writer_pid"]), str(p["writer_host"]))
         g = f["grid"].attrs
         self.grid = Grid(int(g["height"]), int(g["width"]), str(g["boundary"]))
@@ -80,8 +82,11 @@ class Trajectory:
 
     @property
     def status(self) -> str:
-        """The recorded status; ``killed`` when it says ``running`` but the writing process is gone."""
-        if self.recorded_status == "running" and writer_alive(*self._writer) is False:
+        """The recorded status; ``killed`` when it says ``running`` but no writer holds the file any more."""
+        if self.recorded_status == "running" and not self._owns_handle:
+            return "running"  # read through the writer's own handle
+        if self.recorded_status == "running" and writer_active(self.path) is None and \
+                writer_alive(*self._writer) is not True:
             return "killed"
         return self.recorded_status
 
@@ -91,12 +96,11 @@ class Trajectory:
 
     @property
     def frame_steps(self) -> np.ndarray:
-        """Steps of the logged frames (complete in every logged field)."""
+        """Steps of the committed logged frames (every field written; docs/model.md#file-writing)."""
         if not self.fields:
             return np.zeros(0, dtype=np.int64)
-        n = self._complete([f"particles/agents/{name}" for name in self.fields])
-        return self._f["particles/agents/mu/step"][:n] if "mu" in self.fields else \
-            self._f[f"particles/agents/{self.fields[0]}/step"][:n]
+        n = committed_frames(self._f, self.fields)
+        return self._f[f"particles/agents/{self.fields[0]}/step"][:n]
 
     def _series(self, group: str) -> tuple[np.ndarray, np.ndarray]:
         n = self._complete([group])

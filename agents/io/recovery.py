@@ -1,10 +1,11 @@
-"""Opening trajectory files robustly, including the file a killed writer left behind.
+"""Opening trajectory files robustly, including the file a killed writer left behind (docs/model.md#file-writing).
 
 Runs are written in HDF5's SWMR mode, which orders every write so that the file on disk is consistent at any
 moment. The price: while a writer has the file open, HDF5 sets "consistency flags" in the superblock, and a
-writer killed by SIGKILL cannot clear them. Such a file opens with ``h5py.File(path, "r", swmr=True)`` (which
-:func:`open_trajectory_file` falls back to); :func:`clear_consistency_flags` does what HDF5's ``h5clear`` tool
-does, so the file can be reopened for writing (``vfe run --resume``) or read without ``swmr=True``.
+writer killed by SIGKILL cannot clear them, so plain ``h5py.File(path, "r")``, h5dump, HDFView and MATLAB
+refuse the file. :func:`clear_consistency_flags` does what HDF5's ``h5clear`` tool does. :func:`repair` and
+:func:`open_trajectory_file` (every reader and every ``vfe`` command) clear the flags as soon as no writer
+holds the run file's lock; a file whose writer is alive is opened in SWMR-read mode instead.
 """
 
 from __future__ import annotations
@@ -16,20 +17,47 @@ from pathlib import Path
 
 import h5py
 
+from .lock import RunLock, writer_active
+
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def open_trajectory_file(path: str | Path) -> h5py.File:
-    """Open for reading; a file whose writer is running or was killed is opened in SWMR-read mode."""
+    """Open for reading. Flags left by a killed writer are cleared first (when the file is writable); a file
+    whose writer is alive is opened in SWMR-read mode, which sees every committed frame."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if not is_hdf5(path):
+        raise OSError(f"{path}: not an HDF5 file")
+    if writer_active(path) is None and os.access(path, os.W_OK):
+        clear_consistency_flags(path)
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        if "already open for write" not in str(exc):
+        if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
             raise OSError(f"{path}: not a readable HDF5 trajectory ({exc})") from None
         return h5py.File(path, "r", swmr=True)
+
+
+def is_hdf5(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == _SIGNATURE
+    except OSError:
+        return False
+
+
+def repair(path: str | Path) -> bool:
+    """``vfe repair``: clear the consistency flags a killed writer left, so that every HDF5 tool opens the
+    file. Refuses while a writer holds the file (:class:`~.lock.RunFileBusy`). Returns True if flags were set."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not is_hdf5(path):
+        raise OSError(f"{path}: not an HDF5 file")
+    with RunLock(path):
+        return clear_consistency_flags(path)
 
 
 def writer_alive(pid: int, host: str) -> bool | None:

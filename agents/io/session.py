@@ -1,8 +1,9 @@
-"""Adding analysis results to a run's file once its writer has ended (``vfe analyze``, the end of ``vfe run``).
+"""Adding analysis results to a run's file after its writer has ended (``vfe analyze``).
 
-:func:`analysis_session` opens the file once for reading the logged frames and writing the results through
-the same handle. A file left by a killed writer has its consistency flags cleared first (docs/model.md#file);
-a file whose writer is still alive is refused.
+:func:`analysis_session` takes the run file's lock (a file whose writer is alive is refused), clears the
+consistency flags a killed writer may have left, and opens the file once, for reading the logged frames and
+writing the results through the same handle. The results go into the analysis datasets with their commit
+marker (:mod:`.analysis_store`), so a kill here leaves the frames intact and the analysis marked missing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 import h5py
 
 from ..analysis.pipeline import AnalysisResult
-from .analysis_store import write_analysis
+from .analysis_store import create_analysis_datasets, write_analysis
+from .lock import RunLock
 from .reader import Trajectory
-from .recovery import clear_consistency_flags, writer_alive
+from .recovery import clear_consistency_flags, is_hdf5
+from .schema import ANALYSIS_FRAMES, LIBVER
 
 
 class AnalysisSession:
@@ -25,28 +28,20 @@ class AnalysisSession:
         self.trajectory = trajectory
         self._f = handle
 
-    def frame_steps(self):
-        return self.trajectory.frame_steps
-
-    def frame_states(self):
-        return self.trajectory.frame_states()
-
-    def layout(self):
-        return self.trajectory.layout()
-
     def write_analysis(self, result: AnalysisResult) -> None:
+        if ANALYSIS_FRAMES not in self._f:  # a file from before the analysis datasets were created up front
+            create_analysis_datasets(self._f, self.trajectory.n_agents, int(self.trajectory.index.size))
         write_analysis(self._f, result)
 
 
 @contextmanager
 def analysis_session(path: str | Path):
     path = Path(path)
-    with Trajectory(path) as probe:
-        recorded, writer = probe.recorded_status, probe.writer
-    if recorded == "running":
-        if writer_alive(*writer):
-            raise RuntimeError(f"{path}: the run is still being written; analyse it when it has ended")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not is_hdf5(path):
+        raise OSError(f"{path}: not an HDF5 file")
+    with RunLock(path):
         clear_consistency_flags(path)
-    with h5py.File(path, "a") as f:
-        traj = Trajectory(path, handle=f)
-        yield AnalysisSession(traj, f)
+        with h5py.File(path, "a", libver=LIBVER) as f:
+            yield AnalysisSession(Trajectory(path, handle=f), f)

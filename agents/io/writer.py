@@ -1,27 +1,31 @@
-"""Writing the trajectory file (SPEC section 8). The only module besides the reader that knows HDF5.
+"""Writing the trajectory file (docs/model.md#file, #file-writing, #checkpoint).
 
-Layout: H5MD-style, states per agent-site ("particles"); see SPEC section 8 for the tree. Design choices:
+Part of the io layer, the only code that knows HDF5. The design, so that no ordinary event loses a run:
 
-* The file is written in SWMR mode: every dataset is created up front, then frames are appended and flushed
-  as they are produced. A run killed at any moment leaves a consistent file holding every flushed frame.
-* SWMR forbids changing attributes, so ``/parameters`` gets ``status = running`` (with the writer's pid and
-  host) before the first frame, and the final status is written after the SWMR session is closed. A file
-  whose status is still ``running`` while its writer is gone was killed.
-* Energies are logged every step but buffered in memory and flushed with each frame and at least every
-  ``flush_seconds``; the checkpoint (float64 state and step) is rewritten with every frame and at the end,
-  into two alternating slots (``/checkpoint/slot0``, ``/checkpoint/slot1``; ``/checkpoint/active`` names
-  the committed one) so a kill during a checkpoint write never leaves a half-written state.
-* Within a series the value is appended before its step, so a series' ``step`` never runs ahead of its
-  values; readers use the shortest length of a group's datasets.
-  ``--resume`` continues from the checkpoint and first truncates every series to it, which is why a resumed
-  run is bit-identical to an uninterrupted one.
-* ``time`` is the step count as a float (gradient descent has no physical time; the step sizes are in
-  ``/parameters/config_json``).
+* **One owner, one handle.** The writer holds the run file's exclusive lock (:mod:`.lock`) and one HDF5 handle,
+  from :meth:`TrajectoryWriter.create` or :meth:`TrajectoryWriter.resume` to :meth:`close`. Nothing reopens
+  the file by path while the run lives, so a reader left open in a notebook cannot break the run.
+* **SWMR for the whole session.** Every dataset, including the run's status and the analysis results, is
+  created up front; afterwards the writer only appends, resizes and overwrites datasets, which HDF5's SWMR
+  mode orders so that the file on disk is consistent at every moment, for readers and after a kill.
+* **Atomic frames.** A logged frame's values (every field) are written first, then the energies up to its
+  step, and the fields' ``step`` entries last: they are the commit. Readers count only committed frames;
+  ``--resume`` cuts every series back to the checkpoint, which is written after the commit into the idle
+  one of two slots (``/checkpoint/slot0|1``, ``/checkpoint/active`` names the committed one).
+* **Analysis cannot harm the run.** It is written through the same handle into the pre-created analysis
+  datasets, with ``/observables/analysis_frames`` set to -1 first and to the number of frames last: a kill or
+  a full disk in between leaves the frames intact and the analysis marked missing (``vfe analyze`` redoes it).
+* **A full disk is a message, not a crash.** Free space is checked before every frame; an HDF5 write that
+  still fails with ENOSPC raises :class:`DiskFullError` naming the frame, and the writer then never touches
+  HDF5 again (HDF5 cannot close a file it failed to write; the caller ends the process, see ``vfe run``).
+* ``time`` is the step count as a float (descent has no physical time; the step sizes are in
+  ``/parameters/config_json``). Files are written in the HDF5 1.10 format (:data:`.schema.LIBVER`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import getpass
 import json
 import os
@@ -34,13 +38,29 @@ import h5py
 import numpy as np
 
 from ..model.energy import TERMS
-from .recovery import clear_consistency_flags, writer_alive
 from ..model.layout import Layout
 from ..model.state import State
+from .analysis_store import create_analysis_datasets, write_analysis
+from .lock import RunLock
+from .reader import Trajectory
+from .recovery import clear_consistency_flags
+from .schema import (ANALYSIS_FRAMES, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, GRAD_FIELDS, LIBVER, STATUS_LENGTH,
+                     TIME_LENGTH, committed_frames, fixed_text, read_checkpoint, run_record, series_dataset,
+                     text_dataset, write_text)
 
-FORMAT_VERSION = [1, 1]
-GRAD_FIELDS = ("mu", "sigma", "phi")
-CHECKPOINT_SLOTS = ("slot0", "slot1")
+# Free space kept in reserve when a frame is written: the frame itself (uncompressed, twice: value and
+# checkpoint) plus room for HDF5's metadata and the final status, so that the file can always be closed.
+DISK_RESERVE_BYTES = 1 << 20
+
+
+class DiskFullError(OSError):
+    """The disk filled up while writing; the file holds every frame committed before."""
+
+    def __init__(self, what: str, frames: int):
+        self.frames = frames
+        held = f"frames 0..{frames - 1}" if frames else "no frame"
+        super().__init__(errno.ENOSPC, f"no space left on device while writing {what}; the file holds {held}; "
+                                       "free space and run again with --resume")
 
 
 def _now() -> str:
@@ -58,26 +78,44 @@ def versions() -> dict:
             "package": __version__}
 
 
+def _is_disk_full(exc: BaseException) -> bool:
+    # h5py reports a failed write as RuntimeError/OSError with the C errno only in the text
+    return getattr(exc, "errno", None) == errno.ENOSPC or "errno = 28" in str(exc) or \
+        "No space left on device" in str(exc)
+
+
 class TrajectoryWriter:
     """Streams one run into one ``.h5`` file. Use :meth:`create` or :meth:`resume`, then :meth:`close`."""
 
-    def __init__(self, f: h5py.File, path: Path, fields: list[str], flush_seconds: float = 1.0):
+    def __init__(self, f: h5py.File, path: Path, fields: list[str], lock: RunLock, flush_seconds: float = 1.0):
         self._f = f
         self.path = path
         self.fields = fields
+        self.lock = lock
         self.flush_seconds = flush_seconds
         self._energy_buffer: list[tuple] = []
         self._last_flush = time.monotonic()
         self._closed = False
+        self._broken = False  # an HDF5 write failed: the handle must not be used again
+        self._frames = committed_frames(f, fields)
+        value = f[f"particles/agents/{fields[0]}/value"]
+        self.dtype = str(value.dtype)
+        self.max_value = float(np.finfo(value.dtype).max)
+        self._frame_bytes = sum(f[f"particles/agents/{n}/value"].dtype.itemsize *
+                                int(np.prod(f[f"particles/agents/{n}/value"].shape[1:])) for n in fields)
 
     # --- construction ----------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, path, layout: Layout, config_json: str, scenario_yaml: str, seed: int, dtype: str = "float32",
-               fields=("mu", "sigma", "phi"), compression: str = "gzip", compression_level: int = 1,
-               flush_seconds: float = 1.0) -> "TrajectoryWriter":
+    def create(cls, path, layout: Layout, config_json: str, scenario_yaml: str, seed: int, lock: RunLock,
+               dtype: str = "float32", fields=("mu", "sigma", "phi"), compression: str = "gzip",
+               compression_level: int = 1, flush_seconds: float = 1.0) -> "TrajectoryWriter":
+        """A new file at ``path`` (which must not exist); ``lock`` is the path's lock, held by the caller."""
         path = Path(path)
+        if not lock.held:
+            raise RuntimeError(f"{path}: the run file's lock must be held to write it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(path, "w", libver="latest")
+        _check_space(path, 4 * DISK_RESERVE_BYTES, "the new file", 0)
+        f = h5py.File(path, "x", libver=LIBVER)
         try:
             _write_static(f, layout, config_json, scenario_yaml, seed)
             comp = {} if compression == "none" else (
@@ -87,21 +125,21 @@ class TrajectoryWriter:
             shapes = {"mu": (S, K), "sigma": (S, K, K), "phi": (S, 3), "beta": (S, N)}
             for name in fields:
                 g = f.create_group(f"particles/agents/{name}")
-                _series(g, "step", np.int64)
-                _series(g, "time", np.float64)
-                g.create_dataset("value", shape=(0,) + shapes[name], maxshape=(None,) + shapes[name],
-                                 chunks=(1,) + shapes[name], dtype=dtype, **comp)
+                series_dataset(g, "step", np.int64)
+                series_dataset(g, "time", np.float64)
+                series_dataset(g, "value", dtype, shapes[name], chunk_rows=1, **comp)
             for term in ("total",) + TERMS:
                 g = f.create_group(f"observables/energy/{term}")
-                _series(g, "step", np.int64)
-                _series(g, "value", np.float64)
+                series_dataset(g, "step", np.int64)
+                series_dataset(g, "value", np.float64)
             for name in GRAD_FIELDS:
                 g = f.create_group(f"observables/grad_norm/{name}")
-                _series(g, "step", np.int64)
-                _series(g, "value", np.float64)
+                series_dataset(g, "step", np.int64)
+                series_dataset(g, "value", np.float64)
             g = f.create_group("observables/spd_retractions")
-            _series(g, "step", np.int64)
-            _series(g, "value", np.int64)
+            series_dataset(g, "step", np.int64)
+            series_dataset(g, "value", np.int64)
+            create_analysis_datasets(f, N, S)
             ck = f.create_group("checkpoint")
             for slot in CHECKPOINT_SLOTS:
                 g = ck.create_group(slot)
@@ -111,24 +149,28 @@ class TrajectoryWriter:
                 g.create_dataset("step", shape=(1,), dtype=np.int64, data=[-1])
             ck.create_dataset("active", shape=(1,), dtype=np.int8, data=[-1])
             ck.attrs["rng"] = json.dumps({"bit_generator": "PCG64", "root_seed": seed, "purposes": "SeedSequence "
-                                          "spawn keys, see agents.build.PURPOSES; the dynamics draw no numbers"})
+                                          "spawn keys (docs/model.md#random-streams); the dynamics draw no "
+                                          "numbers"})
             f.swmr_mode = True
         except BaseException:
             f.close()
+            path.unlink(missing_ok=True)  # ours, never written: nothing to keep
             raise
-        return cls(f, path, list(fields), flush_seconds)
+        return cls(f, path, list(fields), lock, flush_seconds)
 
     @classmethod
-    def resume(cls, path, layout: Layout, config_json: str, flush_seconds: float = 1.0):
-        """Reopen ``path`` for appending at its checkpoint. Returns ``(writer, checkpoint_state)``."""
+    def resume(cls, path, layout: Layout, config_json: str, lock: RunLock, flush_seconds: float = 1.0):
+        """Reopen ``path`` for appending at its checkpoint. Returns ``(writer, checkpoint_state)``.
+
+        ``lock`` (held by the caller) proves that no writer is alive, so consistency flags a killed writer
+        left are cleared first. Every series is cut back to the checkpoint, and a stored analysis is marked
+        missing (the end of the run writes it again).
+        """
         path = Path(path)
-        with h5py.File(path, "r", swmr=True) as f:
-            status = f["parameters"].attrs["status"]
-            pid, host = int(f["parameters"].attrs["writer_pid"]), str(f["parameters"].attrs["writer_host"])
-        if status == "running" and writer_alive(pid, host):
-            raise RuntimeError(f"{path}: another process (pid {pid}) is still writing this run")
-        clear_consistency_flags(path)  # left set by a killed writer
-        f = h5py.File(path, "a", libver="latest")
+        if not lock.held:
+            raise RuntimeError(f"{path}: the run file's lock must be held to write it")
+        clear_consistency_flags(path)
+        f = h5py.File(path, "a", libver=LIBVER)
         try:
             stored = json.loads(f["parameters"].attrs["config_json"])
             mine = json.loads(config_json)
@@ -138,25 +180,55 @@ class TrajectoryWriter:
             state = read_checkpoint(f)
             if state is None:
                 raise ValueError(f"{path}: cannot resume: the run has no checkpoint yet")
-            step = state.step
             if state.mu.shape != (layout.n_rows, layout.K):
                 raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
-            _truncate_after(f, step)
-            fields = [name for name in ("mu", "sigma", "phi", "beta") if f"particles/agents/{name}" in f]
-            p = f["parameters"].attrs
-            p["status"] = "running"
-            p["message"] = ""
-            p["writer_pid"] = os.getpid()
-            p["writer_host"] = socket.gethostname()
-            p["resumed_at"] = _now()
-            p["config_json"] = config_json
+            _truncate_after(f, state.step)
+            fields = [name for name in FIELDS if f"particles/agents/{name}" in f]
+            if "status" not in f["parameters"]:
+                raise ValueError(f"{path}: cannot resume a file written by an older version of gauge-vfe")
+            if ANALYSIS_FRAMES not in f:
+                create_analysis_datasets(f, layout.n_agents, layout.n_rows)
+            f[ANALYSIS_FRAMES][0] = -1
+            p = f["parameters"]
+            p["status"][0] = b"running"
+            write_text(p["message"], "")
+            p.attrs["writer_pid"] = os.getpid()
+            p.attrs["writer_host"] = socket.gethostname()
+            p.attrs["resumed_at"] = _now()
+            p.attrs["config_json"] = config_json
             f.swmr_mode = True
         except BaseException:
             f.close()
             raise
-        return cls(f, path, fields, flush_seconds), state
+        return cls(f, path, fields, lock, flush_seconds), state
+
+    # --- guarding every HDF5 write ---------------------------------------------------------------------------
+    def _write(self, what: str, fn, *args):
+        if self._broken or self._closed:
+            raise RuntimeError(f"{self.path}: the writer can no longer write ({what})")
+        try:
+            return fn(*args)
+        except (RuntimeError, OSError) as exc:
+            self._broken = True
+            if _is_disk_full(exc):
+                raise DiskFullError(what, self._frames) from None
+            raise
 
     # --- appending -------------------------------------------------------------------------------------------
+    @property
+    def broken(self) -> bool:
+        """An HDF5 write failed (a full disk): the file is left as a killed writer leaves it."""
+        return self._broken
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def frames(self) -> int:
+        """Logged frames committed so far."""
+        return self._frames
+
     def log_energy(self, step: int, terms: dict, grad_norms: dict, spd_retractions: int) -> None:
         """Buffer one step's energies (flushed with frames and at least every ``flush_seconds``)."""
         self._energy_buffer.append((step, sum(terms.values()), terms, grad_norms, spd_retractions))
@@ -164,30 +236,55 @@ class TrajectoryWriter:
             self.flush()
 
     def log_frame(self, state: State, beta: np.ndarray | None = None) -> None:
-        """Append the state as a frame and make it the checkpoint."""
+        """Append the state as a logged frame (atomically: the steps go last) and make it the checkpoint."""
+        what = f"frame {self._frames} (step {state.step})"
+        _check_space(self.path, 2 * self._frame_bytes + DISK_RESERVE_BYTES, what, self._frames)
+        self._write(what, self._log_frame, state, beta)
+
+    def _log_frame(self, state: State, beta) -> None:
         f = self._f
-        for name in self.fields:
-            g = f[f"particles/agents/{name}"]
-            data = beta if name == "beta" else getattr(state, name)
-            if data is None:
-                raise ValueError("beta is logged but was not given")
-            n = g["step"].shape[0]
-            if n and g["step"][n - 1] == state.step:
-                continue  # already logged (e.g. the final frame coinciding with an `every` frame)
-            _append(g["value"], data)  # the step goes last: it marks the frame complete
-            _append(g["time"], float(state.step))
-            _append(g["step"], state.step)
-        self.checkpoint(state)
+        groups = [f[f"particles/agents/{name}"] for name in self.fields]
+        last = groups[0]["step"]
+        if not (self._frames and last[self._frames - 1] == state.step):  # not the final frame logged twice
+            for name, g in zip(self.fields, groups):
+                data = beta if name == "beta" else getattr(state, name)
+                if data is None:
+                    raise ValueError("beta is logged but was not given")
+                _append(g["value"], data, self._frames)
+                _append(g["time"], float(state.step), self._frames)
+            self._flush_energies()  # a frame counts only with the energies up to its step
+            for g in groups:
+                _append(g["step"], state.step, self._frames)  # the commit
+            self._frames += 1
+        self._checkpoint(state)
 
     def checkpoint(self, state: State) -> None:
-        """Make ``state`` the checkpoint: the energies up to it first, then the idle slot, then the switch.
+        """Make ``state`` the checkpoint (the energies up to it first, then the idle slot, then the switch)."""
+        self._write(f"the checkpoint (step {state.step})", self._checkpoint, state)
 
-        Two slots, so a kill while the state is being written leaves the previous checkpoint intact.
-        """
-        self.flush()
+    def settle_checkpoint(self) -> None:
+        """At the end of a run: both slots hold the final state and slot 0 is active, so a finished file has
+        the same bytes however the run got there (stopped and resumed, or not). Safe at every moment: the
+        slot being written is never the active one."""
+        self._write("the final checkpoint", self._settle)
+
+    def _settle(self) -> None:
         ck = self._f["checkpoint"]
         active = int(ck["active"][0])
-        slot = 1 if active == 0 else 0
+        if active < 0:
+            return
+        src, dst = ck[CHECKPOINT_SLOTS[active]], ck[CHECKPOINT_SLOTS[1 - active]]
+        for name in ("mu", "sigma", "phi", "step"):
+            dst[name][...] = src[name][...]
+            dst[name].flush()
+        ck["active"][0] = 0
+        ck["active"].flush()
+        self._f.flush()
+
+    def _checkpoint(self, state: State) -> None:
+        self._flush_energies()
+        ck = self._f["checkpoint"]
+        slot = 1 if int(ck["active"][0]) == 0 else 0
         g = ck[CHECKPOINT_SLOTS[slot]]
         for name in ("mu", "sigma", "phi"):
             g[name][...] = getattr(state, name)
@@ -199,6 +296,9 @@ class TrajectoryWriter:
         self._f.flush()
 
     def flush(self) -> None:
+        self._write("the energies", self._flush_energies)
+
+    def _flush_energies(self) -> None:
         buf = self._energy_buffer
         if buf:
             f = self._f
@@ -216,41 +316,57 @@ class TrajectoryWriter:
         self._f.flush()
         self._last_flush = time.monotonic()
 
+    # --- the analysis, through the same handle ---------------------------------------------------------------
+    def reader(self) -> Trajectory:
+        """The committed part of the file, read through the writer's own handle (for the analysis)."""
+        self._write("the energies", self._flush_energies)
+        return Trajectory(self.path, handle=self._f)
+
+    def write_analysis(self, result) -> None:
+        _check_space(self.path, DISK_RESERVE_BYTES + result.plaquette_angle.nbytes * 2, "the analysis", self._frames)
+        self._write("the analysis", write_analysis, self._f, result)
+
     # --- closing ---------------------------------------------------------------------------------------------
     def close(self, status: str, message: str = "") -> None:
-        """Flush, end the SWMR session and record the final status."""
+        """Record the final status, end the session, release the lock. After a failed write (a full disk)
+        HDF5 cannot close the file: it is left as a killed writer leaves it (``vfe repair`` clears it)."""
         if self._closed:
             return
         self._closed = True
         try:
-            self.flush()
+            if not self._broken:
+                try:
+                    self._flush_energies()
+                    p = self._f["parameters"]
+                    p["status"][0] = status.encode()[:STATUS_LENGTH]
+                    p["status"].flush()
+                    write_text(p["message"], message)
+                    p["finished_at"][0] = _now().encode()
+                    p["finished_at"].flush()
+                    self._f.close()
+                except (RuntimeError, OSError) as exc:
+                    self._broken = True
+                    if _is_disk_full(exc):
+                        raise DiskFullError("the final status", self._frames) from None
+                    raise
         finally:
-            self._f.close()
-        with h5py.File(self.path, "a", libver="latest") as f:
-            p = f["parameters"].attrs
-            p["status"] = status
-            p["message"] = message
-            p["finished_at"] = _now()
+            self.lock.release()
 
 
-def read_checkpoint(f: h5py.File) -> State | None:
-    """The committed checkpoint (float64 state and step), or None before the first one."""
-    ck = f["checkpoint"]
-    active = int(ck["active"][0])
-    if active < 0:
-        return None
-    g = ck[CHECKPOINT_SLOTS[active]]
-    return State.from_arrays(g["mu"][...], g["sigma"][...], g["phi"][...], int(g["step"][0]))
+def _check_space(path: Path, needed: int, what: str, frames: int) -> None:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return
+    if st.f_bavail * st.f_frsize < needed:
+        raise DiskFullError(what, frames)
 
 
-def _series(group, name, dtype):
-    group.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(1024,), dtype=dtype)
-
-
-def _append(ds, value) -> None:
-    n = ds.shape[0]
-    ds.resize(n + 1, axis=0)
-    ds[n] = value
+def _append(ds, value, index: int) -> None:
+    """Write entry ``index`` (resizing as needed): after a partial frame, an entry past the commit is reused."""
+    if ds.shape[0] < index + 1:
+        ds.resize(index + 1, axis=0)
+    ds[index] = value
     ds.flush()
 
 
@@ -263,9 +379,10 @@ def _append_many(group, steps: np.ndarray, values: np.ndarray) -> None:
 
 
 def _truncate_after(f: h5py.File, step: int) -> None:
-    """Drop every logged entry with a step beyond ``step`` (every group holding a `step` series)."""
+    """Drop every logged entry with a step beyond ``step``, and every value beyond its series' committed steps."""
     def visit(name, obj):
-        if isinstance(obj, h5py.Group) and "step" in obj and isinstance(obj["step"], h5py.Dataset):
+        if isinstance(obj, h5py.Group) and "step" in obj and isinstance(obj["step"], h5py.Dataset) \
+                and not name.startswith("observables/meta_agents") and not name.startswith("observables/holonomy"):
             steps = obj["step"][...]
             keep = int(np.searchsorted(steps, step, side="right"))
             for key in obj:
@@ -274,6 +391,13 @@ def _truncate_after(f: h5py.File, step: int) -> None:
                     ds.resize(keep, axis=0)
 
     f.visititems(visit)
+    # frames: every field cut to the shortest committed length
+    fields = [name for name in FIELDS if f"particles/agents/{name}" in f]
+    n = committed_frames(f, fields)
+    for name in fields:
+        for ds in f[f"particles/agents/{name}"].values():
+            if ds.shape[0] > n:
+                ds.resize(n, axis=0)
 
 
 def _write_static(f: h5py.File, layout: Layout, config_json: str, scenario_yaml: str, seed: int) -> None:
@@ -289,17 +413,17 @@ def _write_static(f: h5py.File, layout: Layout, config_json: str, scenario_yaml:
         author.attrs["name"] = getpass.getuser()
     except Exception:  # no user name in some containers
         author.attrs["name"] = "unknown"
-    p = f.create_group("parameters").attrs
-    p["scenario_yaml"] = scenario_yaml
-    p["config_json"] = config_json
-    p["seed"] = seed
-    p["versions"] = json.dumps(versions())
-    p["started_at"] = _now()
-    p["finished_at"] = ""
-    p["status"] = "running"
-    p["message"] = ""
-    p["writer_pid"] = os.getpid()
-    p["writer_host"] = socket.gethostname()
+    p = f.create_group("parameters")
+    p.attrs["scenario_yaml"] = scenario_yaml
+    p.attrs["config_json"] = config_json
+    p.attrs["seed"] = seed
+    p.attrs["versions"] = json.dumps(versions())
+    p.attrs["started_at"] = _now()
+    p.attrs["writer_pid"] = os.getpid()
+    p.attrs["writer_host"] = socket.gethostname()
+    fixed_text(p, "status", "running", STATUS_LENGTH)
+    text_dataset(p, "message", "")
+    fixed_text(p, "finished_at", "", TIME_LENGTH)
     g = f.create_group("grid").attrs
     g["height"] = layout.grid.height
     g["width"] = layout.grid.width
@@ -319,3 +443,6 @@ def _write_static(f: h5py.File, layout: Layout, config_json: str, scenario_yaml:
         a.create_dataset("observation/value", data=obs.value)
         a.create_dataset("observation/C", data=obs.C)
         a.create_dataset("observation/Rn", data=obs.Rn)
+
+
+__all__ = ["TrajectoryWriter", "DiskFullError", "read_checkpoint", "run_record", "versions"]

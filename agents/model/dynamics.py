@@ -18,6 +18,11 @@ from .layout import Layout
 from .state import State
 
 
+# A step whose energy grows by more than this factor (relative to max(|E|, 1 nat)) is a divergence: stopping
+# there keeps a last good state whose energy is still meaningful, instead of ~1e300 after a long blow-up.
+ENERGY_JUMP = 1e6
+
+
 class DivergenceError(RuntimeError):
     """The state or the energy stopped being finite. ``field`` names what broke, ``step`` when."""
 
@@ -111,4 +116,10 @@ def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State
             new, n_retracted, slope = _trial(layout, dyn, state, ev, t)
     new_ev = evaluate(layout, energy, new, want_grad=True)
     check_finite(layout, new, new_ev)
-    return new, new_ev, StepInfo(new.step, e0, new_ev.total, t, backtracks, n_retracted)
+    e1 = new_ev.total
+    if abs(e1) > ENERGY_JUMP * max(abs(e0), 1.0):
+        growth = np.abs(sum(new_ev.densities.values()) - sum(ev.densities.values()))
+        raise DivergenceError(new.step, "energy.total", f"jumped from {e0:.6g} to {e1:.6g} in one step (more than "
+                              f"{ENERGY_JUMP:.0e} times), most at {_locate(layout, np.argsort(growth)[-1:])}: "
+                              "the step sizes are far too large")
+    return new, new_ev, StepInfo(new.step, e0, e1, t, backtracks, n_retracted)

@@ -1,4 +1,4 @@
-"""The fiber R^K: a real orthogonal representation of SO(3) as a direct sum of spins (SPEC section 2).
+"""The fiber R^K: a real orthogonal representation of SO(3) as a direct sum of spins (docs/model.md#fiber).
 
 Built once, in numpy, at set-up time. Kernels never see this module's objects, only the plain arrays of
 :class:`Fiber`.

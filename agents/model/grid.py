@@ -1,4 +1,4 @@
-"""The base grid (SPEC section 1): H x W sites with spacing 1, open or periodic boundary."""
+"""The base grid (docs/model.md#grid): H x W sites with spacing 1, open or periodic boundary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SUPPORT_CUTOFF = 1e-6  # chi below this is outside the support (SPEC section 1)
+SUPPORT_CUTOFF = 1e-6  # chi below this is outside the support (docs/model.md#supports)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What does not change during a run: supports, per-agent-site storage, neighbour tables, priors, observations.
 
-Storage is per agent-site ("row"), as in the trajectory file (SPEC section 8): agent ``i`` owns rows
+Storage is per agent-site ("row"), as in the trajectory file (docs/model.md#file): agent ``i`` owns rows
 ``offset[i]:offset[i+1]``, sorted by flat site index ``y*W + x``. Memory therefore grows with the total
 support area, not with N x H x W.
 
@@ -25,9 +25,12 @@ from .fiber import Fiber
 from .grid import SUPPORT_CUTOFF, Grid
 
 
+PAIR_BLOCK = 1 << 20  # pair slots handled at once when counting overlaps (bounded temporary memory)
+
+
 @dataclass(frozen=True)
 class Observations:
-    """Linear Gaussian observations o_i(c) = C x + noise, noise ~ N(0, Rn) (SPEC section 3)."""
+    """Linear Gaussian observations o_i(c) = C x + noise, noise ~ N(0, Rn) (docs/model.md#observation)."""
 
     value: np.ndarray  # (S, D), in each agent's own frame
     C: np.ndarray  # (D, K)
@@ -84,13 +87,32 @@ class Layout:
         return slice(int(self.offset[agent]), int(self.offset[agent + 1]))
 
     def overlap_pairs(self) -> np.ndarray:
-        """(P, 3) array of (i, j, number of shared sites) for every overlapping pair i < j."""
-        counts = np.zeros((self.n_agents, self.n_agents), dtype=np.int64)
-        for s in self.occupied:
-            ag = self.agent[self.site_rows[self.site_ptr[s]:self.site_ptr[s + 1]]]
-            counts[np.ix_(ag, ag)] += 1
-        i, j = np.nonzero(np.triu(counts, 1))
-        return np.stack([i, j, counts[i, j]], axis=1)
+        """(P, 3) array of (i, j, number of shared sites) for every overlapping pair i < j, sorted.
+
+        Counted from the per-site pair slots a block of sites at a time: no N x N matrix, no loop over sites.
+        """
+        counts = np.diff(self.site_ptr)[self.occupied]
+        N = self.n_agents
+        codes, tallies = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+        bounds = np.searchsorted(self.pair_ptr, np.arange(0, int(self.pair_ptr[-1]), PAIR_BLOCK)).tolist()
+        bounds = sorted(set(bounds + [counts.size]))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            n = counts[lo:hi]
+            site = np.repeat(np.arange(lo, hi), n * n)
+            a, b = np.divmod(np.arange(site.size) + self.pair_ptr[lo] - self.pair_ptr[site], counts[site])
+            keep = a < b
+            start = self.site_ptr[self.occupied[site[keep]]]
+            code = self.agent[self.site_rows[start + a[keep]]] * N + self.agent[self.site_rows[start + b[keep]]]
+            u, c = np.unique(code, return_counts=True)
+            codes.append(u)
+            tallies.append(c)
+        u, inverse = np.unique(np.concatenate(codes), return_inverse=True)
+        total = np.bincount(inverse, np.concatenate(tallies)).astype(np.int64)
+        i, j = np.divmod(u, N)
+        return np.stack([i, j, total], axis=1).astype(np.int64)
+
+    def overlapping_pair_count(self) -> int:
+        return int(self.overlap_pairs().shape[0])
 
     def to_grid(self, values: np.ndarray, agent: int, fill=np.nan) -> np.ndarray:
         """Scatter one agent's per-row values into a (H, W, ...) array, ``fill`` outside its support."""
@@ -164,7 +186,7 @@ def build_layout(grid: Grid, fiber: Fiber, chis: list[np.ndarray], prior_mu: np.
     pair_ptr = np.concatenate([[0], np.cumsum(n_occ * n_occ)]).astype(np.int64)
     # Work per site: per-row O(K^3) rotations and inverses, per-pair O(K^2) divergences.
     cost = n_occ * K ** 3 + n_occ * n_occ * K * K
-    chunks = _balanced_chunks(cost, 64 * 4)
+    chunks = _balanced_chunks(cost, (64 * 4))
 
     prior_mu = np.ascontiguousarray(prior_mu, dtype=float)
     prior_sigma = np.ascontiguousarray(prior_sigma, dtype=float)

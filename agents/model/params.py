@@ -49,7 +49,7 @@ class DynamicsParams(StrictModel):
 
     method: Literal["gradient", "natural"] = Field("gradient", description="plain Euclidean gradient, or the "
                                                    "Fisher-Rao natural gradient for (mu, Sigma); phi always plain")
-    steps: int = Field(100, ge=0, description="total number of steps of the run")
+    steps: int = Field(100, ge=0, le=10**12, description="total number of steps of the run")
     lr_mu: NonNeg = Field(0.05, description="step size of mu")
     lr_sigma: NonNeg = Field(0.02, description="step size of Sigma")
     lr_phi: NonNeg = Field(0.05, description="step size of the frames phi")

@@ -1,4 +1,4 @@
-"""Agent support weights chi_i(c) in [0, 1] on the grid (SPEC section 1).
+"""Agent support weights chi_i(c) in [0, 1] on the grid (docs/model.md#supports).
 
 Each function returns a dense ``(H, W)`` array; :func:`agents.layout.build_layout` keeps only the sites with
 ``chi >= 1e-6``. Hard masks are 0/1; ``gaussian`` and masks read from grey-level images are soft.
@@ -93,10 +93,15 @@ def load_grid_array(path: str | Path, grid: Grid) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix.lower() == ".npy":
-        arr = np.load(path)
-        if arr.shape[:2] != (grid.height, grid.width):
+        arr = np.load(path, allow_pickle=False)
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: not an array of real numbers")
+        if arr.ndim not in (2, 3) or arr.shape[:2] != (grid.height, grid.width):
             raise ValueError(f"{path}: array shape {arr.shape} does not start with the grid's ({grid.height}, {grid.width})")
-        return np.asarray(arr, dtype=float)
+        arr = np.asarray(arr, dtype=float)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{path}: contains NaN or infinite values")
+        return arr
     if path.suffix.lower() in IMAGE_SUFFIXES:
         from PIL import Image
 

@@ -38,7 +38,7 @@ def analyze_run(path: str | Path, settings: AnalysisConfig | None = None, progre
     """
     settings = settings if settings is not None else analysis_settings(path)
     with analysis_session(path) as session:
-        result = analyze_frames(session.layout(), session.frame_steps(), session.frame_states(), settings,
-                                progress)
+        traj = session.trajectory
+        result = analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings, progress)
         session.write_analysis(result)
     return result

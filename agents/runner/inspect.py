@@ -22,6 +22,15 @@ def summarize_run(path_or_traj: str | Path | Trajectory) -> dict:
         return _summary(traj)
 
 
+def uphill_steps(total: np.ndarray) -> int:
+    """Steps whose total energy went up (beyond rounding): a too-large step size, never the model's wish."""
+    total = np.asarray(total, dtype=float)
+    if total.size < 2:
+        return 0
+    rise = np.diff(total)
+    return int(np.count_nonzero(rise > 1e-12 * np.maximum(1.0, np.abs(total[:-1]))))
+
+
 def _summary(traj: Trajectory) -> dict:
     energies = traj.energies()
     first_last = {t: ((float(energies[t][0]), float(energies[t][-1])) if energies[t].size else (None, None))
@@ -32,7 +41,8 @@ def _summary(traj: Trajectory) -> dict:
         "spins": traj.spins, "K": traj.K, "agent_sites": int(traj.index.size), "seed": traj.seed,
         "last_step": traj.last_step, "frames": int(len(traj.frame_steps)), "fields": traj.fields,
         "dtype": traj.dtype, "started_at": traj.started_at, "finished_at": traj.finished_at,
-        "energy": first_last, "spd_retractions": int(traj.spd_retractions()[1].sum()), "versions": traj.versions,
+        "energy": first_last, "uphill_steps": uphill_steps(energies["total"]),
+        "spd_retractions": int(traj.spd_retractions()[1].sum()), "versions": traj.versions,
     }
     result = traj.analysis()
     if result is not None:
@@ -47,6 +57,56 @@ def _summary(traj: Trajectory) -> dict:
         last = result.holonomy_summary[-1] if len(result.holonomy_summary) else [np.nan, np.nan, 0]
         out["holonomy"] = {"mean": float(last[0]), "max": float(last[1]), "loops": len(result.loop_names)}
     return _finite_or_none(out)
+
+
+def _num(value, fmt: str) -> str:
+    """A number formatted, or ``-`` for a missing (non-finite) one."""
+    return "-" if value is None else format(value, fmt)
+
+
+def summary_lines(info: dict) -> list[str]:
+    """The summary as the lines ``vfe inspect`` prints."""
+    lines = [f"{info['path']}: {info['name']} ({info['status']})"]
+    if info["message"]:
+        lines.append(f"  message: {info['message']}")
+    lines.append(f"  grid {info['grid']}, {info['agents']} agents, spins {info['spins']} (K={info['K']}), "
+                 f"{info['agent_sites']} agent-sites, seed {info['seed']}")
+    lines.append(f"  steps 0..{info['last_step']}, {info['frames']} logged frames ({', '.join(info['fields'])}, "
+                 f"{info['dtype']}), started {info['started_at']}, finished {info['finished_at'] or '-'}")
+    lines.append(f"  {'energy':<12} {'first':>14} {'last':>14}")
+    for term, (first, last) in info["energy"].items():
+        lines.append(f"  {term:<12} {_num(first, '>14.6g')} {_num(last, '>14.6g')}")
+    if info["uphill_steps"]:
+        lines.append(f"  uphill steps (energy went up): {info['uphill_steps']}; reduce the step sizes or enable "
+                     "dynamics.line_search")
+    if info["spd_retractions"]:
+        lines.append(f"  Sigma steps retracted to stay SPD: {info['spd_retractions']} agent-site steps")
+    if "meta_agents" in info:
+        ma = info["meta_agents"]
+        lines.append(f"  meta-agents per scale, last frame: {ma['last_frame_counts']} "
+                     f"(highest scale reached: {ma['highest_scale']}); events: {ma['events']}")
+        for row in ma["timescales"]:
+            lines.append(f"    id {row['id']} scale {row['scale']}: tau {_num(row['tau'], '.3g')} logged frames vs "
+                         f"members {_num(row['tau_members'], '.3g')}: ratio {_num(row['ratio'], '.3g')}")
+    if "holonomy" in info:
+        h = info["holonomy"]
+        lines.append(f"  holonomy, last frame: plaquette angle mean {_num(h['mean'], '.3g')}, max "
+                     f"{_num(h['max'], '.3g')}; {h['loops']} loops")
+    return lines
+
+
+def meta_agent_lines(meta: dict) -> list[str]:
+    """The meta-agent part of a summary as the lines ``vfe analyze`` prints."""
+    if meta["highest_scale"] < 2:
+        return ["meta-agents: none detected"]
+    counts = ", ".join(f"{k}: {v}" for k, v in meta["last_frame_counts"].items())
+    lines = [f"meta-agents in the last frame: {counts or 'none'} (highest scale reached: {meta['highest_scale']})"]
+    if meta["events"]:
+        lines.append("events: " + ", ".join(f"{k} {v}" for k, v in meta["events"].items()))
+    for row in meta["timescales"]:
+        lines.append(f"meta-agent {row['id']} (scale {row['scale']}): tau {_num(row['tau'], '.3g')} logged frames, "
+                     f"members {_num(row['tau_members'], '.3g')}, ratio {_num(row['ratio'], '.3g')}")
+    return lines
 
 
 def _finite_or_none(value):

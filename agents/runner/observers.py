@@ -11,10 +11,11 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
+
 from ..analysis.pipeline import AnalysisResult, analyze_frames
-from ..io.session import analysis_session
-from ..io.writer import TrajectoryWriter
-from ..model.dynamics import StepInfo
+from ..io.writer import DiskFullError, TrajectoryWriter
+from ..model.dynamics import DivergenceError, StepInfo
 from ..model.energy import TERMS
 from ..setup.config import AnalysisConfig
 from .simulation import RunOutcome, Simulation
@@ -30,6 +31,8 @@ class TrajectoryObserver:
         self.writer = writer
         self.every = every
         self.log_initial = log_initial
+        self.closed_by_analysis = False
+        self.status, self.message = "running", ""
 
     def _beta(self, sim: Simulation):
         return sim.beta() if "beta" in self.writer.fields else None
@@ -38,6 +41,7 @@ class TrajectoryObserver:
         ev = sim.evaluation
         self.writer.log_energy(sim.state.step, ev.terms, ev.grad_norms(), spd_retractions)
         if frame:
+            self._check_representable(sim)
             self.writer.log_frame(sim.state, self._beta(sim))
 
     def start(self, sim: Simulation) -> None:
@@ -47,17 +51,44 @@ class TrajectoryObserver:
     def update(self, sim: Simulation, info: StepInfo) -> None:
         self._log(sim, info.spd_retractions, frame=sim.state.step % self.every == 0)
 
+    def _check_representable(self, sim: Simulation) -> None:
+        """A state the file's precision cannot hold is a divergence: stop before writing inf into a frame."""
+        limit = self.writer.max_value
+        for name in ("mu", "sigma", "phi"):
+            if np.abs(getattr(sim.state, name)).max() > limit:
+                raise DivergenceError(sim.state.step, name, f"values beyond the {self.writer.dtype} range of the "
+                                     f"trajectory (|x| > {limit:.3g}); the last logged frame is the last good one")
+
     def finish(self, sim: Simulation, outcome: RunOutcome) -> None:
+        """Log the final state and close the file with the run's status; the analysis observer, if any,
+        closes it instead, after storing its results through the same handle."""
+        self.status, self.message = outcome.status, outcome.message
+        if outcome.status == "interrupted":
+            self.message += "; continue with --resume"
         try:
-            if outcome.status in ("completed", "diverged"):
+            if outcome.status == "completed" or (outcome.status == "diverged" and self._representable(sim)):
                 self.writer.log_frame(sim.state, self._beta(sim))  # the final (or last good) state
             elif outcome.status == "interrupted":
                 self.writer.checkpoint(sim.state)
-        finally:
-            message = outcome.message
-            if outcome.status == "interrupted":
-                message += "; continue with --resume"
-            self.writer.close(outcome.status, message)
+            if outcome.status == "completed":
+                self.writer.settle_checkpoint()
+        except DiskFullError as exc:
+            self.status, self.message = "failed", str(exc)
+            self.close()
+            raise
+        if not self.closed_by_analysis:
+            self.close()
+
+    def _representable(self, sim: Simulation) -> bool:
+        try:
+            self._check_representable(sim)
+        except DivergenceError:
+            self.writer.checkpoint(sim.state)  # float64: the state is kept exactly, just not as a frame
+            return False
+        return True
+
+    def close(self) -> None:
+        self.writer.close(self.status, self.message)
 
 
 class ProgressBar:
@@ -100,14 +131,18 @@ class ProgressBar:
 class AnalysisObserver:
     """Meta-agents and holonomy over every logged frame once the run has ended (``analysis.enabled``).
 
-    It runs after the trajectory observer has closed the run with its status (attach it after that one),
-    reads the logged frames back and stores the result in the same file; ``result`` holds what was found.
+    Attach it after the trajectory observer: when the run ends it reads the committed frames back through
+    the writer's own handle, stores the result there, and then closes the file with the run's status. A
+    failure of the analysis never costs the run: the frames are already committed and the status is
+    written all the same (``notes`` says what went wrong; ``vfe analyze`` can redo it).
     """
 
     def __init__(self, trajectory: TrajectoryObserver, settings: AnalysisConfig):
         self.trajectory = trajectory
         self.settings = settings
         self.result: AnalysisResult | None = None
+        self.notes: list[str] = []
+        trajectory.closed_by_analysis = True
 
     def start(self, sim: Simulation) -> None:
         pass
@@ -116,8 +151,21 @@ class AnalysisObserver:
         pass
 
     def finish(self, sim: Simulation, outcome: RunOutcome) -> None:
-        if outcome.status == "failed":
+        writer = self.trajectory.writer
+        if writer.closed:  # the trajectory observer had to close it (a full disk): nothing to analyse into
             return
-        with analysis_session(self.trajectory.writer.path) as session:
-            self.result = analyze_frames(sim.layout, session.frame_steps(), session.frame_states(), self.settings)
-            session.write_analysis(self.result)
+        try:
+            if outcome.status != "failed":
+                traj = writer.reader()
+                self.result = analyze_frames(sim.layout, traj.frame_steps, traj.frame_states(), self.settings)
+                self.notes += self.result.notes
+                writer.write_analysis(self.result)
+        except KeyboardInterrupt:  # the run itself is complete: say so, and how to analyse it later
+            self.result = None
+            self.notes.append(f"analysis interrupted: run `vfe analyze {writer.path}` to redo it")
+        except DiskFullError as exc:
+            self.result = None
+            self.notes.append(f"analysis not stored: {exc}")
+            raise
+        finally:
+            self.trajectory.close()

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..analysis.pipeline import AnalysisResult
+from ..io.lock import RunLock
 from ..io.writer import TrajectoryWriter
+from ..model.dynamics import DivergenceError
 from ..setup.build import build
+from ..setup.preflight import check_output_path
 from ..setup.scenario import Scenario, ScenarioError
 from .observers import AnalysisObserver, ProgressBar, TrajectoryObserver
 from .simulation import EnergyIncreaseWarning, Simulation
@@ -36,6 +39,7 @@ class RunResult:
     energy_increases: int
     analysis: AnalysisResult | None = None
     kept_earlier: Path | None = None  # where an existing file at the output path was moved
+    notes: tuple[str, ...] = ()  # what the analysis skipped or could not do
 
 
 def output_path(scenario: Scenario, output: str | Path | None) -> Path:
@@ -57,13 +61,27 @@ def keep_earlier(path: Path) -> Path:
     return kept
 
 
+# Where an initial state that cannot be evaluated comes from, by the field the divergence check names.
+_INITIAL_STATE_KEYS = {"mu": "agents.init.mu", "sigma": "agents.init.sigma", "phi": "agents.init.phi",
+                       "energy.prior": "priors", "energy.observation": "observations",
+                       "energy.curvature": "agents.init.phi", "energy.smoothness": "agents.init.phi"}
+
+
 def build_simulation(scenario: Scenario) -> Simulation:
-    """Build, turning set-up problems (bad files, shapes) into :class:`ScenarioError`."""
+    """Build and evaluate the initial state; every set-up problem becomes a located :class:`ScenarioError`
+    (bad files and shapes, and finite input whose energy is not, e.g. absurdly large values)."""
     try:
         return Simulation(build(scenario.config, scenario.base_dir), keep_history=False)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        where = str(scenario.path) if scenario.path is not None else "<scenario>"
-        raise ScenarioError([f"{where}: {exc}"]) from None
+    except DivergenceError as exc:
+        field = exc.field.removeprefix("dE/d")
+        from_run = scenario.config.agents.init.from_run is not None and field in ("mu", "sigma", "phi")
+        key = "agents.init.from" if from_run else _INITIAL_STATE_KEYS.get(field, "agents.init")
+        raise ScenarioError([scenario.locate(key, f"the initial state cannot be evaluated: {exc}")]) from None
+    except (ValueError, OSError) as exc:
+        raise ScenarioError([scenario.locate_error(exc)]) from None
+    except MemoryError:
+        raise ScenarioError([f"{scenario.name}: out of memory while building the run (its estimate fitted: "
+                             "try a smaller scenario, or --max-memory below the free memory)"]) from None
 
 
 def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress: bool = False,
@@ -72,32 +90,46 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
 
     An existing file at the output path is never overwritten: it is renamed ``NAME.k.h5`` first (once the
     scenario has been built, so a scenario that fails to build leaves it alone). ``resume`` continues the run
-    in ``output`` from its checkpoint, bit-identically to a run that was never stopped. ``progress`` shows a progress bar on stderr. ``observers`` are attached to the run loop after
-    the trajectory writer (see :class:`~gauge_vfe.agents.runner.simulation.Observer`).
+    in ``output`` from its checkpoint, bit-identically to a run that was never stopped. ``progress`` shows a
+    progress bar on stderr. ``observers`` are attached to the run loop after the trajectory writer (see
+    :class:`~gauge_vfe.agents.runner.simulation.Observer`).
+
+    Raises :class:`ScenarioError` for bad input (nothing touched), :class:`~gauge_vfe.agents.io.lock.RunFileBusy`
+    when another live run writes ``output``, and :class:`~gauge_vfe.agents.io.writer.DiskFullError` when the
+    disk fills up (the file keeps every committed frame; ``--resume`` continues once there is space).
     """
     cfg = scenario.config
     path = output_path(scenario, output)
-    kept = None
-    sim = build_simulation(scenario)
+    if (problem := check_output_path(path, scenario.path, resume)) is not None:
+        raise ScenarioError([problem])
+    sim = build_simulation(scenario)  # every input problem surfaces here, before any file is touched
     config_json = json.dumps(cfg.to_dict(), sort_keys=True)
     out = cfg.output
-    if resume:
-        if not path.exists():
-            raise ScenarioError([f"{path}: nothing to resume (no such file)"])
-        try:
-            writer, state = TrajectoryWriter.resume(path, sim.layout, config_json)
-        except (ValueError, RuntimeError) as exc:
-            raise ScenarioError([str(exc)]) from None
-        sim.set_state(state)
-    else:
-        kept = keep_earlier(path) if path.exists() else None  # only now that the scenario has built
-        writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, out.dtype,
-                                         out.fields, out.compression, out.compression_level)
+    kept = None
+    lock = RunLock(path).acquire()  # a second run aimed at this path stops here (RunFileBusy)
+    try:
+        if resume:
+            if not path.exists():
+                raise ScenarioError([f"{path}: nothing to resume (no such file)"])
+            try:
+                writer, state = TrajectoryWriter.resume(path, sim.layout, config_json, lock)
+            except (ValueError, OSError) as exc:
+                raise ScenarioError([f"{path}: cannot resume: {exc}" if "cannot resume" not in str(exc)
+                                     else str(exc)]) from None
+            sim.set_state(state)
+        else:
+            if path.exists():
+                kept = keep_earlier(path)  # under the lock: never a live file
+            writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, lock,
+                                             out.dtype, out.fields, out.compression, out.compression_level)
+    except BaseException:
+        lock.release()
+        raise
     trajectory = TrajectoryObserver(writer, out.every, log_initial=not resume)
     observers = [trajectory, ProgressBar(cfg.dynamics.steps, enabled=progress), *observers]
     analysis = AnalysisObserver(trajectory, cfg.analysis) if cfg.analysis.enabled else None
     if analysis is not None:
-        observers.append(analysis)  # after the trajectory observer: it reads the closed file
+        observers.append(analysis)  # last: it reads the committed frames, stores its result, closes the file
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted by the simulation, reported below
@@ -110,4 +142,5 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
             "dynamics.line_search")
     return RunResult(path, outcome.status, message, outcome.last_step, wall,
                      outcome.steps_taken / wall if wall > 0 else float("nan"), sim.energy(),
-                     outcome.energy_increases, analysis.result if analysis is not None else None, kept)
+                     outcome.energy_increases, analysis.result if analysis is not None else None, kept,
+                     tuple(analysis.notes) if analysis is not None else ())

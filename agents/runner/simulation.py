@@ -260,20 +260,42 @@ class Simulation:
             status, message, error = "diverged", str(exc), exc
         except BaseException as exc:
             status, message, error = "failed", f"{type(exc).__name__}: {exc}", exc
-            for obs in observers:
-                _finish_quietly(obs, self, outcome())
+            _finish_all(observers, self, outcome())
             raise
         result = outcome()
-        for obs in observers:
-            obs.finish(self, result)
+        with _terminate_as_interrupt(catch_signals):  # e.g. a SIGTERM during the end-of-run analysis
+            _finish_all(observers, self, result)
         if throw and error is not None:
             raise error
         return result
 
 
-def _finish_quietly(obs: Observer, sim: Simulation, outcome: RunOutcome) -> None:
-    """Finish an observer while another error is on its way out: that error is the one reported."""
+@contextmanager
+def _terminate_as_interrupt(enabled: bool):
+    """While observers finish, SIGTERM raises KeyboardInterrupt like Ctrl-C does, so they can close the file
+    (the default action would end the process at once and leave it as a kill does)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        obs.finish(sim, outcome)
-    except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
-        pass
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _finish_all(observers: Sequence[Observer], sim: Simulation, outcome: RunOutcome) -> None:
+    """Finish every observer, even when one of them fails (a writer must still be closed, a bar ended); the
+    first failure is raised afterwards."""
+    first: BaseException | None = None
+    for obs in observers:
+        try:
+            obs.finish(sim, outcome)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others have finished
+            first = first or exc
+    if first is not None:
+        raise first

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,7 @@ import yaml
 from ..io.sweep_store import read_summary, write_summary
 from ..model.energy import TERMS
 
-SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "path"] + \
+SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "uphill_steps", "path"] + \
     [f"energy_{t}" for t in ("total",) + TERMS] + ["meta_agents", "meta_max_scale", "holonomy_mean", "holonomy_max"]
 
 
@@ -48,7 +51,17 @@ def parse_values(text: str) -> list:
         if not values:
             raise SweepError(f"{text!r}: the range is empty")
         return values
-    return [yaml.safe_load(v) for v in text.split(",")]
+    return [_value(v) for v in text.split(",")]
+
+
+def _value(text: str):
+    """A number as a number (YAML 1.1 would read ``1e-3`` as a string), anything else as YAML."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
 
 
 def parse_param(text: str) -> tuple[str, list]:
@@ -113,7 +126,8 @@ def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: 
     try:
         sc = load_scenario(scenario_path, [_override_text(k, v) for k, v in overrides.items()])
         res = run_scenario(sc, output)
-        row.update(status=res.status, message=res.message, last_step=res.last_step)
+        row.update(status=res.status, message=res.message, last_step=res.last_step,
+                   uphill_steps=res.energy_increases)
         for k, v in res.energy.items():
             row[f"energy_{k}"] = v
         if res.analysis is not None:
@@ -143,6 +157,38 @@ class SweepResult:
             out[r["status"]] = out.get(r["status"], 0) + 1
         return out
 
+    def uphill_members(self) -> list[str]:
+        """Members in which the energy went up in some step (their step sizes are too large)."""
+        return [r["member"] for r in self.rows if _number(r.get("uphill_steps", 0)) > 0]
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def validate_members(scenario_path: Path, all_members: list[dict]) -> None:
+    """Load and build every member's scenario before any cluster starts: a misspelled key or a bad value
+    fails the sweep up front (:class:`SweepError` naming the member), not in a worker an hour later."""
+    from ..setup.build import build
+    from ..setup.scenario import ScenarioError, load_scenario
+
+    for k, overrides in enumerate(all_members):
+        where = f"member m{k:04d} ({', '.join(_override_text(key, v) for key, v in overrides.items())})"
+        try:
+            sc = load_scenario(scenario_path, [_override_text(key, v) for key, v in overrides.items()])
+            build(sc.config, sc.base_dir)
+        except ScenarioError as exc:
+            raise SweepError(f"{where}: {exc.messages[0]}") from None
+        except (ValueError, OSError) as exc:
+            raise SweepError(f"{where}: {exc}") from None
+
 
 def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params: bool = False,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
@@ -162,6 +208,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
         old = json.loads(spec_path.read_text())
         if old["members"] != json.loads(json.dumps(all_members)):
             raise SweepError(f"{directory}: --resume with other parameters than the sweep there")
+    validate_members(scenario_path, all_members)
     spec_path.write_text(json.dumps(spec, indent=1))
     previous = {r["member"]: r for r in read_summary(directory)[1]} if resume else {}
     rows: dict[str, dict] = {}
@@ -181,7 +228,15 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
             client = Client(scheduler)
         else:
             n = workers or max(1, os.cpu_count() or 1)
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            # Workers start with SIGINT ignored (an ignored signal stays ignored across exec): Ctrl-C reaches
+            # only this process, which cancels the members and closes the cluster, instead of every worker
+            # printing its own traceback.
+            previous_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+            try:
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            finally:
+                if previous_handler is not None:
+                    signal.signal(signal.SIGINT, previous_handler)
             client = Client(cluster)
         try:
             n_workers = max(1, len(client.scheduler_info()["workers"]))
@@ -207,6 +262,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                     if progress is not None:
                         progress(done, len(todo))
             except KeyboardInterrupt:
+                logging.getLogger("distributed").setLevel(logging.CRITICAL)  # no pages of shutdown noise
                 for fut in futures:
                     fut.cancel()
                 raise

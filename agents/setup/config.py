@@ -10,10 +10,12 @@ from these models.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, Union
 
 import numpy as np
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError, WrapValidator,
+                      field_validator, model_validator)
 
 from ..analysis.meta_agents import ConsensusParams
 from ..model.fiber import MAX_SPIN
@@ -21,6 +23,78 @@ from ..model.params import DynamicsParams, EnergyParams, NonNeg, Pos, StrictMode
 
 Point = tuple[float, float]
 _Strict = StrictModel
+
+MAX_GRID_SITES = 10**8  # grid.height * grid.width: refused above this before any array is made
+MAX_INT64 = 2**63 - 1
+MAX_AGENTS = 10**8  # agents.count: far beyond any memory; keeps the size arithmetic in range
+
+
+# --- numbers: every float finite, and one clear message for "a number, a list, or a matrix" -------------------
+
+def _bad_number(value, where: str = "") -> str | None:
+    """Why ``value`` is not a finite real number, or None if it is one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r}{where} is not a number"
+    if not math.isfinite(value):
+        return f"{value!r}{where} is not a finite number"
+    return None
+
+
+def _numeric(value, depth: int) -> str | None:
+    """Why ``value`` is not a number (depth 0), a list of numbers (1) or a list of lists of numbers (2)."""
+    if depth == 0 or not isinstance(value, (list, tuple)):
+        return _bad_number(value)
+    for i, item in enumerate(value):
+        if isinstance(item, (list, tuple)):
+            if depth < 2:
+                return f"entry {i} is a list: expected numbers"
+            for j, x in enumerate(item):
+                if (why := _bad_number(x, f" (entry [{i}][{j}])")) is not None:
+                    return why
+        elif (why := _bad_number(item, f" (entry {i})")) is not None:
+            return why
+    return None
+
+
+def _numbers(kinds: str, depth: int):
+    """A validator that replaces pydantic's one-error-per-union-member with one message saying what is wrong."""
+
+    def check(value, handler):
+        try:
+            return handler(value)
+        except ValidationError:
+            why = _numeric(value, depth)
+            if why is None and depth == 2 and isinstance(value, (list, tuple)) and \
+                    any(isinstance(v, (list, tuple)) for v in value):
+                why = "mixes numbers and lists"
+            raise ValueError(f"{why + ': ' if why else ''}expected {kinds}") from None
+
+    return WrapValidator(check)
+
+
+ScalarOrVector = Annotated[float | list[float], _numbers("a number or a list of numbers", 1)]
+ScalarVectorOrMatrix = Annotated[float | list[float] | list[list[float]],
+                                 _numbers("a number, a list of numbers (diagonal) or a list of rows (matrix)", 2)]
+
+
+def _clean_path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the path is empty")
+    if "\x00" in value:
+        raise ValueError("the path contains a NUL character")
+    return value
+
+
+PathText = Annotated[str, AfterValidator(_clean_path)]
+
+
+def _clean_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the name is empty")
+    if any(c in value for c in "/\\\x00") or value in (".", ".."):
+        raise ValueError(f"{value!r}: a name cannot contain '/', '\\' or NUL, nor be '.' or '..' (it names the "
+                         "output file runs/NAME.h5)")
+    return value
 
 
 # --- grid and fiber ---------------------------------------------------------------------------------------------
@@ -33,6 +107,9 @@ class GridConfig(_Strict):
 
     @model_validator(mode="after")
     def _periodic_size(self):
+        if self.height * self.width > MAX_GRID_SITES:
+            raise ValueError(f"{self.height}x{self.width} is more sites than a run can hold (at most 10^8 = "
+                             "height * width)")
         if self.boundary == "periodic" and (self.height < 3 or self.width < 3):
             raise ValueError("a periodic grid needs height and width >= 3")
         return self
@@ -87,7 +164,7 @@ class BlobSupport(_Centered):
 
 class MaskSupport(_Strict):
     shape: Literal["mask"] = "mask"
-    path: str = Field(..., description=".npy array in [0, 1] or an image (grey level / 255), resized to the grid")
+    path: PathText = Field(..., description=".npy array in [0, 1] or an image (grey level / 255), resized to the grid")
     threshold: float | None = Field(None, gt=0, le=1, description="make the mask hard at this level")
 
 
@@ -111,8 +188,8 @@ class VectorField(_Strict):
     """A vector per agent-site: constant, i.i.d. random, or a seeded smooth random field."""
 
     kind: Literal["constant", "random", "smooth"] = "constant"
-    value: float | list[float] = Field(0.0, description="constant value, or the mean of a random field; a scalar "
-                                       "fills every component")
+    value: ScalarOrVector = Field(0.0, description="constant value, or the mean of a random field; a scalar "
+                                  "fills every component")
     scale: NonNeg = Field(1.0, description="standard deviation of random and smooth fields")
     length: Pos = Field(4.0, description="correlation length of smooth fields, in sites")
     per: Literal["site", "agent"] = Field("site", description="random: one draw per agent-site or per agent")
@@ -123,8 +200,7 @@ class MatrixField(_Strict):
     """A covariance per agent-site: constant, or random SPD ``scale * expm(spread * A)``, A symmetric Gaussian."""
 
     kind: Literal["constant", "random"] = "constant"
-    value: float | list[float] | list[list[float]] = Field(1.0, description="scalar (times I), diagonal, or full "
-                                                           "SPD matrix")
+    value: ScalarVectorOrMatrix = Field(1.0, description="scalar (times I), diagonal, or full SPD matrix")
     scale: Pos = Field(1.0, description="random: overall scale")
     spread: NonNeg = Field(0.3, description="random: log-eigenvalue spread")
     per: Literal["site", "agent"] = Field("site")
@@ -134,7 +210,7 @@ class MatrixField(_Strict):
 class FromRun(_Strict):
     """Start from a frame of an earlier run (same grid, fiber and supports)."""
 
-    path: str = Field(..., description="trajectory file (.h5) of the earlier run")
+    path: PathText = Field(..., description="trajectory file (.h5) of the earlier run")
     frame: int = Field(-1, description="frame index (negative counts from the end; -1 = last)")
 
 
@@ -149,7 +225,7 @@ class InitConfig(_Strict):
 
 
 class AgentsConfig(_Strict):
-    count: int | None = Field(None, ge=1, description="number of agents built from `support`")
+    count: int | None = Field(None, ge=1, le=MAX_AGENTS, description="number of agents built from `support`")
     support: Support = Field(default_factory=DiskSupport, description="support template for `count` agents")
     supports: list[Support] | None = Field(None, min_length=1, description="explicit supports, one per agent")
     init: InitConfig = Field(default_factory=InitConfig)
@@ -174,11 +250,11 @@ class PriorsConfig(_Strict):
 
 class ObservationsConfig(VectorField):
     kind: Literal["none", "constant", "random", "smooth", "file"] = Field("none")  # type: ignore[assignment]
-    path: str | None = Field(None, description="file: .npy (H, W) or (H, W, D), or an image (pixels / 255)")
+    path: PathText | None = Field(None, description="file: .npy (H, W) or (H, W, D), or an image (pixels / 255)")
     dim: int | None = Field(None, ge=1, description="D for generated observations (default K)")
-    C: list[list[float]] | None = Field(None, description="D x K observation matrix (default: eye(D, K))")
-    noise: float | list[float] | list[list[float]] = Field(1.0, description="Rn: scalar (times I), diagonal or "
-                                                           "D x D SPD")
+    C: list[Annotated[list[float], Field(min_length=1)]] | None = Field(
+        None, min_length=1, description="D x K observation matrix (default: eye(D, K))")
+    noise: ScalarVectorOrMatrix = Field(1.0, description="Rn: scalar (times I), diagonal or D x D SPD")
 
     @model_validator(mode="after")
     def _file_needs_path(self):
@@ -188,12 +264,23 @@ class ObservationsConfig(VectorField):
 
 
 class OutputConfig(_Strict):
-    path: str | None = Field(None, description="trajectory file; default runs/<name>.h5")
+    path: PathText | None = Field(None, description="trajectory file; default runs/<name>.h5")
     every: int = Field(10, ge=1, description="log the fields every k-th step (energies: every step)")
     dtype: Literal["float32", "float64"] = Field("float32", description="logged fields' precision (energies and "
                                                  "the checkpoint are always float64)")
     fields: list[Literal["mu", "sigma", "phi", "beta"]] = Field(
-        default_factory=lambda: ["mu", "sigma", "phi"], description="fields to log per frame")
+        default_factory=lambda: ["mu", "sigma", "phi"], description="fields to log per frame: mu, sigma and phi "
+        "(needed to resume, analyse and start other runs from a frame), optionally beta")
+
+    @field_validator("fields")
+    @classmethod
+    def _needed_fields(cls, value):
+        missing = [f for f in ("mu", "sigma", "phi") if f not in value]
+        if missing:
+            raise ValueError(f"must contain mu, sigma and phi (beta is optional); missing: {', '.join(missing)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a field is listed twice")
+        return value
     compression: Literal["gzip", "lzf", "none"] = Field("gzip", description="gzip (level below) opens in every "
                                                          "HDF5 reader; lzf is faster but h5py-only")
     compression_level: int = Field(1, ge=0, le=9)
@@ -224,9 +311,10 @@ class SweepConfig(_Strict):
 
 
 class Config(_Strict):
-    name: str = Field("unnamed", description="run name; the default output is runs/NAME.h5")
-    seed: int = Field(0, ge=0, description="root seed: one independent stream per purpose (supports, initial "
-                      "fields, priors, observations)")
+    name: Annotated[str, AfterValidator(_clean_name)] = Field(
+        "unnamed", description="run name; the default output is runs/NAME.h5")
+    seed: int = Field(0, ge=0, le=MAX_INT64, description="root seed: one independent stream per purpose "
+                      "(supports, initial fields, priors, observations)")
     grid: GridConfig = Field(default_factory=GridConfig)
     fiber: FiberConfig = Field(default_factory=FiberConfig)
     agents: AgentsConfig = Field(default_factory=AgentsConfig)
@@ -253,29 +341,70 @@ class Config(_Strict):
             if obs.C is not None:
                 if any(len(row) != K for row in obs.C):
                     problems.append(("observations.C", f"every row needs K = {K} entries"))
+                if obs.dim is not None and len(obs.C) != obs.dim:
+                    problems.append(("observations.C", f"has {len(obs.C)} rows but observations.dim is {obs.dim}"))
             if obs.kind != "file":
                 problems += _vector_length("observations", obs.value, D)
-            problems += _matrix_problems("observations.noise", obs.noise, D)
+                problems += _matrix_problems("observations.noise", obs.noise, D)
+            elif obs.C is not None or obs.dim is not None:  # D of a file is known once it is read
+                problems += _matrix_problems("observations.noise", obs.noise, D)
+            else:
+                problems += _matrix_problems("observations.noise", obs.noise, None)
         H, W = self.grid.height, self.grid.width
         supports = self.agents.supports if self.agents.supports is not None else [self.agents.support]
         for k, sup in enumerate(supports):
             where = f"agents.supports.{k}" if self.agents.supports is not None else "agents.support"
             problems += _support_problems(where, sup, H, W)
         n_agents = self.agents.n_agents
+        names = set()
         for k, loop in enumerate(self.analysis.holonomy.loops):
+            if loop.name in names:
+                problems.append((f"analysis.holonomy.loops.{k}.name", f"loop name {loop.name!r} is used twice"))
+            names.add(loop.name)
             for p, (agent, y, x) in enumerate(loop.waypoints):
                 if agent >= n_agents or y >= H or x >= W:
                     problems.append((f"analysis.holonomy.loops.{k}.waypoints.{p}", f"[{agent}, {y}, {x}] is not an "
                                      f"agent ({n_agents}) and site of the grid ({H}x{W})"))
         if self.sweep is not None:
-            for key, values in self.sweep.params.items():
-                if isinstance(values, str) and not _is_int_range(values):
-                    problems.append((f"sweep.params.{key}", "a string must be an integer range start:stop[:step]"))
-                if isinstance(values, list) and not values:
-                    problems.append((f"sweep.params.{key}", "no values"))
-            lengths = {len(v) for v in self.sweep.params.values() if isinstance(v, list)}
-            if self.sweep.zip and len(lengths) > 1:
-                problems.append(("sweep.zip", "every parameter needs the same number of values"))
+            problems += self._sweep_problems()
+        return problems
+
+    def _sweep_problems(self) -> list[tuple[str, str]]:
+        """Range strings, empty lists, and every swept value checked alone against its key's type and range."""
+        problems = []
+        base = self.model_dump(mode="python", by_alias=True, exclude={"sweep"})
+        for key, values in self.sweep.params.items():
+            where = f"sweep.params.{key}"
+            if isinstance(values, str):
+                if not _is_int_range(values):
+                    problems.append((where, "a string must be an integer range start:stop[:step]"))
+                    continue
+                nums = [int(p) for p in values.split(":")]
+                if len(nums) == 3 and nums[2] == 0:
+                    problems.append((where, "the range's step is 0"))
+                    continue
+                if not range(*nums):
+                    problems.append((where, f"the range {values} is empty"))
+                    continue
+                values = list(range(*nums))[:2] + list(range(*nums))[-1:]  # the ends stand for the range
+            if not values:
+                problems.append((where, "no values"))
+                continue
+            if key.split(".")[0] == "sweep":
+                problems.append((where, "the sweep section cannot sweep itself"))
+                continue
+            for i, value in enumerate(values):
+                why = _check_value(base, key, value)
+                if why == "no such key":
+                    problems.append((where, f"{key}: no such key in a scenario"))
+                    break
+                if why is not None:
+                    problems.append((f"{where}.{i}" if not isinstance(self.sweep.params[key], str) else where,
+                                     f"{key}={value!r}: {why}"))
+                    break
+        lengths = {len(v) for v in self.sweep.params.values() if isinstance(v, list)}
+        if self.sweep.zip and len(lengths) > 1:
+            problems.append(("sweep.zip", "every parameter needs the same number of values"))
         return problems
 
     def to_dict(self) -> dict:
@@ -294,21 +423,63 @@ def _vector_length(path: str, value, n: int) -> list[tuple[str, str]]:
     return []
 
 
-def _matrix_problems(path: str, value, n: int) -> list[tuple[str, str]]:
+def _check_value(base: dict, key: str, value) -> str | None:
+    """Why ``key = value`` alone is not valid (unknown key, wrong type, out of range), or None."""
+    import copy
+
+    data = copy.deepcopy(base)
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            if not (part.isdigit() and int(part) < len(node)):
+                return "no such key"
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            node = child
+        else:
+            return "no such key"
+    if isinstance(node, list):
+        if not (parts[-1].isdigit() and int(parts[-1]) < len(node)):
+            return "no such key"
+        node[int(parts[-1])] = value
+    else:
+        node[parts[-1]] = value
+    try:
+        Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+            if loc == key or loc.startswith(key + ".") or key.startswith(loc + ".") and loc:
+                msg = _strip_prefix(err["msg"])
+                return "no such key" if msg.startswith("Extra inputs") else msg
+    return None
+
+
+def _matrix_problems(path: str, value, n: int | None) -> list[tuple[str, str]]:
+    """A scalar (> 0), a diagonal (n entries > 0) or an n x n SPD matrix; ``n=None``: the size is not known yet."""
     if isinstance(value, (int, float)):
         return [] if value > 0 else [(path, f"must be > 0, got {value}")]
     if value and isinstance(value[0], list):
+        if any(len(row) != len(value) for row in value):
+            return [(path, f"needs a square matrix{f' ({n}x{n})' if n else ''}: every row needs {len(value)} "
+                     "entries")]
         m = np.array(value, dtype=float)
-        if m.shape != (n, n):
+        if n is not None and m.shape != (n, n):
             return [(path, f"needs a {n}x{n} matrix, got shape {m.shape}")]
         if not np.allclose(m, m.T):
             return [(path, "matrix is not symmetric")]
-        if np.linalg.eigvalsh(m).min() <= 0:
+        with np.errstate(all="ignore"):
+            eig = np.linalg.eigvalsh(m) if np.isfinite(m).all() else np.array([np.nan])
+        if not np.isfinite(eig).all() or eig.min() <= 0:
             return [(path, "matrix is not positive definite")]
         return []
-    if len(value) != n:
+    if n is not None and len(value) != n:
         return [(path, f"diagonal needs {n} entries, got {len(value)}")]
-    if min(value) <= 0:
+    if not value or min(value) <= 0:
         return [(path, "diagonal entries must be > 0")]
     return []
 
@@ -325,6 +496,13 @@ def _support_problems(path: str, sup, H: int, W: int) -> list[tuple[str, str]]:
     if isinstance(sup, RectangleSupport):
         if sup.size[0] > H or sup.size[1] > W:
             out.append((f"{path}.size", f"{list(sup.size)} is larger than the grid ({H}x{W})"))
+        if sup.origin is not None:
+            (y0, x0), (h, w) = sup.origin, sup.size
+            if not (-h < y0 < H and -w < x0 < W):
+                out.append((f"{path}.origin", f"{list(sup.origin)}: a {h}x{w} rectangle there does not touch the "
+                            f"grid ({H}x{W})"))
+    if isinstance(sup, EllipseSupport) and max(sup.radii) > size:
+        out.append((f"{path}.radii", f"{list(sup.radii)} is larger than the grid ({H}x{W})"))
     return out
 
 
@@ -347,12 +525,23 @@ def make_config(data: dict | Config | None = None) -> Config:
         try:
             config = Config.model_validate(data or {})
         except ValidationError as exc:
-            raise ConfigError([(".".join(str(p) for p in err["loc"] if not _is_union_tag(p)),
-                                _strip_prefix(err["msg"])) for err in exc.errors()]) from None
+            raise ConfigError(_merge([(".".join(str(p) for p in err["loc"] if not _is_union_tag(p)),
+                                       _strip_prefix(err["msg"])) for err in exc.errors()])) from None
+        except (OverflowError, RecursionError) as exc:  # pathological numbers or nesting, not a crash
+            raise ConfigError([("", f"cannot be validated: {type(exc).__name__}: {exc}")]) from None
     problems = config.cross_field_problems()
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _merge(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """One problem per key: the alternatives pydantic reports for a union become "A; or B"."""
+    merged: dict[str, list[str]] = {}
+    for key, msg in problems:
+        if msg not in merged.setdefault(key, []):
+            merged[key].append(msg)
+    return [(key, "; or ".join(msgs)) for key, msgs in merged.items()]
 
 
 def _strip_prefix(msg: str) -> str:
@@ -362,4 +551,5 @@ def _strip_prefix(msg: str) -> str:
 def _is_union_tag(part) -> bool:
     # pydantic puts the discriminator value ("disk") or the union member type in the location path
     return isinstance(part, str) and (part in {"disk", "ellipse", "rectangle", "whole", "gaussian", "blob", "mask"}
+                                      or part in {"str", "int", "float", "bool"}
                                       or "[" in part or part.startswith("function-"))

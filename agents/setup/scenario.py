@@ -1,25 +1,51 @@
-"""Scenario files (SPEC section 9): YAML in, a validated :class:`~agents.config.Config` out.
+"""Scenario files: YAML in, a validated :class:`~gauge_vfe.agents.setup.config.Config` out.
 
-Every problem is reported as ``FILE:LINE: key.path: message`` (or ``--set key.path=...: message`` for a
+Every problem is reported as ``FILE:LINE: key.path: message`` (or ``--set key.path=value: message`` for a
 command-line override), found by mapping pydantic's error locations onto the YAML node tree.
+
+Reading is defensive: the file must be UTF-8 text of at most ``MAX_SCENARIO_BYTES``, hold one non-empty YAML
+mapping, use no duplicate keys, and its aliases may add at most ``MAX_ALIAS_NODES`` nodes when expanded (a
+"billion laughs" document is refused before it is expanded). The files a scenario names (masks, observation
+files, an earlier run) are opened and checked here too (:func:`~gauge_vfe.agents.setup.preflight.file_problems`),
+so a file that is not what the scenario says is reported with its line, before anything is built.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from .config import Config, ConfigError, make_config
 
+MAX_SCENARIO_BYTES = 10 * 2**20  # a scenario is a page of YAML; 10 MiB holds explicit lists of 100k supports
+MAX_ALIAS_NODES = 10_000  # nodes that alias expansion may add to a document
+MAX_DEPTH = 64  # nesting of mappings and lists (the schema needs 6)
+
 
 class ScenarioError(ValueError):
-    """A scenario that cannot be run; ``messages`` are complete ``file:line: key: message`` lines."""
+    """A scenario that cannot be run; ``messages`` are complete ``file:line: key: message`` lines.
+
+    A message ``FILE: key.path: text`` about a scenario loaded in this process (as a build error is reported)
+    gets the line of ``key.path`` in FILE (or the ``--set`` that set it) filled in.
+    """
 
     def __init__(self, messages: list[str]):
-        self.messages = messages
-        super().__init__("\n".join(messages))
+        self.messages = [_relocate(" ".join(str(m).split()) if "\n" in str(m) else str(m)) for m in messages]
+        super().__init__("\n".join(self.messages))
+
+
+_LOADED: dict = {}  # {file name: the Scenario last loaded from it}, to put lines on build errors
+
+
+def _relocate(message: str) -> str:
+    for name, scenario in list(_LOADED.items()):
+        if message.startswith(name + ": "):
+            key, sep, text = message[len(name) + 2:].partition(": ")
+            if sep and _is_key_path(key):
+                return scenario.locate(key, text)
+    return message
 
 
 @dataclass(frozen=True)
@@ -28,51 +54,255 @@ class Scenario:
     text: str  # the YAML verbatim (recorded in the trajectory)
     path: Path | None
     overrides: tuple[str, ...] = ()
+    # {key path tuple: line} of the file, and the (key, --set text) of each override: to locate problems
+    lines: dict = field(default_factory=dict, compare=False, repr=False)
+    override_keys: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def base_dir(self) -> Path:
         """Relative file paths in the scenario are relative to the scenario's folder."""
         return self.path.parent if self.path is not None else Path.cwd()
 
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path is not None else "<scenario>"
 
-def _line_map(node, path=(), out=None, problems=None):
-    """{key path tuple: 1-based line} for every mapping key and sequence item; duplicate keys are reported."""
+    def locate(self, key: str, message: str) -> str:
+        """``FILE:LINE: key: message`` (or ``--set KEY=VALUE: key: message``) for a problem at ``key``."""
+        return _locate(self.name, self.lines, self.override_keys, key, message)
+
+    def locate_error(self, exc: BaseException) -> str:
+        """One located line for an exception raised while building: its text may start with ``key.path: ``."""
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        key, sep, rest = text.partition(": ")
+        if sep and _is_key_path(key):
+            return self.locate(key, rest)
+        return f"{self.name}: {text}"
+
+
+def _is_key_path(text: str) -> bool:
+    """Whether ``text`` looks like a scenario key path (``agents.init.from.frame``)."""
+    return bool(text) and " " not in text and text.split(".")[0] in Config.model_fields
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+
+def _read_text(path: Path, name: str) -> str:
+    try:
+        return _read_text_checked(path, name)
+    except OSError as exc:  # a name too long, a loop of links
+        raise ScenarioError([f"{name}: cannot read the scenario file ({exc.strerror or exc})"]) from None
+
+
+def _read_text_checked(path: Path, name: str) -> str:
+    if path.is_dir():
+        raise ScenarioError([f"{name}: is a folder, not a scenario file"])
+    if not path.exists():
+        raise ScenarioError([f"{name}: no such scenario file"])
+    if not path.is_file():
+        raise ScenarioError([f"{name}: not a regular file"])
+    try:
+        size = path.stat().st_size
+        if size > MAX_SCENARIO_BYTES:
+            raise ScenarioError([f"{name}: {size} bytes is too large for a scenario file "
+                                 f"(at most {MAX_SCENARIO_BYTES // 2**20} MiB)"])
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError([f"{name}: cannot read the scenario file ({exc.strerror or exc})"]) from None
+    return decode_text(raw, name)
+
+
+def decode_text(raw: bytes, name: str) -> str:
+    """UTF-8 text (a leading byte-order mark is dropped), or one clear error naming the first bad byte."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"{name}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"]) \
+            from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _at(name: str, line: int | None) -> str:
+    """``FILE:LINE`` (just ``--set ...`` for a command-line value: it has no lines)."""
+    return name if line is None or name.startswith("--set ") else f"{name}:{line}"
+
+
+def _yaml_error(name: str, exc: yaml.YAMLError, text: str) -> ScenarioError:
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        c = exc.character
+        what = f"character U+{c if isinstance(c, int) else ord(c):04X}" if isinstance(c, (int, str)) and c != "" \
+            else "a character"
+        return ScenarioError([f"{_at(name, line)}: not valid YAML: {what} is not allowed ({exc.reason})"])
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem, context = getattr(exc, "problem", None), getattr(exc, "context", None)
+    problem = (f"{problem} ({context})" if problem and context else problem or context or str(exc))
+    return ScenarioError([f"{_at(name, mark.line + 1 if mark is not None else None)}: not valid YAML: {problem}"])
+
+
+def _check_node_tree(node, name: str, where: str = "") -> None:
+    """Refuse recursive aliases, too deep nesting, and alias expansion beyond ``MAX_ALIAS_NODES`` nodes.
+
+    Sizes are memoised per node, so the check itself is linear in the document, however large its expansion.
+    """
+    size: dict[int, int] = {}
+    active: set[int] = set()
+    extra = 0
+
+    def fail(n, path, message):
+        line = n.start_mark.line + 1 if n is not None and n.start_mark is not None else 1
+        key = ".".join(path[:8]) + (".(...)" if len(path) > 8 else "") or "(top level)"
+        raise ScenarioError([f"{_at(name, line)}: {key}: {message}"])
+
+    def walk(n, path, depth):
+        nonlocal extra
+        nid = id(n)
+        if nid in active:
+            fail(n, path, "an alias refers to a node that contains it (a recursive structure)")
+        if nid in size:  # an alias: its whole subtree is repeated
+            extra += size[nid]
+            if extra > MAX_ALIAS_NODES:
+                fail(n, path, f"aliases expand the document by more than {MAX_ALIAS_NODES} nodes "
+                              "(refused: an alias bomb?)")
+            return size[nid]
+        if depth > MAX_DEPTH:
+            fail(n, path, f"nested more than {MAX_DEPTH} levels deep")
+        active.add(nid)
+        total = 1
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                total += walk(k, path, depth + 1)
+                label = str(k.value) if isinstance(k, yaml.ScalarNode) else "?"
+                total += walk(v, path + (label,), depth + 1)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                total += walk(item, path + (str(i),), depth + 1)
+        active.discard(nid)
+        size[nid] = total
+        return total
+
+    walk(node, (where,) if where else (), 0)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loading, except that a mapping key is always its text: ``on:``, ``yes:`` or ``1:`` are the
+    keys "on", "yes" and "1" (every key of a scenario is a name), not True and 1."""
+
+    def construct_mapping(self, node, deep=False):
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep)
+        self.flatten_mapping(node)
+        mapping = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value
+            else:
+                raise yaml.constructor.ConstructorError(None, None, "a key must be a name, not a list or mapping",
+                                                        key_node.start_mark)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+def parse_yaml(text: str, name: str, where: str = ""):
+    """(node tree, data) of one YAML document, or (None, None) for an empty one; errors as ScenarioError."""
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader checks the characters at once
+        raise _yaml_error(name, exc, text) from None
+    try:
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None, None
+            _check_node_tree(node, name, where)
+            lines, dups = _line_map(node)  # before construction, which flattens merge keys (<<) in place
+            if dups:
+                line, key, msg = dups[0]
+                more = f" (and {len(dups) - 1} more)" if len(dups) > 1 else ""
+                raise ScenarioError([f"{_at(name, line)}: {key}: {msg}{more}"])
+            data = loader.construct_document(node)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(name, exc, text) from None
+        except RecursionError:
+            raise ScenarioError([f"{name}: not valid YAML: nested too deeply"]) from None
+    finally:
+        loader.dispose()
+    return node, (data, lines)
+
+
+def _line_map(node, path=(), out=None, problems=None, seen_nodes=None):
+    """{key path tuple: 1-based line} for every mapping key and sequence item; duplicate keys are reported.
+
+    An aliased node is walked once (its lines are those of its anchor).
+    """
     if out is None:
-        out, problems = {}, []
+        out, problems, seen_nodes = {}, [], set()
+    if id(node) in seen_nodes:
+        return out, problems
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen = set()
         for key, value in node.value:
-            name = str(key.value)
-            if name in seen:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            if name in seen and name != "<<":
                 problems.append((key.start_mark.line + 1, ".".join(path + (name,)), "duplicate key"))
             seen.add(name)
-            out[path + (name,)] = key.start_mark.line + 1
-            _line_map(value, path + (name,), out, problems)
+            out.setdefault(path + (name,), key.start_mark.line + 1)
+            _line_map(value, path + (name,), out, problems, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            out[path + (str(i),)] = item.start_mark.line + 1
-            _line_map(item, path + (str(i),), out, problems)
+            out.setdefault(path + (str(i),), item.start_mark.line + 1)
+            _line_map(item, path + (str(i),), out, problems, seen_nodes)
     return out, problems
 
 
-def _set_path(data: dict, dotted: str, value) -> None:
+# --- command-line overrides ------------------------------------------------------------------------------------
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return f"the value {value!r}"
+
+
+def _set_path(data: dict, dotted: str, value, item: str | None = None) -> None:
+    """Set ``data[a][b][0][c] = value`` for ``dotted = a.b.0.c``; mappings on the way are created."""
+    where = f"--set {item if item is not None else dotted}"
     parts = dotted.split(".")
+    if any(not p.strip() for p in parts):
+        raise ScenarioError([f"{where}: empty key in {dotted!r}"])
     node = data
-    for k, part in enumerate(parts[:-1]):
-        nxt = node[int(part)] if isinstance(node, list) and part.isdigit() else node.get(part) \
-            if isinstance(node, dict) else None
-        if nxt is None:
-            if not isinstance(node, dict):
-                raise ScenarioError([f"--set {dotted}: {'.'.join(parts[:k + 1])} is not a mapping"])
-            nxt = node[part] = {}
-        node = nxt
-    last = parts[-1]
-    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        node[int(last)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise ScenarioError([f"--set {dotted}: {'.'.join(parts[:-1])} is not a mapping"])
+    for k, part in enumerate(parts):
+        last = k == len(parts) - 1
+        here = ".".join(parts[:k]) or "(top level)"
+        if isinstance(node, dict):
+            if last:
+                node[part] = value
+                return
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, (dict, list)):
+                raise ScenarioError([f"{where}: {'.'.join(parts[:k + 1])} is {_describe(child)}, not a mapping"])
+            node = child
+        elif isinstance(node, list):
+            if not part.isdigit():
+                raise ScenarioError([f"{where}: {here} is a list: expected an index 0..{len(node) - 1}, "
+                                     f"got {part!r}"])
+            i = int(part)
+            if i >= len(node):
+                raise ScenarioError([f"{where}: {here} has {len(node)} items: index {i} is past its end"
+                                     + (f" (use 0..{len(node) - 1})" if node else "")])
+            if last:
+                node[i] = value
+            elif isinstance(node[i], (dict, list)):
+                node = node[i]
+            else:
+                raise ScenarioError([f"{where}: {'.'.join(parts[:k + 1])} is {_describe(node[i])}, "
+                                     "not a mapping"])
+        else:  # pragma: no cover - the loop never descends into a scalar
+            raise ScenarioError([f"{where}: {here} is not a mapping"])
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -81,58 +311,95 @@ def parse_override(text: str) -> tuple[str, object]:
     key = key.strip()
     if not sep or not key:
         raise ScenarioError([f"--set {text}: expected key.path=value"])
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([f"--set {text}: value is not valid YAML ({exc.problem})"]) from None
+    if not raw.strip():
+        return key, None
+    _, parsed = parse_yaml(raw, f"--set {text}")
+    if parsed is None:
+        return key, None
+    value, _lines = parsed
     return key, value
 
 
-def load_scenario(path: str | Path | None = None, overrides=(), text: str | None = None) -> Scenario:
-    """Read, override (``--set key.path=value``) and validate a scenario file (or ``text``)."""
+# --- loading ---------------------------------------------------------------------------------------------------
+
+def load_scenario(path: str | Path | None = None, overrides=(), text: str | None = None,
+                  check_files: bool = True) -> Scenario:
+    """Read, override (``--set key.path=value``) and validate a scenario file (or ``text``).
+
+    ``check_files``: open the files the scenario names and check they are what it says (shapes, frames).
+    """
     name = str(path) if path is not None else "<scenario>"
     if text is None:
-        p = Path(path)
-        if not p.is_file():
-            raise ScenarioError([f"{name}: no such scenario file"])
-        text = p.read_text()
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ScenarioError([f"{name}{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    data = {} if data is None else data
+        text = _read_text(Path(path), name)
+    node, parsed = parse_yaml(text, name)
+    if parsed is None or parsed[0] is None:
+        raise ScenarioError([f"{name}:1: the scenario is empty"])
+    data, lines = parsed
     if not isinstance(data, dict):
-        raise ScenarioError([f"{name}:1: a scenario must be a mapping of keys (name, grid, agents, ...)"])
-    lines, dups = _line_map(root)
-    if dups:
-        raise ScenarioError([f"{name}:{line}: {key}: {msg}" for line, key, msg in dups])
+        line = node.start_mark.line + 1 if node is not None else 1
+        raise ScenarioError([f"{name}:{line}: a scenario must be a mapping of keys (name, grid, agents, ...), "
+                             f"not {_describe(data)}"])
     override_keys = []
     for item in overrides:
         key, value = parse_override(item)
-        _set_path(data, key, value)
+        _set_path(data, key, value, item)
         override_keys.append((key, item))
     try:
         config = make_config(data)
     except ConfigError as exc:
         raise ScenarioError([_locate(name, lines, override_keys, key, msg) for key, msg in exc.problems]) from None
-    scenario = Scenario(config, text, Path(path) if path is not None else None, tuple(overrides))
-    missing = [(key, f) for key, f in referenced_files(config) if not (scenario.base_dir / f).exists()]
-    if missing:
-        raise ScenarioError([_locate(name, lines, override_keys, key, f"file not found: {f}") for key, f in missing])
+    scenario = Scenario(config, text, Path(path) if path is not None else None, tuple(overrides), lines,
+                        tuple(override_keys))
+    if path is not None:
+        _LOADED.pop(name, None)
+        _LOADED[name] = scenario
+        while len(_LOADED) > 32:
+            _LOADED.pop(next(iter(_LOADED)))
+    for key, f in referenced_files(config):
+        try:
+            found = _resolve(scenario.base_dir, f).exists()
+        except OSError as exc:  # a name too long, a loop of links
+            raise ScenarioError([scenario.locate(key, f"cannot use this path ({exc.strerror or exc})")]) from None
+        if not found:
+            raise ScenarioError([scenario.locate(key, f"file not found: {f}")])
+    if check_files:
+        from .preflight import file_problems
+
+        problems = file_problems(config, scenario.base_dir)
+        if problems:
+            raise ScenarioError([scenario.locate(key, msg) for key, msg in problems])
     return scenario
 
 
+def _resolve(base: Path, f: str) -> Path:
+    p = Path(f)
+    return p if p.is_absolute() else base / p
+
+
+def _match_lines(lines: dict, parts: tuple) -> tuple:
+    """The longest prefix of ``parts`` with a line; a YAML key may itself contain dots (sweep keys)."""
+    best: tuple = ()
+    prefix: tuple = ()
+    i = 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            cand = prefix + (".".join(parts[i:j]),)
+            if cand in lines:
+                prefix, i = cand, j
+                best = prefix
+                break
+        else:
+            break
+    return best
+
+
 def _locate(name: str, lines: dict, override_keys, key: str, msg: str) -> str:
-    for okey, item in override_keys:
-        if key == okey or key.startswith(okey + "."):
+    for okey, item in reversed(list(override_keys)):
+        if key == okey or key.startswith(okey + ".") or okey.startswith(key + ".") and key:
             return f"--set {item}: {key}: {msg}"
     parts = tuple(key.split(".")) if key else ()
-    while parts and parts not in lines:
-        parts = parts[:-1]
-    line = lines.get(parts, 1)
+    found = _match_lines(lines, parts)
+    line = lines.get(found, 1)
     return f"{name}:{line}: {key or '(top level)'}: {msg}"
 
 

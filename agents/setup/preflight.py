@@ -1,0 +1,611 @@
+"""Checks before a run allocates or writes anything: the files a scenario names, memory, and the output path.
+
+* :func:`file_problems` opens the masks, observation files and earlier runs a scenario names and checks that
+  they are what it says (readable, the right shape, finite, a trajectory with the frame asked for);
+* :func:`estimate_memory` / :func:`memory_problem` estimate the peak memory of a run from the configuration
+  alone (no array is made) and refuse a run that cannot fit;
+* :func:`check_output_path` refuses an output that cannot be written, or whose writing would rename or
+  overwrite a file that is not a run.
+
+Each returns problems (``(key path, message)``) or a message; the callers locate them in the scenario file.
+
+Memory model
+------------
+The peak is ``BASELINE_BYTES`` + the layout + the state + the larger of two phases: building (the dense
+support of every agent, ``8 N H W``, and the generators' temporaries) and running (an evaluation with its pair
+tables, plus the largest of: a step's next state and evaluation, a logged frame's buffers, the analysis).
+Per agent-site row (S rows, K the fiber dimension, D the observation dimension), in bytes:
+
+* layout ``64 + 8K + 16K^2 + 8 + 8D`` (index, chi, agent, site and neighbour tables; prior mean, covariance,
+  precision, log-det; observations) and ``24 H W`` for the site tables;
+* state (mu, Sigma, phi) ``8K + 8K^2 + 24``; evaluation (densities, gradients, status) ``8K + 8K^2 + 65``;
+* generators while building ``8K^2 + 16K + 16``;
+* pair tables ``16`` per slot (KL and beta), ``n_c^2`` slots at a site with ``n_c`` agents;
+* a logged frame ``2 (K + K^2 + 3)`` times the output precision; with ``beta`` the dense (S, N) matrix in
+  float64 and in the output precision, plus ``48`` bytes per pair slot;
+* the analysis (``analysis.enabled``): ``8 F S`` plaquette angles for F logged frames, ``N H W`` for the
+  automatic loops' masks, ``8`` per pair slot and four frame states.
+
+The pair slots ``sum_c n_c^2`` are estimated without placing any support. For ``count`` agents of one support,
+the probability that a site is covered is a product of two 1-D profiles (a box of the support's extent whose
+centre is uniform where the builder draws it, or fixed), and ``E sum_c n_c^2 = (N^2 - N) sum_c p_c^2 + S``. For
+listed supports each spreads its area evenly over the box its centre can reach, and the density is summed with
+coordinate-compressed difference arrays.
+
+Support areas come from the configuration: ``pi (r + 1/2)^2`` for a disk (radius r) and a blob (radius
+``r (1 + roughness)``), ``pi (ry + 1/2)(rx + 1/2)`` for an ellipse, ``h w`` for a rectangle, the disk of radius
+``5.26 width`` where a gaussian exceeds the support cut-off 1e-6, and ``H W`` for ``whole`` and masks; each is
+capped at ``H W``.
+
+Calibration: peak RSS (``resource.getrusage``, or ``/usr/bin/time -v`` for whole runs) against the estimate,
+Linux x86-64, 2 cores, numba cache warm (a cold cache compiles the kernels first: +0.3 GiB, which
+``BASELINE_BYTES`` includes)::
+
+    build + one step                                  agent-sites  pair slots  estimate  measured
+    defaults (32x32, 8 disks r=8, K=3)                1.6e3        6.2e3       0.44 GiB  0.20 GiB
+    256x256, 64 disks r=24                            1.2e5        3.9e5       0.54 GiB  0.30 GiB
+    512x512, 200 disks r=40, spins [1, 2] (K=8)       1.0e6        5.8e6       4.1 GiB   3.9 GiB
+    512x512, 2000 disks r=12 (dense supports: build)  9.1e5        4.3e6       4.8 GiB   4.4 GiB
+    64x64, 3000 disks r=10 (pair tables)              9.4e5        3.6e8       14.0 GiB  11.9 GiB
+    vfe run, 5 steps, every frame logged, analysis on
+    256x256, 300 disks r=30, beta logged              7.1e5        1.7e7       4.9 GiB   4.8 GiB
+    200x200, 400 listed disks r=15, clustered         2.8e5        2.5e7       1.45 GiB  1.36 GiB
+
+Above 1 GiB the estimate is 2-18 % over the measured peak (the pair slots of randomly placed supports are
+overestimated a little, the square approximation of a disk's extent is coarse); below, the fixed allowance for
+the interpreter and a numba compile dominates. It is meant to refuse runs that cannot fit, not to budget.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..model.grid import SUPPORT_CUTOFF
+from .config import (BlobSupport, Config, DiskSupport, EllipseSupport, GaussianSupport, MaskSupport,
+                     RectangleSupport, WholeSupport)
+
+GIB = 2**30
+BASELINE_BYTES = 500 * 2**20  # the interpreter with its libraries and kernels (0.2 GiB) + a cold numba compile
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+MAX_IMAGE_PIXELS = 10**8
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
+_GAUSS_REACH = math.sqrt(-2.0 * math.log(SUPPORT_CUTOFF))  # exp(-d^2/2w^2) >= cutoff  <=>  d <= 5.26 w
+
+
+# --- memory -----------------------------------------------------------------------------------------------------
+
+def _footprint(spec, H: int, W: int):
+    """(area, Ly, Lx, margin) of one support: its site count, the sides of an axis-aligned box of that area
+    (the shape's extent), and the margin random centres keep from the edges of an open grid."""
+    if isinstance(spec, (DiskSupport, BlobSupport)):
+        r = spec.radius * (1 + spec.roughness) if isinstance(spec, BlobSupport) else spec.radius
+        area = math.pi * (r + 0.5) ** 2
+        Ly = Lx = math.sqrt(area)
+        margin = spec.radius
+    elif isinstance(spec, EllipseSupport):
+        area = math.pi * (spec.radii[0] + 0.5) * (spec.radii[1] + 0.5)
+        Ly, Lx = math.sqrt(math.pi) * (spec.radii[0] + 0.5), math.sqrt(math.pi) * (spec.radii[1] + 0.5)
+        margin = max(spec.radii)
+    elif isinstance(spec, GaussianSupport):
+        area = math.pi * (_GAUSS_REACH * spec.width + 0.5) ** 2
+        Ly = Lx = math.sqrt(area)
+        margin = spec.width
+    elif isinstance(spec, RectangleSupport):
+        Ly, Lx = float(spec.size[0]), float(spec.size[1])
+        area, margin = Ly * Lx, None
+    else:  # whole, mask: the whole grid at most
+        Ly, Lx, area, margin = float(H), float(W), float(H * W), None
+    Ly, Lx = min(max(Ly, 1.0), float(H)), min(max(Lx, 1.0), float(W))
+    return max(1.0, min(area, float(H * W))), Ly, Lx, margin
+
+
+def support_area(spec, H: int, W: int) -> float:
+    """Estimated number of sites of one support (no array is made), capped at the grid's H*W."""
+    return _footprint(spec, H, W)[0]
+
+
+def _centre_range(spec, axis: int, n: int, L: float, margin, periodic: bool):
+    """(lo, hi) of the support's centre along one axis, or None when it is uniform on a periodic axis."""
+    if isinstance(spec, (WholeSupport, MaskSupport)):
+        return (n - 1) / 2, (n - 1) / 2
+    if isinstance(spec, RectangleSupport):
+        h = spec.size[axis]
+        if spec.origin is not None:
+            c = spec.origin[axis] + (h - 1) / 2
+            return c, c
+        return (h - 1) / 2, max((h - 1) / 2, n - 1 - (h - 1) / 2)
+    if spec.center is not None:
+        return float(spec.center[axis]), float(spec.center[axis])
+    if periodic:
+        return None
+    m = min(margin, (n - 1) / 2)
+    return m, n - 1 - m
+
+
+_SAMPLES = 4096  # sites per axis at which coverage profiles are evaluated (larger axes are sampled)
+
+
+def _profile(n: int, L: float, rng) -> tuple[float, float]:
+    """(sum_y f, sum_y f^2) of the probability f(y) that a support of extent L covers row y, its centre uniform
+    on ``rng = (lo, hi)`` (None: uniform on a periodic axis)."""
+    if rng is None:
+        f = min(1.0, L / n)
+        return n * f, n * f * f
+    lo, hi = rng
+    step = max(1.0, n / _SAMPLES)
+    y = np.arange(0, n, step)
+    a, b = y - L / 2, y + L / 2
+    if hi - lo < 1e-9:
+        f = ((lo >= a) & (lo <= b)).astype(float)
+    else:
+        f = np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0, None) / (hi - lo)
+    return float(f.sum() * step), float((f * f).sum() * step)
+
+
+def _pair_slots_template(spec, N: int, H: int, W: int, periodic: bool) -> tuple[float, float]:
+    """(S, sum_c n_c^2) for N agents of one support spec, centres drawn as the builder draws them."""
+    area, Ly, Lx, margin = _footprint(spec, H, W)
+    fy, fy2 = _profile(H, Ly, _centre_range(spec, 0, H, Ly, margin, periodic))
+    fx, fx2 = _profile(W, Lx, _centre_range(spec, 1, W, Lx, margin, periodic))
+    S = N * area
+    # E[n_c^2] = (N^2 - N) p_c^2 + N p_c with p_c = f(y) g(x); scaled so that sum_c N p_c = S
+    scale = area / max(fy * fx, 1e-300)
+    return S, max(S, (N * N - N) * fy2 * fx2 * scale * scale + S)
+
+
+def _pair_slots_list(specs, H: int, W: int, periodic: bool) -> tuple[float, float]:
+    """(S, sum_c n_c^2) for listed supports: each spreads its area evenly over the box its centre can reach
+    (coordinate-compressed difference arrays; a uniform spread when the compressed grid would be large)."""
+    areas, boxes = [], []
+    for spec in specs:
+        area, Ly, Lx, margin = _footprint(spec, H, W)
+        box = []
+        for axis, n, L in ((0, H, Ly), (1, W, Lx)):
+            r = _centre_range(spec, axis, n, L, margin, periodic)
+            lo, hi = (0.0, float(n)) if r is None else (max(0.0, r[0] - L / 2), min(float(n), r[1] + L / 2 + 1))
+            box.append((int(math.floor(lo)), max(int(math.floor(lo)) + 1, int(math.ceil(hi)))))
+        areas.append(area)
+        boxes.append(box)
+    areas = np.array(areas)
+    S = float(areas.sum())
+    ys = np.unique([v for (y, _) in boxes for v in y])
+    xs = np.unique([v for (_, x) in boxes for v in x])
+    if ys.size * xs.size > 4_000_000:
+        return S, float(max(S, (S * S - float((areas ** 2).sum())) / (H * W) + S))
+    dens = np.zeros((ys.size, xs.size))
+    self_sq = 0.0
+    for area, ((y0, y1), (x0, x1)) in zip(areas, boxes):
+        h = area / ((y1 - y0) * (x1 - x0))
+        self_sq += h * h * (y1 - y0) * (x1 - x0)
+        i0, i1 = np.searchsorted(ys, y0), np.searchsorted(ys, y1)
+        j0, j1 = np.searchsorted(xs, x0), np.searchsorted(xs, x1)
+        dens[i0, j0] += h
+        dens[i0, j1] -= h if j1 < xs.size else 0.0
+        dens[i1, j0] -= h if i1 < ys.size else 0.0
+        if i1 < ys.size and j1 < xs.size:
+            dens[i1, j1] += h
+    dens = dens.cumsum(axis=0).cumsum(axis=1)
+    cell = np.outer(np.diff(ys, append=ys[-1]), np.diff(xs, append=xs[-1]))
+    total = float((dens * dens * cell).sum())
+    return S, float(max(S, total - self_sq + S))
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Peak bytes of a run by component (``parts``), and the sizes they were computed from."""
+
+    parts: dict
+    rows: float  # S, agent-sites
+    agents: int
+    sites: int  # H*W
+    K: int
+    pair_slots: float
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.parts.values()))
+
+    def largest(self) -> tuple[str, float]:
+        name = max(self.parts, key=self.parts.get)
+        return name, float(self.parts[name])
+
+
+def estimate_memory(config: Config) -> MemoryEstimate:
+    """Peak memory of building and running ``config`` (see the module docstring for the model)."""
+    H, W = config.grid.height, config.grid.width
+    HW = float(H * W)
+    N = config.agents.n_agents
+    periodic = config.grid.boundary == "periodic"
+    if config.agents.supports is not None:
+        S, slots = _pair_slots_list(config.agents.supports, H, W, periodic)
+    else:
+        S, slots = _pair_slots_template(config.agents.support, N, H, W, periodic)
+    K = config.fiber.K
+    obs = config.observations
+    D = 0 if obs.kind == "none" else (obs.dim or (len(obs.C) if obs.C is not None else K))
+    out = config.output
+    itemsize = 4 if out.dtype == "float32" else 8
+    frames = config.dynamics.steps // out.every + 2
+
+    layout = S * (64 + 8 * K + 16 * K * K + 8 + 8 * D) + 24 * HW
+    state = S * (8 * K + 8 * K * K + 24)
+    evaluation = S * (8 * K + 8 * K * K + 65)
+    pairs = 16 * slots
+    build = 8 * N * HW + 48 * HW + S * (8 * K * K + 16 * K + 16)
+    step = state + evaluation + pairs + 9 * S  # the next state and its evaluation, before the old ones go
+    frame_size = S * (K + K * K + 3) * itemsize
+    logged = 2 * frame_size + (S * N * (8 + itemsize) + 48 * slots if "beta" in out.fields else 0.0)
+    analysis = (8 * frames * S + N * HW + 8 * slots + 8 * frames * N + S * (K + K * K + 3) * 8 * 4) \
+        if config.analysis.enabled else 0.0
+    parts = {"the interpreter and libraries": float(BASELINE_BYTES), "layout": layout, "state": state}
+    # building, and then running (an evaluation with its pair tables, and the largest of a step's, a logged
+    # frame's and the analysis' temporaries): the peak is the larger of the two
+    running = {"a step (next state, evaluation and pair tables)": step,
+               "logging a frame" + (" (beta: an agent-sites x agents matrix)" if "beta" in out.fields else ""):
+                   logged,
+               "the analysis (every logged frame)": analysis}
+    phase = max(running, key=running.get)
+    if build > evaluation + pairs + running[phase]:
+        parts["building (dense supports, generators)"] = build
+    else:
+        parts["gradients"] = evaluation
+        parts["pair tables"] = pairs
+        parts[phase] = running[phase]
+    parts = {k: v for k, v in parts.items() if v > 0}
+    return MemoryEstimate(parts, S, N, int(HW), K, slots)
+
+
+def _cgroup_limit() -> float | None:
+    """Bytes this process's cgroup may still use (containers), or None without a limit."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            if limit == "max" or int(limit) >= 2**60:
+                return None
+            return float(int(limit) - int(Path(usage_file).read_text().strip()))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def available_memory() -> float:
+    """Bytes of memory available to a new run: psutil, else /proc/meminfo MemAvailable, else sysconf."""
+    avail = None
+    try:
+        import psutil
+
+        avail = float(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - not installed or not supported here: try the next source
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    avail = float(line.split()[1]) * 1024
+                    break
+        except (OSError, ValueError, IndexError):
+            pass
+        if avail is None:
+            try:
+                avail = float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+            except (ValueError, OSError, AttributeError):
+                avail = float("inf")
+    cg = _cgroup_limit()
+    return min(avail, cg) if cg is not None else avail
+
+
+def _gib(nbytes: float) -> str:
+    g = nbytes / GIB
+    if g >= 1024:
+        return f"{g / 1024:,.1f} TiB"
+    return f"{g:.1f} GiB" if g >= 0.1 else f"{g:.3f} GiB"
+
+
+def _key_of_part(name: str, config: Config) -> str:
+    if name.startswith("logging") and "beta" in config.output.fields:
+        return "output.fields"
+    if name.startswith("the analysis"):
+        return "analysis.enabled"
+    if name == "the interpreter and libraries":
+        return ""
+    return "agents"
+
+
+def memory_problem(config: Config, max_memory_gib: float | None = None,
+                   available: float | None = None) -> tuple[str, str] | None:
+    """``(key, message)`` if the run's estimated peak memory exceeds ``max_memory_gib`` (default: the memory
+    this machine has available), else None."""
+    est = estimate_memory(config)
+    need = est.total
+    if max_memory_gib is not None:
+        limit, which = max_memory_gib * GIB, f"--max-memory allows {_gib(max_memory_gib * GIB)}"
+    else:
+        limit = available if available is not None else available_memory()
+        which = f"this machine has {_gib(limit)} (use --max-memory GIB to override)"
+    if need <= limit:
+        return None
+    name, size = est.largest()
+    if name == "the interpreter and libraries" and need - size > 0.1 * size:  # name what the scenario controls
+        name, size = max(((k, v) for k, v in est.parts.items() if k != name), key=lambda kv: kv[1])
+    detail = f"{est.agents} agents on {est.sites} sites, ~{est.rows:.3g} agent-sites, K={est.K}"
+    if name in ("pair tables", "a step (next state, evaluation and pair tables)") or "beta" in name:
+        detail += f", ~{est.pair_slots:.3g} agent pairs at sites"
+    key = _key_of_part(name, config)
+    if key == "agents" and est.K >= 10:  # K^2 per agent-site dominates: the fiber is what is large
+        key = "fiber.spins"
+    return key, (f"the run needs {_gib(need)}; {which}; mostly {name}: {_gib(size)} ({detail})")
+
+
+def parse_memory_limit(text) -> float | None:
+    """``--max-memory GIB``: a positive number of GiB (None: no option given)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"--max-memory {text}: expected a number of GiB, e.g. 8 or 0.5") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"--max-memory {text}: expected a positive number of GiB")
+    return value
+
+
+# --- files the scenario names -------------------------------------------------------------------------------------
+
+def _resolve(base: Path, f: str) -> Path:
+    p = Path(f)
+    return p if p.is_absolute() else Path(base) / p
+
+
+def _read_grid_file(path: Path, H: int, W: int, what: str):
+    """(array or None, problem or None): a .npy (H, W) / (H, W, D) numeric array, or an image."""
+    if path.is_dir():
+        return None, f"{path.name} is a folder, not a file"
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same answer
+            return None, f"{path.name} is not a readable .npy array ({_short(exc)})"
+        if not isinstance(arr, np.ndarray):
+            return None, f"{path.name} holds several arrays (an .npz?), not one .npy array"
+        if arr.dtype.kind not in "biuf":
+            return None, f"{path.name} holds {arr.dtype} values, not real numbers"
+        if arr.ndim not in (2, 3) or arr.shape[:2] != (H, W):
+            return None, (f"{path.name} has shape {tuple(arr.shape)}; {what} must be ({H}, {W})"
+                          + (" or (H, W, D)" if what == "observations" else "") + f" for the {H}x{W} grid")
+        if arr.ndim == 3 and what != "observations" and arr.shape[2] == 0:
+            return None, f"{path.name} has no channels"
+        try:
+            finite = bool(np.isfinite(arr).all()) if arr.dtype.kind == "f" else True
+        except Exception as exc:  # noqa: BLE001 - a truncated file fails only when read
+            return None, f"{path.name} cannot be read ({_short(exc)})"
+        if not finite:
+            return None, f"{path.name} contains NaN or infinite values"
+        return arr, None
+    if suffix in IMAGE_SUFFIXES:
+        try:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    return None, f"{path.name} is a {w}x{h} image, too large (at most {MAX_IMAGE_PIXELS:.0e} pixels)"
+                img.load()
+        except Exception as exc:  # noqa: BLE001 - PIL raises many kinds (OSError, SyntaxError, ...)
+            return None, f"{path.name} is not a readable image ({_short(exc)})"
+        try:
+            from ..model.grid import Grid
+            from ..model.supports import load_grid_array
+
+            return load_grid_array(path, Grid(H, W)), None
+        except Exception as exc:  # noqa: BLE001
+            return None, f"{path.name} is not a readable image ({_short(exc)})"
+    return None, f"{path.name}: unsupported file type {path.suffix or '(none)'!r} (use .npy or an image: " \
+                 f"{', '.join(IMAGE_SUFFIXES)})"
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _mask_problem(spec: MaskSupport, path: Path, H: int, W: int) -> str | None:
+    arr, why = _read_grid_file(path, H, W, "a mask")
+    if why is not None:
+        return why
+    values = arr.mean(axis=2) if arr.ndim == 3 else arr
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if path.suffix.lower() == ".npy" and (lo < 0 or hi > 1):
+        return f"{path.name}: mask values must lie in [0, 1] (found {lo:g}..{hi:g})"
+    level = spec.threshold if spec.threshold is not None else SUPPORT_CUTOFF
+    if hi < level:
+        return f"{path.name}: the mask is empty (no value >= {level:g})"
+    return None
+
+
+def _observation_problems(config: Config, path: Path) -> list[tuple[str, str]]:
+    H, W = config.grid.height, config.grid.width
+    arr, why = _read_grid_file(path, H, W, "observations")
+    if why is not None:
+        return [("observations.path", why)]
+    obs = config.observations
+    D = 1 if arr.ndim == 2 else int(arr.shape[2])
+    if D == 0:
+        return [("observations.path", f"{path.name} has shape {tuple(arr.shape)}: no observation components")]
+    problems = []
+    if obs.dim is not None and obs.dim != D:
+        problems.append(("observations.dim", f"is {obs.dim} but {path.name} holds {D}-dimensional observations"))
+    if obs.C is not None and len(obs.C) != D:
+        problems.append(("observations.C", f"has {len(obs.C)} rows but {path.name} holds {D}-dimensional "
+                         "observations"))
+    if obs.C is None and D > config.fiber.K:
+        problems.append(("observations.C", f"{path.name} holds {D}-dimensional observations, more than K = "
+                         f"{config.fiber.K}: give the {D} x {config.fiber.K} matrix C"))
+    noise = obs.noise
+    if isinstance(noise, list):
+        n = len(noise)
+        if n != D:
+            problems.append(("observations.noise", f"is {n}x{n} (or {n} diagonal entries) but {path.name} holds "
+                             f"{D}-dimensional observations"))
+    return problems
+
+
+def _from_run_problems(config: Config, path: Path) -> list[tuple[str, str]]:
+    spec = config.agents.init.from_run
+    if path.is_dir():
+        return [("agents.init.from.path", f"{path.name} is a folder, not a trajectory file")]
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        return [("agents.init.from.path", f"{path.name} cannot be read ({exc.strerror or exc})")]
+    if head != HDF5_SIGNATURE:
+        return [("agents.init.from.path", f"{path.name} is not an HDF5 trajectory file (no HDF5 signature)")]
+    try:
+        from ..io.reader import load
+
+        with load(path) as traj:
+            fields = list(traj.fields)
+            n = len(traj.frame_steps)
+            grid, K, n_agents = traj.grid, int(traj.K), int(traj.n_agents)
+    except Exception as exc:  # noqa: BLE001 - an HDF5 file that is not a run, or a damaged one
+        return [("agents.init.from.path", f"{path.name} is not a readable trajectory ({_short(exc)})")]
+    missing = [f for f in ("mu", "sigma", "phi") if f not in fields]
+    if missing:
+        return [("agents.init.from.path", f"{path.name} did not log {', '.join(missing)}: a run cannot start from it")]
+    if n == 0:
+        return [("agents.init.from.path", f"{path.name} holds no logged frame")]
+    if not -n <= spec.frame < n:
+        return [("agents.init.from.frame", f"frame {spec.frame} is out of range: {path.name} holds {n} logged "
+                 f"frames (use 0..{n - 1}, or -{n}..-1 from the end)")]
+    cfg_grid = (config.grid.height, config.grid.width, config.grid.boundary)
+    if (grid.height, grid.width, grid.boundary) != cfg_grid:
+        return [("agents.init.from.path", f"{path.name} ran on a {grid.height}x{grid.width} {grid.boundary} grid, "
+                 f"this scenario has {cfg_grid[0]}x{cfg_grid[1]} {cfg_grid[2]}")]
+    if K != config.fiber.K:
+        return [("agents.init.from.path", f"{path.name} has fiber dimension K = {K}, this scenario {config.fiber.K}")]
+    if n_agents != config.agents.n_agents:
+        return [("agents.init.from.path", f"{path.name} has {n_agents} agents, this scenario "
+                 f"{config.agents.n_agents}")]
+    return []
+
+
+def file_problems(config: Config, base_dir: str | Path) -> list[tuple[str, str]]:
+    """Open every file the scenario names and check it is what the scenario says it is."""
+    try:
+        return _file_problems(config, base_dir)
+    except OSError as exc:  # a name too long, a loop of links, an unreadable folder
+        key = "agents.init.from.path" if config.agents.init.from_run is not None else \
+            "observations.path" if config.observations.kind == "file" else "agents"
+        return [(key, f"cannot read a file the scenario names ({_short(exc)})")]
+
+
+def _file_problems(config: Config, base_dir: str | Path) -> list[tuple[str, str]]:
+    base = Path(base_dir)
+    H, W = config.grid.height, config.grid.width
+    problems = []
+    agents = config.agents
+    specs = [(f"agents.supports.{i}", s) for i, s in enumerate(agents.supports)] if agents.supports is not None \
+        else [("agents.support", agents.support)]
+    checked: dict = {}
+    for key, spec in specs:
+        if isinstance(spec, MaskSupport):
+            path = _resolve(base, spec.path)
+            cache_key = (str(path), spec.threshold)
+            if cache_key not in checked:
+                checked[cache_key] = _mask_problem(spec, path, H, W)
+            if checked[cache_key] is not None:
+                problems.append((f"{key}.path", checked[cache_key]))
+    if config.observations.kind == "file":
+        problems += _observation_problems(config, _resolve(base, config.observations.path))
+    if agents.init.from_run is not None:
+        problems += _from_run_problems(config, _resolve(base, agents.init.from_run.path))
+    return problems
+
+
+# --- the output file ------------------------------------------------------------------------------------------
+
+def _is_hdf5(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
+def check_output_path(path, scenario_path=None, resume: bool = False) -> str | None:
+    """Why the run cannot write its trajectory to ``path`` (a message naming it), or None.
+
+    Refused: an output under a regular file, in a folder that is not writable (or cannot be created), the
+    scenario file itself, a folder, and an existing file that is not an ``.h5`` HDF5 file (a fresh run would
+    rename it out of the way, ``--resume`` would append to it: neither may touch a file that is not a run).
+    ``--resume`` also needs the file to exist. Nothing is created or changed.
+    """
+    try:
+        p = Path(path)
+        if str(path) == "" or p.name in ("", ".", ".."):
+            return f"{path}: not a file name"
+        if p.is_dir():
+            return f"{path}: is a folder; give a file name such as {Path(path) / 'run.h5'}"
+        if scenario_path is not None and p.exists() and Path(scenario_path).exists() \
+                and os.path.samefile(p, scenario_path):
+            return f"{path}: is the scenario file itself; choose another output (e.g. {p.with_suffix('.h5').name})"
+        # the nearest existing ancestor must be a writable folder (the writer creates the rest)
+        parent = p.parent if str(p.parent) else Path(".")
+        anc = parent
+        while not anc.exists() and not anc.is_symlink() and anc != anc.parent:
+            anc = anc.parent
+        if not anc.is_dir():
+            return f"{path}: {anc} is a file, not a folder"
+        if not os.access(anc, os.W_OK | os.X_OK):
+            what = "the folder" if anc == parent else f"the folder {parent} cannot be created: its parent"
+            return f"{path}: {what} {anc} is not writable"
+        if p.exists() and not p.is_file():
+            return f"{path}: exists and is not a regular file"
+        if resume:
+            if not p.exists():
+                return f"{path}: nothing to resume (no such file)"
+            if not _is_hdf5(p):
+                return f"{path}: not an HDF5 file: there is no run to resume in it"
+            return None
+        if p.suffix != ".h5":
+            if p.exists():
+                return f"{path}: exists and is not an .h5 run file: refusing to rename or overwrite it"
+            return f"{path}: a trajectory file must end in .h5"
+        if p.exists() and not _is_hdf5(p):
+            return f"{path}: exists but is not an HDF5 file: refusing to rename or overwrite it"
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a loop of links
+        return f"{path}: cannot be used as the output ({_short(exc)})"
+    return None
+
+
+# --- everything before a build, in one call -------------------------------------------------------------------------
+
+def prepare_scenario(path, overrides=(), *, max_memory=None, check_memory: bool = True):
+    """Load a scenario file with ``--set`` overrides and check it before anything is built or allocated.
+
+    In order: the YAML and the schema (:func:`load_scenario`), the estimated peak memory against
+    ``max_memory`` GiB (default: what this machine has available), then the files the scenario names.
+    Raises :class:`ScenarioError` with located lines (``FILE:LINE: key: message``); nothing is touched.
+    """
+    from .scenario import ScenarioError, load_scenario
+
+    try:
+        limit = parse_memory_limit(max_memory) if check_memory else None
+    except ValueError as exc:
+        raise ScenarioError([str(exc)]) from None
+    try:
+        sc = load_scenario(path, overrides, check_files=False)
+    except OSError as exc:  # a scenario name the file system refuses (too long, a loop of links)
+        raise ScenarioError([f"{path}: cannot read the scenario file ({exc.strerror or exc})"]) from None
+    if check_memory and (problem := memory_problem(sc.config, limit)) is not None:
+        raise ScenarioError([sc.locate(*problem)])
+    problems = file_problems(sc.config, sc.base_dir)
+    if problems:
+        raise ScenarioError([sc.locate(key, msg) for key, msg in problems])
+    return sc

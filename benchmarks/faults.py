@@ -1,0 +1,1155 @@
+"""Fault injection for gauge-vfe's trajectory files: does a run survive being killed, interrupted, raced, read,
+starved of disk, and does `--resume` then give the bit-identical file an uninterrupted run gives?
+
+Run from the repository root with the project's Python::
+
+    python benchmarks/faults.py                       # every fault class, full trial counts (several minutes)
+    python benchmarks/faults.py --quick               # a handful of trials per class (CI smoke)
+    python benchmarks/faults.py --only kill sigint --kills 10 --seed 3
+    python benchmarks/faults.py --json faults.json    # also every trial's record as JSON
+    git archive HEAD | tar -x -C /tmp/head && python benchmarks/faults.py --src /tmp/head   # measure a commit
+
+It is a measurement, not a test: it prints one row per fault class and exits 0 whatever it finds (2 only for a
+bad command line, or when the reference runs themselves fail). ``tests/test_faults.py`` asserts the targets on a
+few quick trials with the functions below. Everything is black-box: the harness only runs the CLI (``python -m
+gauge_vfe.agents.cli``, i.e. ``vfe``) in subprocesses and reads the files it writes (``gauge_vfe.load`` and
+plain h5py, layout docs/model.md#file). Reading and comparing files is done in child processes of this script
+(hidden ``--child`` flag), so a file corrupt enough to crash HDF5 cannot take the harness down.
+
+Scenario: written to a temporary folder (:data:`SCENARIO`): a 16 x 16 open grid, 4 agents (disks of radius 6),
+spin 1, smooth observations, 150 steps (``--steps``), ``output.every: 5``, analysis enabled (meta-agents and
+holonomy over every logged frame, a large share of a run's wall time). One reference run is made per
+invocation (after a warm-up run that fills numba's cache; the two must be bit-identical, which is checked and
+reported). ``T_total``, the wall time of an uninterrupted run from process start to exit (start-up, steps,
+end-of-run analysis), sets the kill times; so does ``T_analyze``, the wall time of `vfe analyze` on a copy of
+the reference file. Each fault time is ``u * T``, ``u`` uniform in [0, 1) from ``random.Random`` seeded with
+``--seed`` and the class name (a given seed gives the same ``u`` whatever ``--only`` selects). The machine may be
+shared, so ``T`` follows its load: it starts as the median of 3 reference runs (1 with ``--quick``) and is then
+the median of the last 5 uninterrupted runs seen (the fresh runs that replace a run killed before its file
+existed, runs that ended before their signal; for T_analyze, every second `vfe analyze`). The report says
+where each fault landed (before the file existed, in the steps, in the analysis, after the end).
+
+Fault classes (``--only`` names)::
+
+    kill       SIGKILL to the run's process group at a uniformly random time in [0, T_total] (``--kills``, 40)
+    sigint     SIGINT (Ctrl-C: the run's process group) at a uniformly random time in [0, T_total] (``--sigints``, 20)
+    concurrent 2 (``--procs``) `vfe run` started at once: (a) same -o, same seed; (b) different seeds, no -o, so
+               the same default path runs/NAME.h5 (``--races`` trials of each, 5)
+    reader     gauge_vfe.load(path) in another process, started with the run, opened as soon as the file can be
+               opened and held until the run has ended, reading frame counts every 0.2 s (``--readers``, 3)
+    diskfull   (root only) the run writes into a tmpfs of 25-90 % of the reference file's size; then the tmpfs is
+               remounted 16x bigger and the run resumed (``--diskfull``, 3)
+    analyze    SIGKILL to `vfe analyze` on a copy of the finished reference file at a uniformly random time in
+               [0, T_analyze] (``--analyze-kills``, 10); then `vfe analyze` again
+
+Columns:
+
+* ``readable``: after the fault, the file opens with ``gauge_vfe.load``; its raw ``/particles/agents/{mu,sigma,
+  phi}/{value,step,time}`` all hold the same number of entries (no half-written frame); every stored value is
+  finite; its stored analysis (if any) reads; and, when the CLI has a ``repair`` command, a copy of the file
+  opens with plain ``h5py.File(p, "r")`` after ``vfe repair``. Counted over the trials that left a file.
+  (Without ``repair``, files that open only in SWMR-read mode are counted in the details.)
+* ``resumed/identical``: kill, sigint, diskfull: ``vfe run ... --resume`` (a fresh ``vfe run`` when the fault
+  came before the file existed) exits 0 and the file is bit-identical to the reference. concurrent (a), reader:
+  the file at the path is bit-identical to the reference. analyze: `vfe analyze` again exits 0 and the file is
+  bit-identical to the reference (whose analysis the run stored).
+* ``corrupt``: ``gauge_vfe.load`` fails, reading a dataset or the stored analysis fails, a stored value is not
+  finite, or the file says ``completed`` while its frames are ragged. Checked after the fault and after the
+  recovery (resume, re-analysis); a trial counts once.
+
+Bit-identical means: the same set of groups and datasets (the whole HDF5 tree, checkpoint included); every
+dataset with the same shape, dtype and values (``np.array_equal``, NaN equal to NaN, compound datasets field by
+field); every attribute of every object equal, except those that legitimately differ between two runs of the
+same scenario, which are skipped:
+
+* ``/parameters`` ``started_at``, ``finished_at``, ``resumed_at`` (timestamps, attributes or, for
+  ``finished_at``, a dataset) and any attribute whose name ends
+  in ``_at`` (timestamps), ``_pid`` or ``_host``, or is ``pid``/``host``/``hostname`` (``writer_pid``,
+  ``writer_host``: who wrote it);
+* any attribute whose name contains ``history`` (a status history, which records the interruptions).
+
+Chunking, compression and the file's byte layout are not compared (a resumed file's bytes differ anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import json
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIELDS = ("mu", "sigma", "phi")
+SKIP_ATTRS = {"started_at", "finished_at", "resumed_at", "writer_pid", "writer_host", "pid", "host", "hostname"}
+CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze")
+EXIT_INTERRUPTED = 130
+
+SCENARIO = """\
+# gauge-vfe fault-injection scenario (benchmarks/faults.py): small, but every part of a run is exercised.
+name: {name}
+seed: {seed}
+grid: {{height: 16, width: 16, boundary: open}}
+fiber: {{spins: [1]}}
+agents:
+  count: 4
+  support: {{shape: disk, radius: 6}}
+  init:
+    mu: {{kind: random, per: agent, scale: 1.0}}
+    sigma: {{kind: constant, value: 1.0}}
+    phi: {{kind: random, per: agent, scale: 0.6}}
+priors:
+  mu: {{kind: constant, value: 0.0}}
+  sigma: {{kind: constant, value: 2.0}}
+observations: {{kind: smooth, shared: true, scale: 1.0, length: 4.0, noise: 4.0}}
+energy: {{alpha: 0.2, gamma: 0.5, lambda_align: 2.0, kappa: 4.0, lambda_smooth: 0.05}}
+dynamics: {{method: gradient, steps: {steps}, lr_mu: 0.04, lr_sigma: 0.01, lr_phi: 0.04}}
+output: {{every: {every}}}
+analysis: {{enabled: true}}
+"""
+
+
+# --- processes ------------------------------------------------------------------------------------------------------
+
+SRC: Path | None = None  # --src: run another source tree of the package (a shim folder on PYTHONPATH)
+_SHIM: Path | None = None
+
+
+def use_source(src: str | Path) -> None:
+    """Make every child import ``gauge_vfe`` from ``src`` (e.g. ``git archive HEAD`` unpacked).
+
+    Through a symlink ``gauge_vfe -> src`` in a shim folder put first on PYTHONPATH. The shim's path is fixed
+    per ``src`` (numba's on-disk cache is keyed by the modules' paths, so a new path would recompile everything);
+    it is left in place for the next invocation.
+    """
+    global SRC, _SHIM
+    import hashlib
+
+    SRC = Path(src).resolve()
+    if not (SRC / "agents" / "cli.py").exists():
+        raise SystemExit(f"error: --src {src}: not a gauge-vfe source tree (no agents/cli.py)")
+    _SHIM = Path(tempfile.gettempdir()) / f"vfe-faults-shim-{hashlib.sha1(str(SRC).encode()).hexdigest()[:10]}"
+    _SHIM.mkdir(parents=True, exist_ok=True)
+    link = _SHIM / "gauge_vfe"
+    if not (link.is_symlink() and link.resolve() == SRC):
+        tmp_link = _SHIM / f".gauge_vfe.{os.getpid()}"
+        tmp_link.symlink_to(SRC, target_is_directory=True)
+        os.replace(tmp_link, link)
+
+
+if os.environ.get("VFE_FAULTS_SRC"):  # the tests' way to measure another source tree
+    use_source(os.environ["VFE_FAULTS_SRC"])
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", str((SRC or ROOT) / ".numba_cache"))
+    env["NUMBA_CACHE_DIR"] = os.path.abspath(env["NUMBA_CACHE_DIR"])  # children run in other folders
+    if _SHIM is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(_SHIM)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env.pop("VFE_DEBUG", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def vfe_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "gauge_vfe.agents.cli", *map(str, args)]
+
+
+@dataclass
+class Done:
+    """A finished subprocess: exit code (None: timed out and killed), output, wall time."""
+    rc: int | None
+    out: str
+    err: str
+    wall: float
+    pid: int = 0
+    signalled: bool = False  # our signal reached it while it ran
+
+    @property
+    def err_lines(self) -> list[str]:
+        """Non-empty stderr lines, without progress-bar redraws."""
+        return [line for line in re.split(r"[\r\n]+", self.err) if line.strip() and not _PROGRESS.search(line)]
+
+
+def _default_signals() -> None:
+    # A harness started in the background (`cmd &`, nohup) inherits SIGINT ignored, and so would the runs: a
+    # run that ignores Ctrl-C until it installs its own handler is not what a user at a terminal has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def spawn(cmd: list[str], cwd=None, stdin=subprocess.DEVNULL) -> subprocess.Popen:
+    """Its own session and process group, so a signal reaches it (and only it) like a terminal's would."""
+    return subprocess.Popen(cmd, cwd=cwd, env=child_env(), stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_signals)
+
+
+def _killpg(p: subprocess.Popen, sig) -> bool:
+    try:
+        os.killpg(p.pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def finish(p: subprocess.Popen, t0: float, timeout: float, signalled: bool = False) -> Done:
+    try:
+        out, err = p.communicate(timeout=max(0.1, t0 + timeout - time.monotonic()))
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        _killpg(p, signal.SIGKILL)
+        out, err = p.communicate()
+        rc = None
+    return Done(rc, out or "", err or "", time.monotonic() - t0, p.pid, signalled)
+
+
+def run_cli(args, timeout: float, cwd=None) -> Done:
+    t0 = time.monotonic()
+    return finish(spawn(vfe_cmd(*args), cwd), t0, timeout)
+
+
+def signal_at(p: subprocess.Popen, t0: float, delay: float, sig) -> bool:
+    """Send ``sig`` to p's process group at ``t0 + delay``; False if it had already exited."""
+    while True:
+        if p.poll() is not None:
+            return False
+        rem = t0 + delay - time.monotonic()
+        if rem <= 0:
+            break
+        time.sleep(min(rem, 0.005))
+    return p.poll() is None and _killpg(p, sig)
+
+
+def wait_for_path(p: subprocess.Popen, path: Path, timeout: float) -> float | None:
+    """Seconds until ``path`` exists (polled every 5 ms), or None if the process ended or time ran out."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if path.exists():
+            return time.monotonic() - t0
+        if p.poll() is not None:
+            return None
+        time.sleep(0.005)
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def cli_has(command: str) -> bool:
+    """Whether ``vfe`` has a subcommand (``repair`` is new)."""
+    d = run_cli(["--help"], 60)
+    return re.search(rf"^\s+{re.escape(command)}\b", d.out, re.M) is not None
+
+
+def run_args(scenario: Path, out: Path | None, *extra, quiet: bool = True) -> list:
+    return ["run", scenario, *(["-o", out] if out is not None else []), *(["-q"] if quiet else []), *extra]
+
+
+# --- reading and comparing files (in child processes) ---------------------------------------------------------------
+
+def _child(mode: str, *args, timeout: float = 120) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, *map(str, args)]
+    t0 = time.monotonic()
+    d = finish(spawn(cmd), t0, timeout)
+    for line in reversed(d.out.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"child_failed": True, "rc": d.rc, "error": (d.err_lines or ["no output"])[-1][:300]}
+
+
+def probe(path: Path) -> dict:
+    """Readability of one file (see the module docstring), computed in a child process."""
+    r = _child("probe", path)
+    if r.get("child_failed"):  # the reader crashed (e.g. HDF5 segfault on a corrupt file)
+        r.update(exists=Path(path).exists(), load_ok=False, corrupt=True, readable=False,
+                 load_error=f"reader crashed (rc {r['rc']}): {r['error']}")
+    if r.get("exists") and r.get("readable") and cli_has("repair"):
+        copy = Path(path).with_name(Path(path).stem + ".repaired.h5")
+        shutil.copyfile(path, copy)
+        d = run_cli(["repair", copy], 120)
+        plain = _child("plain", copy)
+        copy.unlink(missing_ok=True)
+        r["repair_rc"] = d.rc
+        r["plain_after_repair"] = bool(plain.get("plain_open"))
+        if d.rc != 0 or not r["plain_after_repair"]:
+            r["readable"] = False
+    return r
+
+
+def compare(a: Path, b: Path, prefix: str = "/") -> list[str]:
+    """Differences between two files under ``prefix`` (empty: bit-identical); computed in a child process."""
+    r = _child("compare", a, b, prefix)
+    if r.get("child_failed"):
+        return [f"comparison crashed (rc {r['rc']}): {r['error']}"]
+    return r["diffs"]
+
+
+def check(path: Path, ref: Path) -> tuple[dict, list[str]]:
+    """:func:`probe` and :func:`compare` with ``ref`` in one child process: (probe, differences)."""
+    if cli_has("repair"):
+        return probe(path), compare(path, ref)
+    r = _child("check", path, ref)
+    if r.get("child_failed"):
+        crashed = f"reader crashed (rc {r['rc']}): {r['error']}"
+        return ({"exists": Path(path).exists(), "load_ok": False, "corrupt": True, "readable": False,
+                 "load_error": crashed}, [crashed])
+    return r["probe"], r["diffs"]
+
+
+def _open_h5(path):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        return h5py.File(path, "r", swmr=True)  # consistency flags left by a killed writer
+
+
+def _child_probe(path: str) -> dict:
+    import h5py
+    import numpy as np
+
+    p = Path(path)
+    r = {"exists": p.exists(), "size": p.stat().st_size if p.exists() else 0}
+    if not r["exists"]:
+        return r
+    try:
+        with h5py.File(p, "r"):
+            r["plain_open"] = True
+    except Exception as exc:  # noqa: BLE001 - we report whatever it is
+        r["plain_open"], r["plain_error"] = False, str(exc)[:200]
+    read_error = None
+    try:
+        import gauge_vfe
+
+        with gauge_vfe.load(p) as t:
+            r["load_ok"] = True
+            r["status"], r["recorded_status"], r["seed"] = t.status, t.recorded_status, t.seed
+            r["message"] = t.message
+            r["frames"] = int(len(t.frame_steps))
+            try:
+                for name in t.fields:
+                    for k in range(r["frames"]):
+                        t.rows(name, k)
+                t.energies()
+                a = t.analysis()
+                r["analysis"] = a is not None
+            except Exception as exc:  # noqa: BLE001
+                read_error = f"{type(exc).__name__}: {exc}"[:200]
+    except Exception as exc:  # noqa: BLE001
+        r["load_ok"], r["load_error"] = False, f"{type(exc).__name__}: {exc}"[:200]
+    lengths, finite = {}, True
+    if r.get("load_ok"):
+        try:
+            with _open_h5(p) as f:
+                for name in FIELDS:
+                    g = f.get(f"particles/agents/{name}")
+                    if g is None:
+                        lengths[name] = None
+                        continue
+                    lengths[name] = [int(g[k].shape[0]) for k in ("value", "step", "time")]
+                    finite &= bool(np.isfinite(g["value"][...]).all())
+        except Exception as exc:  # noqa: BLE001
+            read_error = read_error or f"{type(exc).__name__}: {exc}"[:200]
+    counts = {n for v in lengths.values() if v is not None for n in v}
+    r["lengths"] = lengths
+    r["ragged"] = len(counts) > 1 or None in lengths.values()
+    r["finite"] = finite
+    r["read_error"] = read_error
+    r["corrupt"] = (not r.get("load_ok") or read_error is not None or not finite
+                    or (r.get("recorded_status") == "completed" and r["ragged"]))
+    r["readable"] = bool(r.get("load_ok")) and not r["corrupt"] and not r["ragged"]
+    return r
+
+
+def _child_plain(path: str) -> dict:
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return {"plain_open": True}
+    except Exception as exc:  # noqa: BLE001
+        return {"plain_open": False, "error": str(exc)[:200]}
+
+
+def _skip_attr(name: str) -> bool:
+    return name in SKIP_ATTRS or name.endswith(("_at", "_pid", "_host")) or "history" in name
+
+
+def _equal(x, y) -> bool:
+    import numpy as np
+
+    if isinstance(x, (str, bytes)) or isinstance(y, (str, bytes)):
+        return type(x) is type(y) and x == y
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape or x.dtype != y.dtype:
+        return False
+    if x.dtype.names:
+        return all(_equal(x[n], y[n]) for n in x.dtype.names)
+    if x.dtype.kind in "fc":
+        return bool(np.array_equal(x, y, equal_nan=True))
+    if x.dtype.kind == "O":
+        return [v for v in x.ravel()] == [v for v in y.ravel()]
+    return bool(np.array_equal(x, y))
+
+
+def _tree(f) -> dict:
+    import h5py
+
+    items = {"/": f}
+
+    def visit(name, obj):
+        items["/" + name] = obj
+
+    f.visititems(visit)
+    return {k: v for k, v in items.items() if isinstance(v, (h5py.Group, h5py.Dataset))}
+
+
+def _child_check(path: str, ref: str) -> dict:
+    return {"probe": _child_probe(path), "diffs": _child_compare(path, ref)["diffs"]}
+
+
+def _child_compare(a: str, b: str, prefix: str = "/") -> dict:
+    import h5py
+
+    diffs = []
+    try:
+        fa = _open_h5(a)
+    except Exception as exc:  # noqa: BLE001
+        return {"diffs": [f"{Path(a).name}: cannot open: {exc}"[:200]]}
+    try:
+        fb = _open_h5(b)
+    except Exception as exc:  # noqa: BLE001
+        fa.close()
+        return {"diffs": [f"{Path(b).name}: cannot open: {exc}"[:200]]}
+    with fa, fb:
+        ta, tb = _tree(fa), _tree(fb)
+        for path in sorted(set(ta) | set(tb)):
+            if not path.startswith(prefix):
+                continue
+            if path not in tb:
+                diffs.append(f"{path}: only in {Path(a).name}")
+                continue
+            if path not in ta:
+                diffs.append(f"{path}: only in {Path(b).name}")
+                continue
+            oa, ob = ta[path], tb[path]
+            if isinstance(oa, h5py.Dataset) != isinstance(ob, h5py.Dataset):
+                diffs.append(f"{path}: group vs dataset")
+                continue
+            if isinstance(oa, h5py.Dataset) and _skip_attr(path.rsplit("/", 1)[-1]) and path.startswith("/parameters"):
+                continue  # a timestamp stored as a dataset (rewritable under SWMR): /parameters/finished_at
+            if isinstance(oa, h5py.Dataset):
+                if oa.shape != ob.shape or oa.dtype != ob.dtype:
+                    diffs.append(f"{path}: shape/dtype {oa.shape} {oa.dtype} vs {ob.shape} {ob.dtype}")
+                elif not _equal(oa[()], ob[()]):
+                    diffs.append(f"{path}: values differ")
+            for key in sorted(set(oa.attrs) | set(ob.attrs)):
+                if _skip_attr(key):
+                    continue
+                if key not in oa.attrs or key not in ob.attrs:
+                    diffs.append(f"{path}@{key}: missing in one file")
+                elif not _equal(oa.attrs[key], ob.attrs[key]):
+                    diffs.append(f"{path}@{key}: {str(oa.attrs[key])[:40]!r} vs {str(ob.attrs[key])[:40]!r}")
+    return {"diffs": diffs}
+
+
+def _child_hold(path: str, timeout: float) -> dict:
+    """Open the file with gauge_vfe.load as soon as it can be opened; hold it until a line arrives on stdin."""
+    import gauge_vfe
+
+    t0, last = time.monotonic(), None
+    while True:
+        try:
+            traj = gauge_vfe.load(path)
+            break
+        except Exception as exc:  # noqa: BLE001
+            last = f"{type(exc).__name__}: {exc}"[:200]
+            if time.monotonic() - t0 > timeout:
+                return {"opened": False, "error": last}
+            time.sleep(0.02)
+    print("OPEN", flush=True)
+    reads, errors = 0, collections.Counter()
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+        if ready:
+            sys.stdin.readline()
+            break
+        try:
+            len(traj.frame_steps)
+            reads += 1
+        except Exception as exc:  # noqa: BLE001
+            errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+    traj.close()
+    return {"opened": True, "open_after": round(time.monotonic() - t0, 3), "retries_error": last, "reads": reads,
+            "read_errors": dict(errors)}
+
+
+# --- the scenario and the reference ---------------------------------------------------------------------------------
+
+def write_scenario(folder: Path, steps: int = 150, every: int = 5, seed: int = 7, name: str = "faults") -> Path:
+    path = Path(folder) / f"{name}.yaml"
+    path.write_text(SCENARIO.format(name=name, seed=seed, steps=steps, every=every))
+    return path
+
+
+@dataclass
+class Reference:
+    folder: Path
+    scenario: Path
+    path: Path  # the reference trajectory file (completed, analysed)
+    wall: float  # T_total: process start to exit
+    t_file: float  # when the output file appeared
+    analyze_wall: float  # `vfe analyze` on a copy of it, process start to exit
+    size: int
+    timeout: float
+    deterministic: list[str] = field(default_factory=list)  # differences between two uninterrupted runs
+    reanalysis: list[str] = field(default_factory=list)  # differences after `vfe analyze` of a copy
+    walls: list[float] = field(default_factory=list)  # uninterrupted runs seen so far (reference, fresh runs)
+    analyze_walls: list[float] = field(default_factory=list)  # complete `vfe analyze` runs seen so far
+
+    def new_dir(self, label: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.folder))
+
+    def t_total(self) -> float:
+        """T_total now: the median of the last 5 uninterrupted runs (it follows the load of a shared machine)."""
+        return statistics.median(self.walls[-5:]) if self.walls else self.wall
+
+    def t_analyze(self) -> float:
+        return statistics.median(self.analyze_walls[-5:]) if self.analyze_walls else self.analyze_wall
+
+
+def make_reference(folder: Path, steps: int = 150, every: int = 5, timeout: float | None = None,
+                   warmup: bool = True, analyze: bool = True, timing_runs: int = 1) -> Reference:
+    """A warm-up run (fills numba's cache; must be bit-identical to the next), the reference run, and `vfe
+    analyze` of a copy (its wall time, and whether re-analysis is bit-identical).
+
+    ``T_total`` (and the time the file appears) is the median over the reference run and ``timing_runs - 1``
+    more uninterrupted runs: the machine may be shared, and one slow run would put many kills after the end.
+    """
+    folder = Path(folder)
+    scenario = write_scenario(folder, steps, every)
+    warm = folder / "warmup.h5"
+    if warmup:
+        d = run_cli(run_args(scenario, warm), timeout or 900)
+        if d.rc != 0:
+            raise RuntimeError(f"warm-up run failed (exit {d.rc}): {d.err[-1000:]}")
+    ref = folder / "reference.h5"
+    t0 = time.monotonic()
+    p = spawn(vfe_cmd(*run_args(scenario, ref)))
+    t_file = wait_for_path(p, ref, timeout or 900)
+    d = finish(p, t0, timeout or 900)
+    if d.rc != 0:
+        raise RuntimeError(f"reference run failed (exit {d.rc}): {d.err[-1000:]}")
+    walls, t_files = [d.wall], [t_file if t_file is not None else 0.0]
+    for k in range(1, timing_runs):
+        extra = folder / f"timing{k}.h5"
+        t0 = time.monotonic()
+        p = spawn(vfe_cmd(*run_args(scenario, extra)))
+        tf = wait_for_path(p, extra, timeout or 900)
+        e = finish(p, t0, timeout or 900)
+        extra.unlink(missing_ok=True)
+        if e.rc == 0:
+            walls.append(e.wall)
+            t_files.append(tf if tf is not None else 0.0)
+    wall, t_file = statistics.median(walls), statistics.median(t_files)
+    timeout = timeout or max(60.0, 10 * max(walls))
+    copy = folder / "reanalysed.h5"
+    analyze_wall, reanalysis = float("nan"), []
+    if analyze:
+        shutil.copyfile(ref, copy)
+        a = run_cli(["analyze", copy], timeout)
+        if a.rc != 0:
+            raise RuntimeError(f"`vfe analyze` of the reference failed (exit {a.rc}): {a.err[-1000:]}")
+        analyze_wall, reanalysis = a.wall, compare(copy, ref)
+    r = Reference(folder, scenario, ref, wall, t_file, analyze_wall,
+                  ref.stat().st_size, timeout, compare(warm, ref) if warmup else [], reanalysis, sorted(walls),
+                  [analyze_wall] if analyze else [])
+    warm.unlink(missing_ok=True)
+    copy.unlink(missing_ok=True)
+    return r
+
+
+# --- trials ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Trial:
+    cls: str
+    delay: float | None = None
+    rc: int | None = None  # the faulted process' exit code
+    err: str = ""  # its last stderr line
+    sent: bool = False  # the signal reached the process while it ran
+    phase: str = ""  # where the fault landed
+    file: dict = field(default_factory=dict)  # probe after the fault
+    recovery: str = ""  # "resume", "fresh", "analyze", ""
+    recovery_rc: int | None = None
+    recovery_err: str = ""
+    after: dict = field(default_factory=dict)  # probe after the recovery
+    diffs: list[str] = field(default_factory=list)
+    identical: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def has_file(self) -> bool:
+        return bool(self.file.get("exists"))
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.file.get("readable"))
+
+    @property
+    def corrupt(self) -> bool:
+        return bool(self.file.get("corrupt")) or bool(self.after.get("corrupt"))
+
+
+def _phase(t: Trial, exited: bool) -> str:
+    f = t.file
+    if not exited:
+        return "after exit"
+    if not f.get("exists"):
+        return "before file"
+    if not f.get("load_ok"):
+        return "unknown (unloadable)"
+    rs = f.get("recorded_status")
+    if rs in ("running", "interrupted"):
+        return "steps"
+    if rs == "completed":
+        return "analysis" if not f.get("analysis") else "end (analysed)"
+    return f"status {rs}"
+
+
+def recover_by_resume(ref: Reference, t: Trial, out: Path) -> None:
+    """--resume (a fresh run if there is no file), then probe and compare with the reference."""
+    if out.exists():
+        t.recovery, d = "resume", run_cli(run_args(ref.scenario, out, "--resume"), ref.timeout)
+    else:
+        t.recovery, d = "fresh", run_cli(run_args(ref.scenario, out), ref.timeout)
+    t.recovery_rc, t.recovery_err = d.rc, (d.err_lines or [""])[-1][:160]
+    if t.recovery == "fresh" and d.rc == 0:
+        ref.walls.append(d.wall)  # an uninterrupted run: T_total follows the machine's load
+    if out.exists():
+        t.after, t.diffs = check(out, ref.path)
+    else:
+        t.diffs = ["no file after recovery"]
+    t.identical = d.rc == 0 and t.after.get("recorded_status") == "completed" and not t.diffs
+
+
+_PROGRESS = re.compile(r"(\d+)/(\d+) \[")
+
+
+def wait_for_step(p: subprocess.Popen, step: int, timeout: float) -> tuple[int | None, str]:
+    """Read the run's progress bar (stderr) until it shows ``step``: (step seen, stderr consumed so far).
+
+    The step is None if the run ended, or ``timeout`` passed, before the bar got there.
+    """
+    t0, buf, fd = time.monotonic(), b"", p.stderr.fileno()
+    while time.monotonic() - t0 < timeout:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            seen = [int(m.group(1)) for m in _PROGRESS.finditer(buf[-400:].decode(errors="replace"))]
+            if seen and max(seen) >= step:
+                return max(seen), buf.decode(errors="replace")
+        elif p.poll() is not None:
+            break
+    return None, buf.decode(errors="replace")
+
+
+def trial_kill(ref: Reference, delay: float | None, sig=signal.SIGKILL, cls: str = "kill",
+               at_step: int | None = None) -> Trial:
+    """Signal a run ``delay`` s after it starts, then recover (resume, or a fresh run if no file was left).
+
+    ``at_step``: instead, signal it as soon as its progress bar shows this step (then the step loop is under way
+    and several frames are logged); ``delay`` (default: the timeout) bounds the wait.
+    """
+    folder = ref.new_dir(cls)
+    out = folder / "run.h5"
+    t = Trial(cls, delay)
+    t0 = time.monotonic()
+    early_err = ""
+    if at_step is None:
+        p = spawn(vfe_cmd(*run_args(ref.scenario, out)))
+    else:
+        p = spawn(vfe_cmd(*run_args(ref.scenario, out, quiet=False)))
+        seen, early_err = wait_for_step(p, at_step, delay if delay is not None else ref.timeout)
+        t.extra["step_seen"] = seen
+        delay = t.delay = time.monotonic() - t0
+    sent = signal_at(p, t0, delay, sig)
+    t.sent = sent
+    d = finish(p, t0, ref.timeout, sent)
+    d.err = early_err + d.err
+    if not sent and d.rc == 0 and at_step is None:
+        ref.walls.append(d.wall)
+    t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:160]
+    t.file = probe(out) if out.exists() else {"exists": False}
+    t.phase = _phase(t, sent)
+    recover_by_resume(ref, t, out)
+    shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
+def trial_sigint(ref: Reference, delay: float | None, at_step: int | None = None) -> Trial:
+    return trial_kill(ref, delay, signal.SIGINT, "sigint", at_step)
+
+
+def sigint_outcome(t: Trial) -> str:
+    if not t.sent:
+        return "ended first"
+    if t.rc == EXIT_INTERRUPTED and t.file.get("recorded_status") == "interrupted":
+        return "interrupted"
+    if t.rc == 0:
+        return "swallowed"
+    return "other"
+
+
+def trial_concurrent(ref: Reference, procs: int = 2, same_seed: bool = True) -> Trial:
+    """``procs`` runs started at once: same -o and seed, or different seeds and the same default path."""
+    folder = ref.new_dir("race")
+    out = folder / "run.h5"
+    t = Trial("concurrent-o" if same_seed else "concurrent-default")
+    cmds = [vfe_cmd(*run_args(ref.scenario, out)) if same_seed else
+            vfe_cmd(*run_args(ref.scenario, None, "--seed", 100 + k)) for k in range(procs)]
+    t0 = time.monotonic()
+    ps = [spawn(c, cwd=folder) for c in cmds]
+    ds = [finish(p, t0, ref.timeout) for p in ps]
+    t.extra["rcs"] = [d.rc for d in ds]
+    t.extra["errs"] = [(d.err_lines or [""])[-1][:160] for d in ds]
+    files = sorted(folder.rglob("*.h5"))
+    probes = {str(f.relative_to(folder)): probe(f) for f in files}
+    t.extra["files"] = {k: {x: v.get(x) for x in ("recorded_status", "seed", "readable", "corrupt", "ragged",
+                                                  "load_error")} for k, v in probes.items()}
+    t.extra["corrupt_files"] = sum(bool(v.get("corrupt")) for v in probes.values())
+    valid = {k: v for k, v in probes.items() if v.get("recorded_status") == "completed" and not v.get("corrupt")}
+    winners = [k for k, d in enumerate(ds) if d.rc == 0]
+    if same_seed:
+        lost = max(0, len(winners) - len(valid))
+    else:
+        seeds = [v.get("seed") for v in valid.values()]
+        lost = sum(1 for k in winners if (100 + k) not in seeds)
+    t.extra["lost_runs"] = lost
+    others = [d for d in ds if d.rc != 0]
+    t.extra["clean_refusal"] = (len(winners) == 1 and len(others) == procs - 1 and all(
+        d.rc == 2 and any(str(o.pid) in d.err for o in ds if o is not d) for d in others))
+    target = out if same_seed else folder / "runs" / "faults.h5"
+    t.file = probes.get(str(target.relative_to(folder)), {"exists": False})
+    if same_seed and target.exists():
+        t.diffs = compare(target, ref.path)
+        t.identical = not t.diffs and t.file.get("recorded_status") == "completed"
+    shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
+def trial_reader(ref: Reference) -> Trial:
+    """A gauge_vfe.load reader (another process) opened as soon as the file can be opened, held until the run
+    has ended; the run must still complete with its analysis stored, and its file equal the reference."""
+    folder = ref.new_dir("reader")
+    out = folder / "run.h5"
+    t = Trial("reader")
+    t0 = time.monotonic()
+    p = spawn(vfe_cmd(*run_args(ref.scenario, out)))
+    # the reader starts with the run and opens the file as soon as it can (it retries until then)
+    holder = spawn([sys.executable, str(Path(__file__).resolve()), "--child", "hold", str(out),
+                    str(ref.timeout)], stdin=subprocess.PIPE)
+    ready, _, _ = select.select([holder.stdout], [], [], ref.timeout)
+    t.extra["reader_open"] = bool(ready) and holder.stdout.readline().strip() == "OPEN"
+    t.extra["reader_opened_at"] = round(time.monotonic() - t0, 2)
+    t.extra["run_still_going"] = p.poll() is None
+    d = finish(p, t0, ref.timeout)
+    t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:160]
+    try:
+        out_h, _ = holder.communicate("\n", timeout=60)
+    except subprocess.TimeoutExpired:
+        _killpg(holder, signal.SIGKILL)
+        out_h, _ = holder.communicate()
+    lines = [line for line in (out_h or "").splitlines() if line.startswith("{")]
+    t.extra["reader"] = json.loads(lines[-1]) if lines else {"error": "no report"}
+    if out.exists():
+        t.file, t.diffs = check(out, ref.path)
+    else:
+        t.file, t.diffs = {"exists": False}, ["no file"]
+    t.identical = not t.diffs
+    t.extra["ok"] = (d.rc == 0 and t.file.get("recorded_status") == "completed" and bool(t.file.get("analysis")))
+    shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
+def _mount(folder: Path, kib: int, remount: bool = False) -> tuple[bool, str]:
+    opts = f"remount,size={kib}k" if remount else f"size={kib}k"
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode == 0, r.stderr.strip()
+
+
+def _umount(folder: Path) -> None:
+    r = subprocess.run(["umount", str(folder)], capture_output=True, timeout=30)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+def can_mount() -> tuple[bool, str]:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False, "needs root"
+    d = Path(tempfile.mkdtemp(prefix="vfe-mnt-"))
+    try:
+        ok, err = _mount(d, 64)
+        if ok:
+            _umount(d)
+        return ok, err or "mount failed"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def trial_diskfull(ref: Reference, fraction: float) -> Trial:
+    """Run into a tmpfs of ``fraction`` of the reference file's size; then make room and --resume."""
+    folder = ref.new_dir("disk")
+    mnt = folder / "mnt"
+    mnt.mkdir()
+    kib = max(16, int(ref.size * fraction / 4096 + 1) * 4)
+    t = Trial("diskfull", fraction)
+    t.extra["tmpfs_kib"] = kib
+    mounted = False
+    try:
+        ok, err = _mount(mnt, kib)
+        if not ok:
+            t.extra["skipped"] = f"mount failed: {err}"
+            return t
+        mounted = True
+        out = mnt / "run.h5"
+        d = run_cli(run_args(ref.scenario, out), ref.timeout)
+        t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:200]
+        t.extra["err_lines"] = len(d.err_lines)
+        t.extra["segfault"] = d.rc in (-11, 139)
+        t.extra["nospace_msg"] = any("no space left on device" in line.lower() for line in d.err_lines)
+        t.extra["clean"] = d.rc == 1 and len(d.err_lines) == 1 and t.extra["nospace_msg"]
+        t.file = probe(out) if out.exists() else {"exists": False}
+        t.phase = "filled" if d.rc != 0 else "did not fill"
+        ok, err = _mount(mnt, max(kib * 16, ref.size * 4 // 1024), remount=True)
+        if not ok:
+            t.extra["skipped"] = f"remount failed: {err}"
+            return t
+        recover_by_resume(ref, t, out)
+        return t
+    finally:
+        if mounted:
+            _umount(mnt)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def trial_analyze_kill(ref: Reference, delay: float) -> Trial:
+    """SIGKILL `vfe analyze` of a finished file; then the frames must be intact and `vfe analyze` must work."""
+    folder = ref.new_dir("analyze")
+    out = folder / "run.h5"
+    shutil.copyfile(ref.path, out)
+    t = Trial("analyze", delay)
+    t0 = time.monotonic()
+    p = spawn(vfe_cmd("analyze", out))
+    sent = signal_at(p, t0, delay, signal.SIGKILL)
+    t.sent = sent
+    d = finish(p, t0, ref.timeout, sent)
+    t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:160]
+    t.phase = "during analyze" if sent else "after exit"
+    t.file = probe(out)
+    frame_diffs = compare(out, ref.path, "/particles") if t.file.get("load_ok") else ["unloadable"]
+    t.extra["frames_intact"] = not frame_diffs
+    if frame_diffs:
+        t.file["readable"] = False
+    t.recovery = "analyze"
+    a = run_cli(["analyze", out], ref.timeout)
+    t.recovery_rc, t.recovery_err = a.rc, (a.err_lines or [""])[-1][:160]
+    if a.rc == 0:
+        ref.analyze_walls.append(a.wall)
+    t.after, t.diffs = check(out, ref.path)
+    t.identical = a.rc == 0 and not t.diffs
+    shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
+# --- the report -----------------------------------------------------------------------------------------------------
+
+def _frac(n: int, d: int) -> str:
+    return f"{n}/{d}" if d else "-"
+
+
+def _top(counter: collections.Counter, k: int = 3) -> str:
+    return "; ".join(f"{v}x {key}" for key, v in counter.most_common(k))
+
+
+def _diff_key(diff: str) -> str:
+    """The object a difference is about, cut to two levels (/checkpoint/slot0, /particles/agents, ...)."""
+    path = diff.split(":")[0].split("@")[0]
+    if not path.startswith("/"):
+        return diff[:80]
+    return "/" + "/".join(path.strip("/").split("/")[:2]) + ("@" + diff.split("@")[1].split(":")[0]
+                                                             if "@" in diff.split(":")[0] else "")
+
+
+def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
+    """One table row (cells) and detail lines for a fault class."""
+    n = len(trials)
+    with_file = [t for t in trials if t.has_file]
+    details = []
+    phases = collections.Counter(t.phase for t in trials if t.phase)
+    if phases:
+        details.append("fault landed (trials: readable, recovered identical, corrupt): " + ", ".join(
+            f"{k} {v}: {sum(t.readable for t in trials if t.phase == k)}, "
+            f"{sum(t.identical for t in trials if t.phase == k)}, {sum(t.corrupt for t in trials if t.phase == k)}"
+            for k, v in phases.most_common()))
+    ragged = sum(bool(t.file.get("ragged")) for t in with_file)
+    swmr_only = sum(t.file.get("plain_open") is False for t in with_file if t.file.get("load_ok"))
+    if ragged:
+        details.append(f"ragged frames (mu/sigma/phi lengths differ) after the fault: {ragged}")
+    if swmr_only and not cli_has("repair"):
+        details.append(f"open only in SWMR-read mode (consistency flags set; no `vfe repair` yet): {swmr_only}")
+    if cli_has("repair"):
+        bad = sum(1 for t in with_file if t.file.get("load_ok") and t.file.get("plain_after_repair") is False)
+        details.append(f"`vfe repair` then plain h5py open failed: {bad}")
+    load_errs = collections.Counter(t.file.get("load_error") for t in with_file if t.file.get("load_error"))
+    if load_errs:
+        details.append("load failed: " + _top(load_errs))
+    read_errs = collections.Counter(t.file.get("read_error") or t.after.get("read_error") for t in trials
+                                    if t.file.get("read_error") or t.after.get("read_error"))
+    if read_errs:
+        details.append("read errors: " + _top(read_errs))
+    rec_fail = collections.Counter(f"exit {t.recovery_rc}: {t.recovery_err}" for t in trials
+                                   if t.recovery and t.recovery_rc != 0)
+    if rec_fail:
+        details.append(f"{trials[0].recovery if cls != 'analyze' else 'analyze again'} failed: " + _top(rec_fail))
+    diff_keys = collections.Counter(k for t in trials for k in {_diff_key(x) for x in t.diffs})
+    if diff_keys:
+        details.append("not identical, trials x where: " + _top(diff_keys, 8))
+    corrupt = sum(t.corrupt for t in trials)
+    fresh = sum(t.recovery == "fresh" for t in trials)
+    resumed_ok = sum(t.identical for t in trials)
+    readable = sum(t.readable for t in with_file)
+    notes = []
+
+    if cls == "kill":
+        notes.append(f"{n - len(with_file)} before the file existed (fresh run)")
+        rc_after = collections.Counter(t.phase for t in trials if not t.identical)
+        if rc_after:
+            notes.append("not identical: " + ", ".join(f"{k} {v}" for k, v in rc_after.most_common()))
+        row = ["1 SIGKILL run", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n), _frac(corrupt, n)]
+    elif cls == "sigint":
+        outcomes = collections.Counter(sigint_outcome(t) for t in trials)
+        notes.append(f"interrupted {outcomes['interrupted']} / swallowed {outcomes['swallowed']} / "
+                     f"other {outcomes['other']}" + (f" / run ended before the signal {outcomes['ended first']}"
+                                                      if outcomes["ended first"] else ""))
+        others = collections.Counter(f"exit {t.rc}, {t.file.get('recorded_status', 'no file')}"
+                                     for t in trials if sigint_outcome(t) == "other")
+        if others:
+            details.append("other outcomes: " + _top(others, 5))
+            errs = collections.Counter(t.err for t in trials if sigint_outcome(t) == "other" and t.err)
+            if errs:
+                details.append("their last stderr line: " + _top(errs))
+        if fresh:
+            notes.append(f"{fresh} before file")
+        row = ["2 SIGINT run", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n), _frac(corrupt, n)]
+    elif cls.startswith("concurrent"):
+        corrupt_files = sum(t.extra.get("corrupt_files", 0) for t in trials)
+        lost = sum(t.extra.get("lost_runs", 0) for t in trials)
+        clean = sum(bool(t.extra.get("clean_refusal")) for t in trials)
+        notes.append(f"corrupt files {corrupt_files}, lost runs {lost}, loser exit 2 naming the other {clean}/{n}")
+        rcs = collections.Counter(str(sorted(map(str, t.extra.get("rcs", [])))) for t in trials)
+        details.append("exit codes: " + _top(rcs, 5))
+        errs = collections.Counter(e for t in trials for e in t.extra.get("errs", []) if e)
+        if errs:
+            details.append("stderr: " + _top(errs))
+        nfiles = collections.Counter(len(t.extra.get("files", {})) for t in trials)
+        details.append("files left: " + ", ".join(f"{k} files x{v}" for k, v in sorted(nfiles.items())))
+        statuses = collections.Counter(f"{v.get('recorded_status')}{' corrupt' if v.get('corrupt') else ''}"
+                                       for t in trials for v in t.extra.get("files", {}).values())
+        details.append("their status: " + _top(statuses, 5))
+        label = "3a same -o" if cls == "concurrent-o" else "3b same default path"
+        row = [label, str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n) if cls == "concurrent-o" else "-",
+               _frac(sum(t.extra.get("corrupt_files", 0) > 0 for t in trials), n)]
+    elif cls == "reader":
+        ok = sum(bool(t.extra.get("ok")) for t in trials)
+        opened = sum(bool(t.extra.get("reader_open")) and bool(t.extra.get("run_still_going")) for t in trials)
+        notes.append(f"run exit 0 + completed + analysis stored {ok}/{n}; reader opened mid-run {opened}/{n}")
+        fails = collections.Counter(f"exit {t.rc}: {t.err}" for t in trials if not t.extra.get("ok"))
+        if fails:
+            details.append("failed runs: " + _top(fails))
+        rerr = collections.Counter(k for t in trials for k in t.extra.get("reader", {}).get("read_errors", {}))
+        if rerr:
+            details.append("reader errors: " + _top(rerr))
+        row = ["4 reader held open", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n), _frac(corrupt, n)]
+    elif cls == "diskfull":
+        skipped = [t for t in trials if t.extra.get("skipped")]
+        if skipped and len(skipped) == n:
+            return ["5 full disk", str(n), "-", "-", "-", "skipped: " + skipped[0].extra["skipped"]], details
+        segv = sum(bool(t.extra.get("segfault")) for t in trials)
+        clean = sum(bool(t.extra.get("clean")) for t in trials)
+        filled = sum(t.phase == "filled" for t in trials)
+        notes.append(f"segfaults {segv}; exit 1 + one 'no space left on device' line {clean}/{n}; filled {filled}/{n}")
+        outs = collections.Counter(f"exit {t.rc} ({t.extra.get('err_lines')} stderr lines): {t.err[:90]}"
+                                   for t in trials)
+        details.append("outcomes: " + _top(outs, 4))
+        row = ["5 full disk", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n), _frac(corrupt, n)]
+    elif cls == "analyze":
+        intact = sum(bool(t.extra.get("frames_intact")) for t in trials)
+        again = sum(t.recovery_rc == 0 for t in trials)
+        notes.append(f"frames intact {intact}/{n}; analyze again exit 0 {again}/{n}")
+        row = ["6 SIGKILL analyze", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n), _frac(corrupt, n)]
+    else:
+        raise ValueError(cls)
+    return row + ["; ".join(notes)], details
+
+
+def table(rows: list[list[str]]) -> list[str]:
+    head = ["fault", "trials", "readable", "resumed/identical", "corrupt", "notes"]
+    widths = [max(len(r[k]) for r in [head] + rows) for k in range(5)]
+    fmt = lambda r: " | ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths))) \
+        + " | " + r[5]  # noqa: E731
+    return [fmt(head), "-+-".join("-" * w for w in widths) + "-+-" + "-" * 20] + [fmt(r) for r in rows]
+
+
+# --- entry point ----------------------------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="gauge-vfe fault injection (see the module docstring)")
+    ap.add_argument("--quick", action="store_true", help="a handful of trials per class and 60 steps (CI smoke)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="NAME", help="fault classes: " + ", ".join(CLASSES))
+    ap.add_argument("--seed", type=int, default=1, help="seed of the kill times and disk sizes (default 1)")
+    ap.add_argument("--kills", type=int, default=None, help="SIGKILL trials (40; quick 4)")
+    ap.add_argument("--sigints", type=int, default=None, help="SIGINT trials (20; quick 3)")
+    ap.add_argument("--races", type=int, default=None, help="concurrent-start trials per variant (5; quick 1)")
+    ap.add_argument("--procs", type=int, default=2, help="processes per concurrent start (2)")
+    ap.add_argument("--readers", type=int, default=None, help="reader-held-open trials (3; quick 1)")
+    ap.add_argument("--diskfull", type=int, default=None, help="full-disk trials (3; quick 1)")
+    ap.add_argument("--analyze-kills", type=int, default=None, help="`vfe analyze` SIGKILL trials (10; quick 2)")
+    ap.add_argument("--steps", type=int, default=None, help="steps of the scenario (150; quick 60)")
+    ap.add_argument("--timeout", type=float, default=None, help="per process, s (default max(60, 10 T_total))")
+    ap.add_argument("--src", default=None, metavar="DIR",
+                    help="measure the package in DIR (a source tree, e.g. `git archive HEAD` unpacked) instead of "
+                         "the installed one")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write every trial as JSON")
+    ap.add_argument("--child", nargs="+", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        mode, rest = args.child[0], args.child[1:]
+        out = {"probe": _child_probe, "plain": _child_plain, "compare": _child_compare, "check": _child_check,
+               "hold": lambda p, t: _child_hold(p, float(t))}[mode](*rest)
+        print(json.dumps(out), flush=True)
+        return 0
+
+    only = [c.strip() for item in (args.only or list(CLASSES)) for c in item.split(",") if c.strip()]
+    unknown = [c for c in only if c not in CLASSES]
+    if unknown:
+        ap.error(f"unknown fault class(es) {unknown}; choose from {list(CLASSES)}")
+    q = args.quick
+    counts = {"kill": args.kills if args.kills is not None else (4 if q else 40),
+              "sigint": args.sigints if args.sigints is not None else (3 if q else 20),
+              "concurrent": args.races if args.races is not None else (1 if q else 5),
+              "reader": args.readers if args.readers is not None else (1 if q else 3),
+              "diskfull": args.diskfull if args.diskfull is not None else (1 if q else 3),
+              "analyze": args.analyze_kills if args.analyze_kills is not None else (2 if q else 10)}
+    steps = args.steps if args.steps is not None else (60 if q else 150)
+
+    t_all = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="vfe-faults-"))
+    log = lambda msg: print(f"[{time.monotonic() - t_all:6.0f} s] {msg}", file=sys.stderr, flush=True)  # noqa
+    results: dict[str, list[Trial]] = {}
+    try:
+        if args.src:
+            use_source(args.src)
+        log(f"reference run ({steps} steps) in {tmp}")
+        try:
+            ref = make_reference(tmp, steps, timeout=args.timeout, timing_runs=1 if q else 3)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        log(f"T_total {ref.wall:.1f} s (file after {ref.t_file:.1f} s), `vfe analyze` {ref.analyze_wall:.1f} s, "
+            f"file {ref.size / 1024:.0f} KiB, repair command: {cli_has('repair')}")
+
+        def rng(name):
+            return random.Random(f"{args.seed}:{name}")
+
+        def loop(name, n, fn):
+            results[name] = []
+            for k in range(n):
+                results[name].append(fn(k))
+                t = results[name][-1]
+                log(f"{name} {k + 1}/{n}: delay {t.delay if t.delay is None else round(t.delay, 2)} "
+                    f"(T_total {ref.t_total():.1f}) rc {t.rc} "
+                    f"phase {t.phase or '-'} readable {t.readable} identical {t.identical}"
+                    + (f" ({t.diffs[0]}{' ...' if len(t.diffs) > 1 else ''})" if t.diffs else ""))
+
+        if "kill" in only:
+            r = rng("kill")
+            loop("kill", counts["kill"], lambda k: trial_kill(ref, r.random() * ref.t_total()))
+        if "sigint" in only:
+            r = rng("sigint")
+            loop("sigint", counts["sigint"], lambda k: trial_sigint(ref, r.random() * ref.t_total()))
+        if "concurrent" in only:
+            loop("concurrent-o", counts["concurrent"], lambda k: trial_concurrent(ref, args.procs, True))
+            loop("concurrent-default", counts["concurrent"], lambda k: trial_concurrent(ref, args.procs, False))
+        if "reader" in only:
+            loop("reader", counts["reader"], lambda k: trial_reader(ref))
+        diskfull_skip = None
+        if "diskfull" in only:
+            ok, why = can_mount()
+            if ok:
+                r = rng("diskfull")
+                loop("diskfull", counts["diskfull"], lambda k: trial_diskfull(ref, r.uniform(0.25, 0.9)))
+            else:
+                diskfull_skip = "needs root" if why == "needs root" else f"needs root ({why[:60]})"
+        if "analyze" in only:
+            r = rng("analyze")
+            loop("analyze", counts["analyze"], lambda k: trial_analyze_kill(ref, r.random() * ref.t_analyze()))
+
+        rows, details = [], []
+        for name, trials in results.items():
+            if not trials:
+                continue
+            row, det = summarize(name, trials)
+            rows.append(row)
+            details += [f"  {row[0]}: {d}" for d in det]
+        if diskfull_skip:
+            rows.append(["5 full disk", "0", "-", "-", "-", f"skipped ({diskfull_skip})"])
+        wall = time.monotonic() - t_all
+        print(f"gauge-vfe fault injection: seed {args.seed}, {'quick' if q else 'full'}, scenario 16x16, 4 agents, "
+              f"{steps} steps, output.every 5, analysis on; package from {SRC or 'the installed gauge_vfe'}")
+        print(f"reference: T_total {ref.wall:.1f} s at the start, {ref.t_total():.1f} s at the end (file appears "
+              f"at {ref.t_file:.1f} s), T_analyze {ref.analyze_wall:.1f} s, {ref.size / 1024:.0f} KiB; two "
+              f"uninterrupted runs bit-identical: "
+              f"{'yes' if not ref.deterministic else 'NO ' + str(ref.deterministic[:3])}; re-analysis identical: "
+              f"{'yes' if not ref.reanalysis else 'NO ' + str(ref.reanalysis[:3])}; `vfe repair`: "
+              f"{'present' if cli_has('repair') else 'absent'}")
+        print()
+        print("\n".join(table(rows)))
+        if details:
+            print("\ndetails:")
+            print("\n".join(details))
+        print(f"\ntotal wall time {wall:.1f} s; seed {args.seed}")
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "seed": args.seed, "quick": q, "steps": steps, "wall": wall,
+                "reference": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(ref).items()},
+                "trials": {k: [asdict(t) for t in v] for k, v in results.items()}}, indent=1, default=str))
+        return 0
+    finally:
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

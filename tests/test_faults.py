@@ -1,0 +1,117 @@
+"""Trajectory files survive faults: quick cases of benchmarks/faults.py, asserting the targets.
+
+Black-box, like the script: every case runs the CLI in subprocesses on a small scenario (16x16 grid, 4 agents,
+30 steps, a frame every 5, analysis on) and reads the files back in child processes. One reference run is
+shared by the module. The harness is benchmarks/faults.py itself (one implementation for both).
+
+Set ``VFE_FAULTS_SRC=DIR`` to run these cases against another source tree of the package (e.g. ``git archive
+HEAD`` unpacked) instead of the installed one.
+
+Against the writer before the run lock and the atomic frames, the SIGINT, reader-held-open and concurrent-start
+cases failed; they are the regression tests of that rewrite (benchmarks/faults.py prints the full table).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import faults  # noqa: E402
+
+STEPS = 30
+SIGNAL_AT = 10  # signal a run once its progress bar shows this step (mid step loop, frames 0..10 logged)
+
+
+def _explain(t: faults.Trial) -> str:
+    return (f"rc {t.rc} ({t.err!r}), phase {t.phase}, after the fault {t.file}, recovery {t.recovery} "
+            f"rc {t.recovery_rc} ({t.recovery_err!r}), differences {t.diffs[:8]}, {t.extra}")
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faults")
+    reference = faults.make_reference(folder, steps=STEPS, warmup=False, analyze=False)
+    yield reference
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_harness_compares_exactly(ref, tmp_path):
+    """The comparison sees a changed value and ignores only the attributes that legitimately differ."""
+    import h5py
+    copy = tmp_path / "copy.h5"
+    shutil.copyfile(ref.path, copy)
+    with h5py.File(copy, "a") as f:
+        f["parameters"].attrs["started_at"] = "1999-01-01T00:00:00+00:00"
+        f["parameters"].attrs["writer_pid"] = 1
+    assert faults.compare(copy, ref.path) == []
+    with h5py.File(copy, "a") as f:
+        ds = f["particles/agents/mu/value"]
+        v = ds[-1]
+        v.flat[0] += 1.0
+        ds[-1] = v
+    assert faults.compare(copy, ref.path) == ["/particles/agents/mu/value: values differ"]
+
+
+def test_sigkill_during_steps_then_resume_bit_identical(ref):
+    t = faults.trial_kill(ref, None, at_step=SIGNAL_AT)
+    assert t.sent, "the run ended before it could be killed"
+    assert t.rc == -9
+    assert t.has_file and t.readable, _explain(t)
+    assert t.recovery == "resume" and t.recovery_rc == 0, _explain(t)
+    assert t.identical, _explain(t)
+    assert not t.corrupt
+
+
+def test_sigint_interrupted_exit_130_then_resume_bit_identical(ref):
+    for _ in range(3):  # the progress bar refreshes every 0.2 s: on a fast machine it may first show the end
+        t = faults.trial_sigint(ref, None, at_step=SIGNAL_AT)
+        if (t.extra.get("step_seen") or 0) < ref_total_steps(ref):
+            break
+    assert t.sent, "the run ended before it could be interrupted"
+    assert (t.extra.get("step_seen") or 0) < ref_total_steps(ref), "the signal never landed in the step loop"
+    assert t.rc == faults.EXIT_INTERRUPTED, _explain(t)
+    assert t.file.get("recorded_status") == "interrupted", _explain(t)
+    assert faults.sigint_outcome(t) == "interrupted"
+    assert t.readable, _explain(t)
+    assert t.recovery == "resume" and t.recovery_rc == 0, _explain(t)
+    assert t.identical, _explain(t)
+
+
+def ref_total_steps(ref) -> int:
+    import yaml
+
+    return int(yaml.safe_load(Path(ref.scenario).read_text())["dynamics"]["steps"])
+
+
+def test_reader_held_open_through_the_end_of_a_run(ref):
+    t = faults.trial_reader(ref)
+    assert t.extra.get("reader_open") and t.extra.get("run_still_going"), _explain(t)
+    assert t.rc == 0, _explain(t)
+    assert t.file.get("recorded_status") == "completed" and t.file.get("analysis"), _explain(t)
+    assert t.extra["ok"]
+    assert t.identical, _explain(t)
+
+
+@pytest.fixture(scope="module")
+def race(ref):
+    """Two `vfe run` with the same -o started at once (one trial, shared by the two cases below)."""
+    return faults.trial_concurrent(ref, procs=2, same_seed=True)
+
+
+def test_concurrent_same_path_starts_leave_no_corrupt_file(race):
+    t = race
+    assert t.extra["corrupt_files"] == 0, _explain(t)
+    assert t.extra["lost_runs"] == 0, _explain(t)
+    assert 0 in t.extra["rcs"], _explain(t)  # one of them ran
+    assert t.file.get("recorded_status") == "completed" and t.identical, _explain(t)
+
+
+def test_concurrent_same_path_loser_exits_2_naming_the_other(race):
+    t = race
+    assert sorted(t.extra["rcs"]) == [0, 2], _explain(t)
+    assert t.extra["clean_refusal"], _explain(t)
+    assert len(t.extra["files"]) == 1, _explain(t)  # no stray NAME.1.h5 or half-made file
