@@ -328,7 +328,11 @@ def sweep(scenario, params, zip_params, workers, scheduler, output, resume, quie
     finally:
         bar.close()
     counts = ", ".join(f"{k} {v}" for k, v in result.by_status().items())
-    click.echo(f"{output}: {len(result.rows)} members ({counts}); ran {result.ran} in {result.wall_time:.1f} s")
+    uphill = result.uphill_members()
+    went_up = (f"; {len(uphill)} went uphill ({', '.join(uphill[:8])}{', ...' if len(uphill) > 8 else ''}: reduce the "
+               "step sizes or enable dynamics.line_search)") if uphill else "; every step downhill"
+    click.echo(f"{output}: {len(result.rows)} members ({counts}){went_up}; ran {result.ran} in "
+               f"{result.wall_time:.1f} s")
     failed = [r for r in result.rows if r["status"] != "completed"]
     for r in failed:
         click.echo(f"  {r['member']}: {r['status']}: {r.get('message', '')}")

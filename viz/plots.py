@@ -204,13 +204,19 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
             ns.append(vals.size)
         label = f"{group} = {g}" if group else None
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+        # points with a member whose energy went up in some step: ringed in red (their step sizes are too large)
+        up = [(xv, m) for xv, m in zip(xs, means)
+              if any(_num(r.get("uphill_steps", 0)) > 0 for r in sel if _num(r[f"param:{x}"]) == xv)]
+        if up:
+            ax.scatter(*zip(*up), s=160, facecolors="none", edgecolors="red", linewidths=1.5, zorder=5,
+                       label=None if "went uphill" in ax.get_legend_handles_labels()[1] else "went uphill")
     if len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(quantity)
     n_rep = max(ns) if ns else 0
     ax.set_title(f"{quantity} against {x}\n(mean and standard deviation over {n_rep} members per point)", fontsize=10)
-    if group:
+    if ax.get_legend_handles_labels()[1]:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
