@@ -26,7 +26,7 @@ would compete with numba's threads).
 What each figure measures
 -------------------------
 * ``setup s``: ``Simulation.from_config`` wall time. It builds the layout and evaluates the initial state, so
-  with a cold numba cache it includes the compilation of the energy kernels (``local_terms``,
+  with a cold numba cache it includes the compilation of the energy kernels (``site_terms_kernel``,
   ``gauge_field_terms``).
 * ``first step s``: wall time of the first ``sim.step()`` in the process ("compile+run": with a cold cache it
   includes compiling ``update_gaussians``; with a warm one, loading it).
@@ -178,10 +178,10 @@ def flops_per_step(layout, energy) -> dict[str, float]:
     Loop-invariant scalar products (``0.5 * coef``, ``t * lr``) are counted once, as a compiler hoists them.
 
     Rows ``r`` are agent-sites. A row is *rotated* when its site holds >= 2 agents and lambda_align != 0
-    (``rotate`` in ``kernels/local.py``); solitary rows skip the frame work. Ordered pairs are
+    (``rotate`` in ``kernels/site_terms.py``); solitary rows skip the frame work. Ordered pairs are
     ``sum_c n_c (n_c - 1)`` over occupied sites.
 
-    ``local.rows``  (``kernels/local.py`` steps 1, 2 and 4, per row)
+    ``local.rows``  (``kernels/site_terms.py`` steps 1, 2 and 4, per row)
         rotated rows: rho(exp phi) (:func:`_rho_exp_flops`); St = R^T Sigma R (``congruence_tn``:
         2K^3 + 2 nnz(R) K + K(K-1)); mt = R^T mu (2K^2); Cholesky, log-det and inverse
         (:func:`_spd_inverse_flops`, ~K^3); back-transform: Pt B Pt (4K^3) and its 4K^2 combination,
@@ -291,7 +291,7 @@ def child_engine(name: str, quick: bool) -> dict:
 
     from gauge_vfe import agents
     from gauge_vfe.agents.kernels.gauge_field import gauge_field_terms
-    from gauge_vfe.agents.kernels.site_terms import local_terms
+    from gauge_vfe.agents.kernels.site_terms import site_terms_kernel
     from gauge_vfe.agents.kernels.update import update_gaussians
     from gauge_vfe.agents.runner.simulation import EnergyIncreaseWarning
 
@@ -309,7 +309,7 @@ def child_engine(name: str, quick: bool) -> dict:
     t = time.perf_counter()
     sim.step()
     t_first = time.perf_counter() - t
-    cache = _cache_state((local_terms, gauge_field_terms, update_gaussians))
+    cache = _cache_state((site_terms_kernel, gauge_field_terms, update_gaussians))
 
     # warm-up, and a per-step estimate to size the timed blocks
     n_warm = 0

@@ -1,4 +1,4 @@
-"""Plaquette holonomy and composite loops (SPEC section 6)."""
+"""Plaquette holonomy and composite loops (docs/model.md#holonomy)."""
 
 from __future__ import annotations
 
@@ -123,3 +123,86 @@ def test_automatic_loops_cover_pairs_and_triples():
         assert loop_holonomy(layout, flat, lp)[0] < 1e-12
         assert loop_holonomy(layout, curved, lp)[0] > 1e-3
         assert lp.kinds.sum() == (2 if len(lp.agents) == 2 else 3)
+
+
+# --- composite loops: the product rule (docs/model.md#loops) -----------------------------------------------------
+
+def rough_phi(layout, rng, scale=1.5):
+    return rng.normal(size=(layout.n_rows, 3)) * scale
+
+
+def flat_phi(layout, rng, axes):
+    """Agent i's field is f_i(x, y) * axes[i] with a rough random f_i: non-trivial frames, F = Dx phi x Dy phi = 0."""
+    phi = np.empty((layout.n_rows, 3))
+    for i, axis in enumerate(axes):
+        rows = np.arange(layout.n_rows)[layout.rows_of(i)]
+        phi[rows] = rng.normal(size=(rows.size, 1)) * 2.5 * (np.asarray(axis) / np.linalg.norm(axis))
+    return phi
+
+
+def plaquette_loop(layout, agent, y, x):
+    return loop_from_waypoints(layout, f"plaquette_{y}_{x}",
+                               [(agent, y, x), (agent, y, x + 1), (agent, y + 1, x + 1), (agent, y + 1, x)])
+
+
+def test_one_agent_loop_around_a_plaquette_is_that_plaquette():
+    """Links multiply left to right in path order, as in the plaquette's W (not later steps on the left)."""
+    layout = whole_layout(5, 6, n_agents=2)
+    rng = np.random.default_rng(7)
+    st = state_with_phi(layout, rough_phi(layout, rng))
+    angle, axis = plaquette_angles(layout, st)
+    for agent, y, x in [(0, 0, 0), (0, 2, 3), (0, 3, 4), (1, 1, 1), (1, 3, 0)]:
+        row = layout.rows_of(agent).start + y * 6 + x  # a whole support: rows in site order
+        got, got_axis, _ = loop_holonomy(layout, st, plaquette_loop(layout, agent, y, x))
+        assert angle[row] > 0.1  # a rough field: far from trivial
+        assert got == pytest.approx(angle[row], abs=1e-12)
+        np.testing.assert_allclose(got_axis, axis[row], atol=1e-12)
+
+
+FLAT_AXES = [[0.3, -0.5, 0.8], [1.0, 0.2, 0.0], [-0.1, 0.4, 0.6]]
+
+
+@pytest.mark.parametrize("n_agents", [2, 3])
+def test_flat_frame_fields_have_trivial_loops_across_agents(n_agents):
+    """Each agent's field varies along its own fixed axis (F = 0): every loop, switching frames where it
+    changes agent (Omega_ab = R_a R_b^T), telescopes to the identity."""
+    layout = whole_layout(6, 6, n_agents=n_agents)
+    rng = np.random.default_rng(11)
+    st = state_with_phi(layout, flat_phi(layout, rng, FLAT_AXES[:n_agents]))
+    angle, _ = plaquette_angles(layout, st)
+    assert np.nanmax(angle) < 1e-12
+    if n_agents == 2:
+        loops = [[(0, 1, 1), (0, 1, 4), (1, 1, 4), (1, 4, 4), (1, 4, 1), (0, 4, 1)],
+                 [(1, 0, 0), (1, 0, 5), (0, 0, 5), (0, 5, 5), (1, 5, 5), (1, 5, 0)],
+                 [(0, 2, 2), (1, 2, 2), (1, 2, 3), (0, 2, 3), (0, 3, 3), (1, 3, 3), (1, 3, 2), (0, 3, 2)]]
+    else:
+        loops = [[(0, 1, 1), (0, 1, 4), (1, 1, 4), (1, 4, 4), (2, 4, 4), (2, 4, 1), (0, 4, 1)],
+                 [(2, 0, 0), (2, 0, 3), (0, 0, 3), (0, 5, 3), (1, 5, 3), (1, 5, 0), (2, 5, 0)],
+                 [(0, 2, 2), (1, 2, 2), (2, 2, 2), (2, 2, 4), (1, 2, 4), (1, 4, 4), (0, 4, 4), (0, 4, 2)]]
+    loops = [loop_from_waypoints(layout, f"loop{k}", w) for k, w in enumerate(loops)]
+    loops += automatic_loops(layout)
+    for lp in loops:
+        assert lp.kinds.sum() >= 2  # switches frames
+        got, _, w = loop_holonomy(layout, st, lp)
+        assert got < 1e-12, lp.name
+        np.testing.assert_allclose(w, np.eye(3), atol=1e-12)
+
+
+def test_loop_angle_is_invariant_under_a_global_gauge_rotation():
+    """phi -> g phi on every frame (docs/model.md#gauge-invariance) conjugates every link and switch by g: the
+    loop's angle is unchanged and its axis turns with g."""
+    layout = whole_layout(5, 5, n_agents=3)
+    rng = np.random.default_rng(5)
+    phi = rough_phi(layout, rng, 0.8)
+    g = Rotation.from_rotvec([0.7, -1.9, 0.4]).as_matrix()
+    st, st_g = state_with_phi(layout, phi), state_with_phi(layout, phi @ g.T)
+    loops = [loop_from_waypoints(layout, "pair", [(0, 0, 0), (0, 0, 3), (1, 0, 3), (1, 3, 3), (1, 3, 0), (0, 3, 0)]),
+             loop_from_waypoints(layout, "triple", [(0, 1, 1), (0, 1, 4), (1, 1, 4), (1, 4, 4), (2, 4, 4),
+                                                    (2, 4, 1), (0, 4, 1)]),
+             plaquette_loop(layout, 2, 1, 2)]
+    for lp in loops:
+        angle, axis, _ = loop_holonomy(layout, st, lp)
+        angle_g, axis_g, _ = loop_holonomy(layout, st_g, lp)
+        assert angle > 0.05
+        assert angle_g == pytest.approx(angle, abs=1e-12)
+        np.testing.assert_allclose(axis_g, g @ axis, atol=1e-10)

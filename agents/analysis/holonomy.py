@@ -1,9 +1,10 @@
-"""Holonomy (SPEC section 6): plaquette angles per agent-site and composite loops across agents.
+"""Holonomy (docs/model.md#holonomy): plaquette angles per agent-site and composite loops across agents.
 
 A loop is a closed path of (agent, site) steps: a grid step inside one agent's support multiplies by its link
-``U_i(c -> c') = rho(exp(-(phi_i(c') - phi_i(c))))``; a switch of agent at one site multiplies by
-``Omega_ji(c) = R_j(c) R_i(c)^T``. The holonomy is the ordered product (later steps on the left), reported
-as the rotation angle in [0, pi] and unit axis of its l = 1 block.
+``U_i(c -> c') = rho(exp(-(phi_i(c') - phi_i(c))))``; a switch from agent a to agent b at one site multiplies
+by ``Omega_ab(c) = R_a(c) R_b(c)^T``. The holonomy is the ordered product, left to right in path order as in
+the plaquette (Wilson's convention), so it telescopes to the identity on flat frame fields
+(docs/model.md#loops); it is reported as the rotation angle in [0, pi] and unit axis of its l = 1 block.
 
 Automatic loops: for every pair (and triple) of agents whose common overlap contains a square of side >= 2,
 the boundary of the largest such square around the overlap's centre, walked counter-clockwise and split
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.analysis import path_holonomy, plaquette_holonomy, rotation_angle_axis
+from ..kernels.holonomy import path_holonomy, plaquette_holonomy, rotation_angle_axis
 from ..model.layout import Layout
 from ..model.state import State
 

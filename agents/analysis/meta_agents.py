@@ -24,7 +24,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .measures import frame_matrices
-from ..kernels.analysis import site_pair_kl
+from ..kernels.bundles import Beliefs, fiber_arrays, site_tables
+from ..kernels.consensus import site_pair_kl
 from ..model.params import Pos, StrictModel
 from ..model.layout import Layout, build_layout
 from ..model.state import State
@@ -54,8 +55,7 @@ class PairDivergence:
 def _site_pair_values(layout: Layout, mu, sigma, phi) -> np.ndarray:
     out = np.zeros(int(layout.pair_ptr[-1]))
     ok = np.ones(layout.n_rows, dtype=np.bool_)
-    site_pair_kl(layout.site_ptr, layout.site_rows, layout.occupied, layout.pair_ptr, layout.chunks,
-                 layout.max_per_site, mu, sigma, phi, *layout.fiber.kernel_args, out, ok)
+    site_pair_kl(site_tables(layout), Beliefs(mu, sigma, phi), fiber_arrays(layout.fiber), out, ok)
     if not ok.all():
         raise ValueError("a covariance is not positive definite: consensus is undefined")
     return out

@@ -1,4 +1,5 @@
-"""Curvature and smoothness of each agent's frame field phi_i and their exact gradients (SPEC section 3).
+"""Curvature and smoothness of each agent's frame field phi_i and their exact gradients (docs/model.md#curvature,
+docs/model.md#smoothness).
 
 Both terms see phi itself (never wrapped): the connection is ``A_mu = D_mu phi`` with forward differences
 ``D_x phi(c) = phi(c + x^) - phi(c)``, the field strength ``F = D_x phi x D_y phi``.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .chunking import ROWS_PER_CHUNK
 from .linalg import matmul_nt
 
 
@@ -149,8 +150,8 @@ def frames(phi, block_start, block_dim, block_spin, rotate_z, z_partner, z_rate,
     """rho(exp phi) for every row into ``out`` (S, K, K)."""
     kmax = rotate_z.shape[1]
     n = phi.shape[0]
-    n_chunks = (n + 63) // 64
+    n_chunks = (n + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
     for ch in prange(n_chunks):
-        scratch = np.empty((3, kmax, kmax))
-        for r in range(ch * 64, min(n, (ch + 1) * 64)):
+        scratch = np.empty((3, kmax, kmax))  # one per chunk of rows, see chunking.ROWS_PER_CHUNK
+        for r in range(ch * ROWS_PER_CHUNK, min(n, (ch + 1) * ROWS_PER_CHUNK)):
             rho_exp(phi[r], block_start, block_dim, block_spin, rotate_z, z_partner, z_rate, out[r], scratch)

@@ -1,7 +1,9 @@
 """Small dense linear algebra for per-site K x K matrices, written as plain loops.
 
 Inside a ``prange`` body a call into (multi-threaded) BLAS/LAPACK would oversubscribe the cores and raise on
-failure; these loops write into caller-provided buffers, allocate nothing and report failure as a value.
+failure; these loops write into caller-provided buffers, allocate nothing and report failure as a value. An output
+buffer must not be one of the inputs (``out`` is written while the inputs are still read). Tested against numpy
+in tests/test_linalg.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from numba import njit
 
 @njit(cache=True, inline="always")
 def matmul(a, b, out):
-    """out = a @ b."""
+    """out = a @ b.
+
+    Exact zeros of ``a`` are skipped (frames are block diagonal, so most of their entries are 0 for a fiber of
+    several spins); hence a 0 in ``a`` meeting an inf or NaN in ``b`` contributes nothing, where numpy gives NaN.
+    """
     n, m = a.shape
     p = b.shape[1]
     for i in range(n):
@@ -27,7 +33,7 @@ def matmul(a, b, out):
 
 @njit(cache=True, inline="always")
 def matmul_tn(a, b, out):
-    """out = a.T @ b."""
+    """out = a.T @ b (exact zeros of ``a`` skipped, as in :func:`matmul`)."""
     m, n = a.shape
     p = b.shape[1]
     for i in range(n):
@@ -56,7 +62,7 @@ def matmul_nt(a, b, out):
 
 @njit(cache=True)
 def congruence_tn(r, s, tmp, out):
-    """out = r.T @ s @ r (s symmetric); result symmetrised exactly."""
+    """out = r.T @ s @ r for symmetric ``s``, symmetrised exactly (so for any ``s`` it is r.T @ sym(s) @ r)."""
     matmul(s, r, tmp)
     matmul_tn(r, tmp, out)
     symmetrize(out)
@@ -64,7 +70,7 @@ def congruence_tn(r, s, tmp, out):
 
 @njit(cache=True)
 def congruence_nt(r, s, tmp, out):
-    """out = r @ s @ r.T (s symmetric); result symmetrised exactly."""
+    """out = r @ s @ r.T for symmetric ``s``, symmetrised exactly (so for any ``s`` it is r @ sym(s) @ r.T)."""
     matmul_nt(s, r, tmp)
     matmul(r, tmp, out)
     symmetrize(out)
@@ -72,6 +78,7 @@ def congruence_nt(r, s, tmp, out):
 
 @njit(cache=True, inline="always")
 def symmetrize(a):
+    """a <- (a + a.T) / 2 in place: exactly symmetric afterwards."""
     n = a.shape[0]
     for i in range(n):
         for j in range(i + 1, n):
@@ -82,7 +89,11 @@ def symmetrize(a):
 
 @njit(cache=True)
 def cholesky(a, low):
-    """Lower Cholesky factor of symmetric ``a`` into ``low``. Returns False if ``a`` is not positive definite."""
+    """Lower Cholesky factor of symmetric ``a`` into ``low`` (its upper triangle set to 0).
+
+    Only the lower triangle of ``a`` is read. Returns False if ``a`` is not positive definite (a pivot <= 0 or
+    NaN); ``low`` is then partly written.
+    """
     n = a.shape[0]
     for j in range(n):
         s = a[j, j]
@@ -106,7 +117,8 @@ def cholesky(a, low):
 def spd_inverse_logdet(a, low, inv):
     """Inverse and log-determinant of SPD ``a`` through its Cholesky factor.
 
-    ``low`` is scratch (it holds L^{-1} on return). Returns (ok, logdet); on failure ``inv`` is undefined.
+    ``low`` is scratch (it holds L^{-1} on return). Returns (ok, logdet); on failure (False, NaN) and ``inv``
+    is not written. ``inv`` is exactly symmetric.
     """
     n = a.shape[0]
     if not cholesky(a, low):
@@ -135,7 +147,7 @@ def spd_inverse_logdet(a, low, inv):
 
 @njit(cache=True, inline="always")
 def quad_form(p, d):
-    """d^T p d."""
+    """d^T p d (any square ``p``)."""
     n = d.shape[0]
     s = 0.0
     for i in range(n):
@@ -148,7 +160,7 @@ def quad_form(p, d):
 
 @njit(cache=True, inline="always")
 def trace_product(a, b):
-    """tr(a @ b) for symmetric b (= sum a * b)."""
+    """tr(a @ b) = sum_ij a_ij b_ji, for any square ``a`` and ``b`` (it equals sum(a * b) when one is symmetric)."""
     n = a.shape[0]
     s = 0.0
     for i in range(n):
@@ -159,10 +171,11 @@ def trace_product(a, b):
 
 @njit(cache=True)
 def symmetric_eigen(a, w, v):
-    """Eigen-decomposition of symmetric ``a`` by cyclic Jacobi rotations: a = v diag(w) v^T.
+    """Eigen-decomposition of symmetric ``a`` by cyclic Jacobi rotations: a = v diag(w) v^T, v orthogonal.
 
-    ``a`` is overwritten. Jacobi is accurate to rounding in every eigenvalue, allocates nothing and is fast
-    for the small matrices of a fiber.
+    ``a`` is overwritten (it ends nearly diagonal); the eigenvalues ``w`` are not sorted. Sweeps stop once the
+    off-diagonal part is below 1e-16 of the diagonal in norm (at most 60 sweeps). Jacobi is accurate to
+    rounding relative to the matrix's norm, allocates nothing and is fast for the small matrices of a fiber.
     """
     n = a.shape[0]
     for i in range(n):
@@ -207,7 +220,8 @@ def symmetric_eigen(a, w, v):
 
 @njit(cache=True)
 def symmetric_expm(a, scale, out, work, vecs, vals):
-    """out = expm(scale * a) for symmetric ``a`` (exactly SPD by construction). ``work``/``vecs``/``vals`` scratch."""
+    """out = expm(scale * a) for symmetric ``a``, through its eigen-decomposition: exactly symmetric, and SPD
+    because its eigenvalues are exponentials. ``a`` is left intact; ``work``/``vecs``/``vals`` are scratch."""
     n = a.shape[0]
     for i in range(n):
         for j in range(n):

@@ -1,25 +1,28 @@
-"""The site-local terms of the action and their exact gradients: prior, observation and alignment.
+"""The site-local terms of the action and their exact gradients: prior, observation and alignment
+(docs/model.md#action, docs/model.md#gradients).
 
-One parallel pass over occupied sites. Every row (agent-site) belongs to exactly one site, so a site's
-iteration owns its rows' outputs and no two threads write the same memory.
+:func:`site_terms` is one parallel pass over chunks of occupied sites (:func:`site_terms_kernel`). Every row
+(agent-site) belongs to exactly one site, so a site's iteration owns its rows' outputs and no two threads write
+the same memory. At each site:
 
-Alignment is computed in a common ("tilde") frame: with ``R_i = rho(exp phi_i)``,
-``mt_i = R_i^T mu_i``, ``St_i = R_i^T Sigma_i R_i``, the transported divergence is
-``KL(q_i || Omega_ij q_j) = KL(R_i^T q_i || R_j^T q_j) = KL(mt_i, St_i || mt_j, St_j)`` because KL is invariant
-under a common rotation. Each row is rotated and inverted once (O(K^3)); each ordered pair costs O(K^2).
+1. :func:`~agents.kernels.gaussian.site_to_common_frame`: every row's frame ``R = rho(exp phi)``, its belief in
+   the common frame ``mt = R^T mu``, ``St = R^T Sigma R``, the precision ``Pt = St^-1`` and ``ln det St``
+   (O(K^3) per row). Rows need no transport when they are alone at the site or ``lambda_align = 0``; they stay
+   in their own frames (``R = I``).
+2. :func:`alignment_site`: ``KL_ab`` for every ordered pair (O(K^2) each, docs/model.md#kl), the softmax weights
+   and the density, and the rows' gradients in the common frame, both roles of every pair.
+3. Per row, each term with its own energy density and gradient: :func:`phi_gradient` (the alignment is the
+   only site-local term that depends on phi), :func:`prior_row`, :func:`observation_row`, and
+   :func:`sigma_to_own_frame`, :func:`mu_to_own_frame`, which take the common-frame gradient back to the row's
+   own frame.
 
-Gradient of the alignment term. With ``c_ij = dE_align/dKL_ij`` (the softmax derivative included, see
-:func:`_pair_coefficients`), and ``d = mt_j - mt_i``, ``Pt = St^-1``:
-
-* ``dKL_ij/dmt_i = -Pt_j d``, ``dKL_ij/dmt_j = Pt_j d``;
-* ``dKL_ij/dSt_i = (Pt_j - Pt_i)/2``, ``dKL_ij/dSt_j = (Pt_j - Pt_j (St_i + d d^T) Pt_j)/2``; the j side is
-  accumulated as ``B_j = sum_i c_ij (St_i + d d^T)`` so the O(K^3) product is done once per row.
-
-Back to each agent's own frame: for ``g~ = dE/dmt``, ``G~ = dE/dSt``,
-``dE/dmu = R g~``, ``dE/dSigma = R G~ R^T``, and through ``dR = ((J_l dphi).G) R``:
-``dE/dphi = J_l(phi) tau`` with ``tau_a = tr(G_a X)``, ``X = g~ mt^T + 2 G~ St`` (only X's entries on the
-generators' nonzero pattern are formed). The prior gradient ``(S^-1 - Sigma^-1)/2`` uses
-``Sigma^-1 = R Pt R^T`` so it joins the same conjugation.
+The term functions are inlined into the ``prange`` body, as numba's parallel pipeline needs to see them there
+to drop the copies of their array arguments (each copy of an array is an atomic reference count, which would
+cost a third of the pass at K = 3). They read the inputs through the bundles of :mod:`agents.kernels.bundles`
+but write only to arrays passed by name: in a ``prange`` body numba drops writes made through a namedtuple's
+field (numba issues #5872, #7135: its alias analysis does not see that ``bundle.field`` is the bundle's array,
+and removes the stores as dead). Scratch buffers are allocated in the ``prange`` body, which numba does once per
+thread (see :mod:`agents.kernels.chunking`), never inside the site loop.
 """
 
 from __future__ import annotations
@@ -27,21 +30,103 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .lie import left_jacobian, rho_exp
-from .gaussian import kl_common, own_frame, to_common_frame
+from .bundles import Beliefs, FiberArrays, ObservationArrays, Priors, SiteTables, Weights
+from .gaussian import pair_kl_row, site_to_common_frame
+from .lie import left_jacobian
 from .linalg import congruence_nt, matmul, quad_form, trace_product
 
 NOT_SPD = 1  # status code of a row whose Sigma is not positive definite
 
 
-@njit(cache=True)
-def _pair_coefficients(kl_row, chi_row, a, n, kappa, free_energy, include_self, beta_out):
-    """Softmax weights of row ``a`` over its partners at a site, into ``beta_out``; returns (e, <KL>).
+# --- prior ---------------------------------------------------------------------------------------------------------
 
-    ``beta_out[b] = beta_ab`` (0 for b == a unless include_self); ``e`` is the alignment energy density of
-    the row divided by chi_a and lambda; ``<KL> = sum_b beta_ab KL_ab``. The caller forms dE/dKL_ab from them:
-    weighted form ``E = sum_b beta_b KL_b``, ``dE/dKL_b = beta_b (1 - (KL_b - <KL>)/kappa)``;
-    free-energy form ``E = -kappa ln sum_b chi_b exp(-KL_b/kappa)``, ``dE/dKL_b = beta_b``.
+@njit(inline="always")  # bundles in its signature: not cached, see bundles.py
+def prior_row(r, w, ld, Pt, alpha, beliefs, priors, want_grad, rotated, Gt, dvec, g_mu, g_sigma):
+    """The prior at row ``r`` (docs/model.md#prior): returns its density ``alpha chi KL(q || p)``.
+
+    ``w = chi``; ``ld = ln det Sigma`` and ``Pt`` the inverse computed in step 1 (``Sigma^-1`` itself for a row
+    in its own frame, ``(R^T Sigma R)^-1`` for a ``rotated`` one). With ``want_grad`` it *sets* the row's
+    gradients, being the first term to write them (docs/model.md#gradients):
+
+    * ``dE/dmu = alpha chi S^-1 (mu - m)`` into ``g_mu[r]``;
+    * ``dE/dSigma = alpha chi (S^-1 - Sigma^-1) / 2`` into ``g_sigma[r]``. For a rotated row only the ``S^-1``
+      part: its ``-Sigma^-1 = -R Pt R^T`` part is added to the common-frame gradient ``Gt`` instead, where
+      :func:`sigma_to_own_frame` takes it back together with the alignment's (one conjugation per row, not two).
+    """
+    K = dvec.shape[0]
+    P = priors.precision[r]
+    for i in range(K):
+        dvec[i] = priors.mu[r, i] - beliefs.mu[r, i]
+    # every piece in the row's own frame (the prior is not transported); ln det is frame independent
+    kl = 0.5 * (trace_product(P, beliefs.sigma[r]) + quad_form(P, dvec) - K + priors.logdet[r] - ld)
+    if want_grad:
+        for i in range(K):
+            s = 0.0
+            for j in range(K):
+                s -= P[i, j] * dvec[j]
+            g_mu[r, i] = alpha * w * s
+        if rotated:
+            for i in range(K):
+                for j in range(K):
+                    g_sigma[r, i, j] = 0.5 * alpha * w * P[i, j]
+                    Gt[i, j] -= 0.5 * alpha * w * Pt[i, j]
+        else:
+            for i in range(K):
+                for j in range(K):
+                    g_sigma[r, i, j] = 0.5 * alpha * w * (P[i, j] - Pt[i, j])
+    return alpha * w * kl
+
+
+# --- observation ---------------------------------------------------------------------------------------------------
+
+@njit(inline="always")  # bundles in its signature: not cached, see bundles.py
+def observation_row(r, w, gamma, beliefs, obs, want_grad, resid, u, g_mu, g_sigma):
+    """The observation term at row ``r`` (docs/model.md#observation): returns its density
+    ``gamma chi [(o - C mu)^T Rn^-1 (o - C mu) + tr(Rn^-1 C Sigma C^T)] / 2`` (0 without observations).
+
+    With ``want_grad`` it adds ``dE/dmu = -gamma chi C^T Rn^-1 (o - C mu)`` to ``g_mu[r]`` and
+    ``dE/dSigma = gamma chi C^T Rn^-1 C / 2`` to ``g_sigma[r]``, in the row's own frame (observations are read
+    there, docs/model.md#gradients). ``resid``, ``u`` (D,) are scratch.
+    """
+    e = 0.0
+    if obs.present:
+        D, K = obs.C.shape
+        for i in range(D):
+            s = obs.value[r, i]
+            for j in range(K):
+                s -= obs.C[i, j] * beliefs.mu[r, j]
+            resid[i] = s
+        # tr(Rn^-1 C Sigma C^T) = tr(C^T Rn^-1 C Sigma)
+        e = 0.5 * (quad_form(obs.precision, resid) + trace_product(obs.info, beliefs.sigma[r]))
+        if want_grad:
+            # u = Rn^-1 (o - C mu) once per row, then C^T u
+            for j in range(D):
+                t = 0.0
+                for l in range(D):
+                    t += obs.precision[j, l] * resid[l]
+                u[j] = t
+            for i in range(K):
+                s = 0.0
+                for j in range(D):
+                    s += obs.C[j, i] * u[j]
+                g_mu[r, i] -= gamma * w * s
+            for i in range(K):
+                for j in range(K):
+                    g_sigma[r, i, j] += 0.5 * gamma * w * obs.info[i, j]
+    return gamma * w * e
+
+
+# --- alignment -----------------------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def attention_weights(kl_row, chi_row, a, n, kappa, free_energy, include_self, beta_out):
+    """Softmax weights of row ``a`` over its partners at a site (docs/model.md#alignment); returns (e, <KL>).
+
+    ``beta_out[b] = beta_ab = softmax_b(ln chi_b - KL_ab / kappa)`` (0 for b == a unless include_self); ``e`` is
+    the row's alignment density without its factor ``lambda_align chi_a`` (weighted: ``sum_b beta_ab KL_ab``,
+    free energy: ``-kappa ln sum_b chi_b exp(-KL_ab / kappa)``) and ``<KL> = sum_b beta_ab KL_ab``, from which
+    :func:`pair_coefficient` forms ``dE/dKL_ab``. The maximum is subtracted before ``exp`` so no weight
+    overflows and at least one is 1 before normalising.
     """
     big = -np.inf
     for b in range(n):
@@ -67,39 +152,184 @@ def _pair_coefficients(kl_row, chi_row, a, n, kappa, free_energy, include_self, 
     return mean_kl, mean_kl
 
 
+@njit(cache=True, inline="always")
+def pair_coefficient(lam_chi, beta_b, kl_b, mean_kl, kappa, free_energy):
+    """``a_ab = dE_align/dKL_ab = lambda_align chi_a de_a/dKL_ab`` (docs/model.md#softmax-derivative), with
+    ``lam_chi = lambda_align chi_a``: weighted ``beta_ab (1 - (KL_ab - <KL>_a) / kappa)``, free energy
+    ``beta_ab``."""
+    coef = lam_chi * beta_b
+    if not free_energy:
+        coef *= 1.0 - (kl_b - mean_kl) / kappa
+    return coef
+
+
+@njit(cache=True, inline="always")
+def pair_gradient(a, b, coef, mt, St, Pt, gt, Gt, B, acc, dvec, v):
+    """Add ``coef`` times the derivatives of ``KL_ab`` to rows a and b, in the common frame
+    (docs/model.md#gradient-common-frame), with ``d = mt_b - mt_a``:
+
+    ``dKL_ab/dmt_a = -Pt_b d``, ``dKL_ab/dmt_b = Pt_b d``, ``dKL_ab/dSt_a = (Pt_b - Pt_a) / 2`` go straight
+    into ``gt`` and ``Gt``. ``dKL_ab/dSt_b = (Pt_b - Pt_b (St_a + d d^T) Pt_b) / 2`` is only summed here,
+    ``acc[b] += coef`` and ``B[b] += coef (St_a + d d^T)``, so :func:`partner_side` forms its O(K^3) products
+    once per row instead of once per pair. ``dvec``, ``v`` (K,) are scratch.
+    """
+    K = dvec.shape[0]
+    for i in range(K):
+        dvec[i] = mt[b, i] - mt[a, i]
+    for i in range(K):
+        t = 0.0
+        for j in range(K):
+            t += Pt[b, i, j] * dvec[j]
+        v[i] = t
+    for i in range(K):
+        gt[a, i] -= coef * v[i]
+        gt[b, i] += coef * v[i]
+        for j in range(K):
+            Gt[a, i, j] += 0.5 * coef * (Pt[b, i, j] - Pt[a, i, j])
+            B[b, i, j] += coef * (St[a, i, j] + dvec[i] * dvec[j])
+    acc[b] += coef
+
+
+@njit(cache=True, inline="always")
+def partner_side(a, Pt, B, acc, Gt, tmp, tmp2):
+    """``G~_a += (acc_a Pt_a - Pt_a B_a Pt_a) / 2``: the ``dKL_ba/dSt_a`` of every pair where row a is the
+    partner, from the sums of :func:`pair_gradient` (docs/model.md#gradient-common-frame)."""
+    K = tmp.shape[0]
+    matmul(B[a], Pt[a], tmp)
+    matmul(Pt[a], tmp, tmp2)  # Pt B Pt
+    for i in range(K):
+        for j in range(K):
+            Gt[a, i, j] += 0.5 * (acc[a] * Pt[a, i, j] - tmp2[i, j])
+
+
+@njit(inline="always")  # a bundle in its signature: not cached, see bundles.py
+def alignment_site(k, p0, n, tables, weights, gradient, chi, mt, St, Pt, ld, kl_row, beta_row, gt, Gt, B, acc,
+                   dvec, v, e_align, kl_out, beta_out):
+    """The alignment at occupied site ``k`` with rows ``p0..p0+n`` (docs/model.md#alignment), the rows already in
+    the common frame: ``chi``, ``mt``, ``St``, ``Pt``, ``ld`` (slot ``a`` = the site's a-th row).
+
+    For each row a: ``KL_ab`` to every row b, the weights ``beta_ab`` and the density
+    ``lambda_align chi_a e_a`` into ``e_align``; ``KL_ab`` and ``beta_ab`` into the site's pair slots of
+    ``kl_out``, ``beta_out``. With ``gradient`` also the sums of every pair's derivatives in the common frame,
+    both roles (``gt``, ``Gt``, and ``B``, ``acc`` for :func:`partner_side`). ``kl_row``, ``beta_row`` (m,),
+    ``dvec``, ``v`` (K,) are scratch.
+    """
+    q0 = tables.pair_ptr[k]
+    lam = weights.lam
+    K = dvec.shape[0]
+    if gradient:
+        for a in range(n):
+            acc[a] = 0.0
+            for i in range(K):
+                gt[a, i] = 0.0
+                for j in range(K):
+                    Gt[a, i, j] = 0.0
+                    B[a, i, j] = 0.0
+    for a in range(n):
+        pair_kl_row(a, n, mt, St, Pt, ld, dvec, kl_row)
+        energy, mean_kl = attention_weights(kl_row, chi, a, n, weights.kappa, weights.free_energy,
+                                            weights.include_self, beta_row)
+        e_align[tables.site_rows[p0 + a]] = lam * chi[a] * energy
+        for b in range(n):
+            kl_out[q0 + a * n + b] = kl_row[b]
+            beta_out[q0 + a * n + b] = beta_row[b]
+        if not gradient:
+            continue
+        for b in range(n):
+            if b == a:  # KL_aa = 0 whatever the state: no gradient, also under include_self
+                continue
+            coef = pair_coefficient(lam * chi[a], beta_row[b], kl_row[b], mean_kl, weights.kappa,
+                                    weights.free_energy)
+            if coef == 0.0:
+                continue
+            pair_gradient(a, b, coef, mt, St, Pt, gt, Gt, B, acc, dvec, v)
+
+
+@njit(inline="always")  # a bundle in its signature: not cached, see bundles.py
+def phi_gradient(phi_r, gt, Gt, mt, St, fiber, tau, jac, g_phi_r):
+    """``dE/dphi = J_l(phi) tau``, ``tau_c = tr(G_c X)``, ``X = g~ mt^T + 2 G~ St``: the frame's gradient from the
+    common-frame one (docs/model.md#gradient-common-frame).
+
+    Only X's entries on the generators' nonzero pattern are formed. ``g~``, ``G~`` must hold the alignment
+    alone: the other site-local terms do not depend on phi (the prior's common-frame piece, a multiple of
+    ``Pt``, has ``tau = 0`` exactly but not in rounding, so it is added after this).
+    """
+    K = mt.shape[0]
+    tau[0] = 0.0
+    tau[1] = 0.0
+    tau[2] = 0.0
+    for e in range(fiber.gen_val.shape[0]):
+        p = fiber.gen_p[e]
+        q = fiber.gen_q[e]
+        x = gt[q] * mt[p]
+        t = 0.0
+        for l in range(K):
+            t += Gt[q, l] * St[l, p]
+        tau[fiber.gen_a[e]] += fiber.gen_val[e] * (x + 2.0 * t)
+    left_jacobian(phi_r, jac)
+    for i in range(3):
+        g_phi_r[i] = jac[i, 0] * tau[0] + jac[i, 1] * tau[1] + jac[i, 2] * tau[2]
+
+
+@njit(cache=True, inline="always")
+def sigma_to_own_frame(R, Gt, tmp, tmp2, g_sigma_r):
+    """``dE/dSigma += R G~ R^T`` (symmetrised exactly): a common-frame covariance gradient back in the row's own
+    frame (docs/model.md#gradient-common-frame). ``tmp``, ``tmp2`` (K, K) are scratch."""
+    K = Gt.shape[0]
+    congruence_nt(R, Gt, tmp, tmp2)
+    for i in range(K):
+        for j in range(K):
+            g_sigma_r[i, j] += tmp2[i, j]
+
+
+@njit(cache=True, inline="always")
+def mu_to_own_frame(R, gt, g_mu_r):
+    """``dE/dmu += R g~``: a common-frame mean gradient back in the row's own frame
+    (docs/model.md#gradient-common-frame)."""
+    K = gt.shape[0]
+    for i in range(K):
+        t = 0.0
+        for j in range(K):
+            t += R[i, j] * gt[j]
+        g_mu_r[i] += t
+
+
+# --- the pass ------------------------------------------------------------------------------------------------------
+
 @njit(cache=True, parallel=True)
-def local_terms(
-    site_ptr, site_rows, occupied, pair_ptr, chunks, max_per_site, chi,
-    mu, sigma, phi,
-    prior_mu, prior_precision, prior_logdet,
-    obs, obs_C, obs_precision, obs_info, has_obs,
-    alpha, gamma, lam, kappa, free_energy, include_self,
-    block_start, block_dim, block_spin, rotate_z, z_partner, z_rate,
-    gen_a, gen_p, gen_q, gen_val,
-    want_grad,
-    e_prior, e_obs, e_align, g_mu, g_sigma, g_phi, kl_buf, beta_buf, status,
-):
-    K = mu.shape[1]
-    D = obs_C.shape[0]
-    kmax = rotate_z.shape[1]
-    m = max_per_site
-    n_chunks = chunks.shape[0] - 1
-    for ch in prange(n_chunks):
-        # Scratch owned by this chunk: allocated once per chunk, never inside the site loops.
-        R_s = np.zeros((m, K, K))
-        St_s = np.empty((m, K, K))
-        Pt_s = np.empty((m, K, K))
-        Gt_s = np.empty((m, K, K))
-        B_s = np.empty((m, K, K))
-        mt_s = np.empty((m, K))
-        gt_s = np.empty((m, K))
-        ld_s = np.empty(m)
-        acc_s = np.empty(m)
-        chi_s = np.empty(m)
-        kl_s = np.empty(m)
-        beta_s = np.empty(m)
-        v = np.empty(K)
+def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, want_grad, out):
+    """The compiled pass behind :func:`site_terms`: the same arguments, each bundle as a plain tuple (the cache
+    keeps no namedtuple in a signature, see bundles.py); the inputs get their names back here, the outputs are
+    unpacked into plain arrays (see the module docstring)."""
+    tb = SiteTables(*tables)
+    bel = Beliefs(*beliefs)
+    pri = Priors(*priors)
+    obs = ObservationArrays(*observations)
+    wts = Weights(*weights)
+    fib = FiberArrays(*fiber)
+    e_prior, e_obs, e_align, g_mu, g_sigma, g_phi, kl_out, beta_out, status = out
+    K = bel.mu.shape[1]
+    D = obs.C.shape[0]
+    kmax = fib.rotate_z.shape[1]
+    m = tb.max_per_site
+    lam = wts.lam
+    for ch in prange(tb.chunks.shape[0] - 1):
+        # Scratch; slot a of the (m, ...) buffers is the a-th row of the current site.
+        R = np.zeros((m, K, K))  # the rows in the common frame (step 1)
+        mt = np.empty((m, K))
+        St = np.empty((m, K, K))
+        Pt = np.empty((m, K, K))
+        ld = np.empty(m)
+        ok = np.empty(m, dtype=np.bool_)
+        chi = np.empty(m)
+        gt = np.empty((m, K))  # their common-frame gradients (step 2)
+        Gt = np.empty((m, K, K))
+        B = np.empty((m, K, K))
+        acc = np.empty(m)
+        kl_row = np.empty(m)  # work space
+        beta_row = np.empty(m)
         dvec = np.empty(K)
+        v = np.empty(K)
         tmp = np.empty((K, K))
         tmp2 = np.empty((K, K))
         low = np.empty((K, K))
@@ -108,166 +338,61 @@ def local_terms(
         tau = np.empty(3)
         resid = np.empty(D)
         u = np.empty(D)
-        for k in range(chunks[ch], chunks[ch + 1]):
-            site = occupied[k]
-            p0 = site_ptr[site]
-            n = site_ptr[site + 1] - p0
-            rotate = lam != 0.0 and n >= 2
-            site_ok = True
-            # 1. Per row: frame, rotated belief, precision, log-determinant.
+        for k in range(tb.chunks[ch], tb.chunks[ch + 1]):
+            site = tb.occupied[k]
+            p0 = tb.site_ptr[site]
+            n = tb.site_ptr[site + 1] - p0
+            rotate = lam != 0.0 and n >= 2  # transport only matters between two rows; KL_aa = 0 in any frame
             for a in range(n):
-                r = site_rows[p0 + a]
-                chi_s[a] = chi[r]
-                if rotate:
-                    rho_exp(phi[r], block_start, block_dim, block_spin, rotate_z, z_partner, z_rate, R_s[a], rsc)
-                    ok, ld = to_common_frame(R_s[a], mu[r], sigma[r], mt_s[a], St_s[a], Pt_s[a], tmp, low)
-                else:
-                    ok, ld = own_frame(mu[r], sigma[r], mt_s[a], St_s[a], Pt_s[a], low)
-                ld_s[a] = ld
-                status[r] = 0 if ok else NOT_SPD
-                if not ok:
-                    site_ok = False
+                chi[a] = tb.chi[tb.site_rows[p0 + a]]
+            site_ok = site_to_common_frame(tb.site_rows, p0, n, bel, fib, rotate, R, mt, St, Pt, ld, ok, tmp, low,
+                                           rsc)
+            for a in range(n):
+                status[tb.site_rows[p0 + a]] = 0 if ok[a] else NOT_SPD
             if not site_ok:
+                # no term is defined at a site with a non-SPD Sigma: the prior density says so, the others are 0
                 for a in range(n):
-                    r = site_rows[p0 + a]
+                    r = tb.site_rows[p0 + a]
                     e_prior[r] = np.inf
                     e_obs[r] = 0.0
                     e_align[r] = 0.0
                 continue
-            # 2. Prior and observation, in the agent's own frame.
-            for a in range(n):
-                r = site_rows[p0 + a]
-                w = chi_s[a]
-                # tr(S^-1 Sigma) = tr(Pt... ) is frame independent; use own-frame Sigma.
-                for i in range(K):
-                    dvec[i] = prior_mu[r, i] - mu[r, i]
-                kl_prior = 0.5 * (trace_product(prior_precision[r], sigma[r]) + quad_form(prior_precision[r], dvec)
-                                  - K + prior_logdet[r] - ld_s[a])
-                e_prior[r] = alpha * w * kl_prior
-                e_o = 0.0
-                if has_obs:
-                    for i in range(D):
-                        s = obs[r, i]
-                        for j in range(K):
-                            s -= obs_C[i, j] * mu[r, j]
-                        resid[i] = s
-                    e_o = 0.5 * (quad_form(obs_precision, resid) + trace_product(obs_info, sigma[r]))
-                e_obs[r] = gamma * w * e_o
-                e_align[r] = 0.0
-                if want_grad:
-                    for i in range(K):
-                        s = 0.0
-                        for j in range(K):
-                            s -= prior_precision[r, i, j] * dvec[j]
-                        g_mu[r, i] = alpha * w * s
-                    if has_obs:
-                        # dE/dmu = -C^T Rn^-1 (o - C mu); u = Rn^-1 resid once per row
-                        for j in range(D):
-                            t = 0.0
-                            for l in range(D):
-                                t += obs_precision[j, l] * resid[l]
-                            u[j] = t
-                        for i in range(K):
-                            s = 0.0
-                            for j in range(D):
-                                s += obs_C[j, i] * u[j]
-                            g_mu[r, i] -= gamma * w * s
-                    for i in range(3):
-                        g_phi[r, i] = 0.0
-                    if rotate:
-                        for i in range(K):
-                            gt_s[a, i] = 0.0
-                            for j in range(K):
-                                Gt_s[a, i, j] = 0.0
-                                B_s[a, i, j] = 0.0
-                        acc_s[a] = 0.0
-            # 3. Alignment: transported KL between every ordered pair at the site, softmax weights.
-            if lam != 0.0 and (n >= 2 or include_self):
-                q0 = pair_ptr[k]
+            if lam != 0.0 and (n >= 2 or wts.include_self):
+                alignment_site(k, p0, n, tb, wts, want_grad and rotate, chi, mt, St, Pt, ld, kl_row, beta_row, gt,
+                               Gt, B, acc, dvec, v, e_align, kl_out, beta_out)
+            else:
                 for a in range(n):
-                    kl_s[a] = 0.0
-                    for b in range(n):
-                        if b == a:
-                            continue
-                        kl_s[b] = kl_common(mt_s[a], St_s[a], ld_s[a], mt_s[b], Pt_s[b], ld_s[b], dvec)
-                    energy, mean_kl = _pair_coefficients(kl_s, chi_s, a, n, kappa, free_energy, include_self, beta_s)
-                    r = site_rows[p0 + a]
-                    e_align[r] = lam * chi_s[a] * energy
-                    for b in range(n):
-                        kl_buf[q0 + a * n + b] = kl_s[b]
-                        beta_buf[q0 + a * n + b] = beta_s[b]
-                    if not (want_grad and rotate):
-                        continue
-                    for b in range(n):
-                        if b == a:
-                            continue
-                        coef = lam * chi_s[a] * beta_s[b]
-                        if not free_energy:
-                            coef *= 1.0 - (kl_s[b] - mean_kl) / kappa
-                        if coef == 0.0:
-                            continue
-                        for i in range(K):
-                            dvec[i] = mt_s[b, i] - mt_s[a, i]
-                        for i in range(K):
-                            s = 0.0
-                            for j in range(K):
-                                s += Pt_s[b, i, j] * dvec[j]
-                            v[i] = s
-                        for i in range(K):
-                            gt_s[a, i] -= coef * v[i]
-                            gt_s[b, i] += coef * v[i]
-                            for j in range(K):
-                                Gt_s[a, i, j] += 0.5 * coef * (Pt_s[b, i, j] - Pt_s[a, i, j])
-                                B_s[b, i, j] += coef * (St_s[a, i, j] + dvec[i] * dvec[j])
-                        acc_s[b] += coef
-            if not want_grad:
-                continue
-            # 4. Back to each agent's own frame.
+                    e_align[tb.site_rows[p0 + a]] = 0.0
             for a in range(n):
-                r = site_rows[p0 + a]
-                w = chi_s[a]
-                if rotate:
-                    # j-side covariance gradient: (acc Pt - Pt B Pt)/2
-                    matmul(B_s[a], Pt_s[a], tmp)
-                    matmul(Pt_s[a], tmp, tmp2)
-                    for i in range(K):
-                        for j in range(K):
-                            Gt_s[a, i, j] += 0.5 * (acc_s[a] * Pt_s[a, i, j] - tmp2[i, j])
-                    # phi: tau_c = tr(G_c X), X = g~ mt^T + 2 G~ St, on the generators' nonzeros
-                    tau[0] = 0.0
-                    tau[1] = 0.0
-                    tau[2] = 0.0
-                    for e in range(gen_val.shape[0]):
-                        p = gen_p[e]
-                        q = gen_q[e]
-                        x = gt_s[a, q] * mt_s[a, p]
-                        s = 0.0
-                        for l in range(K):
-                            s += Gt_s[a, q, l] * St_s[a, l, p]
-                        tau[gen_a[e]] += gen_val[e] * (x + 2.0 * s)
-                    left_jacobian(phi[r], jac)
-                    for i in range(3):
-                        g_phi[r, i] = jac[i, 0] * tau[0] + jac[i, 1] * tau[1] + jac[i, 2] * tau[2]
-                    # mu: R g~
-                    R = R_s[a]
-                    for i in range(K):
-                        s = 0.0
-                        for j in range(K):
-                            s += R[i, j] * gt_s[a, j]
-                        g_mu[r, i] += s
-                    # Sigma: R (G~ - alpha chi Pt / 2) R^T + alpha chi S^-1 / 2
-                    for i in range(K):
-                        for j in range(K):
-                            Gt_s[a, i, j] -= 0.5 * alpha * w * Pt_s[a, i, j]
-                    congruence_nt(R, Gt_s[a], tmp, g_sigma[r])
-                    for i in range(K):
-                        for j in range(K):
-                            g_sigma[r, i, j] += 0.5 * alpha * w * prior_precision[r, i, j]
-                else:
-                    for i in range(K):
-                        for j in range(K):
-                            g_sigma[r, i, j] = 0.5 * alpha * w * (prior_precision[r, i, j] - Pt_s[a, i, j])
-                if has_obs:
-                    for i in range(K):
-                        for j in range(K):
-                            g_sigma[r, i, j] += 0.5 * gamma * w * obs_info[i, j]
+                r = tb.site_rows[p0 + a]
+                if want_grad:
+                    if rotate:
+                        partner_side(a, Pt, B, acc, Gt, tmp, tmp2)
+                        phi_gradient(bel.phi[r], gt[a], Gt[a], mt[a], St[a], fib, tau, jac, g_phi[r])
+                    else:
+                        for i in range(3):
+                            g_phi[r, i] = 0.0
+                # The terms add into the row's gradients in one fixed order, mu: prior, observation, alignment;
+                # Sigma: prior, alignment, observation. Floating-point sums depend on their order, and this one
+                # keeps the results bit-identical to those of earlier versions of this kernel.
+                e_prior[r] = prior_row(r, chi[a], ld[a], Pt[a], wts.alpha, bel, pri, want_grad, rotate, Gt[a],
+                                       dvec, g_mu, g_sigma)
+                if want_grad and rotate:
+                    sigma_to_own_frame(R[a], Gt[a], tmp, tmp2, g_sigma[r])
+                e_obs[r] = observation_row(r, chi[a], wts.gamma, bel, obs, want_grad, resid, u, g_mu, g_sigma)
+                if want_grad and rotate:
+                    mu_to_own_frame(R[a], gt[a], g_mu[r])
+
+
+def site_terms(tables, beliefs, priors, observations, weights, fiber, want_grad, out):
+    """Prior, observation and alignment densities of every row, the pair KLs and weights, and with
+    ``want_grad`` their gradients in (mu, Sigma, phi), into ``out``: one parallel pass over the occupied sites.
+
+    Arguments are the bundles of :mod:`agents.kernels.bundles` (``SiteTables``, ``Beliefs``, ``Priors``,
+    ``ObservationArrays``, ``Weights``, ``FiberArrays``, ``Outputs``) and a bool. ``out.g_phi`` receives the
+    site-local part only (the frame-field terms add theirs afterwards); ``out.status[r]`` is ``NOT_SPD`` where
+    Sigma is not positive definite, and then every row of that site has ``e_prior = inf``, no gradient and no
+    pair values. Pair slots of sites without alignment are not written.
+    """
+    site_terms_kernel(tuple(tables), tuple(beliefs), tuple(priors), tuple(observations), tuple(weights),
+                      tuple(fiber), bool(want_grad), tuple(out))

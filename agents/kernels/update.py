@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .chunking import ROWS_PER_CHUNK
 from .linalg import cholesky, matmul, matmul_nt, matmul_tn, symmetric_expm, symmetrize
 
-ROWS_PER_CHUNK = 64  # rows sharing one set of scratch buffers
 SPD_MARGIN = 1e-6  # a plain Sigma step may shrink no eigen-direction below this fraction (else: retract)
 
 
@@ -40,7 +40,7 @@ def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_o
     S, K = mu.shape
     n_chunks = (S + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
     for ch in prange(n_chunks):
-        # scratch per chunk of rows, not per row
+        # scratch per chunk of rows, not per row (chunking.ROWS_PER_CHUNK says why that size)
         low = np.empty((K, K))
         tmp = np.empty((K, K))
         x = np.empty((K, K))

@@ -1,7 +1,7 @@
-"""The action E = E_prior + E_obs + E_align + E_curv + E_smooth and its exact gradient (SPEC section 3).
+"""The action E = E_prior + E_obs + E_align + E_curv + E_smooth and its exact gradient (docs/model.md#action).
 
 :func:`evaluate` is the one energy and the one gradient of the project: it calls the two kernels
-(:mod:`agents.kernels.local` for the site-local terms, :mod:`agents.kernels.gauge_field` for the frame-field
+(:mod:`gauge_vfe.agents.kernels.site_terms` for the site-local terms, :mod:`gauge_vfe.agents.kernels.gauge_field` for the frame-field
 terms) and returns plain arrays. The dynamics, the line search, the tests and the analysis all use it.
 """
 
@@ -11,32 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernels.bundles import (Beliefs, ObservationArrays, Outputs, Priors, Weights, fiber_arrays, no_observations,
+                               site_tables)
 from ..kernels.gauge_field import gauge_field_terms
-from ..kernels.site_terms import local_terms
+from ..kernels.site_terms import site_terms
 from .layout import Layout
+from .params import EnergyParams
 from .state import State
 
 TERMS = ("prior", "observation", "alignment", "curvature", "smoothness")
-
-
-@dataclass(frozen=True)
-class EnergyParams:
-    """Weights of SPEC section 3 (defaults as there). Every logged term includes its weight."""
-
-    alpha: float = 1.0
-    gamma: float = 1.0
-    lambda_align: float = 1.0
-    kappa: float = 1.0
-    lambda_curv: float = 0.0
-    lambda_smooth: float = 0.0
-    form: str = "weighted"  # or "free_energy"
-    include_self: bool = False
-
-    def __post_init__(self):
-        if self.form not in ("weighted", "free_energy"):
-            raise ValueError(f"alignment form must be 'weighted' or 'free_energy', got {self.form!r}")
-        if not self.kappa > 0:
-            raise ValueError(f"kappa must be > 0, got {self.kappa}")
 
 
 @dataclass
@@ -66,19 +49,18 @@ class Evaluation:
         return float(sum(self.terms.values()))
 
     def grad_norms(self) -> dict[str, float]:
-        """Euclidean norm over all agent-sites (Frobenius for Sigma), as logged (SPEC section 8)."""
+        """Euclidean norm over all agent-sites (Frobenius for Sigma), as logged (docs/model.md#file-series)."""
         # sum of squares, not np.linalg.norm: a BLAS call here would wake OpenBLAS threads that then
         # compete with the kernels' threads on the hot path
         return {name: float(np.sqrt(np.sum(g * g))) for name, g in
                 (("mu", self.grad_mu), ("sigma", self.grad_sigma), ("phi", self.grad_phi))}
 
 
-def _observation_args(layout: Layout):
-    K = layout.K
+def _observation_args(layout: Layout) -> ObservationArrays:
     obs = layout.observations
     if obs is None:
-        return (np.zeros((layout.n_rows, 0)), np.zeros((0, K)), np.zeros((0, 0)), np.zeros((K, K)), False)
-    return (obs.value, obs.C, layout.obs_precision, layout.obs_info, True)
+        return no_observations(layout.n_rows, layout.K)
+    return ObservationArrays(obs.value, obs.C, layout.obs_precision, layout.obs_info, True)
 
 
 def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool = True) -> Evaluation:
@@ -92,17 +74,16 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
     kl = np.zeros(n_slots)
     beta = np.zeros(n_slots)
     status = np.zeros(S, dtype=np.int8)
-    fiber = layout.fiber
-    local_terms(
-        layout.site_ptr, layout.site_rows, layout.occupied, layout.pair_ptr, layout.chunks, layout.max_per_site,
-        layout.chi, state.mu, state.sigma, state.phi,
-        layout.prior_mu, layout.prior_precision, layout.prior_logdet,
-        *_observation_args(layout),
-        float(params.alpha), float(params.gamma), float(params.lambda_align), float(params.kappa),
-        params.form == "free_energy", bool(params.include_self),
-        *fiber.kernel_args, *fiber.sparse_generators,
+    site_terms(
+        site_tables(layout),
+        Beliefs(state.mu, state.sigma, state.phi),
+        Priors(layout.prior_mu, layout.prior_precision, layout.prior_logdet),
+        _observation_args(layout),
+        Weights(float(params.alpha), float(params.gamma), float(params.lambda_align), float(params.kappa),
+                params.form == "free_energy", bool(params.include_self)),
+        fiber_arrays(layout.fiber),
         bool(want_grad),
-        dens["prior"], dens["observation"], dens["alignment"], g_mu, g_sigma, g_phi, kl, beta, status,
+        Outputs(dens["prior"], dens["observation"], dens["alignment"], g_mu, g_sigma, g_phi, kl, beta, status),
     )
     gauge_field_terms(
         state.phi, layout.chi, layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y,
@@ -115,7 +96,7 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
 
 
 def beta_matrix(layout: Layout, evaluation: Evaluation) -> np.ndarray:
-    """(S, N): row (i, c) holds beta_ij(c) for every agent j (0 where j is absent), as in SPEC section 8."""
+    """(S, N): row (i, c) holds beta_ij(c) for every agent j (0 where j is absent), as in the trajectory file (docs/model.md#file-series)."""
     return _pairs_to_rows(layout, evaluation.beta)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kernels.chunking import SITE_CHUNKS
 from .fiber import Fiber
 from .grid import SUPPORT_CUTOFF, Grid
 
@@ -186,7 +187,7 @@ def build_layout(grid: Grid, fiber: Fiber, chis: list[np.ndarray], prior_mu: np.
     pair_ptr = np.concatenate([[0], np.cumsum(n_occ * n_occ)]).astype(np.int64)
     # Work per site: per-row O(K^3) rotations and inverses, per-pair O(K^2) divergences.
     cost = n_occ * K ** 3 + n_occ * n_occ * K * K
-    chunks = _balanced_chunks(cost, (64 * 4))
+    chunks = _balanced_chunks(cost, SITE_CHUNKS)
 
     prior_mu = np.ascontiguousarray(prior_mu, dtype=float)
     prior_sigma = np.ascontiguousarray(prior_sigma, dtype=float)
