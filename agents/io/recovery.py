@@ -48,14 +48,20 @@ def is_hdf5(path: Path) -> bool:
         return False
 
 
-def repair(path: str | Path) -> bool:
-    """``vfe repair``: clear the consistency flags a killed writer left, so that every HDF5 tool opens the
-    file. Refuses while a writer holds the file (:class:`~.lock.RunFileBusy`). Returns True if flags were set."""
+def require_hdf5(path: str | Path) -> Path:
+    """``path`` as a Path, if it names an existing HDF5 file (else FileNotFoundError or OSError naming it)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if not is_hdf5(path):
         raise OSError(f"{path}: not an HDF5 file")
+    return path
+
+
+def repair(path: str | Path) -> bool:
+    """``vfe repair``: clear the consistency flags a killed writer left, so that every HDF5 tool opens the
+    file. Refuses while a writer holds the file (:class:`~.lock.RunFileBusy`). Returns True if flags were set."""
+    path = require_hdf5(path)
     with RunLock(path):
         return clear_consistency_flags(path)
 

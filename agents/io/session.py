@@ -17,7 +17,7 @@ from ..analysis.pipeline import AnalysisResult
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock
 from .reader import Trajectory
-from .recovery import clear_consistency_flags, is_hdf5
+from .recovery import clear_consistency_flags, require_hdf5
 from .schema import ANALYSIS_FRAMES, LIBVER
 
 
@@ -36,11 +36,7 @@ class AnalysisSession:
 
 @contextmanager
 def analysis_session(path: str | Path):
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if not is_hdf5(path):
-        raise OSError(f"{path}: not an HDF5 file")
+    path = require_hdf5(path)
     with RunLock(path):
         clear_consistency_flags(path)
         with h5py.File(path, "a", libver=LIBVER) as f:
