@@ -12,18 +12,22 @@ This folder (the repository root) is installed as the package ``gauge_vfe``: the
 # Only as the installed package: pytest, run in a checkout, imports this file as the package of the checkout's
 # folder (under whatever that folder is called), and must find nothing here to import a second time.
 if __name__ == "gauge_vfe":
-    from .agents import *  # noqa: F403 - the simulator's public API is the package's
-    from .agents import __all__ as _agents_all
-    from .agents import __version__
+    import importlib
 
-    __all__ = list(_agents_all)
+    from .agents import __all__  # noqa: F401 - the simulator's public API is the package's (names only)
 
     def __getattr__(name):
-        # gv.viz on first use: rendering pulls in pyvista and VTK, which a run does not need
+        # Imported on first use: `vfe` starts without loading numba, and gv.viz (pyvista, VTK) only when asked.
         if name == "viz":
-            import importlib
+            value = importlib.import_module(".viz", __name__)
+        elif name in __all__:
+            value = getattr(importlib.import_module(".agents", __name__), name)
+        else:
+            raise AttributeError(f"module 'gauge_vfe' has no attribute {name!r}")
+        globals()[name] = value
+        return value
 
-            return importlib.import_module(".viz", __name__)
-        raise AttributeError(f"module 'gauge_vfe' has no attribute {name!r}")
+    def __dir__():
+        return sorted(set(globals()) | set(__all__) | {"viz"})
 else:  # pragma: no cover
     __all__ = []

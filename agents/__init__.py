@@ -19,30 +19,44 @@ The public Python API, re-exported by ``gauge_vfe``:
   :func:`summarize_run`, :func:`run_sweep` -- what the ``vfe`` commands call.
 """
 
-from .setup.build import Built, build
-from .setup.config import Config, ConfigError, make_config
-from .model.dynamics import DivergenceError, StepInfo, step
-from .model.energy import TERMS, Evaluation, evaluate
-from .model.params import DynamicsParams, EnergyParams, LineSearch
-from .io.reader import Trajectory, load
-from .setup.scenario import Scenario, ScenarioError, load_scenario
-from .runner.simulation import EnergyIncreaseWarning, RunOutcome, Simulation
-from .runner.run import RunResult, run_scenario
-from .runner.analyze import analyze_run
-from .runner.inspect import summarize_run
-from .runner.sweep import run_sweep
-from .analysis.meta_agents import ConsensusParams
-from .analysis.pipeline import AnalysisResult
-from .model.state import State
+import importlib
 
-from importlib.metadata import version as _version
+# Where each public name lives. They are imported on first use (PEP 562), so that `vfe --help`, and a Ctrl-C
+# while the command starts, need not wait for numpy, numba and h5py to load.
+_PUBLIC = {
+    ".setup.build": ("Built", "build"),
+    ".setup.config": ("Config", "ConfigError", "make_config"),
+    ".model.dynamics": ("DivergenceError", "StepInfo", "step"),
+    ".model.energy": ("TERMS", "Evaluation", "evaluate"),
+    ".model.params": ("DynamicsParams", "EnergyParams", "LineSearch"),
+    ".io.reader": ("Trajectory", "load"),
+    ".setup.scenario": ("Scenario", "ScenarioError", "load_scenario"),
+    ".runner.simulation": ("EnergyIncreaseWarning", "RunOutcome", "Simulation"),
+    ".runner.run": ("RunResult", "run_scenario"),
+    ".runner.analyze": ("analyze_run",),
+    ".runner.inspect": ("summarize_run",),
+    ".runner.sweep": ("run_sweep",),
+    ".analysis.meta_agents": ("ConsensusParams",),
+    ".analysis.pipeline": ("AnalysisResult",),
+    ".model.state": ("State",),
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 
-__version__ = _version("gauge-vfe")  # one version number: pyproject.toml
+__all__ = [*_MODULE_OF, "__version__"]
 
 
-__all__ = [
-    "Built", "build", "Config", "ConfigError", "make_config", "DivergenceError", "DynamicsParams", "LineSearch",
-    "StepInfo", "step", "TERMS", "EnergyParams", "Evaluation", "evaluate", "EnergyIncreaseWarning", "Simulation",
-    "State", "Trajectory", "load", "Scenario", "ScenarioError", "load_scenario", "__version__", "RunOutcome",
-    "RunResult", "run_scenario", "analyze_run", "summarize_run", "run_sweep", "ConsensusParams", "AnalysisResult",
-]
+def __getattr__(name: str):
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value = version("gauge-vfe")  # one version number: pyproject.toml
+    elif name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name], __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -17,11 +17,11 @@ import click
 
 from .setup.config import ConfigError
 from .setup.scenario import ScenarioError
+from .launch import EXIT_INTERRUPTED
 from .setup.shipped import resolve_scenario, scenario_summary, shipped_scenarios
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
-EXIT_INTERRUPTED = 130
 EXIT_BY_STATUS = {"completed": 0, "interrupted": EXIT_INTERRUPTED, "diverged": EXIT_RUN_FAILED,
                   "failed": EXIT_RUN_FAILED}
 
@@ -158,6 +158,9 @@ def run(scenario, output, steps, seed, sets, resume, quiet, max_memory):
     uphill = f", {result.energy_increases} uphill steps" if result.energy_increases else ""
     click.echo(f"{result.status}: {result.path} (step {result.last_step}, {result.wall_time:.1f} s, "
                f"{result.steps_per_second:.0f} steps/s{uphill})")
+    if result.interrupted_after_steps:  # every step is in the file; a script's loop of runs must still stop
+        click.echo("interrupted after the last step", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_BY_STATUS[result.status])
 
 

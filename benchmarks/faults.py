@@ -350,22 +350,25 @@ def _child_probe(path: str) -> dict:
                 read_error = f"{type(exc).__name__}: {exc}"[:200]
     except Exception as exc:  # noqa: BLE001
         r["load_ok"], r["load_error"] = False, f"{type(exc).__name__}: {exc}"[:200]
-    lengths, finite = {}, True
+    # A frame is committed when its `step` entries are written (last, in every field); rows past that are a
+    # frame cut off by the fault, which no reader shows. Ragged: a committed frame lacks a value or a time.
+    lengths, finite, committed = {}, True, 0
     if r.get("load_ok"):
         try:
             with _open_h5(p) as f:
+                steps = [f[f"particles/agents/{n}/step"].shape[0] for n in FIELDS if f"particles/agents/{n}" in f]
+                committed = min(steps, default=0)
                 for name in FIELDS:
                     g = f.get(f"particles/agents/{name}")
                     if g is None:
                         lengths[name] = None
                         continue
                     lengths[name] = [int(g[k].shape[0]) for k in ("value", "step", "time")]
-                    finite &= bool(np.isfinite(g["value"][...]).all())
+                    finite &= bool(np.isfinite(g["value"][:committed]).all())
         except Exception as exc:  # noqa: BLE001
             read_error = read_error or f"{type(exc).__name__}: {exc}"[:200]
-    counts = {n for v in lengths.values() if v is not None for n in v}
-    r["lengths"] = lengths
-    r["ragged"] = len(counts) > 1 or None in lengths.values()
+    r["lengths"], r["committed"] = lengths, committed
+    r["ragged"] = any(v is None or min(v) < committed for v in lengths.values())
     r["finite"] = finite
     r["read_error"] = read_error
     r["corrupt"] = (not r.get("load_ok") or read_error is not None or not finite
@@ -710,7 +713,9 @@ def trial_sigint(ref: Reference, delay: float | None, at_step: int | None = None
 def sigint_outcome(t: Trial) -> str:
     if not t.sent:
         return "ended first"
-    if t.rc == EXIT_INTERRUPTED and t.file.get("recorded_status") == "interrupted":
+    # 130 and a valid file: stopped mid-run (status interrupted, --resume continues), or after the last step
+    # (status completed; the end-of-run analysis may be missing, `vfe analyze` redoes it)
+    if t.rc == EXIT_INTERRUPTED and t.file.get("recorded_status") in ("interrupted", "completed"):
         return "interrupted"
     if t.rc == 0:
         return "swallowed"
@@ -912,7 +917,7 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
     ragged = sum(bool(t.file.get("ragged")) for t in with_file)
     swmr_only = sum(t.file.get("plain_open") is False for t in with_file if t.file.get("load_ok"))
     if ragged:
-        details.append(f"ragged frames (mu/sigma/phi lengths differ) after the fault: {ragged}")
+        details.append(f"ragged frames (a committed frame lacks a value or a time) after the fault: {ragged}")
     if swmr_only and not cli_has("repair"):
         details.append(f"open only in SWMR-read mode (consistency flags set; no `vfe repair` yet): {swmr_only}")
     if cli_has("repair"):

@@ -23,7 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import faults  # noqa: E402
 
 STEPS = 30
-SIGNAL_AT = 10  # signal a run once its progress bar shows this step (mid step loop, frames 0..10 logged)
+# The signal cases need a step loop that lasts: this scenario takes about 1 ms a step here, and the progress bar
+# they watch refreshes every 0.25 s, so 30 steps end before the first refresh. 3000 steps last about 3 s.
+SIGNAL_STEPS, SIGNAL_EVERY = 3000, 100
+SIGNAL_AT = 100  # signal a run once its progress bar shows this step (mid step loop, frame 100 logged)
 
 
 def _explain(t: faults.Trial) -> str:
@@ -35,6 +38,14 @@ def _explain(t: faults.Trial) -> str:
 def ref(tmp_path_factory):
     folder = tmp_path_factory.mktemp("faults")
     reference = faults.make_reference(folder, steps=STEPS, warmup=False, analyze=False)
+    yield reference
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def long_ref(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faults-long")
+    reference = faults.make_reference(folder, steps=SIGNAL_STEPS, every=SIGNAL_EVERY, warmup=False, analyze=False)
     yield reference
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -56,7 +67,8 @@ def test_harness_compares_exactly(ref, tmp_path):
     assert faults.compare(copy, ref.path) == ["/particles/agents/mu/value: values differ"]
 
 
-def test_sigkill_during_steps_then_resume_bit_identical(ref):
+def test_sigkill_during_steps_then_resume_bit_identical(long_ref):
+    ref = long_ref
     t = faults.trial_kill(ref, None, at_step=SIGNAL_AT)
     assert t.sent, "the run ended before it could be killed"
     assert t.rc == -9
@@ -66,11 +78,9 @@ def test_sigkill_during_steps_then_resume_bit_identical(ref):
     assert not t.corrupt
 
 
-def test_sigint_interrupted_exit_130_then_resume_bit_identical(ref):
-    for _ in range(3):  # the progress bar refreshes every 0.2 s: on a fast machine it may first show the end
-        t = faults.trial_sigint(ref, None, at_step=SIGNAL_AT)
-        if (t.extra.get("step_seen") or 0) < ref_total_steps(ref):
-            break
+def test_sigint_interrupted_exit_130_then_resume_bit_identical(long_ref):
+    ref = long_ref
+    t = faults.trial_sigint(ref, None, at_step=SIGNAL_AT)
     assert t.sent, "the run ended before it could be interrupted"
     assert (t.extra.get("step_seen") or 0) < ref_total_steps(ref), "the signal never landed in the step loop"
     assert t.rc == faults.EXIT_INTERRUPTED, _explain(t)

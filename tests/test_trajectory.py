@@ -182,6 +182,63 @@ def test_ctrl_c_leaves_a_valid_file_and_resume_is_bit_identical(tmp_path):
         assert same(resumed[k], reference[k]), k
 
 
+def _ctrl_c_then(fn):
+    """``fn`` with a real SIGINT to this process first (the handler in force decides what it does)."""
+    def pressed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # Python runs the handler at the next bytecode; be sure it has
+        return fn(*args, **kwargs)
+    return pressed
+
+
+def test_ctrl_c_during_the_analysis_keeps_the_complete_run_and_exits_130(tmp_path, monkeypatch):
+    from gauge_vfe.agents.runner import observers
+
+    monkeypatch.setattr(observers, "analyze_frames", _ctrl_c_then(observers.analyze_frames))
+    path = tmp_path / "a.h5"
+    res = run_scenario(scenario(tmp_path), path)
+    assert res.status == "completed" and res.last_step == 30 and res.interrupted_after_steps
+    assert res.analysis is None and any("vfe analyze" in n for n in res.notes)
+    with agents.load(path) as traj:
+        assert traj.status == "completed" and traj.last_step == 30 and traj.frame_steps[-1] == 30
+        assert traj.analysis() is None
+    r = CliRunner().invoke(main, ["run", str(tmp_path / "traj.yaml"), "-o", str(tmp_path / "b.h5"), "-q"])
+    assert r.exit_code == 130, r.output
+    assert "analysis interrupted" in r.output and "interrupted after the last step" in r.output
+
+
+@pytest.mark.parametrize("analysis", [True, False])
+def test_ctrl_c_during_the_final_writes_is_held_until_they_are_done(tmp_path, monkeypatch, analysis):
+    """The signal arrives while the last frame is being written: the frame and the status are complete, the
+    analysis is not started, and the run still ends as interrupted (exit 130)."""
+    from gauge_vfe.agents.io.writer import TrajectoryWriter
+
+    monkeypatch.setattr(TrajectoryWriter, "settle_checkpoint", _ctrl_c_then(TrajectoryWriter.settle_checkpoint))
+    path = tmp_path / "a.h5"
+    sc = scenario(tmp_path, f"analysis.enabled={str(analysis).lower()}")
+    if analysis:
+        res = run_scenario(sc, path)
+        assert res.status == "completed" and res.interrupted_after_steps and res.analysis is None
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            run_scenario(sc, path)
+    with agents.load(path) as traj:
+        assert traj.status == "completed" and traj.frame_steps[-1] == 30
+        assert traj.checkpoint().step == 30
+
+
+def test_signals_deferred_holds_a_signal_until_the_block_ends():
+    from gauge_vfe.agents.runner.signals import signals_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    with signals_deferred() as held:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        done = True
+    assert done and held.signal == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_longer_run_continues_with_resume(tmp_path):
     path = tmp_path / "grow.h5"
     run_scenario(scenario(tmp_path, "dynamics.steps=10"), path)

@@ -18,6 +18,7 @@ from ..io.writer import DiskFullError, TrajectoryWriter
 from ..model.dynamics import DivergenceError, StepInfo
 from ..model.energy import TERMS
 from ..setup.config import AnalysisConfig
+from .signals import signals_deferred
 from .simulation import RunOutcome, Simulation
 
 
@@ -32,6 +33,7 @@ class TrajectoryObserver:
         self.every = every
         self.log_initial = log_initial
         self.closed_by_analysis = False
+        self.interrupt_pending = False  # a signal arrived while the file was being finished
         self.status, self.message = "running", ""
 
     def _beta(self, sim: Simulation):
@@ -61,23 +63,31 @@ class TrajectoryObserver:
 
     def finish(self, sim: Simulation, outcome: RunOutcome) -> None:
         """Log the final state and close the file with the run's status; the analysis observer, if any,
-        closes it instead, after storing its results through the same handle."""
+        closes it instead, after storing its results through the same handle.
+
+        A Ctrl-C or SIGTERM during these writes is held until they are done (never half a final frame); it
+        then ends the run as an interrupt after its last step (``interrupt_pending`` tells the analysis to
+        skip)."""
         self.status, self.message = outcome.status, outcome.message
         if outcome.status == "interrupted":
             self.message += "; continue with --resume"
-        try:
-            if outcome.status == "completed" or (outcome.status == "diverged" and self._representable(sim)):
-                self.writer.log_frame(sim.state, self._beta(sim))  # the final (or last good) state
-            elif outcome.status == "interrupted":
-                self.writer.checkpoint(sim.state)
-            if outcome.status == "completed":
-                self.writer.settle_checkpoint()
-        except DiskFullError as exc:
-            self.status, self.message = "failed", str(exc)
-            self.close()
-            raise
-        if not self.closed_by_analysis:
-            self.close()
+        with signals_deferred() as held:
+            try:
+                if outcome.status == "completed" or (outcome.status == "diverged" and self._representable(sim)):
+                    self.writer.log_frame(sim.state, self._beta(sim))  # the final (or last good) state
+                elif outcome.status == "interrupted":
+                    self.writer.checkpoint(sim.state)
+                if outcome.status == "completed":
+                    self.writer.settle_checkpoint()
+            except DiskFullError as exc:
+                self.status, self.message = "failed", str(exc)
+                self.close()
+                raise
+            if not self.closed_by_analysis:
+                self.close()
+        self.interrupt_pending = self.interrupt_pending or held.signal is not None
+        if self.interrupt_pending and not self.closed_by_analysis:
+            raise KeyboardInterrupt
 
     def _representable(self, sim: Simulation) -> bool:
         try:
@@ -88,7 +98,10 @@ class TrajectoryObserver:
         return True
 
     def close(self) -> None:
-        self.writer.close(self.status, self.message)
+        with signals_deferred() as held:
+            self.writer.close(self.status, self.message)
+        if held.signal is not None:
+            self.interrupt_pending = True
 
 
 class ProgressBar:
@@ -142,6 +155,7 @@ class AnalysisObserver:
         self.settings = settings
         self.result: AnalysisResult | None = None
         self.notes: list[str] = []
+        self.interrupted = False  # Ctrl-C or SIGTERM after the last step: the run is complete, the analysis not
         trajectory.closed_by_analysis = True
 
     def start(self, sim: Simulation) -> None:
@@ -155,13 +169,18 @@ class AnalysisObserver:
         if writer.closed:  # the trajectory observer had to close it (a full disk): nothing to analyse into
             return
         try:
+            if self.trajectory.interrupt_pending:  # Ctrl-C while the last frame was written: do not start
+                raise KeyboardInterrupt
             if outcome.status != "failed":
                 traj = writer.reader()
                 self.result = analyze_frames(sim.layout, traj.frame_steps, traj.frame_states(), self.settings)
                 self.notes += self.result.notes
-                writer.write_analysis(self.result)
+                with signals_deferred() as held:  # never half an analysis in the file
+                    writer.write_analysis(self.result)
+                if held.signal is not None:
+                    self.interrupted = True
         except KeyboardInterrupt:  # the run itself is complete: say so, and how to analyse it later
-            self.result = None
+            self.result, self.interrupted = None, True
             self.notes.append(f"analysis interrupted: run `vfe analyze {writer.path}` to redo it")
         except DiskFullError as exc:
             self.result = None
@@ -169,3 +188,4 @@ class AnalysisObserver:
             raise
         finally:
             self.trajectory.close()
+            self.interrupted = self.interrupted or self.trajectory.interrupt_pending

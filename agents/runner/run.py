@@ -40,6 +40,7 @@ class RunResult:
     analysis: AnalysisResult | None = None
     kept_earlier: Path | None = None  # where an existing file at the output path was moved
     notes: tuple[str, ...] = ()  # what the analysis skipped or could not do
+    interrupted_after_steps: bool = False  # Ctrl-C or SIGTERM while the file was finished or analysed
 
 
 def output_path(scenario: Scenario, output: str | Path | None) -> Path:
@@ -143,4 +144,5 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     return RunResult(path, outcome.status, message, outcome.last_step, wall,
                      outcome.steps_taken / wall if wall > 0 else float("nan"), sim.energy(),
                      outcome.energy_increases, analysis.result if analysis is not None else None, kept,
-                     tuple(analysis.notes) if analysis is not None else ())
+                     tuple(analysis.notes) if analysis is not None else (),
+                     analysis is not None and analysis.interrupted)

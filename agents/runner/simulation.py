@@ -18,9 +18,7 @@ trigger): the trajectory writer, the progress bar and the end-of-run analysis ar
 from __future__ import annotations
 
 import signal
-import threading
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
@@ -31,6 +29,7 @@ from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
 from ..model.state import State
 from ..setup.build import Built, build
 from ..setup.config import Config, make_config
+from .signals import InterruptFlag, terminate_as_interrupt
 
 
 class EnergyIncreaseWarning(RuntimeWarning):
@@ -102,29 +101,6 @@ def gradient_tolerance(tol: float) -> StopCondition:
         return None
 
     return stop
-
-
-class _InterruptFlag:
-    """SIGINT and SIGTERM only set a flag, checked between steps: a signal never lands inside a step or a
-    write, so the state, the energies and the file always describe the same completed step."""
-
-    def __init__(self):
-        self.signal: int | None = None
-
-    def __call__(self, signum, frame):
-        self.signal = signum
-
-    @contextmanager
-    def installed(self, enabled: bool):
-        if not enabled or threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 class Simulation:
@@ -232,7 +208,7 @@ class Simulation:
         first = self._state.step
         increases0 = self.energy_increases
         status, message, error = "completed", "", None
-        flag = _InterruptFlag()
+        flag = InterruptFlag()
 
         def outcome() -> RunOutcome:
             return RunOutcome(status, message, first, self._state.step, self.energy_increases - increases0,
@@ -263,29 +239,11 @@ class Simulation:
             _finish_all(observers, self, outcome())
             raise
         result = outcome()
-        with _terminate_as_interrupt(catch_signals):  # e.g. a SIGTERM during the end-of-run analysis
+        with terminate_as_interrupt(catch_signals):  # e.g. a SIGTERM during the end-of-run analysis
             _finish_all(observers, self, result)
         if throw and error is not None:
             raise error
         return result
-
-
-@contextmanager
-def _terminate_as_interrupt(enabled: bool):
-    """While observers finish, SIGTERM raises KeyboardInterrupt like Ctrl-C does, so they can close the file
-    (the default action would end the process at once and leave it as a kill does)."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _finish_all(observers: Sequence[Observer], sim: Simulation, outcome: RunOutcome) -> None:

@@ -1,0 +1,19 @@
+"""The ``vfe`` executable's entry point.
+
+Ctrl-C can arrive while Python is still importing the simulator (numpy, numba, h5py take a second or more). No
+file has been touched then; the command says ``interrupted`` and exits 130 like any other interrupt, instead of
+printing a traceback from deep inside an import.
+"""
+
+import sys
+
+EXIT_INTERRUPTED = 130
+
+
+def main() -> None:
+    try:
+        from .cli import main as cli
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    cli()
