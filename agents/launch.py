@@ -17,3 +17,7 @@ def main() -> None:
         sys.stderr.write("interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
     cli()
+
+
+if __name__ == "__main__":  # python -m gauge_vfe.agents.launch: what the `vfe` script runs
+    main()

@@ -165,7 +165,7 @@ def child_env() -> dict:
 
 
 def vfe_cmd(*args) -> list[str]:
-    return [sys.executable, "-m", "gauge_vfe.agents.cli", *map(str, args)]
+    return [sys.executable, "-m", "gauge_vfe.agents.launch", *map(str, args)]  # as the `vfe` script starts
 
 
 @dataclass
