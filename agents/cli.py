@@ -245,9 +245,19 @@ def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loo
 @click.option("--size", default="1280x720", help="WxH in pixels")
 @click.option("--color-by", default="|mu|", help="agent, mu:K, |mu|, trace_sigma, kl_prior, free_energy")
 @click.option("--fps", default=10, type=int, help="frames per second of a movie")
+@click.option("--camera", default="iso", type=click.Choice(["iso", "top", "side"]),
+              help="viewpoint, fixed for the whole movie")
+@click.option("--clim", default=None, metavar="LO,HI",
+              help="colour range of --color-by (default: its extremes over every rendered frame)")
+@click.option("--holonomy-clim", default=None, metavar="LO,HI",
+              help="colour range of the base plane's holonomy angle in rad (default: 0 to its largest)")
+@click.option("--contact-sheet", is_flag=True, help="9 frames spread over the run in one PNG (-o sheet.png)")
+@click.option("--no-title-card", is_flag=True, help="start a movie at its first frame")
+@click.option("--panel-2d", is_flag=True, help="a top-down panel (holonomy, meta-agents) beside the 3D view")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
-def render(run_file, output, frames, size, color_by, fps, quiet):
-    """Render RUN_FILE offscreen to a movie (MP4, GIF) or one frame (PNG)."""
+def render(run_file, output, frames, size, color_by, fps, camera, clim, holonomy_clim, contact_sheet, no_title_card,
+           panel_2d, quiet):
+    """Render RUN_FILE offscreen to a movie (MP4, GIF), one frame (PNG) or a contact sheet (PNG)."""
     from .. import viz
 
     try:
@@ -255,14 +265,22 @@ def render(run_file, output, frames, size, color_by, fps, quiet):
     except ValueError:
         _fail([f"--size: expected WxH, got {size!r}"])
     bar, progress = _progress_bar("frame", quiet)
+    reports = []
     try:
+        options = {"view": camera, "clim": clim, "holonomy_clim": holonomy_clim, "panel_2d": panel_2d,
+                   "report": reports.append}
         with _trajectory(run_file) as traj:
-            path = viz.render(traj, output, frames=frames, size=(width, height), color_by=color_by,
-                              progress=progress, fps=fps)
+            if contact_sheet:
+                path = viz.contact_sheet(traj, output, color_by=color_by, tile=(width // 2, height // 2), **options)
+            else:
+                path = viz.render(traj, output, frames=frames, size=(width, height), color_by=color_by,
+                                  progress=progress, fps=fps, title_card=not no_title_card, **options)
     except (ValueError, IndexError) as exc:
         _fail([str(exc)])
     finally:
         bar.close()
+    for r in reports:
+        click.echo(r.line())
     click.echo(f"wrote {path}")
 
 
@@ -286,7 +304,8 @@ def view(run_file, color_by):
 @click.option("--quantity", help="for a sweep: one summary column to plot (default: the main ones)")
 @click.option("--x", "x_param", help="for a sweep: the parameter on the x axis")
 def plot(run, output, quantity, x_param):
-    """Plots of RUN.h5 (energy, attention, meta-agents, holonomy, beliefs), or phase diagrams of a SWEEP_DIR."""
+    """Plots of RUN.h5 (energy, holonomy, meta-agents, hierarchy, attention, beliefs), or phase diagrams of a
+    SWEEP_DIR."""
     from .. import viz
 
     if Path(run).is_dir():

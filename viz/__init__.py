@@ -2,12 +2,15 @@
 
     from gauge_vfe import viz
     viz.render("runs/emergence.h5", "movie.mp4")
-    viz.plot_energy(agents.load("runs/emergence.h5"))
+    viz.contact_sheet("runs/emergence.h5", "sheet.png")
+    viz.plot_energy(gauge_vfe.load("runs/emergence.h5"))
 """
 
-from .plots import plot_all, plot_beta, plot_beliefs, plot_energy, plot_holonomy, plot_meta_agents
-from .render import render, view
-from .scene import COLOR_BY, SceneOptions
+from .plots import (plot_all, plot_attention, plot_beta, plot_beliefs, plot_energy, plot_hierarchy, plot_holonomy,
+                    plot_holonomy_over_time, plot_meta_agents)
+from .render import RenderReport, contact_sheet, render, view
+from .scene import COLOR_BY, VIEWS, SceneOptions
 
-__all__ = ["render", "view", "SceneOptions", "COLOR_BY", "plot_all", "plot_energy", "plot_beta",
-           "plot_meta_agents", "plot_holonomy", "plot_beliefs"]
+__all__ = ["render", "contact_sheet", "view", "RenderReport", "SceneOptions", "COLOR_BY", "VIEWS", "plot_all",
+           "plot_energy", "plot_attention", "plot_beta", "plot_meta_agents", "plot_hierarchy", "plot_holonomy",
+           "plot_holonomy_over_time", "plot_beliefs"]

@@ -23,20 +23,38 @@ def _figure(*args, **kw):
     return plt.subplots(*args, **kw)
 
 
+def _legend_outside(ax, **kw) -> None:
+    """The legend to the right of the axes, never over the data."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kw)
+
+
+def _run_name(traj) -> str:
+    return str(traj.config.get("name", "") or traj.path.stem)
+
+
+def _not_analysed(ax) -> None:
+    ax.text(0.5, 0.5, "not analysed: run `vfe analyze RUN.h5`", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def plot_energy(traj):
-    """Every energy term against the step (symmetric-log axis: the alignment term may be negative)."""
+    """Every energy term against the step (symmetric-log axis: the alignment term may be negative), the legend
+    outside the data."""
     e = traj.energies()
-    fig, ax = _figure(figsize=(7, 4.5), constrained_layout=True)
+    fig, ax = _figure(figsize=(8, 4.5), constrained_layout=True)
     for term, color in TERM_COLORS.items():
         v = e[term]
         if term == "total" or np.any(v != 0):
             ax.plot(e["step"], v, label=term, color=color, lw=2 if term == "total" else 1.3)
     span = np.abs(np.concatenate([e[t] for t in TERM_COLORS]))
     ax.set_yscale("symlog", linthresh=max(1e-3, float(np.percentile(span[span > 0], 5)) if np.any(span > 0) else 1))
+    ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel("step")
-    ax.set_ylabel("energy (weights included)")
-    ax.set_title(f"{traj.config.get('name', '')}: energy by term")
-    ax.legend(loc="best", fontsize=8)
+    ax.set_ylabel("energy (nats, weights included)")
+    ax.set_title(f"{_run_name(traj)}: energy by term")
+    _legend_outside(ax, title="term")
     ax.grid(alpha=0.3)
     return fig
 
@@ -60,57 +78,195 @@ def attention_matrix(traj, frame: int = -1) -> np.ndarray:
     return out / norm[:, None]
 
 
-def plot_beta(traj, frame: int = -1):
-    """The attention matrix, agents ordered by meta-agent (lines separate meta-agents)."""
-    A = attention_matrix(traj, frame)
+def meta_order(traj, frame: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """(agents ordered by their scale-2 meta-agent id, then by index; each ordered agent's id, -1 for none)."""
     labels = -np.ones(traj.n_agents, dtype=int)
     for m in traj.meta_agents(frame):
         if m["scale"] == 2:
             labels[m["members"]] = m["id"]
     order = np.lexsort((np.arange(traj.n_agents), np.where(labels < 0, 10 ** 9, labels)))
-    fig, ax = _figure(figsize=(5.5, 4.8), constrained_layout=True)
+    return order, labels[order]
+
+
+def plot_beta(traj, frame: int = -1):
+    """The attention matrix, agents ordered by meta-agent; each block labelled with its meta-agent id."""
+    from matplotlib.patches import Rectangle
+
+    from .scene import meta_color
+
+    A = attention_matrix(traj, frame)
+    order, ids = meta_order(traj, frame)
+    n = traj.n_agents
+    fig, ax = _figure(figsize=(6.2, 5.6), constrained_layout=True)
     im = ax.imshow(A[np.ix_(order, order)], cmap="viridis", vmin=0)
-    fig.colorbar(im, ax=ax, label="mean beta_ij")
-    ax.set_xticks(range(traj.n_agents), order, fontsize=7)
-    ax.set_yticks(range(traj.n_agents), order, fontsize=7)
-    sorted_labels = labels[order]
-    for k in range(1, traj.n_agents):
-        if sorted_labels[k] != sorted_labels[k - 1]:
-            ax.axhline(k - 0.5, color="white", lw=1)
-            ax.axvline(k - 0.5, color="white", lw=1)
-    ax.set_xlabel("j (attended to)")
-    ax.set_ylabel("i")
-    ax.set_title(f"attention, step {int(traj.frame_steps[frame])}, ordered by meta-agent")
+    fig.colorbar(im, ax=ax, label="attention beta_ij (mean over the overlap)", shrink=0.85)
+    ax.set_xticks(range(n), order, fontsize=7)
+    ax.set_yticks(range(n), order, fontsize=7)
+    starts = [0] + [k for k in range(1, n) if ids[k] != ids[k - 1]] + [n]
+    for a, b in zip(starts[:-1], starts[1:]):
+        mid = (a + b - 1) / 2
+        if ids[a] >= 0:
+            ax.add_patch(Rectangle((a - 0.5, a - 0.5), b - a, b - a, fill=False, edgecolor=meta_color(ids[a]),
+                                   lw=2))
+            ax.text(mid, -0.9, f"id {ids[a]}", ha="center", va="bottom", fontsize=8, color="black",
+                    bbox={"facecolor": meta_color(ids[a]), "alpha": 0.6, "pad": 1, "edgecolor": "none"})
+        else:
+            ax.text(mid, -0.9, "no meta-agent", ha="center", va="bottom", fontsize=7, color="grey")
+    ax.set_ylim(n - 0.5, -2.2)  # room above the matrix for the id labels
+    ax.set_xlabel("j: agent attended to")
+    ax.set_ylabel("i: agent attending")
+    ax.set_title(f"{_run_name(traj)}: attention at step {int(traj.frame_steps[frame])},\n"
+                 "agents grouped by scale-2 meta-agent", fontsize=10)
     return fig
 
 
+plot_attention = plot_beta
+
+
+EVENT_STYLE = {"birth": ("^", "tab:green"), "death": ("x", "tab:grey"), "merge": ("v", "tab:purple"),
+               "split": ("D", "tab:orange")}
+
+
 def plot_meta_agents(traj):
-    """Meta-agent count per scale and mean size (scale-1 members) over time."""
-    fig, (ax1, ax2) = _figure(2, 1, figsize=(7, 5), sharex=True, constrained_layout=True)
+    """Meta-agent count and size (base agents per meta-agent) per scale over time, with birth, death, merge and
+    split events marked where they happen."""
+    from ..agents.analysis.pipeline import EVENT_KINDS
+
+    fig, (ax1, ax2) = _figure(2, 1, figsize=(8, 5.5), sharex=True, constrained_layout=True)
     result = traj.analysis()
     if result is None:
-        ax1.text(0.5, 0.5, "not analysed: run `vfe analyze`", ha="center", transform=ax1.transAxes)
+        _not_analysed(ax1)
         return fig
     steps, counts, rec = result.steps, result.counts, result.records
+    colors = {}
     for s in range(2, counts.shape[1]):
-        if counts[:, s].any():
-            ax1.step(steps, counts[:, s], where="post", label=f"scale {s}")
-            sizes = [rec["n_base"][(rec["step"] == t) & (rec["scale"] == s)] for t in steps]
-            ax2.plot(steps, [x.mean() if x.size else np.nan for x in sizes], marker=".", label=f"scale {s}")
+        if not counts[:, s].any():
+            continue
+        line = ax1.step(steps, counts[:, s], where="post", label=f"scale {s}", lw=1.6)[0]
+        colors[s] = line.get_color()
+        sizes = [rec["n_base"][(rec["step"] == t) & (rec["scale"] == s)] for t in steps]
+        mean = np.array([x.mean() if x.size else np.nan for x in sizes])
+        lo = np.array([x.min() if x.size else np.nan for x in sizes])
+        hi = np.array([x.max() if x.size else np.nan for x in sizes])
+        ax2.plot(steps, mean, color=colors[s], label=f"scale {s}: mean")
+        ax2.fill_between(steps, lo, hi, color=colors[s], alpha=0.2, step=None, label=f"scale {s}: min to max")
+    names = {v: k for k, v in EVENT_KINDS.items()}
+    ev = result.events
+    for kind, (marker, color) in EVENT_STYLE.items():
+        sel = ev[ev["kind"] == EVENT_KINDS[kind]]
+        if not sel.size:
+            continue
+        k = np.clip(np.searchsorted(steps, sel["step"]), 0, len(steps) - 1)
+        ax1.scatter(sel["step"], counts[k, sel["scale"]], marker=marker, color=color, s=40, zorder=5,
+                    label=f"{kind} ({sel.size})")
+    del names
     ax1.set_ylabel("meta-agents")
-    ax2.set_ylabel("mean size (agents)")
+    ax1.yaxis.get_major_locator().set_params(integer=True)
+    ax1.set_ylim(bottom=0)
+    ax2.set_ylabel("size (scale-1 agents)")
+    ax2.yaxis.get_major_locator().set_params(integer=True)
+    ax2.set_ylim(bottom=0)
     ax2.set_xlabel("step")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    ax1.set_title(f"{traj.config.get('name', '')}: meta-agents")
+        _legend_outside(ax)
+    ax1.set_title(f"{_run_name(traj)}: meta-agents per scale, with events")
+    return fig
+
+
+def membership(result, scale: int, n_agents: int) -> np.ndarray:
+    """(F, N) id of the scale-``scale`` meta-agent each base agent belongs to at each analysed frame, -1 none."""
+    out = -np.ones((len(result.steps), n_agents), dtype=np.int64)
+    row = {int(t): k for k, t in enumerate(result.steps)}
+    for k in np.nonzero(result.records["scale"] == scale)[0]:
+        r = result.records[k]
+        out[row[int(r["step"])], result.members[result.members_offset[k]:result.members_offset[k + 1]]] = r["id"]
+    return out
+
+
+def plot_hierarchy(traj):
+    """Which agents belong to which meta-agent at each step: one panel per scale (the highest on top), one row
+    per agent, coloured by the id of the meta-agent holding it (white: none)."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from .scene import meta_color
+
+    result = traj.analysis()
+    if result is None:
+        fig, ax = _figure(figsize=(8, 3), constrained_layout=True)
+        _not_analysed(ax)
+        return fig
+    scales = [s for s in range(2, result.counts.shape[1]) if result.counts[:, s].any()] or [2]
+    n = traj.n_agents
+    order, _ = meta_order(traj, -1)
+    fig, axes = _figure(len(scales), 1, figsize=(8, 1.2 + 0.22 * n * len(scales)), sharex=True,
+                        constrained_layout=True, squeeze=False)
+    steps = result.steps
+    dt = steps[1] - steps[0] if len(steps) > 1 else 1
+    for ax, s in zip(axes[::-1, 0], scales):  # highest scale on top
+        ids = membership(result, s, n)[:, order].T  # (N, F), rows in the attention plot's order
+        present = sorted(int(v) for v in np.unique(ids) if v >= 0)
+        lut = {v: k + 1 for k, v in enumerate(present)}
+        img = np.vectorize(lambda v: lut.get(int(v), 0))(ids) if ids.size else ids
+        cmap = ListedColormap([(1, 1, 1)] + [meta_color(v) for v in present])
+        ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(present) + 0.5,
+                  extent=(steps[0] - dt / 2, steps[-1] + dt / 2, n - 0.5, -0.5))
+        ax.set_yticks(range(n), order, fontsize=6)
+        ax.set_ylabel(f"scale {s}\nagent", fontsize=9)
+        handles = [Patch(facecolor=meta_color(v), label=f"id {v}") for v in present]
+        if handles:
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+                      title=f"scale {s}", title_fontsize=8, borderaxespad=0.0)
+    axes[-1, 0].set_xlabel("step")
+    axes[0, 0].set_title(f"{_run_name(traj)}: hierarchy over time (which meta-agent holds each agent)")
+    return fig
+
+
+def holonomy_quantiles(traj, qs=(0.05, 0.25, 0.5, 0.75, 0.95)):
+    """(steps, (F, len(qs)) quantiles, (F,) max) of the plaquette angles of every analysed frame, or None."""
+    result = traj.analysis()
+    if result is None:
+        return None
+    A = result.plaquette_angle
+    out = np.full((A.shape[0], len(qs)), np.nan)
+    top = np.full(A.shape[0], np.nan)
+    for k, row in enumerate(A):
+        a = row[np.isfinite(row)]
+        if a.size:
+            out[k] = np.quantile(a, qs)
+            top[k] = a.max()
+    return result.steps, out, top
+
+
+def plot_holonomy_over_time(traj, ax=None):
+    """The distribution of plaquette holonomy angles over time: median, 25-75 % and 5-95 % bands, and max."""
+    if ax is None:
+        fig, ax = _figure(figsize=(8, 4), constrained_layout=True)
+    else:
+        fig = ax.figure
+    q = holonomy_quantiles(traj)
+    if q is None:
+        _not_analysed(ax)
+        return fig
+    steps, Q, top = q
+    ax.fill_between(steps, Q[:, 0], Q[:, 4], color="tab:red", alpha=0.15, label="5 to 95 %")
+    ax.fill_between(steps, Q[:, 1], Q[:, 3], color="tab:red", alpha=0.35, label="25 to 75 %")
+    ax.plot(steps, Q[:, 2], color="tab:red", lw=1.8, label="median")
+    ax.plot(steps, top, color="black", lw=0.8, ls="--", label="max")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel("plaquette angle (rad)")
+    ax.set_title(f"{_run_name(traj)}: plaquette holonomy over time")
+    ax.grid(alpha=0.3)
+    _legend_outside(ax)
     return fig
 
 
 def plot_holonomy(traj, frame: int = -1):
-    """Histogram of plaquette holonomy angles in a frame (all agents)."""
-    fig, ax = _figure(figsize=(6, 4), constrained_layout=True)
+    """Plaquette holonomy: its distribution over time (bands) and, beside it, the histogram of one frame."""
+    fig, (ax1, ax2) = _figure(1, 2, figsize=(11, 4), constrained_layout=True, width_ratios=(2.2, 1))
+    plot_holonomy_over_time(traj, ax1)
     angles = traj.plaquette_angles(frame)
     if angles is None:
         from ..agents.analysis.holonomy import plaquette_angles
@@ -118,10 +274,11 @@ def plot_holonomy(traj, frame: int = -1):
         angles, _ = plaquette_angles(traj.layout(), traj.state(frame))
     a = angles[np.isfinite(angles)]
     if a.size:
-        ax.hist(a, bins=40, color="tab:red", alpha=0.8)
-    ax.set_xlabel("plaquette angle (rad)")
-    ax.set_ylabel("plaquettes")
-    ax.set_title(f"holonomy, step {int(traj.frame_steps[frame])}: mean {a.mean() if a.size else 0:.3g}")
+        ax2.hist(a, bins=40, color="tab:red", alpha=0.8)
+    ax2.set_xlabel("plaquette angle (rad)")
+    ax2.set_ylabel("agent-site plaquettes")
+    ax2.set_title(f"step {int(traj.frame_steps[frame])}: mean {a.mean() if a.size else 0:.3g} rad", fontsize=10)
+    ax2.grid(alpha=0.3)
     return fig
 
 
@@ -144,10 +301,14 @@ def plot_beliefs(traj, frame: int = -1, component: int | None = None):
             ax.set_title(f"agent {i}", fontsize=8)
         else:
             ax.axis("off")
-    label = "|mu|" if component is None else f"mu[{component}]"
+    label = "|mu| (u)" if component is None else f"mu[{component}] (u)"
     fig.colorbar(im, ax=axes, label=label, shrink=0.8)
-    fig.suptitle(f"beliefs, step {int(traj.frame_steps[frame])}")
+    fig.suptitle(f"{_run_name(traj)}: beliefs, step {int(traj.frame_steps[frame])}")
     return fig
+
+
+PLOTS = (("energy", plot_energy), ("holonomy", plot_holonomy), ("meta_agents", plot_meta_agents),
+         ("hierarchy", plot_hierarchy), ("attention", plot_beta), ("beliefs", plot_beliefs))
 
 
 def plot_all(traj, out_dir) -> list[Path]:
@@ -157,8 +318,7 @@ def plot_all(traj, out_dir) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, fn in (("energy", plot_energy), ("attention", plot_beta), ("meta_agents", plot_meta_agents),
-                     ("holonomy", plot_holonomy), ("beliefs", plot_beliefs)):
+    for name, fn in PLOTS:
         fig = fn(traj)
         path = out / f"{name}.png"
         fig.savefig(path, dpi=110)
@@ -183,6 +343,49 @@ def _num(v):
         return np.nan
 
 
+QUANTITY_LABELS = {
+    "meta_agents": "meta-agents at the end", "meta_max_scale": "highest meta-agent scale",
+    "energy_total": "total energy at the end (nats)", "holonomy_mean": "mean plaquette angle, last frame (rad)",
+    "holonomy_max": "largest plaquette angle, last frame (rad)", "wall_time": "wall time (s)",
+    "last_step": "last step", "uphill_steps": "uphill steps",
+}
+INTEGER_QUANTITIES = ("meta_agents", "meta_max_scale", "last_step", "uphill_steps")
+
+
+def label(column: str) -> str:
+    """A readable axis label for a summary column or a swept parameter (its key kept for reference)."""
+    if column in QUANTITY_LABELS:
+        return QUANTITY_LABELS[column]
+    if column.startswith("energy_"):
+        return f"{column[len('energy_'):]} energy at the end (nats)"
+    if "." in column:  # a swept parameter: its own name first, then where it lives in the scenario
+        return f"{column.rsplit('.', 1)[1].replace('_', ' ')} ({column})"
+    return column.replace("_", " ")
+
+
+def honest_limits(values, integer: bool = False, rel_noise: float = 0.05) -> tuple[float, float] | None:
+    """Axis limits that do not magnify noise: when the data vary by less than ``rel_noise`` of their size
+    (a constant 2, or 2 +- 0.01), the axis starts at zero (or ends there, for negative data) instead of
+    zooming into the third digit. None: leave matplotlib's limits (the data do vary)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return None
+    lo, hi = float(v.min()), float(v.max())
+    size = max(abs(lo), abs(hi))
+    if integer and lo >= 0:
+        return (0.0, max(hi, 1.0) * 1.15)  # counts: always from zero
+    if size == 0:
+        return (-1.0, 1.0)
+    if hi - lo >= rel_noise * size:
+        return None
+    if lo >= 0:
+        return (0.0, hi * 1.15)
+    if hi <= 0:
+        return (lo * 1.15, 0.0)
+    return (-1.15 * size, 1.15 * size)
+
+
 def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, group: str | None = None):
     """A summary quantity against one swept parameter (and one line per value of a second), mean and spread
     (standard deviation) over every other swept parameter, e.g. the seeds."""
@@ -190,7 +393,8 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
     free = [p for p in params if p != "seed"] or params
     x = x or free[0]
     group = group if group is not None else next((p for p in free if p != x), None)
-    fig, ax = _figure(figsize=(6.5, 4.5), constrained_layout=True)
+    fig, ax = _figure(figsize=(7.5, 4.5), constrained_layout=True)
+    shown = []
     groups = sorted({r[f"param:{group}"] for r in rows}, key=_num) if group else [None]
     for g in groups:
         sel = [r for r in rows if g is None or r[f"param:{group}"] == g]
@@ -202,8 +406,9 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
             means.append(vals.mean() if vals.size else np.nan)
             stds.append(vals.std() if vals.size > 1 else 0.0)
             ns.append(vals.size)
-        label = f"{group} = {g}" if group else None
-        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
+        name = f"{label(group).split(' (')[0]} = {g}" if group else None
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+        shown += [m + d for m, d in zip(means, stds)] + [m - d for m, d in zip(means, stds)]
         # points with a member whose energy went up in some step: ringed in red (their step sizes are too large)
         up = [(xv, m) for xv, m in zip(xs, means)
               if any(_num(r.get("uphill_steps", 0)) > 0 for r in sel if _num(r[f"param:{x}"]) == xv)]
@@ -212,12 +417,18 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
                        label=None if "went uphill" in ax.get_legend_handles_labels()[1] else "went uphill")
     if len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")
-    ax.set_xlabel(x)
-    ax.set_ylabel(quantity)
+    integer = quantity in INTEGER_QUANTITIES
+    limits = honest_limits(shown, integer=integer)
+    if limits is not None:
+        ax.set_ylim(*limits)
+    if integer:
+        ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel(label(x))
+    ax.set_ylabel(label(quantity))
     n_rep = max(ns) if ns else 0
-    ax.set_title(f"{quantity} against {x}\n(mean and standard deviation over {n_rep} members per point)", fontsize=10)
-    if ax.get_legend_handles_labels()[1]:
-        ax.legend(fontsize=8)
+    ax.set_title(f"{label(quantity)} against {label(x).split(' (')[0]}\n(mean and standard deviation over "
+                 f"{n_rep} members per point)", fontsize=10)
+    _legend_outside(ax)
     ax.grid(alpha=0.3)
     return fig
 

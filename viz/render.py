@@ -1,18 +1,49 @@
-"""Offscreen rendering of a run to PNG, GIF or MP4 (VTK through EGL: no display needed), and the viewer.
+"""Offscreen rendering of a run to PNG, GIF or MP4 (VTK through EGL: no display needed), contact sheets, and
+the viewer.
 
     viz.render("runs/emergence.h5", "movie.mp4", frames=slice(None), size=(1280, 720), color_by="|mu|")
+    viz.contact_sheet("runs/emergence.h5", "sheet.png")          # 9 frames, one camera, one colour range
+
+Every frame of one call shares a :class:`~.scene.MovieContext`: one camera fitted to the union of the frames'
+geometry, one colour range per quantity, one ellipsoid scale. Movies are written with PyVista's own
+``open_movie`` / ``open_gif`` and ``write_frame``; each frame is rendered exactly once.
 """
 
 from __future__ import annotations
 
-import os
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .scene import FrameData, SceneOptions, add_frame, set_camera
+from .backend import display_available, offscreen_plotter, renderer_name
+from .scene import FrameDrawer, MovieContext, SceneOptions, font_scale, set_camera, title_lines
 
 FORMATS = (".png", ".gif", ".mp4")
+
+
+@dataclass
+class RenderReport:
+    """What a render did: the output, the renderer in use, and its speed (start-up excluded)."""
+
+    path: Path
+    renderer: str
+    frames: int
+    size: tuple[int, int]
+    seconds: float  # wall time of the frames themselves (the context and the title card excluded)
+    cpu_seconds: float = float("nan")  # CPU time of this process (all its threads) for the same frames
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+    def line(self) -> str:
+        head = f"renderer: {self.renderer}; {self.frames} frame{'s' if self.frames != 1 else ''} at " \
+               f"{self.size[0]}x{self.size[1]} in {self.seconds:.2f} s"
+        if self.frames == 1:
+            return head + " (including the renderer's start)"
+        return head + f" ({self.fps:.1f} frames/s)"
 
 
 def _open(traj):
@@ -22,11 +53,13 @@ def _open(traj):
 
 
 def frame_indices(n_frames: int, frames) -> list[int]:
-    """``frames``: None (all), a slice, an int, or a 'start:stop:step' string."""
+    """``frames``: None (all), a slice, an int, a list of ints, or a 'start:stop:step' string."""
     if frames is None:
         return list(range(n_frames))
-    if isinstance(frames, int):
-        return [range(n_frames)[frames]]
+    if isinstance(frames, (int, np.integer)):
+        return [range(n_frames)[int(frames)]]
+    if isinstance(frames, (list, tuple)):
+        return [range(n_frames)[int(f)] for f in frames]
     if isinstance(frames, str):
         parts = [int(p) if p.strip() else None for p in frames.split(":")]
         if len(parts) == 1:
@@ -35,84 +68,166 @@ def frame_indices(n_frames: int, frames) -> list[int]:
     return list(range(n_frames))[frames]
 
 
-def _plotter(size):
-    import pyvista as pv
+def _title_card(plotter, ctx: MovieContext) -> None:
+    lines = title_lines(ctx.config, len(ctx.frames), ctx.frame_steps[ctx.frames])
+    fs = font_scale(plotter)
+    plotter.add_text(lines[0], position=(0.06, 0.62), viewport=True, font_size=round(28 * fs), color="black",
+                     render=False, name="title")
+    plotter.add_text("\n".join(lines[1:]), position=(0.06, 0.25), viewport=True, font_size=round(12 * fs),
+                     color="black", render=False, name="title_lines")
 
-    pl = pv.Plotter(off_screen=True, window_size=list(size))
+
+PANEL_WEIGHTS = (2, 1)  # the 3D view and the top-down panel share the width 2:1
+
+
+def _plotter(size, options: SceneOptions):
+    kw = {"shape": (1, 2), "col_weights": list(PANEL_WEIGHTS)} if options.panel_2d else {}
+    pl = offscreen_plotter(size, **kw)
     pl.set_background("white")
     return pl
 
 
-def _clim(traj, idx: list[int], options: SceneOptions, layout, params) -> tuple[float, float]:
-    """One colour range for the whole animation, so colours mean the same in every frame."""
-    lo, hi = np.inf, -np.inf
-    for f in (idx[0], idx[len(idx) // 2], idx[-1]):
-        v = FrameData(traj, f, options, layout, params).values
-        lo, hi = min(lo, float(np.nanmin(v))), max(hi, float(np.nanmax(v)))
-    return lo, hi + 1e-12
+class _Frames:
+    """Draws a context's frames into one plotter (see :class:`~.scene.FrameDrawer`) under one camera per view:
+    the 3D view, and with ``panel_2d`` a top-down panel of the base plane and meta-agent layers beside it."""
+
+    def __init__(self, plotter, ctx: MovieContext, size):
+        self.plotter, self.ctx = plotter, ctx
+        w, h = size
+        if ctx.options.panel_2d:
+            share = np.array(PANEL_WEIGHTS) / sum(PANEL_WEIGHTS)
+            # the legend moves to the panel, where there is room above the grid
+            top = replace(ctx.options, view="top", agents=False, caption=False, height_axis=False, panel_2d=False,
+                          legend_x=0.03)
+            main = replace(ctx.options, legend=False)
+            self.views = [((0, 0), FrameDrawer(plotter, ctx, options=main), ctx.options.view, share[0] * w / h),
+                          ((0, 1), FrameDrawer(plotter, ctx, colour_bars=False, options=top), "top",
+                           share[1] * w / h)]
+        else:
+            self.views = [(None, FrameDrawer(plotter, ctx), ctx.options.view, w / h)]
+
+    def draw(self, frame: int) -> None:
+        for where, drawer, view, aspect in self.views:
+            if where is not None:
+                self.plotter.subplot(*where)
+            drawer.draw(frame)
+            set_camera(self.plotter, self.ctx.bounds, view, aspect)
 
 
 def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", progress=None,
-           fps: int = 10, **scene_options) -> Path:
-    """Render frames of a run to ``output`` (.png: the first selected frame; .gif / .mp4: all of them)."""
+           fps: int = 10, title_card: bool | None = None, report=None, **scene_options) -> Path:
+    """Render frames of a run to ``output`` (.png: the first selected frame; .gif / .mp4: all of them).
+
+    ``title_card``: a movie opens with one second naming the scenario and its key parameters (default: on
+    for movies). ``report``: called with a :class:`RenderReport` when done (the CLI prints its line).
+    ``scene_options``: any :class:`~.scene.SceneOptions` field (view, clim, holonomy_clim, ellipsoid_scale, ...).
+    """
     output = Path(output)
-    if output.suffix.lower() not in FORMATS:
+    kind = output.suffix.lower()
+    if kind not in FORMATS:
         raise ValueError(f"{output}: output must end in {', '.join(FORMATS)}")
+    options = SceneOptions(color_by=color_by, **scene_options)
     traj, owned = _open(traj)
     try:
         idx = frame_indices(len(traj.frame_steps), frames)
         if not idx:
             raise ValueError("no frames selected")
-        if output.suffix.lower() == ".png":
+        if kind == ".png":
             idx = idx[:1]
-        options = SceneOptions(color_by=color_by, **scene_options)
-        layout = traj.layout() if options.color_by in ("kl_prior", "free_energy") else None
-        params = None
-        if options.color_by == "free_energy":
-            from ..agents.setup.config import make_config
-
-            params = make_config(traj.config).energy
-        if options.color_by != "agent" and options.clim is None:
-            options.clim = _clim(traj, idx, options, layout, params)
-        n_scales = 1 + max([m["scale"] for f in (idx[0], idx[-1]) for m in traj.meta_agents(f)] + [1])
+        ctx = MovieContext(traj, idx, options)
         output.parent.mkdir(parents=True, exist_ok=True)
-        pl = _plotter(size)
-        writer = None
-        try:
-            if output.suffix.lower() != ".png":
-                import imageio.v2 as imageio
-
-                kw = {"fps": fps, "macro_block_size": 1} if output.suffix.lower() == ".mp4" else \
-                    {"duration": 1000 / fps, "loop": 0}
-                writer = imageio.get_writer(output, **kw)
-            for k, f in enumerate(idx):
-                pl._suppress_rendering = True  # one render per frame: the screenshot (see add_frame)
-                pl.clear()
-                add_frame(pl, FrameData(traj, f, options, layout, params), options)
-                set_camera(pl, traj.grid.height, traj.grid.width, options.view, n_scales)
-                pl._suppress_rendering = False
-                pl.render()
-                img = pl.screenshot(return_img=True)
-                if writer is None:
-                    import imageio.v2 as imageio
-
-                    imageio.imwrite(output, img)
-                else:
-                    writer.append_data(img)
-                if progress is not None:
-                    progress(k + 1, len(idx))
-        finally:
-            if writer is not None:
-                writer.close()
-            pl.close()
+        info = _write(ctx, output, kind, size, fps, title_card if title_card is not None else True, progress)
     finally:
         if owned:
             traj.close()
+    if report is not None:
+        report(info)
     return output
 
 
-def display_available() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+def _write(ctx: MovieContext, output: Path, kind: str, size, fps: int, title_card: bool, progress) -> RenderReport:
+    pl = _plotter(size, ctx.options)
+    try:
+        if kind == ".mp4":
+            # macro_block_size 1: imageio would otherwise resize any size not a multiple of 16 (with a warning)
+            pl.open_movie(output, framerate=fps, quality=7, macro_block_size=1)
+        elif kind == ".gif":
+            pl.open_gif(output, fps=fps, loop=0)
+        if kind != ".png" and title_card:
+            _title_card(pl, ctx)
+            for _ in range(max(1, fps)):  # one second
+                pl.write_frame()
+            for name in ("title", "title_lines"):
+                pl.remove_actor(name, reset_camera=False, render=False)
+        frames = _Frames(pl, ctx, size)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for k, f in enumerate(ctx.frames):
+            frames.draw(f)
+            if kind == ".png":
+                pl.render()  # a screenshot reads the window as it is (only the first one renders)
+                pl.screenshot(output)
+            else:
+                pl.write_frame()  # renders, then appends the image
+            if progress is not None:
+                progress(k + 1, len(ctx.frames))
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return RenderReport(output, renderer_name(pl), len(ctx.frames), tuple(size), seconds, cpu)
+    finally:
+        pl.close()  # also closes the movie writer
+
+
+def contact_sheet(traj, output, n: int = 9, tile=(640, 360), color_by: str = "|mu|", report=None,
+                  **scene_options) -> Path:
+    """``n`` frames spread evenly over the run in one PNG (a grid of tiles, read left to right, top to bottom):
+    one camera and one colour range for all of them, so the tiles compare."""
+    from PIL import Image
+
+    output = Path(output)
+    if output.suffix.lower() != ".png":
+        raise ValueError(f"{output}: a contact sheet is a .png")
+    options = SceneOptions(color_by=color_by, **scene_options)
+    traj, owned = _open(traj)
+    try:
+        n_frames = len(traj.frame_steps)
+        idx = sorted({int(round(v)) for v in np.linspace(0, n_frames - 1, min(n, n_frames))})
+        ctx = MovieContext(traj, idx, options)
+        tiles, info = _tiles(ctx, tile, output)
+    finally:
+        if owned:
+            traj.close()
+    cols = int(np.ceil(np.sqrt(len(idx))))
+    rows = int(np.ceil(len(idx) / cols))
+    w, h = tile
+    sheet = np.full((rows * h, cols * w, 3), 255, dtype=np.uint8)
+    for k, img in enumerate(tiles):
+        r, c = divmod(k, cols)
+        sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
+    # thin grey rules between tiles
+    for c in range(1, cols):
+        sheet[:, c * w - 1:c * w + 1] = 160
+    for r in range(1, rows):
+        sheet[r * h - 1:r * h + 1, :] = 160
+    output.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(output, optimize=True)
+    if report is not None:
+        report(info)
+    return output
+
+
+def _tiles(ctx: MovieContext, tile, output) -> tuple[list[np.ndarray], RenderReport]:
+    pl = _plotter(tile, ctx.options)
+    try:
+        frames = _Frames(pl, ctx, tile)
+        t0, c0 = time.perf_counter(), time.process_time()
+        tiles = []
+        for f in ctx.frames:
+            frames.draw(f)
+            pl.render()  # a screenshot reads the window as it is (only the first one renders)
+            tiles.append(pl.screenshot(return_img=True)[..., :3])
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return tiles, RenderReport(Path(output), renderer_name(pl), len(tiles), tuple(tile), seconds, cpu)
+    finally:
+        pl.close()
 
 
 def view(traj, color_by: str = "|mu|", size=(1280, 720)) -> None:
@@ -125,17 +240,20 @@ def view(traj, color_by: str = "|mu|", size=(1280, 720)) -> None:
     traj, owned = _open(traj)
     options = SceneOptions(color_by=color_by)
     n = len(traj.frame_steps)
+    ctx = MovieContext(traj, list(range(n)), options)
     pl = pv.Plotter(window_size=list(size))
     pl.set_background("white")
 
+    frames = _Frames(pl, ctx, size)
+
     def show(value):
-        f = int(round(value))
-        pl.clear_actors()
-        add_frame(pl, FrameData(traj, f, options), options)
+        frames.draw(int(round(value)))
+        pl.render()
 
     show(n - 1)
-    set_camera(pl, traj.grid.height, traj.grid.width, options.view)
     pl.add_slider_widget(show, [0, n - 1], value=n - 1, title="frame", fmt="%.0f")
-    pl.show()
-    if owned:
-        traj.close()
+    try:
+        pl.show()
+    finally:
+        if owned:
+            traj.close()

@@ -1,19 +1,25 @@
-"""The 3D scene of one frame: base grid, agents, meta-agents, covariance ellipsoids, frame triads, holonomy.
+"""The 3D scene of one frame, and what stays fixed over a whole movie (:class:`MovieContext`).
 
-Geometry: site (y, x) sits at (x, H-1-y) so a view from above reads like an image of the grid. Scale-s entities
-live at height ``(s) * layer_gap`` above the base plane (agents at scale 1, meta-agents above them).
+Geometry: site (y, x) sits at (x, H-1-y), so a view from above reads like an image of the grid. Scale-s
+entities live at height ``s * layer_gap`` above the base plane. The scale-1 agents are spread in height over
+the band ``(1 +- AGENT_BAND/2) * layer_gap`` (agent 0 lowest), each support outlined in the agent's own colour,
+so every agent can be picked out even where supports overlap.
 
 What a researcher sees:
 
-* the base plane, coloured by the holonomy angle (the largest plaquette angle over agents at each site) when
-  the run has been analysed and some angle exceeds 1e-9, grey otherwise;
-* every agent's support as a translucent layer coloured by ``color_by`` (see :data:`COLOR_BY`), stacked with
-  a small offset per agent so overlaps stay visible;
-* every meta-agent as a layer over the union of its members' supports at its scale's height, in one colour
-  per id that stays the same through an animation, with lines from its members' centres to its own;
-* covariance ellipsoids (the first spin-1 block of Sigma, or the first three components) and frame triads
-  (the l = 1 rotation of phi: red, green, blue = rotated x, y, z) at sampled sites;
-* a caption with the run's name, step and total energy.
+* the base plane coloured by the holonomy angle (the largest plaquette angle over agents at each site, rad) on
+  one colour range for the whole movie, with its colour bar in every frame (also at step 0, where it is 0);
+  grey with a note when the run has not been analysed;
+* every agent's support as a translucent layer coloured by ``color_by`` (see :data:`COLOR_BY`) on one range
+  for the whole movie, outlined in the agent's colour;
+* every meta-agent as a layer over the union of its members' supports at its scale's height, one colour per
+  id (fixed across frames and runs), with lines from its members' centres to its own, and a legend: id,
+  scale, colour, member count;
+* a height axis naming the layers (agents, scale 2, scale 3, ...);
+* covariance ellipsoids (the first spin-1 block of Sigma) with radii ``ellipsoid_scale * sqrt(eigenvalue)``:
+  the 1-sigma ellipsoid, in sites per unit of mu, the factor fixed for the movie and written in the caption;
+  frame triads (the l = 1 rotation of phi: red, green, blue = rotated x, y, z) at sampled sites;
+* a caption with the run's name, step and total energy; units on every colour bar.
 """
 
 from __future__ import annotations
@@ -23,14 +29,21 @@ from dataclasses import dataclass
 import numpy as np
 
 COLOR_BY = ("agent", "mu", "|mu|", "trace_sigma", "kl_prior", "free_energy")
+VIEWS = ("iso", "top", "side")
 META_COLORS = [
     (0.90, 0.10, 0.29), (0.24, 0.71, 0.29), (1.00, 0.88, 0.10), (0.00, 0.51, 0.78), (0.96, 0.51, 0.19),
     (0.57, 0.12, 0.71), (0.27, 0.94, 0.94), (0.94, 0.20, 0.90), (0.82, 0.96, 0.24), (0.98, 0.75, 0.83),
     (0.00, 0.50, 0.50), (0.86, 0.75, 1.00), (0.67, 0.43, 0.16), (1.00, 0.98, 0.78), (0.50, 0.00, 0.00),
 ]
 AGENT_CMAP = "tab20"
-BAR_TITLES = {"mu": "mu component", "|mu|": "norm of mu", "trace_sigma": "trace Sigma", "kl_prior": "KL to prior",
-              "free_energy": "energy density"}
+# Colour-bar titles with units (docs/model.md#units: beliefs in the fiber's unit u, energies in nats).
+BAR_TITLES = {"mu": "mu[{k}] (u)", "|mu|": "norm of mu (u)", "trace_sigma": "trace Sigma (u^2)",
+              "kl_prior": "KL to prior (nats)", "free_energy": "energy density (nats)"}
+HOLONOMY_TITLE = "holonomy angle (rad)"
+TOP_VIEW_WIDTH = 0.72  # the top view leaves the sides of the picture to the colour bars
+ELLIPSOID_RADIUS = 0.45  # sites: the typical 1-sigma radius, before rounding the factor (0.45 -> 0.5 for Sigma = 1)
+AGENT_BAND = 0.6  # the scale-1 agents spread over 60 % of a layer gap: well apart, and below scale 2
+NOT_ANALYSED_GREY = (0.85, 0.85, 0.85)
 
 
 def meta_color(meta_id: int) -> tuple[float, float, float]:
@@ -44,18 +57,31 @@ def agent_color(agent: int) -> tuple[float, float, float]:
     return tuple(matplotlib.colormaps[AGENT_CMAP](agent % 20)[:3])
 
 
+def bar_title(color_by: str, component: int = 0) -> str:
+    return BAR_TITLES.get(color_by, color_by).format(k=component)
+
+
 @dataclass
 class SceneOptions:
     color_by: str = "|mu|"
     component: int = 0  # for color_by == "mu"
-    opacity: float = 0.55
+    opacity: float = 0.45
     meta_opacity: float = 0.35
     ellipsoids: bool = True
     triads: bool = True
     samples_per_agent: int = 4
     caption: bool = True
-    view: str = "perspective"  # or "top" (orthographic, from above: used by tests)
-    clim: tuple[float, float] | None = None  # shared colour range (an animation fixes it once)
+    legend: bool = True  # the meta-agent legend
+    legend_x: float = 0.79  # its left edge, as a fraction of the view's width
+    outlines: bool = True  # each agent's support outlined in its colour
+    height_axis: bool = True
+    agents: bool = True  # the scale-1 layer (tests hide it and the next to look at the base plane alone)
+    meta_agents: bool = True  # the meta-agent layers, their member lines and legend
+    view: str = "iso"  # iso | top | side ("top" is orthographic, from above)
+    panel_2d: bool = False  # a top-down panel (base plane and meta-agent layers) beside the 3D view
+    clim: tuple[float, float] | None = None  # colour-by range; default: over every rendered frame
+    holonomy_clim: tuple[float, float] | None = None  # default: 0 to the largest angle over every rendered frame
+    ellipsoid_scale: float | None = None  # sites per unit of mu; default: a round number fitted to frame one
 
     def __post_init__(self):
         base = self.color_by.split(":")[0]
@@ -65,187 +91,77 @@ class SceneOptions:
         if base == "mu" and ":" in self.color_by:
             self.component = int(self.color_by.split(":")[1])
             self.color_by = "mu"
+        if self.view == "perspective":  # the name before iso/top/side
+            self.view = "iso"
+        if self.view not in VIEWS:
+            raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {self.view!r}")
+        for name in ("clim", "holonomy_clim"):
+            lim = getattr(self, name)
+            if lim is not None:
+                try:
+                    lo, hi = (float(v) for v in (lim.split(",") if isinstance(lim, str) else lim))
+                except ValueError:
+                    raise ValueError(f"{name}: expected LO,HI (two numbers), got {lim!r}") from None
+                if not hi > lo:
+                    raise ValueError(f"{name}: the upper limit must exceed the lower, got {lo:g},{hi:g}")
+                setattr(self, name, (lo, hi))
 
 
-class FrameData:
-    """Everything a frame's scene needs, read once from the trajectory (plain arrays)."""
-
-    def __init__(self, traj, frame: int, options: SceneOptions, layout=None, energy_params=None):
-        self.name = traj.config.get("name", "")
-        self.H, self.W = traj.grid.height, traj.grid.width
-        self.offset, self.index, self.chi = traj.offset, traj.index, traj.chi
-        self.n_agents = traj.n_agents
-        self.state = traj.state(frame)
-        self.step = self.state.step
-        steps, total = traj.energy("total")
-        k = np.searchsorted(steps, self.step)
-        self.energy = float(total[k]) if k < steps.size and steps[k] == self.step else float("nan")
-        self.meta = traj.meta_agents(frame)
-        self.angles = traj.plaquette_angles(frame)
-        self.spins = traj.spins
-        self.values = self._values(traj, options, layout, energy_params)
-
-    def _values(self, traj, options: SceneOptions, layout, energy_params) -> np.ndarray:
-        st = self.state
-        c = options.color_by
-        if c == "agent":
-            return np.repeat(np.arange(self.n_agents), np.diff(self.offset)).astype(float)
-        if c == "mu":
-            return st.mu[:, options.component]
-        if c == "|mu|":
-            return np.linalg.norm(st.mu, axis=1)
-        if c == "trace_sigma":
-            return np.trace(st.sigma, axis1=1, axis2=2)
-        from ..agents.setup.config import make_config
-        from ..agents.model.energy import evaluate
-
-        layout = layout if layout is not None else traj.layout()
-        if c == "kl_prior":
-            prec, m = layout.prior_precision, layout.prior_mu
-            d = m - st.mu
-            K = st.mu.shape[1]
-            _, ld_q = np.linalg.slogdet(st.sigma)
-            return 0.5 * (np.einsum("sij,sji->s", prec, st.sigma) + np.einsum("si,sij,sj->s", d, prec, d) - K
-                          + layout.prior_logdet - ld_q)
-        params = energy_params if energy_params is not None else make_config(traj.config).energy
-        ev = evaluate(layout, params, st, want_grad=False)
-        return sum(ev.densities.values())  # free-energy density per agent-site
-
-    def rows(self, agent: int) -> slice:
-        return slice(int(self.offset[agent]), int(self.offset[agent + 1]))
-
-    def xy(self, sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        y, x = np.divmod(sites, self.W)
-        return x.astype(float), (self.H - 1 - y).astype(float)
-
-    def centroid(self, agents: np.ndarray) -> tuple[float, float]:
-        sites = np.concatenate([self.index[self.rows(a)] for a in agents])
-        x, y = self.xy(sites)
-        return float(x.mean()), float(y.mean())
+def font_scale(plotter) -> float:
+    """Text sizes are in pixels: scale them with the window (1 at 720 pixels high) so a small tile of a contact
+    sheet keeps the proportions of a full frame."""
+    return float(np.clip(plotter.window_size[1] / 720, 0.55, 2.0))
 
 
 def layer_gap(H: int, W: int) -> float:
     return 0.35 * max(H, W)
 
 
-def _cells_mesh(pv, H, W, sites: np.ndarray, z: float, values: np.ndarray | None = None):
-    """A flat mesh of unit squares over ``sites`` at height z, with cell data ``value``."""
-    grid = pv.ImageData(dimensions=(W + 1, H + 1, 1), spacing=(1.0, 1.0, 1.0), origin=(-0.5, -0.5, z))
-    y, x = np.divmod(sites, W)
-    cell_ids = (H - 1 - y) * W + x  # ImageData cells run x fastest, then y (flipped rows)
-    mesh = grid.extract_cells(cell_ids)
-    if values is not None:
-        full = np.full(H * W, np.nan)
-        full[cell_ids] = values
-        mesh.cell_data["value"] = full[mesh.cell_data["vtkOriginalCellIds"]]
-    return mesh
+def nice_number(x: float) -> float:
+    """The nearest of 1, 2, 2.5, 5 times a power of ten (a scale factor a caption can state)."""
+    if not np.isfinite(x) or x <= 0:
+        return 1.0
+    e = np.floor(np.log10(x))
+    m = x / 10 ** e
+    best = min((1.0, 2.0, 2.5, 5.0, 10.0), key=lambda c: abs(np.log(m / c)))
+    return float(best * 10 ** e)
 
 
-def _add(plotter, mesh, **kw):
-    return plotter.add_mesh(mesh, render=False, **kw)
+def readable_range(lo: float, hi: float, rel: float = 1e-3) -> tuple[float, float]:
+    """(lo, hi), widened by 5 % of the values' size when they are (nearly) constant: a constant 3 is shown in
+    the middle of a 2.85 to 3.15 bar, not on a bar whose every label reads 3."""
+    size = max(abs(lo), abs(hi))
+    if hi - lo > rel * size and hi > lo:
+        return lo, hi
+    pad = 0.05 * size if size > 0 else 1.0
+    return lo - pad, hi + pad
 
 
-def add_frame(plotter, data: FrameData, options: SceneOptions) -> None:
-    """Add one frame's actors to ``plotter`` (which the caller clears between frames).
+def frame_values(traj, frame: int, state, options: SceneOptions, layout=None, energy_params=None) -> np.ndarray:
+    """The colour-by quantity per agent-site of one frame."""
+    c = options.color_by
+    if c == "agent":
+        return np.repeat(np.arange(traj.n_agents), np.diff(traj.offset)).astype(float)
+    if c == "mu":
+        return state.mu[:, options.component]
+    if c == "|mu|":
+        return np.linalg.norm(state.mu, axis=1)
+    if c == "trace_sigma":
+        return np.trace(state.sigma, axis1=1, axis2=2)
+    from ..agents.model.energy import evaluate
+    from ..agents.setup.config import make_config
 
-    PyVista renders the whole scene after many single changes (adding an actor, a scalar bar, moving the
-    camera); building a frame would cost a dozen software renders. Rendering is suppressed while the frame is
-    built, so the screenshot is the only render.
-    """
-    suppressed = plotter._suppress_rendering
-    plotter._suppress_rendering = True
-    try:
-        _build(plotter, data, options)
-    finally:
-        plotter._suppress_rendering = suppressed
-
-
-def _build(plotter, data: FrameData, options: SceneOptions) -> None:
-    import pyvista as pv
-
-    H, W = data.H, data.W
-    gap = layer_gap(H, W)
-    # base plane, holonomy heat map
-    plane_sites = np.arange(H * W)
-    heat = None
-    if data.angles is not None and np.isfinite(data.angles).any():
-        heat = np.zeros(H * W)
-        finite = np.isfinite(data.angles)
-        np.maximum.at(heat, data.index[finite], data.angles[finite])
-        if heat.max() < 1e-9:
-            heat = None  # a flat connection: a neutral plane, not a colour scale of rounding errors
-    if heat is not None:
-        _add(plotter, _cells_mesh(pv, H, W, plane_sites, 0.0, heat), scalars="value", cmap="magma",
-                         clim=(0.0, max(float(heat.max()), 1e-6)), show_scalar_bar=True,
-                         scalar_bar_args={"title": "holonomy angle", "vertical": True, "position_x": 0.9,
-                                          "position_y": 0.05, "height": 0.3, "width": 0.05})
-    else:
-        _add(plotter, _cells_mesh(pv, H, W, plane_sites, 0.0), color=(0.85, 0.85, 0.85))
-    # agents at scale 1
-    vals = data.values
-    if options.color_by == "agent":
-        for i in range(data.n_agents):
-            r = data.rows(i)
-            _add(plotter, _cells_mesh(pv, H, W, data.index[r], gap + 0.01 * gap * i), color=agent_color(i),
-                             opacity=options.opacity)
-    else:
-        clim = options.clim or (float(np.nanmin(vals)), float(np.nanmax(vals)) + 1e-12)
-        for i in range(data.n_agents):
-            r = data.rows(i)
-            _add(plotter, _cells_mesh(pv, H, W, data.index[r], gap + 0.01 * gap * i, vals[r]),
-                             scalars="value", cmap="viridis", clim=clim, opacity=options.opacity,
-                             show_scalar_bar=(i == 0),
-                             scalar_bar_args={"title": BAR_TITLES.get(options.color_by, options.color_by),
-                                              "vertical": True, "position_x": 0.04,
-                                              "position_y": 0.05, "height": 0.3, "width": 0.05})
-    # meta-agents above their members
-    centres = {}
-    for m in sorted(data.meta, key=lambda m: m["scale"]):
-        z = m["scale"] * gap
-        sites = np.unique(np.concatenate([data.index[data.rows(a)] for a in m["members"]]))
-        _add(plotter, _cells_mesh(pv, H, W, sites, z), color=meta_color(m["id"]), opacity=options.meta_opacity)
-        cx, cy = data.centroid(m["members"])
-        centres[(m["scale"], m["id"])] = (cx, cy, z)
-    lines = []
-    for m in data.meta:
-        top = centres[(m["scale"], m["id"])]
-        if m["scale"] == 2:
-            for a in m["members"]:
-                ax, ay = data.centroid(np.array([a]))
-                lines.append(((ax, ay, gap), top))
-        for child in data.meta:
-            if child["scale"] == m["scale"] - 1 and child["parent"] == m["id"] and m["scale"] > 2:
-                lines.append((centres[(child["scale"], child["id"])], top))
-    if lines:
-        pts = np.array([p for seg in lines for p in seg])
-        _add(plotter, pv.line_segments_from_points(pts), color=(0.2, 0.2, 0.2), line_width=2)
-    # ellipsoids and triads at sampled sites
-    if options.ellipsoids or options.triads:
-        _add_glyphs(plotter, pv, data, options, gap)
-    if options.caption:
-        plotter.add_text(f"{data.name}   step {data.step}   E = {data.energy:.6g}", position="upper_left",
-                         font_size=10, color="black", render=False)
-
-
-def _sample_rows(data: FrameData, per_agent: int) -> np.ndarray:
-    out = []
-    for i in range(data.n_agents):
-        r = np.arange(data.offset[i], data.offset[i + 1])
-        if r.size:
-            out.append(r[np.linspace(0, r.size - 1, min(per_agent, r.size)).astype(int)])
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-
-_SPHERE = {}
-
-
-def _unit_sphere(pv):
-    """Points and triangle faces of a coarse unit sphere (built once)."""
-    if not _SPHERE:
-        sphere = pv.Sphere(radius=1.0, theta_resolution=10, phi_resolution=10).triangulate()
-        _SPHERE["points"] = np.asarray(sphere.points, dtype=float)
-        _SPHERE["faces"] = np.asarray(sphere.faces)
-    return _SPHERE["points"], _SPHERE["faces"]
+    layout = layout if layout is not None else traj.layout()
+    if c == "kl_prior":
+        prec, m = layout.prior_precision, layout.prior_mu
+        d = m - state.mu
+        K = state.mu.shape[1]
+        _, ld_q = np.linalg.slogdet(state.sigma)
+        return 0.5 * (np.einsum("sij,sji->s", prec, state.sigma) + np.einsum("si,sij,sj->s", d, prec, d) - K
+                      + layout.prior_logdet - ld_q)
+    params = energy_params if energy_params is not None else make_config(traj.config).energy
+    ev = evaluate(layout, params, state, want_grad=False)
+    return sum(ev.densities.values())  # free-energy density per agent-site
 
 
 def _spin1_block(spins) -> slice:
@@ -257,58 +173,452 @@ def _spin1_block(spins) -> slice:
     return slice(0, 3)
 
 
-def _add_glyphs(plotter, pv, data: FrameData, options: SceneOptions, gap: float) -> None:
+def _sample_rows(offset: np.ndarray, per_agent: int) -> np.ndarray:
+    out = []
+    for i in range(offset.size - 1):
+        r = np.arange(offset[i], offset[i + 1])
+        if r.size:
+            out.append(r[np.linspace(0, r.size - 1, min(per_agent, r.size)).astype(int)])
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def title_lines(config: dict, n_frames: int, frame_steps, width: int = 85) -> list[str]:
+    """The title card: the scenario and the parameters that shape its movie (lines of at most ``width``)."""
+    import textwrap
+
+    def fmt(d: dict, keys) -> str:
+        return ", ".join(f"{k} {d[k]:g}" if isinstance(d[k], (int, float)) and not isinstance(d[k], bool)
+                         else f"{k} {d[k]}" for k in keys if d.get(k) is not None)
+
+    g, e, d = config.get("grid", {}), config.get("energy", {}), config.get("dynamics", {})
+    a = config.get("agents", {})
+    n_agents = a.get("count") or len(a.get("supports") or [])
+    spins = ", ".join(str(v) for v in config.get("fiber", {}).get("spins", []))
+    lines = [f"{g.get('height')}x{g.get('width')} grid ({g.get('boundary', 'open')}), {n_agents} agents, "
+             f"fiber spins {spins}, seed {config.get('seed')}",
+             "energy: " + fmt(e, ("form", "kappa", "alpha", "gamma", "lambda_align", "lambda_smooth",
+                                  "lambda_curv")),
+             f"dynamics: {d.get('method')}, {d.get('steps')} steps; {n_frames} frames, steps "
+             f"{int(frame_steps[0])} to {int(frame_steps[-1])}"]
+    meta = config.get("analysis", {}).get("meta_agents", {})
+    if meta:
+        lines.append("meta-agents: " + fmt(meta, sorted(meta)))
+    return [str(config.get("name", "run"))] + [w for line in lines for w in textwrap.wrap(line, width)]
+
+
+class MovieContext:
+    """What stays fixed over a movie: colour ranges, ellipsoid scale, layer heights, camera, geometry.
+
+    Built once from the run and the frames to be rendered, so that every frame uses the same camera (fitted to
+    the union of all frames' geometry: the grid and the highest scale any rendered frame reaches) and the same
+    colour ranges (the extremes over every rendered frame, unless the options fix them).
+    """
+
+    def __init__(self, traj, frames: list[int], options: SceneOptions):
+        import pyvista as pv
+
+        self.options = options
+        self.name = traj.config.get("name", "")
+        self.config = traj.config
+        self.H, self.W = traj.grid.height, traj.grid.width
+        self.offset, self.index = traj.offset, traj.index
+        self.n_agents = traj.n_agents
+        self.spins = traj.spins
+        self.frames = list(frames)
+        self.frame_steps = traj.frame_steps
+        self.gap = layer_gap(self.H, self.W)
+        self.layout = traj.layout() if options.color_by in ("kl_prior", "free_energy") else None
+        self.energy_params = None
+        if options.color_by == "free_energy":
+            from ..agents.setup.config import make_config
+
+            self.energy_params = make_config(traj.config).energy
+        self.energy_steps, self.energy_total = traj.energy("total")
+        result = traj.analysis()
+        self.analysed = result is not None
+        self._analysis_row = {int(s): k for k, s in enumerate(result.steps)} if result is not None else {}
+        self._result = result
+        # colour-by values of every frame: read once, used for the range and for the frames themselves
+        # (states are read again per frame, not kept: a long run's states would not fit in memory)
+        self._traj = traj
+        self.values = {f: frame_values(traj, f, traj.state(f), options, self.layout, self.energy_params)
+                       for f in self.frames}
+        if options.color_by == "agent":
+            self.clim = None
+        elif options.clim is not None:
+            self.clim = options.clim
+        else:
+            lo = min(float(np.nanmin(v)) for v in self.values.values())
+            hi = max(float(np.nanmax(v)) for v in self.values.values())
+            self.clim = readable_range(lo, hi)
+        self.meta = {f: traj.meta_agents(f) for f in self.frames}
+        self.heat = {f: self._heat(traj, f) for f in self.frames}
+        if options.holonomy_clim is not None:
+            self.holonomy_clim = options.holonomy_clim
+        elif self.analysed:
+            top = max([float(h.max()) for h in self.heat.values() if h is not None] + [0.0])
+            # a flat connection (rounding errors only): 0 on a scale of 0.01 rad, not its noise magnified
+            self.holonomy_clim = (0.0, top if top > 1e-9 else 0.01)
+        else:
+            self.holonomy_clim = None
+        self.max_scale = max([m["scale"] for ms in self.meta.values() for m in ms] + [1])
+        self.ellipsoid_scale = options.ellipsoid_scale or self._fit_ellipsoid_scale()
+        # fixed geometry: agent heights, support meshes and outlines, the base plane
+        self.agent_z = self.gap * (1 + AGENT_BAND * (np.arange(self.n_agents) / max(self.n_agents - 1, 1) - 0.5))
+        self.plane = pv.ImageData(dimensions=(self.W + 1, self.H + 1, 1), origin=(-0.5, -0.5, 0.0))
+        self.site_of_cell = np.argsort(self.cell_ids(np.arange(self.H * self.W)))  # plane cell -> grid site
+        # every agent-site's square at its agent's height: cell k is row k of the state
+        self.row_agent = np.repeat(np.arange(self.n_agents), np.diff(self.offset))
+        self.agent_layer = self.squares(self.index, self.agent_z[self.row_agent])
+        self.agent_layer.cell_data["rgb"] = (np.array([agent_color(i) for i in self.row_agent]).reshape(-1, 3)
+                                             * 255).astype(np.uint8)
+        self.outlines = self._outlines(pv)
+        self.bounds = self._bounds()
+
+    # --- per-frame data ------------------------------------------------------------------------------------
+    def rows(self, agent: int) -> slice:
+        return slice(int(self.offset[agent]), int(self.offset[agent + 1]))
+
+    def state(self, frame: int):
+        """The state of a frame, read from the run (which must stay open while frames are drawn)."""
+        return self._traj.state(frame)
+
+    def _heat(self, traj, frame: int) -> np.ndarray | None:
+        """Largest plaquette angle over agents at each site (H*W), 0 where none is defined."""
+        angles = traj.plaquette_angles(frame)
+        if angles is None:
+            return None
+        heat = np.zeros(self.H * self.W)
+        finite = np.isfinite(angles)
+        np.maximum.at(heat, self.index[finite], angles[finite])
+        return heat
+
+    def energy_at(self, step: int) -> float:
+        k = np.searchsorted(self.energy_steps, step)
+        ok = k < self.energy_steps.size and self.energy_steps[k] == step
+        return float(self.energy_total[k]) if ok else float("nan")
+
+    def _fit_ellipsoid_scale(self) -> float:
+        """A round factor that draws the median 1-sigma radius of the run's first frame as about half a site
+        (the first frame of the run, not of the selection: every render of a run gets the same factor)."""
+        st = self.state(0)
+        blk = _spin1_block(self.spins)
+        w = np.linalg.eigvalsh(st.sigma[:, blk, blk])
+        typical = float(np.median(np.sqrt(np.maximum(w[:, -1], 0.0))))
+        return nice_number(ELLIPSOID_RADIUS / typical) if typical > 0 else 1.0
+
+    # --- geometry ------------------------------------------------------------------------------------------
+    def xy(self, sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y, x = np.divmod(sites, self.W)
+        return x.astype(float), (self.H - 1 - y).astype(float)
+
+    def centroid(self, agents) -> tuple[float, float]:
+        sites = np.concatenate([self.index[self.rows(a)] for a in agents])
+        x, y = self.xy(sites)
+        return float(x.mean()), float(y.mean())
+
+    def cell_ids(self, sites: np.ndarray) -> np.ndarray:
+        y, x = np.divmod(sites, self.W)
+        return (self.H - 1 - y) * self.W + x  # ImageData cells run x fastest, then y (flipped rows)
+
+    def squares(self, sites: np.ndarray, z) -> "object":
+        """Unit squares over ``sites`` (cell k over ``sites[k]``) at height ``z`` (a number or one per site): one
+        PolyData, so a whole layer is one actor (PyVista's per-actor cost dominates a frame otherwise)."""
+        import pyvista as pv
+
+        x, y = self.xy(sites)
+        z = np.broadcast_to(np.asarray(z, dtype=float), x.shape)
+        corners = np.array([(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5), (-0.5, 0.5)])
+        pts = np.empty((x.size, 4, 3))
+        pts[:, :, 0] = x[:, None] + corners[:, 0]
+        pts[:, :, 1] = y[:, None] + corners[:, 1]
+        pts[:, :, 2] = z[:, None]
+        faces = np.column_stack([np.full(x.size, 4), np.arange(4 * x.size).reshape(-1, 4)]).ravel()
+        return pv.PolyData(pts.reshape(-1, 3), faces)
+
+    def _outlines(self, pv):
+        """Every agent's support boundary at its height, in its colour: one line mesh, RGB per segment."""
+        pts, colors = [], []
+        H, W = self.H, self.W
+        for i in range(self.n_agents):
+            inside = np.zeros((H + 2, W + 2), dtype=bool)
+            y, x = np.divmod(self.index[self.rows(i)], W)
+            inside[y + 1, x + 1] = True
+            z = self.agent_z[i]
+            for dy, dx, (a, b) in ((-1, 0, ((-0.5, 0.5), (0.5, 0.5))), (1, 0, ((-0.5, -0.5), (0.5, -0.5))),
+                                   (0, -1, ((-0.5, -0.5), (-0.5, 0.5))), (0, 1, ((0.5, -0.5), (0.5, 0.5)))):
+                edge = ~inside[y + 1 + dy, x + 1 + dx]  # the neighbour is outside: this side is boundary
+                X, Y = x[edge].astype(float), (H - 1 - y[edge]).astype(float)
+                seg = np.empty((2 * X.size, 3))
+                seg[0::2] = np.column_stack([X + a[0], Y + a[1], np.full(X.size, z)])
+                seg[1::2] = np.column_stack([X + b[0], Y + b[1], np.full(X.size, z)])
+                pts.append(seg)
+                colors.append(np.repeat([agent_color(i)], X.size, axis=0))
+        if not pts:
+            return None
+        mesh = pv.line_segments_from_points(np.concatenate(pts))
+        mesh.cell_data["rgb"] = (np.concatenate(colors) * 255).astype(np.uint8)
+        return mesh
+
+    def _bounds(self) -> tuple[float, ...]:
+        """The union of every rendered frame's geometry: the grid, from the base plane to the highest scale
+        reached (plus room for the glyphs on top)."""
+        top = max(self.max_scale * self.gap, self.agent_z.max() if self.n_agents else self.gap) + 1.0
+        return (-0.5, self.W - 0.5, -0.5, self.H - 0.5, 0.0, top)
+
+
+class FrameDrawer:
+    """Draws the frames of one :class:`MovieContext` into one plotter, without ever rendering. The flat layers
+    are unlit, so their colours are exactly the colour bars' (only the ellipsoids are shaded).
+
+    What does not change over a movie (the base plane, the agents' layer, the outlines, the height axis, the
+    colour bars) is added once; a new frame only writes new values into the plane's and the agents' colour
+    arrays and replaces the named actors that do change (meta-agent layers and lines, glyphs, caption,
+    legend). Every PyVista call passes ``render=False`` and ``reset_camera=False``: the caller renders once per
+    frame (``write_frame`` or ``render`` then ``screenshot``), and the camera stays the movie's.
+    """
+
+    def __init__(self, plotter, ctx: MovieContext, colour_bars: bool = True, options: SceneOptions | None = None):
+        self.pl, self.ctx = plotter, ctx
+        self.o = options or ctx.options  # what to draw (a second view may draw less of the same movie)
+        self.colour_bars = colour_bars  # a second view of the same movie shares the first one's bars
+        self.plane = None
+        self.layer = None
+        self._built = False
+        self._dynamic: set[str] = set()
+
+    def draw(self, frame: int) -> None:
+        if not self._built:
+            self._build_static(frame)
+            self._built = True
+        self._update(frame)
+
+    def _build_static(self, frame: int) -> None:
+        import pyvista as pv
+
+        pl, ctx, o = self.pl, self.ctx, self.o
+        fs = font_scale(pl)
+        bar = {"vertical": True, "position_y": 0.06, "height": 0.32, "width": 0.045,
+               "title_font_size": round(14 * fs), "label_font_size": round(12 * fs), "color": "black",
+               "fmt": "%.3g", "render": False}  # else PyVista renders the scene once per colour bar
+        self.plane = ctx.plane.copy(deep=True)
+        if ctx.holonomy_clim is not None and ctx.heat[frame] is not None:
+            self.plane.cell_data["holonomy"] = self._plane_heat(frame)
+            pl.add_mesh(self.plane, scalars="holonomy", cmap="magma", clim=ctx.holonomy_clim, render=False,
+                        lighting=False, reset_camera=False, name="plane", show_scalar_bar=self.colour_bars,
+                        scalar_bar_args={"title": HOLONOMY_TITLE, "position_x": 0.89, **bar})
+        else:
+            self.plane = None  # not analysed: a grey plane, and the caption says why
+            pl.add_mesh(ctx.plane, color=NOT_ANALYSED_GREY, render=False, reset_camera=False, name="plane",
+                        lighting=False)
+        if o.agents:
+            if o.color_by == "agent":
+                pl.add_mesh(ctx.agent_layer, scalars="rgb", rgb=True, opacity=o.opacity, render=False,
+                            reset_camera=False, name="agents", lighting=False)
+            else:
+                self.layer = ctx.agent_layer.copy(deep=True)
+                self.layer.cell_data["value"] = ctx.values[frame]
+                pl.add_mesh(self.layer, scalars="value", cmap="viridis", clim=ctx.clim, opacity=o.opacity,
+                            render=False, reset_camera=False, name="agents", lighting=False,
+                            show_scalar_bar=self.colour_bars,
+                            scalar_bar_args={"title": bar_title(o.color_by, o.component), "position_x": 0.06,
+                                             **bar})
+            if o.outlines and ctx.outlines is not None:
+                pl.add_mesh(ctx.outlines, scalars="rgb", rgb=True, line_width=2, render=False, reset_camera=False,
+                            name="outlines")
+        if o.height_axis:
+            _add_height_axis(pl, pv, ctx)
+
+    def _plane_heat(self, frame: int) -> np.ndarray:
+        ctx = self.ctx
+        return ctx.heat[frame][ctx.site_of_cell]
+
+    def _update(self, frame: int) -> None:
+        import pyvista as pv
+
+        pl, ctx, o = self.pl, self.ctx, self.o
+        if self.plane is not None and ctx.heat[frame] is not None:
+            self.plane.cell_data["holonomy"][:] = self._plane_heat(frame)  # writing marks the array modified
+        if self.layer is not None:
+            self.layer.cell_data["value"][:] = ctx.values[frame]
+        added: set[str] = set()
+        if o.meta_agents:
+            added |= _add_meta(pl, pv, ctx, frame, o)
+        if o.agents and (o.ellipsoids or o.triads):
+            added |= _add_glyphs(pl, pv, ctx, ctx.state(frame), o)
+        if o.caption:
+            step = int(ctx.frame_steps[frame])
+            text = f"{ctx.name}   step {step}   E = {ctx.energy_at(step):.6g} nats"
+            if o.agents and o.ellipsoids:
+                text += f"\nellipsoids: 1-sigma radius x {ctx.ellipsoid_scale:g} sites/u"
+            if ctx.holonomy_clim is None:
+                text += "\nbase plane grey: not analysed (vfe analyze)"
+            pl.add_text(text, position="upper_left", font_size=round(10 * font_scale(pl)), color="black",
+                        render=False, name="caption")
+            added.add("caption")
+        for name in self._dynamic - added:  # last frame had it, this one does not (e.g. fewer legend lines)
+            pl.remove_actor(name, reset_camera=False, render=False)
+        self._dynamic = added
+
+
+def add_frame(plotter, ctx: MovieContext, frame: int) -> FrameDrawer:
+    """Draw one frame into ``plotter`` (a fresh one, or one cleared); returns the drawer, whose ``draw``
+    draws further frames into the same plotter by updating it."""
+    drawer = FrameDrawer(plotter, ctx)
+    drawer.draw(frame)
+    return drawer
+
+
+def _add_meta(plotter, pv, ctx: MovieContext, frame: int, o: SceneOptions) -> set[str]:
+    metas = ctx.meta[frame]
+    names: set[str] = set()
+    centres, sites, heights, colors = {}, [], [], []
+    for m in sorted(metas, key=lambda m: m["scale"]):
+        z = m["scale"] * ctx.gap
+        union = np.unique(np.concatenate([ctx.index[ctx.rows(a)] for a in m["members"]]))
+        sites.append(union)
+        heights.append(np.full(union.size, z))
+        colors.append(np.repeat([meta_color(m["id"])], union.size, axis=0))
+        cx, cy = ctx.centroid(m["members"])
+        centres[(m["scale"], m["id"])] = (cx, cy, z)
+    if sites:
+        layers = ctx.squares(np.concatenate(sites), np.concatenate(heights))
+        layers.cell_data["rgb"] = (np.concatenate(colors) * 255).astype(np.uint8)
+        plotter.add_mesh(layers, scalars="rgb", rgb=True, opacity=o.meta_opacity, render=False,
+                         reset_camera=False, name="meta_layers", lighting=False)
+        names.add("meta_layers")
+    lines = []
+    for m in metas:
+        top = centres[(m["scale"], m["id"])]
+        if m["scale"] == 2:
+            for a in m["members"]:
+                ax, ay = ctx.centroid([a])
+                lines.append(((ax, ay, ctx.agent_z[a]), top))
+        for child in metas:
+            if child["scale"] == m["scale"] - 1 and child["parent"] == m["id"] and m["scale"] > 2:
+                lines.append((centres[(child["scale"], child["id"])], top))
+    if lines:
+        pts = np.array([p for seg in lines for p in seg])
+        plotter.add_mesh(pv.line_segments_from_points(pts), color=(0.2, 0.2, 0.2), line_width=2, render=False,
+                         reset_camera=False, name="meta_lines")
+        names.add("meta_lines")
+    if o.legend and metas:
+        names |= _add_legend(plotter, metas, o.legend_x)
+    return names
+
+
+def _add_legend(plotter, metas, x: float) -> set[str]:
+    """One line per meta-agent, black text on its colour: id, scale and number of base agents. Text actors,
+    not PyVista's legend box: adding that box renders the whole scene once more every frame."""
+    entries = sorted(metas, key=lambda m: (m["scale"], m["id"]))
+    names: set[str] = set()
+    fs = font_scale(plotter)
+    step = 0.045
+    for k, m in enumerate(entries):
+        y = 0.94 - step * k
+        name = f"legend{k}"
+        names.add(name)
+        if y < 0.45:  # room for about a dozen lines above the holonomy colour bar
+            plotter.add_text(f"... and {len(entries) - k} more", position=(x, y), viewport=True,
+                             font_size=round(9 * fs), color="black", render=False, name=name)
+            break
+        actor = plotter.add_text(f" id {m['id']}, scale {m['scale']}: {len(m['members'])} agents ",
+                                 position=(x, y), viewport=True, font_size=round(9 * fs), color="black",
+                                 render=False, name=name)
+        actor.prop.background_color = meta_color(m["id"])
+        actor.prop.background_opacity = 0.6
+    return names
+
+
+def _add_height_axis(plotter, pv, ctx: MovieContext) -> None:
+    """A vertical line just off the grid's front left corner with a label at each layer's height."""
+    x0, y0 = -0.5 - 0.04 * ctx.W, -0.5
+    heights = [0.0, ctx.gap] + [s * ctx.gap for s in range(2, ctx.max_scale + 1)]
+    names = ["base plane", f"{ctx.n_agents} agents"] + [f"scale {s}" for s in range(2, ctx.max_scale + 1)]
+    names = [f"{n}   " for n in names]  # right-justified: end clear of the axis' point markers
+    pts = np.array([[x0, y0, 0.0], [x0, y0, heights[-1]]])
+    plotter.add_mesh(pv.line_segments_from_points(pts), color="black", line_width=1, render=False,
+                     reset_camera=False, name="height_axis")
+    plotter.add_point_labels(np.array([[x0, y0, h] for h in heights]), names,
+                             font_size=round(11 * font_scale(plotter)), point_size=6,
+                             point_color="black", text_color="black", shape=None, render=False,
+                             always_visible=True, name="height_labels", reset_camera=False,
+                             justification_horizontal="right")  # labels to the left, off the plane
+
+
+def _unit_sphere(pv, cache={}):  # noqa: B006 (a cache of the one sphere, built once)
+    if not cache:
+        sphere = pv.Sphere(radius=1.0, theta_resolution=10, phi_resolution=10).triangulate()
+        cache["points"] = np.asarray(sphere.points, dtype=float)
+        cache["faces"] = np.asarray(sphere.faces)
+    return cache["points"], cache["faces"]
+
+
+def _add_glyphs(plotter, pv, ctx: MovieContext, state, o: SceneOptions) -> set[str]:
     from scipy.spatial.transform import Rotation
 
-    rows = _sample_rows(data, options.samples_per_agent)
+    rows = _sample_rows(ctx.offset, o.samples_per_agent)
+    names: set[str] = set()
     if rows.size == 0:
-        return
-    agent_of = np.searchsorted(data.offset, rows, side="right") - 1
-    x, y = data.xy(data.index[rows])
-    z = gap + 0.01 * gap * agent_of + 0.02 * gap
-    blk = _spin1_block(data.spins)
-    K = data.state.sigma.shape[1]
-    size = 0.35
-    if options.ellipsoids and K >= 3:
-        # every ellipsoid in one mesh: the unit sphere's points mapped by V diag(scale) at each sample
+        return names
+    agent_of = np.searchsorted(ctx.offset, rows, side="right") - 1
+    x, y = ctx.xy(ctx.index[rows])
+    z = ctx.agent_z[agent_of] + 0.6
+    blk = _spin1_block(ctx.spins)
+    K = state.sigma.shape[1]
+    if o.ellipsoids and K >= 3:
+        # every ellipsoid in one mesh: the unit sphere's points mapped by V diag(scale sqrt(w)) at each sample
         pts0, faces0 = _unit_sphere(pv)
-        cov = data.state.sigma[rows][:, blk, blk]
-        w, v = np.linalg.eigh(cov)
-        w = np.maximum(w, 0.0)
-        scale = size * np.sqrt(w) / np.maximum(np.sqrt(w.max(axis=1, keepdims=True)), 1e-12)
-        A = v * scale[:, None, :]
+        w, v = np.linalg.eigh(state.sigma[rows][:, blk, blk])
+        A = v * (ctx.ellipsoid_scale * np.sqrt(np.maximum(w, 0.0)))[:, None, :]
         centres = np.stack([x, y, z], axis=1)
         pts = centres[:, None, :] + np.einsum("mij,pj->mpi", A, pts0)
         n_p = pts0.shape[0]
-        faces = faces0.reshape(-1, 4).copy()
+        faces = faces0.reshape(-1, 4)
         all_faces = np.concatenate([np.column_stack([faces[:, :1], faces[:, 1:] + k * n_p])
                                     for k in range(rows.size)]).ravel()
-        _add(plotter, pv.PolyData(pts.reshape(-1, 3), all_faces), color=(0.95, 0.95, 0.95), opacity=0.8,
-             smooth_shading=False)
-    if options.triads:
-        R = Rotation.from_rotvec(data.state.phi[rows]).as_matrix()
-        for axis, color in enumerate(((0.9, 0.1, 0.1), (0.1, 0.7, 0.1), (0.1, 0.2, 0.9))):
-            starts = np.stack([x, y, z], axis=1)
-            ends = starts + 0.6 * R[:, :, axis]
-            pts = np.empty((2 * rows.size, 3))
-            pts[0::2], pts[1::2] = starts, ends
-            _add(plotter, pv.line_segments_from_points(pts), color=color, line_width=3)
+        plotter.add_mesh(pv.PolyData(pts.reshape(-1, 3), all_faces), color=(0.95, 0.95, 0.95), opacity=0.8,
+                         smooth_shading=False, render=False, reset_camera=False, name="ellipsoids")
+        names.add("ellipsoids")
+    if o.triads:
+        R = Rotation.from_rotvec(state.phi[rows]).as_matrix()
+        starts = np.stack([x, y, z], axis=1)
+        pts = np.empty((3, rows.size, 2, 3))
+        pts[:, :, 0] = starts
+        pts[:, :, 1] = starts + 0.6 * np.moveaxis(R, 2, 0)  # R[:, :, axis]: the rotated axis
+        triads = pv.line_segments_from_points(pts.reshape(-1, 3))
+        rgb = np.array(((0.9, 0.1, 0.1), (0.1, 0.7, 0.1), (0.1, 0.2, 0.9)))
+        triads.cell_data["rgb"] = (np.repeat(rgb, rows.size, axis=0) * 255).astype(np.uint8)
+        plotter.add_mesh(triads, scalars="rgb", rgb=True, line_width=3, render=False, reset_camera=False,
+                         name="triads")
+        names.add("triads")
+    return names
 
 
-def set_camera(plotter, H: int, W: int, view: str, n_scales: int = 2) -> None:
-    gap = layer_gap(H, W)
-    cx, cy = (W - 1) / 2, (H - 1) / 2
+def set_camera(plotter, bounds, view: str, aspect: float) -> None:
+    """One camera for the movie: the view direction of ``view``, fitted to ``bounds`` (never to the actors of
+    one frame), and a clipping range from ``bounds`` too, so no frame's own geometry moves anything. Sets
+    properties only; it does not render."""
+    x0, x1, y0, y1, z0, z1 = bounds
+    cx, cy, cz = (x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2
+    cam = plotter.camera
     if view == "top":
-        plotter.enable_parallel_projection()
-        plotter.camera.position = (cx, cy, 10 * max(H, W) + n_scales * gap)
-        plotter.camera.focal_point = (cx, cy, 0.0)
-        plotter.camera.up = (0.0, 1.0, 0.0)
-        plotter.camera.parallel_scale = H / 2 + 0.5
+        cam.parallel_projection = True
+        cam.focal_point = (cx, cy, 0.0)
+        cam.position = (cx, cy, z1 + 10 * max(x1 - x0, y1 - y0))
+        cam.up = (0.0, 1.0, 0.0)
+        # the grid fills the height, or TOP_VIEW_WIDTH of the width if that is the tighter side
+        cam.parallel_scale = max((y1 - y0) / 2, (x1 - x0) / 2 / (aspect * TOP_VIEW_WIDTH))
     else:
-        zc = n_scales * gap / 2
-        d = 1.6 * max(H, W)
-        plotter.camera.position = (cx + 0.7 * d, cy - 1.4 * d, zc + 0.9 * d)
-        plotter.camera.focal_point = (cx, cy, zc)
-        plotter.camera.up = (0.0, 0.0, 1.0)
-        plotter.reset_camera(render=False)  # keep the direction, fit every actor in the view
-        plotter.camera.zoom(1.15)
+        cam.parallel_projection = False
+        direction = np.array((0.45, -0.9, 0.6)) if view == "iso" else np.array((0.0, -1.0, 0.12))
+        direction /= np.linalg.norm(direction)
+        cam.focal_point = (cx, cy, cz)
+        cam.up = (0.0, 0.0, 1.0)
+        cam.position = tuple(np.array((cx, cy, cz)) + direction)
+        plotter.renderer.reset_camera(render=False, bounds=bounds)  # keep the direction, fit the union box
+        # the fit is to the height; a view narrower than 16:9 zooms out so the width fits too
+        cam.zoom((1.2 if view == "iso" else 1.1) * min(1.0, aspect / (16 / 9)))
+    margin = 0.05 * max(x1 - x0, y1 - y0, z1 - z0)
+    plotter.renderer.ResetCameraClippingRange(x0 - margin, x1 + margin, y0 - margin, y1 + margin, z0 - margin,
+                                              z1 + margin)
