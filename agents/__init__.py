@@ -16,7 +16,9 @@ The public Python API, re-exported by ``gauge_vfe``:
 * :func:`make_config` / :class:`Config` -- the validated scenario structure;
 * :func:`evaluate` / :func:`step` -- the energy-and-gradient function and the pure step over plain arrays;
 * :func:`load` / :class:`Trajectory` -- reading a run file; :func:`run_scenario`, :func:`analyze_run`,
-  :func:`summarize_run`, :func:`run_sweep` -- what the ``vfe`` commands call.
+  :func:`summarize_run`, :func:`run_sweep` -- what the ``vfe`` commands call;
+* :func:`run`, :func:`analyze`, :func:`sweep`, :func:`load_sweep` -- one call per command for notebooks, with
+  Python values in and a :class:`Trajectory`, an :class:`Analysis` or a pandas DataFrame out.
 """
 
 import importlib
@@ -29,13 +31,15 @@ _PUBLIC = {
     ".model.dynamics": ("DivergenceError", "StepInfo", "step"),
     ".model.energy": ("TERMS", "Evaluation", "evaluate"),
     ".model.params": ("DynamicsParams", "EnergyParams", "LineSearch"),
-    ".io.reader": ("Trajectory", "load"),
+    ".io.reader": ("StepNotLogged", "Trajectory", "load"),
     ".setup.scenario": ("Scenario", "ScenarioError", "load_scenario"),
+    ".setup.shipped": ("shipped_scenarios",),
     ".runner.simulation": ("EnergyIncreaseWarning", "RunOutcome", "Simulation"),
     ".runner.run": ("RunResult", "run_scenario"),
     ".runner.analyze": ("analyze_run",),
     ".runner.inspect": ("summarize_run",),
     ".runner.sweep": ("run_sweep",),
+    ".runner.notebook": ("Analysis", "analyze", "load_sweep", "run", "sweep"),
     ".analysis.meta_agents": ("ConsensusParams",),
     ".analysis.pipeline": ("AnalysisResult",),
     ".model.state": ("State",),

@@ -129,6 +129,12 @@ case("max-scale-1", "analysis:\n  meta_agents: {max_scale: 1}\n", "{s}:2: analys
 case("huge-grid", "grid: {height: 100000, width: 100000}\n", "{s}:1: grid:", "more sites than a run can hold")
 case("count-zero", "agents:\n  count: 0\n", "{s}:2: agents.count:")
 case("steps-too-many", "dynamics: {steps: 10000000000000}\n", "{s}:1: dynamics.steps:")
+case("negative-temperature", "dynamics:\n  temperature: -0.5\n", "{s}:2: dynamics.temperature:",
+     "must be a finite number >= 0")
+case("negative-field-temperature", "dynamics:\n  temperature: {mu: 0.1, phi: -1}\n",
+     "{s}:2: dynamics.temperature.phi:", "greater than or equal to 0")
+case("temperature-with-line-search", "dynamics:\n  temperature: 0.1\n  line_search: {enabled: true}\n",
+     "{s}:2: dynamics.temperature:", "cannot be combined with dynamics.line_search.enabled")
 
 # --- supports ----------------------------------------------------------------------------------------------------
 case("shape-unknown", "agents:\n  support:\n    shape: hexagon\n", "{s}:2: agents.support:", "hexagon")

@@ -8,6 +8,13 @@ The file layout is docs/model.md#file; only this package (``gauge_vfe.agents.io`
     traj.field("mu", frame=-1)              # (N, H, W, K), NaN outside each agent's support
     traj.field("sigma", frame=0, agent=2)   # (H, W, K, K)
     traj.state(-1)                          # State (float64) of a logged frame
+    traj.steps                              # the logged frames' steps
+    traj.field("mu", step=200, agent=3)     # by step: (H, W, K); a step not logged names the nearest ones
+    traj.state(step=200)
+    traj.to_xarray()                        # every logged array as a labelled xarray.Dataset
+
+Logged frames are addressed either by ``frame`` (their index, negative from the end) or by ``step`` (keyword
+only); with neither, the last frame.
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ from ..model.state import State
 from .analysis_store import read_analysis
 from .lock import writer_active
 from .schema import committed_frames, read_checkpoint, run_record
+
+
+class StepNotLogged(IndexError):
+    """A step asked for that is not a logged frame's (an IndexError, like a frame index out of range)."""
 
 
 class Trajectory:
@@ -133,25 +144,67 @@ class Trajectory:
     def spd_retractions(self) -> tuple[np.ndarray, np.ndarray]:
         return self._series("observables/spd_retractions")
 
+    def info_bits(self, cumulative: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(steps (E,), values (E, N)): the bits of belief update of every agent in the step that produced each
+        state (0 at step 0; docs/model.md#information-time). ``cumulative``: the information clock, their running
+        sum over the logged steps. Empty for files written before information time was logged."""
+        if "observables/info_bits" not in self._f:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.n_agents))
+        steps, values = self._series("observables/info_bits")
+        return steps, (np.cumsum(values, axis=0) if cumulative else values)
+
     # --- fields ----------------------------------------------------------------------------------------------
-    def _frame_index(self, frame: int) -> int:
+    @property
+    def steps(self) -> np.ndarray:
+        """Steps of the logged frames (the same as :attr:`frame_steps`): what ``step=`` accepts."""
+        return self.frame_steps
+
+    def frame_of_step(self, step: int) -> int:
+        """The index of the logged frame at ``step``; :class:`StepNotLogged` names the nearest logged steps."""
+        steps = self.frame_steps
+        k = int(np.searchsorted(steps, step))
+        if k < steps.size and steps[k] == step:
+            return k
+        if not steps.size:
+            raise StepNotLogged(f"step {step} was not logged: the file holds no logged frame")
+        near = sorted({int(steps[i]) for i in (k - 1, k) if 0 <= i < steps.size})
+        span = f"{steps.size} frames, steps {int(steps[0])}..{int(steps[-1])}"
+        every = self.config.get("output", {}).get("every")
+        nearest = f"step{'s are' if len(near) > 1 else ' is'} {' and '.join(map(str, near))}"
+        raise StepNotLogged(f"step {step} was not logged; the nearest logged {nearest} ({span}"
+                            + (f", every {every} steps)" if every else ")"))
+
+    def _frame_index(self, frame: int | None = None, step: int | None = None) -> int:
+        """The index of a logged frame given by ``frame`` (index) or ``step``; neither: the last frame."""
+        if step is not None:
+            if frame is not None:
+                raise TypeError("give a frame or a step, not both")
+            if int(step) != step:
+                raise TypeError(f"step must be an integer, got {step!r}")
+            return self.frame_of_step(int(step))
+        frame = -1 if frame is None else frame
         n = len(self.frame_steps)
         if not -n <= frame < n:
             raise IndexError(f"frame {frame} out of range: the file holds {n} frames")
         return frame % n
 
-    def rows(self, name: str, frame: int = -1) -> np.ndarray:
+    def rows(self, name: str, frame: int | None = None, *, step: int | None = None) -> np.ndarray:
         """A logged field per agent-site, (S, ...), as stored (float32 or float64)."""
         if name not in self.fields:
             raise KeyError(f"field {name!r} was not logged (logged: {self.fields})")
-        return self._f[f"particles/agents/{name}/value"][self._frame_index(frame)]
+        return self._f[f"particles/agents/{name}/value"][self._frame_index(frame, step)]
 
-    def field(self, name: str, frame: int = -1, agent: int | None = None) -> np.ndarray:
+    def field(self, name: str, frame: int | None = None, agent: int | None = None, *,
+              step: int | None = None) -> np.ndarray:
         """A field on the grid: (N, H, W, ...) or (H, W, ...) for one agent, NaN outside the support.
 
-        ``name`` is a logged field (mu, sigma, phi, beta) or ``chi``.
+        ``name`` is a logged field (mu, sigma, phi, beta) or ``chi``; the frame is ``frame`` (index) or
+        ``step`` (the last frame with neither).
         """
-        values = self.chi if name == "chi" else self.rows(name, frame)
+        if agent is not None and not -self.n_agents <= agent < self.n_agents:
+            raise IndexError(f"agent {agent} out of range: the run has {self.n_agents} agents")
+        agent = None if agent is None else agent % self.n_agents
+        values = self.chi if name == "chi" else self.rows(name, frame, step=step)
         agents = range(self.n_agents) if agent is None else [agent]
         H, W = self.grid.height, self.grid.width
         out = np.full((len(agents), H * W) + values.shape[1:], np.nan)
@@ -161,9 +214,9 @@ class Trajectory:
         out = out.reshape((len(agents), H, W) + values.shape[1:])
         return out[0] if agent is not None else out
 
-    def state(self, frame: int = -1) -> State:
-        """The state of a logged frame in float64 (exact when the frame is the checkpoint)."""
-        idx = self._frame_index(frame)
+    def state(self, frame: int | None = None, *, step: int | None = None) -> State:
+        """The state of a logged frame (``frame`` index or ``step``) in float64 (exact when it is the checkpoint)."""
+        idx = self._frame_index(frame, step)
         step = int(self.frame_steps[idx])
         ck = self.checkpoint()
         if ck is not None and ck.step == step:
@@ -203,21 +256,21 @@ class Trajectory:
             self._analysis = read_analysis(self._f)
         return self._analysis
 
-    def meta_agents(self, frame: int = -1) -> list[dict]:
+    def meta_agents(self, frame: int | None = None, *, step: int | None = None) -> list[dict]:
         """Meta-agents of a logged frame (after the analysis): scale, id, parent id, base members, dead."""
         result = self.analysis()
         if result is None:
             return []
-        step = int(self.frame_steps[self._frame_index(frame)])
+        step = int(self.frame_steps[self._frame_index(frame, step)])
         k = np.nonzero(result.steps == step)[0]
         return result.meta_agents(int(k[0])) if k.size else []
 
-    def plaquette_angles(self, frame: int = -1) -> np.ndarray | None:
+    def plaquette_angles(self, frame: int | None = None, *, step: int | None = None) -> np.ndarray | None:
         """Plaquette holonomy angle per agent-site of a frame (after the analysis), NaN where undefined."""
         result = self.analysis()
         if result is None:
             return None
-        step = int(self.frame_steps[self._frame_index(frame)])
+        step = int(self.frame_steps[self._frame_index(frame, step)])
         k = np.nonzero(result.steps == step)[0]
         return result.plaquette_angle[int(k[0])] if k.size else None
 
@@ -225,6 +278,13 @@ class Trajectory:
         """The float64 state of every logged frame, one at a time (a run can hold thousands)."""
         for f in range(len(self.frame_steps)):
             yield self.state(f)
+
+    def to_xarray(self, steps=None, fields=None):
+        """Every logged array as a labelled ``xarray.Dataset`` (dims step, agent, y, x, k, l; energies over
+        ``energy_step``; the stored analysis), with units and descriptions; see :mod:`.xarray_view`."""
+        from .xarray_view import trajectory_dataset
+
+        return trajectory_dataset(self, steps=steps, fields=fields)
 
 
 _NOT_READ = object()

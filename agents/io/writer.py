@@ -44,9 +44,10 @@ from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock
 from .reader import Trajectory
 from .recovery import clear_consistency_flags
-from .schema import (ANALYSIS_FRAMES, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, GRAD_FIELDS, LIBVER, STATUS_LENGTH,
-                     TIME_LENGTH, committed_frames, fixed_text, read_checkpoint, run_record, series_dataset,
-                     text_dataset, write_text)
+from .schema import (ANALYSIS_FRAMES, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, GRAD_FIELDS, H5MD_BOUNDARY,
+                     H5MD_PARTICLES, LIBVER, STATUS_LENGTH, TIME_LENGTH, annotate, committed_frames, fixed_text,
+                     h5md_string, read_checkpoint, run_record, series_dataset, text_dataset, write_text)
+from .schema import CHECKPOINT_RNG, INFO_BITS, read_checkpoint_rng
 
 # Free space kept in reserve when a frame is written: the frame itself (uncompressed, twice: value and
 # checkpoint) plus room for HDF5's metadata and the final status, so that the file can always be closed.
@@ -139,6 +140,7 @@ class TrajectoryWriter:
             g = f.create_group("observables/spd_retractions")
             series_dataset(g, "step", np.int64)
             series_dataset(g, "value", np.int64)
+            _create_info_bits(f, N)
             create_analysis_datasets(f, N, S)
             ck = f.create_group("checkpoint")
             for slot in CHECKPOINT_SLOTS:
@@ -147,10 +149,12 @@ class TrajectoryWriter:
                 g.create_dataset("sigma", shape=(S, K, K), dtype=np.float64)
                 g.create_dataset("phi", shape=(S, 3), dtype=np.float64)
                 g.create_dataset("step", shape=(1,), dtype=np.int64, data=[-1])
+                text_dataset(g, CHECKPOINT_RNG, "")  # the Langevin generator's state (JSON), with the state
             ck.create_dataset("active", shape=(1,), dtype=np.int8, data=[-1])
+            annotate(f)  # units and descriptions: attributes, so before the SWMR session
             ck.attrs["rng"] = json.dumps({"bit_generator": "PCG64", "root_seed": seed, "purposes": "SeedSequence "
-                                          "spawn keys (docs/model.md#random-streams); the dynamics draw no "
-                                          "numbers"})
+                                          "spawn keys (docs/model.md#random-streams); the dynamics' stream "
+                                          "(key 8) is stored with each checkpoint slot as `rng`"})
             f.swmr_mode = True
         except BaseException:
             f.close()
@@ -175,7 +179,8 @@ class TrajectoryWriter:
             stored = json.loads(f["parameters"].attrs["config_json"])
             mine = json.loads(config_json)
             for section in stored:
-                if section not in ("dynamics", "output") and stored[section] != mine.get(section):
+                if section not in ("dynamics", "output") and \
+                        stored[section] != _without_new_unset_keys(stored[section], mine.get(section)):
                     raise ValueError(f"{path}: cannot resume: the scenario's `{section}` differs from the run's")
             state = read_checkpoint(f)
             if state is None:
@@ -183,6 +188,11 @@ class TrajectoryWriter:
             if state.mu.shape != (layout.n_rows, layout.K):
                 raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
             _truncate_after(f, state.step)
+            if INFO_BITS not in f:  # a file of an older version: the series starts at the resumed step
+                _create_info_bits(f, layout.n_agents)
+            for slot in CHECKPOINT_SLOTS:
+                if CHECKPOINT_RNG not in f["checkpoint"][slot]:
+                    text_dataset(f["checkpoint"][slot], CHECKPOINT_RNG, "")
             fields = [name for name in FIELDS if f"particles/agents/{name}" in f]
             if "status" not in f["parameters"]:
                 raise ValueError(f"{path}: cannot resume a file written by an older version of gauge-vfe")
@@ -201,6 +211,10 @@ class TrajectoryWriter:
             f.close()
             raise
         return cls(f, path, fields, lock, flush_seconds), state
+
+    def checkpoint_rng(self) -> dict | None:
+        """The Langevin generator's state stored with the committed checkpoint (None: none stored)."""
+        return read_checkpoint_rng(self._f)
 
     # --- guarding every HDF5 write ---------------------------------------------------------------------------
     def _write(self, what: str, fn, *args):
@@ -229,19 +243,25 @@ class TrajectoryWriter:
         """Logged frames committed so far."""
         return self._frames
 
-    def log_energy(self, step: int, terms: dict, grad_norms: dict, spd_retractions: int) -> None:
-        """Buffer one step's energies (flushed with frames and at least every ``flush_seconds``)."""
-        self._energy_buffer.append((step, sum(terms.values()), terms, grad_norms, spd_retractions))
+    def log_energy(self, step: int, terms: dict, grad_norms: dict, spd_retractions: int,
+                   info_bits: np.ndarray | None = None) -> None:
+        """Buffer one step's energies (flushed with frames and at least every ``flush_seconds``), with the bits of
+        belief update per agent of the step that produced the state (zeros when not given, e.g. at step 0)."""
+        if info_bits is None:
+            info_bits = np.zeros(self._f[INFO_BITS]["value"].shape[1])
+        self._energy_buffer.append((step, sum(terms.values()), terms, grad_norms, spd_retractions,
+                                    np.asarray(info_bits, dtype=np.float64)))
         if time.monotonic() - self._last_flush > self.flush_seconds:
             self.flush()
 
-    def log_frame(self, state: State, beta: np.ndarray | None = None) -> None:
-        """Append the state as a logged frame (atomically: the steps go last) and make it the checkpoint."""
+    def log_frame(self, state: State, beta: np.ndarray | None = None, rng_state: dict | None = None) -> None:
+        """Append the state as a logged frame (atomically: the steps go last) and make it the checkpoint, with
+        the Langevin generator's state ``rng_state``."""
         what = f"frame {self._frames} (step {state.step})"
         _check_space(self.path, 2 * self._frame_bytes + DISK_RESERVE_BYTES, what, self._frames)
-        self._write(what, self._log_frame, state, beta)
+        self._write(what, self._log_frame, state, beta, rng_state)
 
-    def _log_frame(self, state: State, beta) -> None:
+    def _log_frame(self, state: State, beta, rng_state=None) -> None:
         f = self._f
         groups = [f[f"particles/agents/{name}"] for name in self.fields]
         last = groups[0]["step"]
@@ -256,11 +276,11 @@ class TrajectoryWriter:
             for g in groups:
                 _append(g["step"], state.step, self._frames)  # the commit
             self._frames += 1
-        self._checkpoint(state)
+        self._checkpoint(state, rng_state)
 
-    def checkpoint(self, state: State) -> None:
+    def checkpoint(self, state: State, rng_state: dict | None = None) -> None:
         """Make ``state`` the checkpoint (the energies up to it first, then the idle slot, then the switch)."""
-        self._write(f"the checkpoint (step {state.step})", self._checkpoint, state)
+        self._write(f"the checkpoint (step {state.step})", self._checkpoint, state, rng_state)
 
     def settle_checkpoint(self) -> None:
         """At the end of a run: both slots hold the final state and slot 0 is active, so a finished file has
@@ -277,11 +297,15 @@ class TrajectoryWriter:
         for name in ("mu", "sigma", "phi", "step"):
             dst[name][...] = src[name][...]
             dst[name].flush()
+        if CHECKPOINT_RNG in src and CHECKPOINT_RNG in dst:
+            dst[CHECKPOINT_RNG].resize(src[CHECKPOINT_RNG].shape)
+            dst[CHECKPOINT_RNG][...] = src[CHECKPOINT_RNG][...]
+            dst[CHECKPOINT_RNG].flush()
         ck["active"][0] = 0
         ck["active"].flush()
         self._f.flush()
 
-    def _checkpoint(self, state: State) -> None:
+    def _checkpoint(self, state: State, rng_state: dict | None = None) -> None:
         self._flush_energies()
         ck = self._f["checkpoint"]
         slot = 1 if int(ck["active"][0]) == 0 else 0
@@ -289,6 +313,8 @@ class TrajectoryWriter:
         for name in ("mu", "sigma", "phi"):
             g[name][...] = getattr(state, name)
             g[name].flush()
+        if CHECKPOINT_RNG in g:  # written before the switch below: the generator goes with its state
+            write_text(g[CHECKPOINT_RNG], json.dumps(rng_state, sort_keys=True) if rng_state is not None else "")
         g["step"][0] = state.step
         g["step"].flush()
         ck["active"][0] = slot
@@ -312,6 +338,8 @@ class TrajectoryWriter:
                 _append_many(f[f"observables/grad_norm/{name}"], steps,
                              np.array([b[3][name] for b in buf], dtype=np.float64))
             _append_many(f["observables/spd_retractions"], steps, np.array([b[4] for b in buf], dtype=np.int64))
+            if INFO_BITS in f:
+                _append_many(f[INFO_BITS], steps, np.stack([b[5] for b in buf]))
             self._energy_buffer = []
         self._f.flush()
         self._last_flush = time.monotonic()
@@ -353,6 +381,20 @@ class TrajectoryWriter:
             self.lock.release()
 
 
+def _without_new_unset_keys(stored, mine):
+    """``mine`` without the keys that a newer version added unset (None) and the stored configuration lacks
+    (e.g. ``observations.resample_every``), so a run of an older version can still be resumed."""
+    if isinstance(stored, dict) and isinstance(mine, dict):
+        return {k: _without_new_unset_keys(stored.get(k), v) for k, v in mine.items() if k in stored or v is not None}
+    return mine
+
+
+def _create_info_bits(f: h5py.File, n_agents: int) -> None:
+    g = f.create_group(INFO_BITS)
+    series_dataset(g, "step", np.int64)
+    series_dataset(g, "value", np.float64, (n_agents,), chunk_rows=max(1, 8192 // max(1, n_agents)))
+
+
 def _check_space(path: Path, needed: int, what: str, frames: int) -> None:
     try:
         st = os.statvfs(path.parent)
@@ -382,7 +424,7 @@ def _truncate_after(f: h5py.File, step: int) -> None:
     """Drop every logged entry with a step beyond ``step``, and every value beyond its series' committed steps."""
     def visit(name, obj):
         if isinstance(obj, h5py.Group) and "step" in obj and isinstance(obj["step"], h5py.Dataset) \
-                and not name.startswith("observables/meta_agents") and not name.startswith("observables/holonomy"):
+                and not name.startswith(("observables/meta_agents", "observables/holonomy", "checkpoint")):
             steps = obj["step"][...]
             keep = int(np.searchsorted(steps, step, side="right"))
             for key in obj:
@@ -406,13 +448,24 @@ def _write_static(f: h5py.File, layout: Layout, config_json: str, scenario_yaml:
     h5md = f.create_group("h5md")
     h5md.attrs["version"] = np.array(FORMAT_VERSION, dtype=np.int64)
     creator = h5md.create_group("creator")
-    creator.attrs["name"] = "gauge-vfe"
-    creator.attrs["version"] = __version__
+    h5md_string(creator, "name", "gauge-vfe")
+    h5md_string(creator, "version", __version__)
     author = h5md.create_group("author")
     try:
-        author.attrs["name"] = getpass.getuser()
+        h5md_string(author, "name", getpass.getuser())
     except Exception:  # no user name in some containers
-        author.attrs["name"] = "unknown"
+        h5md_string(author, "name", "unknown")
+    # H5MD 1.1: every particles group holds its box (the base grid, in sites). The agent-site rows are the
+    # particles; their fixed grid positions are a time-independent `position` element.
+    particles = f.create_group(H5MD_PARTICLES)
+    box = particles.create_group("box")
+    box.attrs["dimension"] = np.int64(2)
+    boundary = H5MD_BOUNDARY[layout.grid.boundary]
+    box.attrs.create("boundary", np.array([boundary.encode()] * 2, dtype=h5py.string_dtype("ascii", 8)))
+    box.create_dataset("edges", data=np.array([layout.grid.height, layout.grid.width], dtype=np.float64))
+    W = layout.grid.width
+    particles.create_dataset("position", data=np.stack([layout.index // W, layout.index % W], axis=1)
+                             .astype(np.int64))
     p = f.create_group("parameters")
     p.attrs["scenario_yaml"] = scenario_yaml
     p.attrs["config_json"] = config_json

@@ -108,3 +108,91 @@ def _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out
                     sigma_out[r, i, j] += h * s
             symmetrize(sigma_out[r])
     slope[r] = sl
+
+
+@njit(cache=True, parallel=True)
+def langevin_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi_mu, xi_sigma, mu_out,
+                       sigma_out, retracted):
+    """The Gaussian part of one Langevin step (docs/model.md#temperature), per agent-site.
+
+    ``a_mu = sqrt(2 lr_mu T_mu)``, ``a_sigma = sqrt(2 lr_sigma T_sigma)``; ``xi_mu`` (S, K) and ``xi_sigma``
+    (S, K, K) are standard normal draws, read only where their amplitude is > 0 (the caller draws nothing for a
+    field at T = 0 and may pass empty arrays). The deterministic step is :func:`update_gaussians` (T = 0 runs
+    never come here, so they keep their bits); this one has no line-search multiplier (refused with noise).
+
+    * plain: ``mu + a_mu xi``; ``Sigma + V`` with ``V = -lr G + a_sigma (X + X^T)/2``, the standard Gaussian of
+      the Frobenius metric on symmetric matrices, retracted like the plain step where it would leave the cone.
+    * natural: ``mu - lr Sigma g + a_mu L xi`` (``Sigma = L L^T``); ``Sigma <- L expm(-2 lr L^T G L + a_sigma Z)
+      L^T`` with ``Z = (X + X^T)/sqrt(2)``: the geodesic step of the affine-invariant (Fisher) metric along the
+      natural gradient plus a standard Gaussian tangent vector of that metric.
+    """
+    S, K = mu.shape
+    n_chunks = (S + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
+    for ch in prange(n_chunks):
+        low = np.empty((K, K))
+        tmp = np.empty((K, K))
+        x = np.empty((K, K))
+        e = np.empty((K, K))
+        work = np.empty((K, K))
+        vecs = np.empty((K, K))
+        vals = np.empty(K)
+        for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
+            _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi_mu, xi_sigma,
+                          mu_out, sigma_out, retracted, low, tmp, x, e, work, vecs, vals)
+
+
+@njit(cache=True)
+def _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi_mu, xi_sigma, mu_out,
+                  sigma_out, retracted, low, tmp, x, e, work, vecs, vals):
+    K = mu.shape[1]
+    retracted[r] = 0
+    if natural:
+        cholesky(sigma[r], low)
+        for i in range(K):
+            s = 0.0
+            for j in range(K):
+                s += sigma[r, i, j] * g_mu[r, j]
+            n = 0.0
+            if a_mu > 0.0:
+                for j in range(i + 1):
+                    n += low[i, j] * xi_mu[r, j]  # L xi ~ N(0, Sigma)
+            mu_out[r, i] = mu[r, i] - lr_mu * s + a_mu * n
+        matmul(g_sigma[r], low, tmp)
+        matmul_tn(low, tmp, x)  # X = L^T G L
+        symmetrize(x)
+        c = 1.0 / np.sqrt(2.0)
+        for i in range(K):
+            for j in range(K):
+                z = 0.0
+                if a_sigma > 0.0:
+                    z = c * (xi_sigma[r, i, j] + xi_sigma[r, j, i])
+                x[i, j] = -2.0 * lr_sigma * x[i, j] + a_sigma * z
+        symmetrize(x)
+        symmetric_expm(x, 1.0, e, work, vecs, vals)
+        matmul_nt(e, low, tmp)
+        matmul(low, tmp, sigma_out[r])
+        symmetrize(sigma_out[r])
+    else:
+        for i in range(K):
+            n = xi_mu[r, i] if a_mu > 0.0 else 0.0
+            mu_out[r, i] = mu[r, i] - lr_mu * g_mu[r, i] + a_mu * n
+            for j in range(K):
+                w = 0.5 * (xi_sigma[r, i, j] + xi_sigma[r, j, i]) if a_sigma > 0.0 else 0.0
+                e[i, j] = -lr_sigma * g_sigma[r, i, j] + a_sigma * w  # V, symmetric
+        for i in range(K):
+            for j in range(K):
+                sigma_out[r, i, j] = sigma[r, i, j] + e[i, j]
+                x[i, j] = sigma_out[r, i, j] - SPD_MARGIN * sigma[r, i, j]
+        if not cholesky(x, low):
+            # the same retraction as the deterministic step, along the whole (drift + noise) move V:
+            # Sigma + V + V Sigma^-1 V / 2 >= Sigma / 2
+            retracted[r] = 1
+            cholesky(sigma[r], low)
+            _lower_solve(low, e, tmp)  # T = L^-1 V, V Sigma^-1 V = T^T T
+            for i in range(K):
+                for j in range(K):
+                    s = 0.0
+                    for k in range(K):
+                        s += tmp[k, i] * tmp[k, j]
+                    sigma_out[r, i, j] += 0.5 * s
+        symmetrize(sigma_out[r])

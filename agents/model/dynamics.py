@@ -3,17 +3,23 @@
 ``step`` is pure: it takes the layout, parameters, a state and the evaluation at that state, and returns the
 next state, the evaluation there and a small record of what happened. All three fields move simultaneously
 from the gradients at the current state. phi always takes the plain gradient step and is never wrapped.
+
+With a temperature > 0 (docs/model.md#temperature) the step is an overdamped Langevin step: its randomness is an
+explicit argument, a ``numpy.random.Generator`` the caller owns (and checkpoints); at T = 0 nothing is drawn
+and the step is the deterministic one, bit for bit. The record holds the bits of belief update of every agent
+(docs/model.md#information-time).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .energy import Evaluation, evaluate
-from .params import DynamicsParams, EnergyParams
-from ..kernels.update import update_gaussians
+from .params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams
+from ..kernels.information import information_bits
+from ..kernels.update import langevin_gaussians, update_gaussians
 from .layout import Layout
 from .state import State
 
@@ -40,9 +46,15 @@ class StepInfo:
     step_scale: float  # accepted line-search multiplier t (1 without line search)
     backtracks: int
     spd_retractions: int  # agent-sites whose Sigma step was retracted to stay SPD
+    # (N,) bits of belief update of each agent in this step (docs/model.md#information-time)
+    info_bits: np.ndarray | None = field(default=None, compare=False, repr=False)
+    noisy: bool = False  # a Langevin step (temperature > 0)
 
     @property
     def energy_increased(self) -> bool:
+        """E went up more than rounding allows. Never for a noisy step: noise raises E by design."""
+        if self.noisy:
+            return False
         return self.energy_after > self.energy_before + 1e-12 * max(1.0, abs(self.energy_before))
 
 
@@ -93,17 +105,54 @@ def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t:
     return State(mu, sigma, phi, state.step + 1), int(retracted.sum()), total_slope
 
 
-def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State, ev: Evaluation):
+def draw_noise(layout: Layout, dyn: DynamicsParams, rng: np.random.Generator):
+    """The standard normal draws of one Langevin step, in this order: mu (S, K), Sigma (S, K, K), phi (S, 3), each
+    drawn only when its field's temperature is > 0 (else an empty array, nothing drawn)."""
+    S, K = layout.n_rows, layout.K
+    t_mu, t_sigma, t_phi = dyn.temperatures
+    xi_mu = rng.standard_normal((S, K)) if t_mu > 0 else np.empty((0, K))
+    xi_sigma = rng.standard_normal((S, K, K)) if t_sigma > 0 else np.empty((0, K, K))
+    xi_phi = rng.standard_normal((S, 3)) if t_phi > 0 else np.empty((0, 3))
+    return xi_mu, xi_sigma, xi_phi
+
+
+def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, noise):
+    """x <- x - lr dE/dx + sqrt(2 lr T) (preconditioned) xi for every field (docs/model.md#temperature)."""
+    xi_mu, xi_sigma, xi_phi = noise
+    t_mu, t_sigma, t_phi = dyn.temperatures
+    S, K = state.mu.shape
+    mu = np.empty((S, K))
+    sigma = np.empty((S, K, K))
+    retracted = np.empty(S, dtype=np.int8)
+    langevin_gaussians(state.mu, state.sigma, ev.grad_mu, ev.grad_sigma, float(dyn.lr_mu), float(dyn.lr_sigma),
+                       dyn.method == "natural", float(np.sqrt(2.0 * dyn.lr_mu * t_mu)),
+                       float(np.sqrt(2.0 * dyn.lr_sigma * t_sigma)), xi_mu, xi_sigma, mu, sigma, retracted)
+    phi = state.phi - dyn.lr_phi * ev.grad_phi
+    if t_phi > 0:
+        phi += np.sqrt(2.0 * dyn.lr_phi * t_phi) * xi_phi
+    return State(mu, sigma, phi, state.step + 1), int(retracted.sum())
+
+
+def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State, ev: Evaluation,
+         rng: np.random.Generator | None = None):
     """One descent step from ``state`` (whose evaluation, with gradients, is ``ev``).
 
-    Returns ``(new_state, new_evaluation, StepInfo)``. Raises :class:`DivergenceError` if the new state, its
-    gradient or its energy is not finite.
+    With a temperature > 0 the step is a Langevin step whose normal draws come from ``rng`` (required then; at
+    T = 0 it is never touched). Returns ``(new_state, new_evaluation, StepInfo)``. Raises
+    :class:`DivergenceError` if the new state, its gradient or its energy is not finite.
     """
     e0 = ev.total
     t = 1.0
     backtracks = 0
-    new, n_retracted, slope = _trial(layout, dyn, state, ev, t)
-    if dyn.line_search.enabled:
+    if dyn.noisy:
+        if rng is None:
+            raise ValueError("a step at temperature > 0 needs a random generator (rng)")
+        if dyn.line_search.enabled:
+            raise ValueError(NOISE_WITH_LINE_SEARCH)
+        new, n_retracted = _langevin(layout, dyn, state, ev, draw_noise(layout, dyn, rng))
+    else:
+        new, n_retracted, slope = _trial(layout, dyn, state, ev, t)
+    if dyn.line_search.enabled and not dyn.noisy:
         ls = dyn.line_search
         while True:
             e_trial = evaluate(layout, energy, new, want_grad=False).total
@@ -122,4 +171,5 @@ def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State
         raise DivergenceError(new.step, "energy.total", f"jumped from {e0:.6g} to {e1:.6g} in one step (more than "
                               f"{ENERGY_JUMP:.0e} times), most at {_locate(layout, np.argsort(growth)[-1:])}: "
                               "the step sizes are far too large")
-    return new, new_ev, StepInfo(new.step, e0, e1, t, backtracks, n_retracted)
+    bits = information_bits(layout, state, new)
+    return new, new_ev, StepInfo(new.step, e0, e1, t, backtracks, n_retracted, bits, dyn.noisy)

@@ -7,9 +7,10 @@ read them directly, so each parameter, its default, its range and its descriptio
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -44,6 +45,32 @@ class LineSearch(StrictModel):
     max_backtracks: int = Field(30, ge=1, description="then the smallest step is taken and the increase reported")
 
 
+class Temperatures(StrictModel):
+    """Per-field Langevin temperatures, in nats (docs/model.md#temperature); a field left out is at 0."""
+
+    mu: NonNeg = Field(0.0, description="temperature of the beliefs' means")
+    phi: NonNeg = Field(0.0, description="temperature of the gauge frames")
+    sigma: NonNeg = Field(0.0, description="temperature of the covariances")
+
+
+def _temperature(value):
+    """A negative, infinite or non-numeric scalar gets one clear message (not one per union member)."""
+    if isinstance(value, bool) or (not isinstance(value, (int, float, dict)) and not isinstance(value, Temperatures)):
+        raise ValueError(f"{value!r} is not a temperature: expected a number >= 0 or a mapping {{mu, phi, sigma}}")
+    if isinstance(value, (int, float)) and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"must be a finite number >= 0 (a temperature, in nats), got {value!r}")
+    return value
+
+
+def _temperature_kind(value) -> str:
+    return "Temperatures" if isinstance(value, (dict, Temperatures)) else "float"
+
+
+# a mapping is validated as the mapping only (its errors name dynamics.temperature.mu), a number as a number
+Temperature = Annotated[Annotated[float, Tag("float")] | Annotated[Temperatures, Tag("Temperatures")],
+                        Discriminator(_temperature_kind), BeforeValidator(_temperature)]
+
+
 class DynamicsParams(StrictModel):
     """Gradient descent on the action (docs/model.md#dynamics)."""
 
@@ -55,3 +82,26 @@ class DynamicsParams(StrictModel):
     lr_phi: NonNeg = Field(0.05, description="step size of the frames phi")
     line_search: LineSearch = Field(default_factory=LineSearch)
     tol: NonNeg = Field(0.0, description="stop early once the gradient norm (all fields) is at most tol")
+    temperature: Temperature = Field(0.0, description="Langevin temperature T >= 0 in nats (0: plain descent, no "
+                                     "random numbers drawn); a number for every field or {mu, phi, sigma}")
+
+    @property
+    def temperatures(self) -> tuple[float, float, float]:
+        """(T_mu, T_sigma, T_phi)."""
+        t = self.temperature
+        if isinstance(t, Temperatures):
+            return float(t.mu), float(t.sigma), float(t.phi)
+        return float(t), float(t), float(t)
+
+    @property
+    def noisy(self) -> bool:
+        """Some field has a temperature above 0: the step draws random numbers."""
+        return any(t > 0 for t in self.temperatures)
+
+
+# The Armijo test compares energies along the drift, but a noisy step raises E by about T/2 per degree of freedom
+# by design, and a step length chosen from the state would change the stationary law: the two are refused together.
+NOISE_WITH_LINE_SEARCH = ("temperature > 0 cannot be combined with dynamics.line_search.enabled: the Armijo test "
+                          "compares energies, which the noise raises by design, and a step length chosen from the "
+                          "state would change the stationary law (docs/model.md#temperature); disable the line "
+                          "search or set the temperature to 0")

@@ -39,19 +39,19 @@ class TrajectoryObserver:
     def _beta(self, sim: Simulation):
         return sim.beta() if "beta" in self.writer.fields else None
 
-    def _log(self, sim: Simulation, spd_retractions: int, frame: bool) -> None:
+    def _log(self, sim: Simulation, spd_retractions: int, frame: bool, info_bits=None) -> None:
         ev = sim.evaluation
-        self.writer.log_energy(sim.state.step, ev.terms, ev.grad_norms(), spd_retractions)
+        self.writer.log_energy(sim.state.step, ev.terms, ev.grad_norms(), spd_retractions, info_bits)
         if frame:
             self._check_representable(sim)
-            self.writer.log_frame(sim.state, self._beta(sim))
+            self.writer.log_frame(sim.state, self._beta(sim), sim.noise_state())
 
     def start(self, sim: Simulation) -> None:
         if self.log_initial:
-            self._log(sim, 0, frame=True)
+            self._log(sim, 0, frame=True)  # no step produced the initial state: 0 bits
 
     def update(self, sim: Simulation, info: StepInfo) -> None:
-        self._log(sim, info.spd_retractions, frame=sim.state.step % self.every == 0)
+        self._log(sim, info.spd_retractions, frame=sim.state.step % self.every == 0, info_bits=info.info_bits)
 
     def _check_representable(self, sim: Simulation) -> None:
         """A state the file's precision cannot hold is a divergence: stop before writing inf into a frame."""
@@ -74,9 +74,10 @@ class TrajectoryObserver:
         with signals_deferred() as held:
             try:
                 if outcome.status == "completed" or (outcome.status == "diverged" and self._representable(sim)):
-                    self.writer.log_frame(sim.state, self._beta(sim))  # the final (or last good) state
+                    # the final (or last good) state
+                    self.writer.log_frame(sim.state, self._beta(sim), sim.noise_state())
                 elif outcome.status == "interrupted":
-                    self.writer.checkpoint(sim.state)
+                    self.writer.checkpoint(sim.state, sim.noise_state())
                 if outcome.status == "completed":
                     self.writer.settle_checkpoint()
             except DiskFullError as exc:
@@ -93,7 +94,7 @@ class TrajectoryObserver:
         try:
             self._check_representable(sim)
         except DivergenceError:
-            self.writer.checkpoint(sim.state)  # float64: the state is kept exactly, just not as a frame
+            self.writer.checkpoint(sim.state, sim.noise_state())  # float64: kept exactly, just not as a frame
             return False
         return True
 

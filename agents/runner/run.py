@@ -118,6 +118,7 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
                 raise ScenarioError([f"{path}: cannot resume: {exc}" if "cannot resume" not in str(exc)
                                      else str(exc)]) from None
             sim.set_state(state)
+            sim.set_noise_state(writer.checkpoint_rng())  # a noisy run continues its own stream exactly
         else:
             if path.exists():
                 kept = keep_earlier(path)  # under the lock: never a live file

@@ -27,8 +27,9 @@ import numpy as np
 from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
 from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
 from ..model.state import State
-from ..setup.build import Built, build
+from ..setup.build import Built, build, rng_for
 from ..setup.config import Config, make_config
+from ..setup.streaming import draw_index, with_draw
 from .signals import InterruptFlag, terminate_as_interrupt
 
 
@@ -44,9 +45,12 @@ class History:
     energy: dict[str, list[float]] = field(default_factory=lambda: {t: [] for t in ("total",) + TERMS})
     grad_norm: dict[str, list[float]] = field(default_factory=lambda: {"mu": [], "sigma": [], "phi": []})
     spd_retractions: list[int] = field(default_factory=list)
+    info_bits: list[np.ndarray] = field(default_factory=list)  # (N,) per state: bits of the step that made it
 
-    def record(self, step_no: int, ev: Evaluation, retractions: int) -> None:
+    def record(self, step_no: int, ev: Evaluation, retractions: int, info_bits: np.ndarray | None = None) -> None:
         self.step.append(step_no)
+        if info_bits is not None:
+            self.info_bits.append(info_bits)
         terms = ev.terms
         self.energy["total"].append(sum(terms.values()))
         for t in TERMS:
@@ -112,6 +116,13 @@ class Simulation:
         self.energy_params = built.energy
         self.dynamics_params = built.dynamics
         self.energy_increases = 0
+        # the Langevin noise's own stream (docs/model.md#temperature); untouched at temperature 0
+        self.rng = rng_for(self.config.seed, "dynamics")
+        # streaming observations (docs/model.md#streaming-observations): the configured values and the draw in force
+        obs = self.layout.observations
+        self._resample_every = self.config.observations.resample_every if obs is not None else None
+        self._obs_base = obs.value if obs is not None else None
+        self._obs_draw = 0
         self._set(built.state)
 
     @classmethod
@@ -119,6 +130,17 @@ class Simulation:
                     ) -> "Simulation":
         """Validate ``data`` (the scenario structure, every key optional) and build the run."""
         return cls(build(make_config(data), base_dir), keep_history)
+
+    @classmethod
+    def from_scenario(cls, scenario, overrides=(), keep_history: bool = True) -> "Simulation":
+        """Build the run of a scenario: a shipped scenario's name (``emergence``) or a scenario file, with
+        ``--set``-style ``overrides`` (``["energy.kappa=0.5"]``). Checked as ``vfe run`` checks it (the YAML, the
+        schema, the memory estimate, the files it names); problems raise ``ScenarioError`` with their lines."""
+        from ..setup.preflight import prepare_scenario
+        from ..setup.shipped import resolve_scenario
+
+        sc = prepare_scenario(resolve_scenario(scenario), list(overrides))
+        return cls(build(sc.config, sc.base_dir), keep_history)
 
     # --- state -----------------------------------------------------------------------------------------------
     @property
@@ -133,13 +155,32 @@ class Simulation:
         """Replace the state (e.g. edited in a notebook); history restarts from it. A bad state is refused."""
         self._set(state)
 
+    def _observe_at(self, step_no: int) -> bool:
+        """Put the observations in force at ``step_no`` into the layout; True if they changed."""
+        draw = draw_index(step_no, self._resample_every)
+        if draw == self._obs_draw:
+            return False
+        self.layout = with_draw(self.layout, self._obs_base, self.config.seed, draw)
+        self._obs_draw = draw
+        return True
+
     def _set(self, state: State) -> None:
+        self._observe_at(state.step)
         ev = evaluate(self.layout, self.energy_params, state)
         check_finite(self.layout, state, ev)  # raises before anything is replaced
         self._state, self._ev = state, ev
         self.history = History()
         if self.keep_history:
-            self.history.record(state.step, ev, 0)
+            self.history.record(state.step, ev, 0, np.zeros(self.layout.n_agents))
+
+    def noise_state(self) -> dict:
+        """The Langevin generator's state (JSON-compatible), as the checkpoint stores it."""
+        return self.rng.bit_generator.state
+
+    def set_noise_state(self, state: dict | None) -> None:
+        """Restore the generator's state (from a checkpoint); None keeps the current one."""
+        if state is not None:
+            self.rng.bit_generator.state = state
 
     # --- reading ---------------------------------------------------------------------------------------------
     def energy(self) -> dict[str, float]:
@@ -177,10 +218,14 @@ class Simulation:
     # --- dynamics --------------------------------------------------------------------------------------------
     def step(self) -> StepInfo:
         """One descent step (raises :class:`DivergenceError` if the state blows up; the state is kept)."""
-        new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev)
+        new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev, self.rng)
+        if self._resample_every is not None and self._observe_at(new.step):
+            # a fresh observation draw from this step on: the state is evaluated (and logged) against it
+            ev = evaluate(self.layout, self.energy_params, new)
+            check_finite(self.layout, new, ev)
         self._state, self._ev = new, ev
         if self.keep_history:
-            self.history.record(new.step, ev, info.spd_retractions)
+            self.history.record(new.step, ev, info.spd_retractions, info.info_bits)
         if info.energy_increased:
             self.energy_increases += 1
             warnings.warn(f"energy increased at step {info.step}: {info.energy_before:.10g} -> "
@@ -190,7 +235,7 @@ class Simulation:
 
     def run(self, steps: int | None = None, *, observers: Sequence[Observer] = (),
             stop: StopCondition | None | str = "config", throw: bool = True,
-            catch_signals: bool = False) -> RunOutcome:
+            catch_signals: bool = False, progress: bool = False) -> RunOutcome:
         """Take ``steps`` steps (default: up to the config's ``dynamics.steps`` in all), the one run loop.
 
         ``observers`` are told ``start``, ``update`` after every step, and ``finish`` with the outcome, in
@@ -198,10 +243,15 @@ class Simulation:
         config's gradient-norm tolerance (``dynamics.tol``; ``stop=None``: never stop early).
         With ``throw`` (default) a divergence or an interrupt is raised after the observers have finished;
         without it, it is returned in the outcome. ``catch_signals`` turns SIGINT and SIGTERM into a clean
-        stop between steps (main thread only), as ``vfe run`` does.
+        stop between steps (main thread only), as ``vfe run`` does. ``progress`` shows the progress bar of
+        ``vfe run`` on stderr (off by default: a library call stays silent unless asked).
         """
         if steps is None:
             steps = max(0, self.config.dynamics.steps - self._state.step)
+        if progress:
+            from .observers import ProgressBar  # the observers module imports this one
+
+            observers = [*observers, ProgressBar(self._state.step + steps)]
         if stop == "config":
             tol = self.config.dynamics.tol
             stop = gradient_tolerance(tol) if tol > 0 else None

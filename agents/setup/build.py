@@ -22,7 +22,7 @@ from ..model.layout import Layout, Observations, build_layout, compress_supports
 from ..model.state import State
 
 PURPOSES = {"supports": 1, "init.mu": 2, "init.sigma": 3, "init.phi": 4, "priors.mu": 5, "priors.sigma": 6,
-            "observations": 7}
+            "observations": 7, "dynamics": 8, "observations.resample": 9}
 
 
 def rng_for(seed: int, purpose: str) -> np.random.Generator:

@@ -19,7 +19,7 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, Valida
 
 from ..analysis.meta_agents import ConsensusParams
 from ..model.fiber import MAX_SPIN
-from ..model.params import DynamicsParams, EnergyParams, NonNeg, Pos, StrictModel
+from ..model.params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams, NonNeg, Pos, StrictModel
 
 Point = tuple[float, float]
 _Strict = StrictModel
@@ -255,6 +255,8 @@ class ObservationsConfig(VectorField):
     C: list[Annotated[list[float], Field(min_length=1)]] | None = Field(
         None, min_length=1, description="D x K observation matrix (default: eye(D, K))")
     noise: ScalarVectorOrMatrix = Field(1.0, description="Rn: scalar (times I), diagonal or D x D SPD")
+    resample_every: int | None = Field(None, ge=1, description="streaming observations: every k steps each observed "
+                                       "site gets a fresh draw, the configured value plus N(0, Rn) noise")
 
     @model_validator(mode="after")
     def _file_needs_path(self):
@@ -336,6 +338,8 @@ class Config(_Strict):
         for path, m in (("agents.init.sigma", self.agents.init.sigma), ("priors.sigma", self.priors.sigma)):
             problems += _matrix_problems(path + ".value", m.value, K)
         obs = self.observations
+        if obs.kind == "none" and obs.resample_every is not None:
+            problems.append(("observations.resample_every", "needs observations (observations.kind is none)"))
         if obs.kind != "none":
             D = obs.dim if obs.dim is not None else (len(obs.C) if obs.C is not None else K)
             if obs.C is not None:
@@ -350,6 +354,8 @@ class Config(_Strict):
                 problems += _matrix_problems("observations.noise", obs.noise, D)
             else:
                 problems += _matrix_problems("observations.noise", obs.noise, None)
+        if self.dynamics.noisy and self.dynamics.line_search.enabled:
+            problems.append(("dynamics.temperature", NOISE_WITH_LINE_SEARCH))
         H, W = self.grid.height, self.grid.width
         supports = self.agents.supports if self.agents.supports is not None else [self.agents.support]
         for k, sup in enumerate(supports):
@@ -551,5 +557,5 @@ def _strip_prefix(msg: str) -> str:
 def _is_union_tag(part) -> bool:
     # pydantic puts the discriminator value ("disk") or the union member type in the location path
     return isinstance(part, str) and (part in {"disk", "ellipse", "rectangle", "whole", "gaussian", "blob", "mask"}
-                                      or part in {"str", "int", "float", "bool"}
+                                      or part in {"str", "int", "float", "bool", "Temperatures"}
                                       or "[" in part or part.startswith("function-"))

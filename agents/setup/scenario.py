@@ -326,8 +326,13 @@ def load_scenario(path: str | Path | None = None, overrides=(), text: str | None
                   check_files: bool = True) -> Scenario:
     """Read, override (``--set key.path=value``) and validate a scenario file (or ``text``).
 
+    ``path`` is a scenario file or the name of a shipped scenario (``quickstart``, as ``vfe run`` takes it).
     ``check_files``: open the files the scenario names and check they are what it says (shapes, frames).
     """
+    if text is None and path is not None:
+        from .shipped import resolve_scenario
+
+        path = resolve_scenario(path)
     name = str(path) if path is not None else "<scenario>"
     if text is None:
         text = _read_text(Path(path), name)
