@@ -717,6 +717,8 @@ def sigint_outcome(t: Trial) -> str:
     # (status completed; the end-of-run analysis may be missing, `vfe analyze` redoes it)
     if t.rc == EXIT_INTERRUPTED and t.file.get("recorded_status") in ("interrupted", "completed"):
         return "interrupted"
+    if t.rc == EXIT_INTERRUPTED and not t.file.get("exists"):  # before the file was made: nothing to keep
+        return "interrupted"
     if t.rc == 0:
         return "swallowed"
     return "other"

@@ -349,3 +349,20 @@ def test_initial_state_from_an_earlier_run(tmp_path):
     with pytest.raises(ValueError, match="other supports"):
         sc2 = scenario(tmp_path, text=other)
         agents.build(sc2.config, sc2.base_dir)
+
+
+def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(tmp_path):
+    """From the interpreter's start through the imports, building and the first steps: always exit 130 and one
+    line, never a traceback or a death by SIGINT (-2), which CPython chose after some interrupted imports."""
+    (tmp_path / "traj.yaml").write_text(SCENARIO)
+    for delay in (0.2, 0.4, 0.6, 0.8, 1.0, 1.3, 1.8):
+        p = subprocess.Popen([sys.executable, "-m", "gauge_vfe.agents.launch", "run", str(tmp_path / "traj.yaml"),
+                              "--steps", "1000000", "-q", "-o", str(tmp_path / f"run{delay}.h5")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 130, (delay, p.returncode, err[-2000:])
+        assert "Traceback" not in err, (delay, err[-2000:])
+        # before the run loop: one `interrupted` line on stderr; in it: the status line on stdout
+        assert err.strip().splitlines()[-1:] == ["interrupted"] or "\ninterrupted: " in "\n" + out, (delay, out, err)
