@@ -18,7 +18,8 @@ The public Python API, re-exported by ``gauge_vfe``:
 * :func:`load` / :class:`Trajectory` -- reading a run file; :func:`run_scenario`, :func:`analyze_run`,
   :func:`summarize_run`, :func:`run_sweep` -- what the ``vfe`` commands call;
 * :func:`run`, :func:`analyze`, :func:`sweep`, :func:`load_sweep` -- one call per command for notebooks, with
-  Python values in and a :class:`Trajectory`, an :class:`Analysis` or a pandas DataFrame out.
+  Python values in and a :class:`Trajectory`, an :class:`Analysis` or a pandas DataFrame out; :func:`export`
+  writes a run as a file ParaView and VisIt open (``vfe export``).
 """
 
 import importlib
@@ -32,6 +33,7 @@ _PUBLIC = {
     ".model.energy": ("TERMS", "Evaluation", "evaluate"),
     ".model.params": ("DynamicsParams", "EnergyParams", "LineSearch"),
     ".io.reader": ("StepNotLogged", "Trajectory", "load"),
+    ".io.export": ("export",),
     ".setup.scenario": ("Scenario", "ScenarioError", "load_scenario"),
     ".setup.shipped": ("shipped_scenarios",),
     ".runner.simulation": ("EnergyIncreaseWarning", "RunOutcome", "Simulation"),

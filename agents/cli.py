@@ -17,7 +17,7 @@ import click
 
 from .setup.config import ConfigError
 from .setup.scenario import ScenarioError
-from .launch import EXIT_INTERRUPTED
+from .launch import EXIT_INTERRUPTED, exit_interrupted
 from .setup.shipped import resolve_scenario, scenario_summary, shipped_scenarios
 
 EXIT_BAD_INPUT = 2
@@ -93,8 +93,7 @@ class _OneLineErrors(click.Group):
             where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
             _fail([where + " ".join(exc.format_message().split())])
         except click.Abort:
-            click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            exit_interrupted()
         except click.ClickException as exc:
             _fail([" ".join(exc.format_message().split())], exc.exit_code)
 
@@ -359,6 +358,37 @@ def sweep(scenario, params, zip_params, workers, scheduler, output, resume, quie
     for r in failed:
         click.echo(f"  {r['member']}: {r['status']}: {r.get('message', '')}")
     sys.exit(EXIT_RUN_FAILED if failed else 0)
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", default="vtkhdf", show_default=True, help="output format (vtkhdf)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="output file (default RUN_FILE as .vtkhdf)")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+def export(run_file, fmt, output, quiet):
+    """Write RUN_FILE as a time series on the grid that ParaView and VisIt open (VTKHDF ImageData): per agent
+    mu, |mu|, tr Sigma, phi, chi, energy densities, meta-agent ids per scale and the plaquette angle."""
+    from .io.export import export as export_run
+
+    output = output or str(Path(run_file).with_suffix(".vtkhdf"))
+    bars = []
+
+    def progress(done, total):  # the bar starts with the first frame, so bad input prints one line only
+        if not bars:
+            bars.append(_progress_bar("frame", quiet))
+        bars[0][1](done, total)
+
+    try:
+        with _trajectory(run_file) as traj:
+            result = export_run(traj, output, fmt, progress=progress)
+    except (OSError, ValueError) as exc:
+        _fail([" ".join(str(exc).split())])
+    finally:
+        for bar, _ in bars:
+            bar.close()
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(result.line())
 
 
 @main.command()

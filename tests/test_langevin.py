@@ -26,7 +26,7 @@ import scipy.linalg
 from scipy.special import digamma
 
 from gauge_vfe import agents
-from gauge_vfe.agents.analysis.timescales import autocorrelation_time
+from gauge_vfe.agents.analysis.timescales import mean_and_error
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import Simulation
 from gauge_vfe.agents.setup.build import rng_for
@@ -46,13 +46,6 @@ def one_thread():
     numba.set_num_threads(1)
     yield
     numba.set_num_threads(n)
-
-
-def mean_and_error(y: np.ndarray) -> tuple[float, float]:
-    """Time average of a stationary series and its standard error from the integrated autocorrelation time."""
-    tau = autocorrelation_time(y)
-    assert np.isfinite(tau), "the series did not decorrelate within its length: run longer"
-    return float(y.mean()), float(y.std() * np.sqrt(tau / y.size))
 
 
 def replicas(extra: dict, size: int = 16, seed: int = 7) -> Simulation:
@@ -621,3 +614,18 @@ def test_a_run_written_before_these_keys_existed_still_resumes(tmp_path):
         steps, bits = traj.info_bits()
         assert list(steps) == list(range(14, 31))
         assert np.array_equal(bits, reference["observables/info_bits/value"][14:])
+
+
+def test_inspect_counts_no_uphill_steps_in_a_noisy_run_but_does_at_zero_temperature(tmp_path):
+    """Noise raises E by design: `vfe inspect` must not report those rises as too-large steps."""
+    from gauge_vfe.agents.runner.inspect import summarize_run, summary_lines, uphill_steps
+
+    hot = ("dynamics.temperature=2", "dynamics.steps=200")  # hot enough that E rises in some steps
+    noisy = run_scenario(scenario(tmp_path, *hot), tmp_path / "noisy.h5")
+    info = summarize_run(noisy.path)
+    with agents.load(noisy.path) as traj:
+        assert uphill_steps(traj.energies()["total"]) > 0  # the energy does go up in this run
+    assert info["uphill_steps"] is None
+    assert not any("uphill steps" in line for line in summary_lines(info))
+    cold = run_scenario(scenario(tmp_path, "dynamics.temperature=0", "dynamics.steps=200"), tmp_path / "cold.h5")
+    assert summarize_run(cold.path)["uphill_steps"] == 0

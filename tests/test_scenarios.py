@@ -11,7 +11,8 @@ from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.setup.scenario import load_scenario
 
 SHIPPED = shipped_scenarios()
-EXPECTED = {"quickstart", "vacuum", "symmetry_breaking", "emergence", "curvature", "transformer_limit", "image"}
+EXPECTED = {"quickstart", "vacuum", "vacuum_l7", "symmetry_breaking", "emergence", "curvature", "transformer_limit",
+            "image"}
 
 
 def test_the_promised_scenarios_are_shipped():

@@ -6,7 +6,9 @@ out. Reading the frames from a trajectory and storing the result is the io layer
 
 Every logged frame is an analysis step: the hierarchy of meta-agents is detected, tracked with stable ids
 (births, deaths, merges, splits) and coarse-grained; the plaquette and loop holonomies are measured; at the
-end each meta-agent's time scale is compared with its members'.
+end each meta-agent's time scale is compared with its members' (the stored ``timescales`` table, in logged
+frames) and measured in detail (``timescale_detail``: every agent, every meta-agent's collective mode and its
+members' relative modes, with error bars, burn-in, steps and bits; docs/model.md#timescales).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..model.state import State
 from .holonomy import automatic_loops, loop_from_waypoints, loop_holonomy, plaquette_angles
 from .measures import frame_matrices
 from .meta_agents import Tracker, base_members, hierarchy
-from .timescales import autocorrelation_time
+from .timescales import autocorrelation_time, bits_per_step, frame_spacing, series_timescale
 
 EVENT_KINDS = {"birth": 0, "death": 1, "merge": 2, "split": 3}
 RECORD_DTYPE = np.dtype([("step", "i8"), ("scale", "i8"), ("id", "i8"), ("parent", "i8"), ("size", "i8"),
@@ -30,6 +32,12 @@ TIMESCALE_DTYPE = np.dtype([("id", "i8"), ("scale", "i8"), ("tau", "f8"), ("tau_
 EVENT_DTYPE = np.dtype([("step", "i8"), ("kind", "i8"), ("scale", "i8"), ("id", "i8"), ("other", "i8")])
 LIFETIME_DTYPE = np.dtype([("id", "i8"), ("scale", "i8"), ("birth", "i8"), ("death", "i8")])
 HOLONOMY_SUMMARY_COLUMNS = ("mean", "max", "count")
+TIMESCALE_KINDS = {"agent": 0, "collective": 1, "relative": 2}
+TIMESCALE_DETAIL_DTYPE = np.dtype([
+    ("kind", "i8"), ("id", "i8"), ("scale", "i8"), ("member", "i8"), ("first_step", "i8"), ("burn_in_step", "i8"),
+    ("n_frames", "i8"), ("every", "i8"), ("window", "i8"), ("stationary", "?"), ("resolved", "?"),
+    ("tau_frames", "f8"), ("tau_frames_err", "f8"), ("tau_blocking_frames", "f8"), ("tau_steps", "f8"),
+    ("tau_steps_err", "f8"), ("bits_per_step", "f8"), ("tau_bits", "f8"), ("tau_bits_err", "f8")])
 
 
 @dataclass
@@ -58,6 +66,29 @@ class AnalysisResult:
     loop_angle: np.ndarray  # (F, L)
     loop_axis: np.ndarray  # (F, L, 3)
     notes: list[str] = field(default_factory=list)  # logged frames skipped, and why (not stored in the file)
+    # TIMESCALE_DETAIL_DTYPE rows, kind coded by TIMESCALE_KINDS: ``id`` the agent (kind agent) or the meta-agent,
+    # ``member`` the base member of a relative mode (else -1). Empty in files analysed before it existed.
+    timescale_detail: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=TIMESCALE_DETAIL_DTYPE))
+
+    def timescales_by_scale(self) -> list[dict]:
+        """Per scale and kind (agents are scale 1): how many series, how many resolved, and the mean over the
+        resolved ones of tau in steps and bits, each with the error of that mean (the rows' errors combined as
+        independent, ``sqrt(sum err^2) / n``)."""
+        d = self.timescale_detail
+        names = {v: k for k, v in TIMESCALE_KINDS.items()}
+        out = []
+        for scale, kind in sorted({(int(r["scale"]), int(r["kind"])) for r in d}):
+            rows = d[(d["scale"] == scale) & (d["kind"] == kind)]
+            res = rows[rows["resolved"]]
+            row = {"scale": scale, "kind": names[kind], "n": int(rows.size), "n_resolved": int(res.size)}
+            for unit in ("steps", "bits"):
+                v, e = res[f"tau_{unit}"], res[f"tau_{unit}_err"]
+                ok = np.isfinite(v) & np.isfinite(e)
+                n = int(ok.sum())
+                row[f"tau_{unit}"] = float(v[ok].mean()) if n else float("nan")
+                row[f"tau_{unit}_err"] = float(np.sqrt((e[ok] ** 2).sum()) / n) if n else float("nan")
+            out.append(row)
+        return out
 
     @property
     def n_scales(self) -> int:
@@ -92,9 +123,20 @@ def _common_mean(layout: Layout, state: State, rows) -> np.ndarray:
     return (w[:, None] * common).sum(axis=0) / w.sum()
 
 
-def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, progress=None) -> AnalysisResult:
+def _agent_means(layout: Layout, state: State) -> np.ndarray:
+    """(N, K): every agent's chi-weighted mean over its support of R^T mu, as :func:`_common_mean`."""
+    R = frame_matrices(layout, state)
+    w = layout.chi[:, None] * np.einsum("sji,sj->si", R, state.mu)
+    starts = np.asarray(layout.offset[:-1], dtype=np.int64)
+    return np.add.reduceat(w, starts, axis=0) / np.add.reduceat(layout.chi, starts)[:, None]
+
+
+def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, progress=None,
+                   info_bits=None) -> AnalysisResult:
     """Analyse a run's logged frames (``states``, one at a time, at ``steps``) with ``settings`` (the
-    scenario's ``analysis`` section: ``meta_agents`` thresholds and ``holonomy`` loops)."""
+    scenario's ``analysis`` section: ``meta_agents`` thresholds and ``holonomy`` loops). ``info_bits``, the
+    run's ``(steps, values (E, N))`` bits of belief update (``Trajectory.info_bits()``), gives the time scales
+    in bits; without it they are NaN."""
     params = settings.meta_agents
     loop_defs = [loop_from_waypoints(layout, lp.name, [tuple(w) for w in lp.waypoints])
                  for lp in settings.holonomy.loops]
@@ -106,7 +148,9 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
     counts = np.zeros((F, max_scale + 1), dtype=np.int64)
     records, members_flat = [], []
     tracker = Tracker()
-    series: dict[int, dict] = {}  # id -> {"scale", "meta": [...], "members": {agent: [...]}}
+    # id -> {"scale", "steps": [...], "meta": [...], "members": {agent: [...]}, "at": {agent: [index in "meta"]}}
+    series: dict[int, dict] = {}
+    agent_series = np.full((F, N, layout.K), np.nan)  # per frame, NaN where the frame was skipped
     angles = np.full((F, layout.n_rows), np.nan)
     summary = np.zeros((F, len(HOLONOMY_SUMMARY_COLUMNS)))
     loop_angle = np.zeros((F, len(loop_defs)))
@@ -131,6 +175,7 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
                 progress(f + 1, F)
             continue
         base = base_members(levels)
+        means = agent_series[f] = _agent_means(layout, state)
         ids_by_level = []
         for level, mem in zip(levels, base):
             scale = level.scale + 1
@@ -140,10 +185,13 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
             for k, (mid, m) in enumerate(zip(ids, mem)):
                 if scale == 2:
                     labels[f, m] = mid
-                entry = series.setdefault(mid, {"scale": scale, "meta": [], "members": {}})
+                entry = series.setdefault(mid, {"scale": scale, "steps": [], "meta": [], "members": {}, "at": {}})
+                entry["steps"].append(step)
                 entry["meta"].append(_common_mean(level.layout, level.state, level.layout.rows_of(k)))
                 for a in m:
-                    entry["members"].setdefault(int(a), []).append(_common_mean(layout, state, layout.rows_of(a)))
+                    entry["members"].setdefault(int(a), []).append(means[a])
+                    # membership can change while the id stays: where in the meta-agent's series a is a member
+                    entry["at"].setdefault(int(a), []).append(len(entry["meta"]) - 1)
         # Scales the hierarchy did not reach in this frame have no meta-agents: the tracker must see that,
         # or a meta-agent whose parents vanished would never end.
         for scale in range(len(levels) + 2, max_scale + 1):
@@ -175,6 +223,7 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
         tau_members = float(np.mean(taus)) if taus else float("nan")
         ratio = tau_meta / tau_members if taus and tau_members > 0 else float("nan")
         timescales.append((mid, entry["scale"], tau_meta, tau_members, ratio))
+    detail = _timescale_detail(steps, agent_series, series, info_bits)
     first = int(steps[0]) if F else 0
     return AnalysisResult(
         params=params.model_dump() if hasattr(params, "model_dump") else dict(params.__dict__),
@@ -189,8 +238,37 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
         plaquette_angle=angles, holonomy_summary=summary,
         loop_names=[lp.name for lp in loop_defs],
         loop_definitions=[{"name": lp.name, "rows": lp.rows.tolist(), "kinds": lp.kinds.tolist()} for lp in loop_defs],
-        loop_angle=loop_angle, loop_axis=loop_axis, notes=notes,
+        loop_angle=loop_angle, loop_axis=loop_axis, notes=notes, timescale_detail=detail,
     )
+
+
+def _timescale_detail(steps, agent_series, series, info_bits) -> np.ndarray:
+    """The rows of ``timescale_detail``: each agent (scale 1), each meta-agent's collective mode (its
+    coarse-grained belief's common-frame mean) and each base member's relative mode (the member's common-frame
+    mean minus the collective one, at the frames where it is a base member), docs/model.md#timescale-detail."""
+    every = frame_spacing(steps)
+    rows = []
+
+    def add(kind, ident, scale, member, x, at, agents):
+        def rate(first, last):
+            return bits_per_step(info_bits, agents, first, last)
+
+        r = series_timescale(x, at, every, rate)
+        rows.append((TIMESCALE_KINDS[kind], ident, scale, member, r.first_step, r.burn_in_step, r.n_frames, r.every,
+                     r.window, r.stationary, r.resolved, r.tau_frames, r.tau_frames_err, r.tau_blocking_frames,
+                     r.tau_steps, r.tau_steps_err, r.bits_per_step, r.tau_bits, r.tau_bits_err))
+
+    for a in range(agent_series.shape[1]):
+        ok = np.isfinite(agent_series[:, a]).all(axis=1)
+        add("agent", a, 1, -1, agent_series[ok, a], steps[ok], [a])
+    for mid, entry in sorted(series.items()):
+        at, meta = np.array(entry["steps"], dtype=np.int64), np.array(entry["meta"])
+        members = sorted(entry["members"])
+        add("collective", mid, entry["scale"], -1, meta, at, members)
+        for a in members:  # over the frames where a is a member
+            idx = np.array(entry["at"][a], dtype=np.int64)
+            add("relative", mid, entry["scale"], a, np.array(entry["members"][a]) - meta[idx], at[idx], [a])
+    return np.array(rows, dtype=TIMESCALE_DETAIL_DTYPE)
 
 
 def _unusable(state: State) -> str | None:

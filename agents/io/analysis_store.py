@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from ..analysis.pipeline import (EVENT_DTYPE, EVENT_KINDS, HOLONOMY_SUMMARY_COLUMNS, LIFETIME_DTYPE, RECORD_DTYPE,
-                                 TIMESCALE_DTYPE, AnalysisResult)
+                                 TIMESCALE_DETAIL_DTYPE, TIMESCALE_DTYPE, TIMESCALE_KINDS, AnalysisResult)
 from .schema import ANALYSIS_FRAMES, read_text, series_dataset, text_dataset, write_text
 
 META = "observables/meta_agents"
@@ -34,6 +34,7 @@ def create_analysis_datasets(f: h5py.File, n_agents: int, n_rows: int) -> None:
     series_dataset(g, "events", EVENT_DTYPE).attrs["kinds"] = json.dumps(EVENT_KINDS)
     series_dataset(g, "lifetimes", LIFETIME_DTYPE)
     series_dataset(g, "timescales", TIMESCALE_DTYPE)
+    _create_detail(g)
     h = f.create_group(HOLONOMY)
     series_dataset(h, "step", np.int64)
     series_dataset(h, "plaquette_angle", np.float64, (n_rows,), chunk_rows=1, compression="gzip")
@@ -45,6 +46,10 @@ def create_analysis_datasets(f: h5py.File, n_agents: int, n_rows: int) -> None:
     series_dataset(lg, "angle", np.float64, (None,), chunk_rows=256)
     series_dataset(lg, "axis", np.float64, (None, 3), chunk_rows=256)
     f.create_dataset(ANALYSIS_FRAMES, data=np.array([-1], dtype=np.int64))
+
+
+def _create_detail(g: h5py.Group) -> None:
+    series_dataset(g, "timescale_detail", TIMESCALE_DETAIL_DTYPE).attrs["kinds"] = json.dumps(TIMESCALE_KINDS)
 
 
 def _put(ds: h5py.Dataset, data) -> None:
@@ -67,6 +72,12 @@ def write_analysis(f: h5py.File, result: AnalysisResult) -> None:
                        ("members_offset", result.members_offset), ("events", result.events),
                        ("lifetimes", result.lifetimes), ("timescales", result.timescales)):
         _put(g[name], data)
+    # files created before the detailed time scales existed lack the dataset: it is added when the file is not
+    # open for SWMR writing (vfe analyze), else left out (read_analysis then returns an empty table)
+    if "timescale_detail" not in g and not f.swmr_mode:
+        _create_detail(g)
+    if "timescale_detail" in g:
+        _put(g["timescale_detail"], result.timescale_detail)
     _put(h["step"], result.steps)
     _put(h["plaquette_angle"], result.plaquette_angle)
     _put(h["summary"], result.holonomy_summary)
@@ -93,4 +104,6 @@ def read_analysis(f: h5py.File) -> AnalysisResult | None:
         holonomy_summary=h["summary"][...], loop_names=json.loads(read_text(lg["names"])),
         loop_definitions=json.loads(read_text(lg["definitions"])), loop_angle=lg["angle"][...],
         loop_axis=lg["axis"][...],
+        timescale_detail=(g["timescale_detail"][...] if "timescale_detail" in g
+                          else np.zeros(0, dtype=TIMESCALE_DETAIL_DTYPE)),
     )

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from ..model.energy import TERMS
+from ..model.hierarchy import resume_problem
 from ..model.layout import Layout
 from ..model.state import State
 from .analysis_store import create_analysis_datasets, write_analysis
@@ -185,6 +186,8 @@ class TrajectoryWriter:
             state = read_checkpoint(f)
             if state is None:
                 raise ValueError(f"{path}: cannot resume: the run has no checkpoint yet")
+            if (problem := resume_problem(mine, state.step)) is not None:  # docs/model.md#hierarchy-coupling
+                raise ValueError(f"{path}: {problem}")
             if state.mu.shape != (layout.n_rows, layout.K):
                 raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
             _truncate_after(f, state.step)

@@ -63,6 +63,15 @@ def _observation_args(layout: Layout) -> ObservationArrays:
     return ObservationArrays(obs.value, obs.C, layout.obs_precision, layout.obs_info, True)
 
 
+def _prior_args(layout: Layout) -> Priors:
+    """The prior the prior term uses: a hierarchy coupling's (docs/model.md#hierarchy-coupling), else the
+    configured one."""
+    if layout.coupled_prior is not None:
+        mu, _, precision, logdet = layout.coupled_prior
+        return Priors(mu, precision, logdet)
+    return Priors(layout.prior_mu, layout.prior_precision, layout.prior_logdet)
+
+
 def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool = True) -> Evaluation:
     """The action at ``state``; with ``want_grad`` its exact gradient in (mu, Sigma, phi) too."""
     S, K = layout.n_rows, layout.K
@@ -77,7 +86,7 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
     site_terms(
         site_tables(layout),
         Beliefs(state.mu, state.sigma, state.phi),
-        Priors(layout.prior_mu, layout.prior_precision, layout.prior_logdet),
+        _prior_args(layout),
         _observation_args(layout),
         Weights(float(params.alpha), float(params.gamma), float(params.lambda_align), float(params.kappa),
                 params.form == "free_energy", bool(params.include_self)),

@@ -69,6 +69,9 @@ class Layout:
     # Derived observation constants (None without observations)
     obs_precision: np.ndarray | None = field(default=None, repr=False)  # Rn^-1
     obs_info: np.ndarray | None = field(default=None, repr=False)  # C^T Rn^-1 C
+    # (mu, sigma, precision, ln det) of the prior the prior term uses instead of the configured one, set by a
+    # hierarchy coupling's refresh (docs/model.md#hierarchy-coupling); None: the configured prior
+    coupled_prior: tuple | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         obs = "none" if self.observations is None else f"D={self.observations.D}"

@@ -39,6 +39,7 @@ def analyze_run(path: str | Path, settings: AnalysisConfig | None = None, progre
     settings = settings if settings is not None else analysis_settings(path)
     with analysis_session(path) as session:
         traj = session.trajectory
-        result = analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings, progress)
+        result = analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings, progress,
+                                info_bits=traj.info_bits())
         session.write_analysis(result)
     return result

@@ -31,6 +31,12 @@ def uphill_steps(total: np.ndarray) -> int:
     return int(np.count_nonzero(rise > 1e-12 * np.maximum(1.0, np.abs(total[:-1]))))
 
 
+def _noisy(config: dict) -> bool:
+    """Langevin dynamics (docs/model.md#temperature): the energy goes up by design, so rises are not counted."""
+    t = (config.get("dynamics") or {}).get("temperature", 0.0)
+    return any(float(v) > 0 for v in t.values()) if isinstance(t, dict) else float(t or 0.0) > 0
+
+
 def _summary(traj: Trajectory) -> dict:
     energies = traj.energies()
     first_last = {t: ((float(energies[t][0]), float(energies[t][-1])) if energies[t].size else (None, None))
@@ -41,7 +47,7 @@ def _summary(traj: Trajectory) -> dict:
         "spins": traj.spins, "K": traj.K, "agent_sites": int(traj.index.size), "seed": traj.seed,
         "last_step": traj.last_step, "frames": int(len(traj.frame_steps)), "fields": traj.fields,
         "dtype": traj.dtype, "started_at": traj.started_at, "finished_at": traj.finished_at,
-        "energy": first_last, "uphill_steps": uphill_steps(energies["total"]),
+        "energy": first_last, "uphill_steps": None if _noisy(traj.config) else uphill_steps(energies["total"]),
         "spd_retractions": int(traj.spd_retractions()[1].sum()), "versions": traj.versions,
     }
     result = traj.analysis()
@@ -53,6 +59,8 @@ def _summary(traj: Trajectory) -> dict:
             "highest_scale": result.n_scales,
             "events": result.event_counts(),
             "timescales": [{name: row[name].item() for name in row.dtype.names} for row in result.timescales],
+            # docs/model.md#timescale-detail: per scale and kind, the resolved series' mean time in steps and bits
+            "timescales_by_scale": result.timescales_by_scale(),
         }
         last = result.holonomy_summary[-1] if len(result.holonomy_summary) else [np.nan, np.nan, 0]
         out["holonomy"] = {"mean": float(last[0]), "max": float(last[1]), "loops": len(result.loop_names)}
@@ -88,6 +96,7 @@ def summary_lines(info: dict) -> list[str]:
         for row in ma["timescales"]:
             lines.append(f"    id {row['id']} scale {row['scale']}: tau {_num(row['tau'], '.3g')} logged frames vs "
                          f"members {_num(row['tau_members'], '.3g')}: ratio {_num(row['ratio'], '.3g')}")
+        lines += ["  " + line for line in _by_scale_lines(ma.get("timescales_by_scale", []))]
     if "holonomy" in info:
         h = info["holonomy"]
         lines.append(f"  holonomy, last frame: plaquette angle mean {_num(h['mean'], '.3g')}, max "
@@ -106,7 +115,20 @@ def meta_agent_lines(meta: dict) -> list[str]:
     for row in meta["timescales"]:
         lines.append(f"meta-agent {row['id']} (scale {row['scale']}): tau {_num(row['tau'], '.3g')} logged frames, "
                      f"members {_num(row['tau_members'], '.3g')}, ratio {_num(row['ratio'], '.3g')}")
-    return lines
+    return lines + _by_scale_lines(meta.get("timescales_by_scale", []))
+
+
+def _by_scale_lines(rows: list[dict]) -> list[str]:
+    """One line per scale and kind of the detailed time scales (docs/model.md#timescale-detail)."""
+    out = []
+    for r in rows:
+        text = (f"time scale, scale {r['scale']} {r['kind']}: {r['n_resolved']} of {r['n']} series measured "
+                "(finite and >= 4 logged frames)")
+        if r["n_resolved"]:
+            text += (f"; tau {_num(r['tau_steps'], '.3g')} +- {_num(r['tau_steps_err'], '.2g')} steps, "
+                     f"{_num(r['tau_bits'], '.3g')} +- {_num(r['tau_bits_err'], '.2g')} bits")
+        out.append(text)
+    return out
 
 
 def _finite_or_none(value):

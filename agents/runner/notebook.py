@@ -241,6 +241,20 @@ class Analysis:
         return pd.DataFrame({name: ts[name] for name in ts.dtype.names})
 
     @property
+    def timescale_detail(self):
+        """The detailed time scales (docs/model.md#timescale-detail): one row per agent, meta-agent collective
+        mode and member relative mode, ``kind`` as a name; times in logged frames, steps and bits."""
+        import pandas as pd
+
+        from ..analysis.pipeline import TIMESCALE_KINDS
+
+        d = self.result.timescale_detail
+        df = pd.DataFrame({name: d[name] for name in d.dtype.names})
+        names = {v: k for k, v in TIMESCALE_KINDS.items()}
+        df["kind"] = pd.Categorical([names[int(k)] for k in d["kind"]], categories=list(TIMESCALE_KINDS))
+        return df
+
+    @property
     def counts(self):
         """Meta-agents per scale (columns 2.., ``scale_s``) per analysed step (the index)."""
         import pandas as pd
@@ -298,7 +312,8 @@ def analyze(sim_or_traj, **thresholds) -> Analysis:
     if not given and (stored := traj.analysis()) is not None and np.array_equal(stored.steps, traj.frame_steps):
         return Analysis(stored, stored=True)
     settings = analysis_config(traj.config, **thresholds)
-    return Analysis(analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings))
+    return Analysis(analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings,
+                                   info_bits=traj.info_bits()))
 
 
 # --- gv.sweep and gv.load_sweep -------------------------------------------------------------------------------------

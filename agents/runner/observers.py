@@ -174,7 +174,8 @@ class AnalysisObserver:
                 raise KeyboardInterrupt
             if outcome.status != "failed":
                 traj = writer.reader()
-                self.result = analyze_frames(sim.layout, traj.frame_steps, traj.frame_states(), self.settings)
+                self.result = analyze_frames(sim.layout, traj.frame_steps, traj.frame_states(), self.settings,
+                                             info_bits=traj.info_bits())
                 self.notes += self.result.notes
                 with signals_deferred() as held:  # never half an analysis in the file
                     writer.write_analysis(self.result)

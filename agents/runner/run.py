@@ -11,6 +11,7 @@ closed). A SIGKILL leaves ``running`` with a dead writer, which the reader repor
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ..setup.preflight import check_output_path
 from ..setup.scenario import Scenario, ScenarioError
 from .observers import AnalysisObserver, ProgressBar, TrajectoryObserver
 from .simulation import EnergyIncreaseWarning, Simulation
+from .startup import CompilationNotice
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,13 @@ class RunResult:
     kept_earlier: Path | None = None  # where an existing file at the output path was moved
     notes: tuple[str, ...] = ()  # what the analysis skipped or could not do
     interrupted_after_steps: bool = False  # Ctrl-C or SIGTERM while the file was finished or analysed
+
+
+def _say(line: str) -> None:
+    """A line on stderr that leaves a running progress bar intact."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
 
 
 def output_path(scenario: Scenario, output: str | Path | None) -> Path:
@@ -103,11 +112,16 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     path = output_path(scenario, output)
     if (problem := check_output_path(path, scenario.path, resume)) is not None:
         raise ScenarioError([problem])
-    sim = build_simulation(scenario)  # every input problem surfaces here, before any file is touched
+    notice = CompilationNotice(_say if progress else None)  # a first run compiles for a minute: say so
+    try:
+        sim = build_simulation(scenario)  # every input problem surfaces here, before any file is touched
+        lock = RunLock(path).acquire()  # a second run aimed at this path stops here (RunFileBusy)
+    except BaseException:
+        notice.stop()
+        raise
     config_json = json.dumps(cfg.to_dict(), sort_keys=True)
     out = cfg.output
     kept = None
-    lock = RunLock(path).acquire()  # a second run aimed at this path stops here (RunFileBusy)
     try:
         if resume:
             if not path.exists():
@@ -125,10 +139,11 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
             writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, lock,
                                              out.dtype, out.fields, out.compression, out.compression_level)
     except BaseException:
+        notice.stop()
         lock.release()
         raise
     trajectory = TrajectoryObserver(writer, out.every, log_initial=not resume)
-    observers = [trajectory, ProgressBar(cfg.dynamics.steps, enabled=progress), *observers]
+    observers = [trajectory, ProgressBar(cfg.dynamics.steps, enabled=progress), *observers, notice]
     analysis = AnalysisObserver(trajectory, cfg.analysis) if cfg.analysis.enabled else None
     if analysis is not None:
         observers.append(analysis)  # last: it reads the committed frames, stores its result, closes the file

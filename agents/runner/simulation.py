@@ -26,6 +26,7 @@ import numpy as np
 
 from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
 from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
+from ..model.hierarchy import Coupling
 from ..model.state import State
 from ..setup.build import Built, build, rng_for
 from ..setup.config import Config, make_config
@@ -123,6 +124,9 @@ class Simulation:
         self._resample_every = self.config.observations.resample_every if obs is not None else None
         self._obs_base = obs.value if obs is not None else None
         self._obs_draw = 0
+        # cross-scale coupling (docs/model.md#hierarchy-coupling): refreshed here, in the loop, never in a kernel
+        self._coupling = (Coupling(self.config.hierarchy, self.config.analysis.meta_agents)
+                          if self.config.hierarchy.enabled else None)
         self._set(built.state)
 
     @classmethod
@@ -166,9 +170,14 @@ class Simulation:
 
     def _set(self, state: State) -> None:
         self._observe_at(state.step)
-        ev = evaluate(self.layout, self.energy_params, state)
-        check_finite(self.layout, state, ev)  # raises before anything is replaced
-        self._state, self._ev = state, ev
+        layout = self.layout
+        if self._coupling is not None:  # the targets at this state (a resume is allowed at refresh steps only)
+            # a bad state is refused as such before the meta-agent detection sees it
+            check_finite(layout, state, evaluate(layout, self.energy_params, state, want_grad=False))
+            layout = self._coupling.refresh(layout, state)
+        ev = evaluate(layout, self.energy_params, state)
+        check_finite(layout, state, ev)  # raises before anything is replaced
+        self.layout, self._state, self._ev = layout, state, ev
         self.history = History()
         if self.keep_history:
             self.history.record(state.step, ev, 0, np.zeros(self.layout.n_agents))
@@ -216,11 +225,21 @@ class Simulation:
         return self.layout.to_grid(values, agent)
 
     # --- dynamics --------------------------------------------------------------------------------------------
+    def _resumable_here(self) -> bool:
+        """A checkpoint of the current state continues bit for bit. With the hierarchy coupling only at a refresh
+        step (its targets are not stored): an interrupt then waits up to hierarchy.every - 1 more steps."""
+        return self._coupling is None or self._coupling.due(self._state.step)
+
     def step(self) -> StepInfo:
         """One descent step (raises :class:`DivergenceError` if the state blows up; the state is kept)."""
         new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev, self.rng)
-        if self._resample_every is not None and self._observe_at(new.step):
-            # a fresh observation draw from this step on: the state is evaluated (and logged) against it
+        changed = self._resample_every is not None and self._observe_at(new.step)
+        if self._coupling is not None and self._coupling.due(new.step):
+            self.layout = self._coupling.refresh(self.layout, new)
+            changed = True
+        if changed:
+            # a fresh observation draw or new hierarchy targets from this step on: the state is evaluated (and
+            # logged) against them
             ev = evaluate(self.layout, self.energy_params, new)
             check_finite(self.layout, new, ev)
         self._state, self._ev = new, ev
@@ -269,7 +288,7 @@ class Simulation:
                 for obs in observers:
                     obs.start(self)
                 for _ in range(steps):
-                    if flag.signal is not None:
+                    if flag.signal is not None and self._resumable_here():
                         break
                     info = self.step()
                     for obs in observers:

@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, Valida
 
 from ..analysis.meta_agents import ConsensusParams
 from ..model.fiber import MAX_SPIN
+from ..model.hierarchy import HierarchyParams
 from ..model.params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams, NonNeg, Pos, StrictModel
 
 Point = tuple[float, float]
@@ -324,6 +325,8 @@ class Config(_Strict):
     observations: ObservationsConfig = Field(default_factory=ObservationsConfig)
     energy: EnergyParams = Field(default_factory=EnergyParams)
     dynamics: DynamicsParams = Field(default_factory=DynamicsParams)
+    hierarchy: HierarchyParams = Field(default_factory=HierarchyParams, description="cross-scale coupling: "
+                                       "meta-agents pull their members' priors (docs/model.md#hierarchy-coupling)")
     output: OutputConfig = Field(default_factory=OutputConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     sweep: SweepConfig | None = Field(None, description="a parameter study over this scenario (`vfe sweep`)")
@@ -356,6 +359,11 @@ class Config(_Strict):
                 problems += _matrix_problems("observations.noise", obs.noise, None)
         if self.dynamics.noisy and self.dynamics.line_search.enabled:
             problems.append(("dynamics.temperature", NOISE_WITH_LINE_SEARCH))
+        if self.hierarchy.enabled and self.output.every % self.hierarchy.every != 0:
+            # a coupled run resumes bit for bit only from a checkpoint at a refresh step (docs/model.md#hierarchy-
+            # coupling): every logged checkpoint must be one, or a killed run could not be continued
+            problems.append(("output.every", f"must be a multiple of hierarchy.every = {self.hierarchy.every} when "
+                             "the hierarchy coupling is enabled (only a checkpoint at a refresh step can resume)"))
         H, W = self.grid.height, self.grid.width
         supports = self.agents.supports if self.agents.supports is not None else [self.agents.support]
         for k, sup in enumerate(supports):

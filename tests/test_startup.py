@@ -1,0 +1,54 @@
+"""A first run says that it compiles (runner/startup.py): real numba compilations, watched as in a run."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from gauge_vfe.agents.runner import startup
+
+
+def _fresh_kernel():
+    @njit  # a new dispatcher each call: its first call compiles
+    def kernel(x):
+        s = 0.0
+        for v in x:
+            s += np.sin(v) * np.cos(v)
+        return s
+
+    return kernel
+
+
+def test_a_compilation_is_announced_with_its_count_and_time(monkeypatch):
+    kernel = _fresh_kernel()
+    monkeypatch.setattr(startup, "_dispatchers", lambda: [kernel])
+    said = []
+    notice = startup.CompilationNotice(said.append, after=0.001)
+    kernel(np.ones(3))  # compiles (tens of ms at least: the watcher, polling every ms, sees it under way)
+    notice.update(None, None)  # the first step is done
+    assert said[0] == "compiling kernels (first run only)..."
+    assert said[1].startswith("compiled 1 kernel in ") and said[1].endswith("later runs load them from numba's cache")
+    notice.finish(None, None)
+    assert len(said) == 2  # said once
+
+
+def test_a_warm_start_says_nothing(monkeypatch):
+    kernel = _fresh_kernel()
+    kernel(np.ones(3))  # compiled before the run starts
+    monkeypatch.setattr(startup, "_dispatchers", lambda: [kernel])
+    said = []
+    notice = startup.CompilationNotice(said.append, after=0.001)
+    kernel(np.ones(4))  # same types: no compilation
+    notice.update(None, None)
+    assert said == []
+
+
+def test_the_package_kernels_are_all_watched():
+    names = {d.py_func.__name__ for d in startup._dispatchers()}
+    assert {"site_terms_kernel", "gauge_field_terms", "update_gaussians"} <= names
+
+
+def test_a_quiet_notice_does_nothing():
+    notice = startup.CompilationNotice(None)
+    notice.update(None, None)
+    notice.stop()
