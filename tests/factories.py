@@ -52,3 +52,56 @@ def params(**kw) -> EnergyParams:
 
 def total_energy(layout, p, state) -> float:
     return evaluate(layout, p, state, want_grad=False).total
+
+
+class InterruptAt:
+    """A run-loop observer that presses Ctrl-C (a real SIGINT to this process) after a given step."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def start(self, sim):
+        pass
+
+    def update(self, sim, info):
+        if sim.state.step == self.step:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def finish(self, sim, outcome):
+        pass
+
+
+def kill_run_after_frames(scenario_path, out_path, frames: int = 6, timeout: float = 120.0) -> None:
+    """Start ``vfe run SCENARIO -o OUT`` in a child process (one numba thread), SIGKILL it once its file holds
+    ``frames`` committed frames, and return when it is dead."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import h5py
+
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gauge_vfe.agents.launch", "run", str(scenario_path), "-o",
+                             str(out_path), "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline and seen < frames:
+            time.sleep(0.2)
+            if proc.poll() is not None:
+                raise AssertionError(f"run ended early: {proc.stderr.read().decode()}")
+            if os.path.exists(out_path):
+                try:
+                    with h5py.File(out_path, "r", swmr=True) as f:
+                        seen = f["particles/agents/mu/step"].shape[0]  # the step entries commit a frame
+                except (OSError, KeyError):
+                    seen = 0  # created but not yet initialised
+        assert seen >= frames, "the run did not log frames in time"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()

@@ -23,3 +23,9 @@ def test_render_benchmark_small():
     r = run("benchmarks/bench_render.py", "--frames", "3", "--size", "320x240")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "frames/s" in r.stdout
+
+
+def test_noise_benchmark_small():
+    r = run("benchmarks/bench_noise.py", "--rounds", "2", "--block", "5")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "T = 0.01" in r.stdout and "information clock" in r.stdout

@@ -8,8 +8,6 @@ checks every term (same helpers, float64, every field, soft and hard supports, o
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import textwrap
 import warnings
 from dataclasses import replace
@@ -32,7 +30,7 @@ from gauge_vfe.agents.model.fiber import make_fiber
 from gauge_vfe.agents.model.grid import Grid
 from gauge_vfe.agents.model.layout import build_layout
 
-from factories import params, random_spd, random_system
+from factories import InterruptAt, params, random_spd, random_system
 from test_gradients import assert_gradients_match
 
 # every overlapping pair is in consensus: the random systems then have meta-agents to couple to
@@ -263,23 +261,6 @@ SCENARIO = textwrap.dedent("""\
     """)
 
 
-class _InterruptAt:
-    """Presses Ctrl-C (a real SIGINT to this process) after a given step."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def start(self, sim):
-        pass
-
-    def update(self, sim, info):
-        if sim.state.step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def finish(self, sim, outcome):
-        pass
-
-
 def _scenario(tmp_path):
     p = tmp_path / "coupled.yaml"
     p.write_text(SCENARIO)
@@ -291,7 +272,7 @@ def test_resume_at_a_refresh_step_is_bit_identical_and_elsewhere_refused(tmp_pat
     with agents.load(ref.path) as traj:
         want = traj.checkpoint()
     path = tmp_path / "cut.h5"
-    run_scenario(_scenario(tmp_path), path, observers=[_InterruptAt(10)])  # a refresh step
+    run_scenario(_scenario(tmp_path), path, observers=[InterruptAt(10)])  # a refresh step
     res = run_scenario(_scenario(tmp_path), path, resume=True)
     assert res.status == "completed" and res.last_step == 20
     with agents.load(path) as traj:
@@ -301,7 +282,7 @@ def test_resume_at_a_refresh_step_is_bit_identical_and_elsewhere_refused(tmp_pat
 
     # Ctrl-C between refresh steps: the run goes on to the next refresh step (10), so it can resume
     path = tmp_path / "odd.h5"
-    res = run_scenario(_scenario(tmp_path), path, observers=[_InterruptAt(7)])
+    res = run_scenario(_scenario(tmp_path), path, observers=[InterruptAt(7)])
     assert res.status == "interrupted" and res.last_step == 10
     res = run_scenario(_scenario(tmp_path), path, resume=True)
     assert res.status == "completed" and res.last_step == 20

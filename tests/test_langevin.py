@@ -11,12 +11,7 @@ correction, the other measure), so none of them can pass by being blind.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import h5py
 import numba
@@ -31,6 +26,7 @@ from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import Simulation
 from gauge_vfe.agents.setup.build import rng_for
 from gauge_vfe.agents.setup.scenario import load_scenario
+from factories import InterruptAt, kill_run_after_frames
 
 Z = 4.0  # tolerance in standard errors: seeded runs, so a pass is reproducible; 4 sigma leaves no room to luck
 
@@ -343,28 +339,11 @@ def test_noisy_runs_same_seed_bit_identical_other_seed_different(tmp_path):
     assert not np.array_equal(first["particles/agents/mu/value"][-1], cold["particles/agents/mu/value"][-1])
 
 
-class _InterruptAt:
-    """An observer that presses Ctrl-C (a real SIGINT to this process) after a given step."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def start(self, sim):
-        pass
-
-    def update(self, sim, info):
-        if sim.state.step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def finish(self, sim, outcome):
-        pass
-
-
 @pytest.mark.parametrize("stop_at", [13, 15])  # between logged frames, and on one
 def test_noisy_run_resumed_after_ctrl_c_is_bit_identical(tmp_path, stop_at):
     reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
     path = tmp_path / "cut.h5"
-    res = run_scenario(scenario(tmp_path), path, observers=[_InterruptAt(stop_at)])
+    res = run_scenario(scenario(tmp_path), path, observers=[InterruptAt(stop_at)])
     assert res.status == "interrupted" and res.last_step == stop_at
     with agents.load(path) as traj:
         assert traj.checkpoint().step == stop_at
@@ -383,7 +362,7 @@ def test_resume_without_the_stored_generator_state_would_differ(tmp_path, monkey
 
     reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
     path = tmp_path / "cut.h5"
-    run_scenario(scenario(tmp_path), path, observers=[_InterruptAt(13)])
+    run_scenario(scenario(tmp_path), path, observers=[InterruptAt(13)])
     monkeypatch.setattr(TrajectoryWriter, "checkpoint_rng", lambda self: None)
     run_scenario(scenario(tmp_path), path, resume=True)
     resumed = datasets(path)
@@ -395,26 +374,7 @@ def test_noisy_run_resumed_after_sigkill_is_bit_identical(tmp_path):
     text = SCENARIO.replace("steps: 30", "steps: 1000000").replace("every: 5", "every: 2")
     (tmp_path / "long.yaml").write_text(text)
     path = tmp_path / "killed.h5"
-    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gauge_vfe.agents.cli", "run", str(tmp_path / "long.yaml"), "-o",
-                             str(path), "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        frames = 0
-        while time.monotonic() < deadline and frames < 6:
-            time.sleep(0.2)
-            if proc.poll() is not None:
-                pytest.fail(f"run ended early: {proc.stderr.read().decode()}")
-            if path.exists():
-                try:
-                    with h5py.File(path, "r", swmr=True) as f:
-                        frames = f["particles/agents/mu/step"].shape[0]
-                except (OSError, KeyError):
-                    frames = 0
-        assert frames >= 6, "the run did not log frames in time"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_run_after_frames(tmp_path / "long.yaml", path, frames=6)
     with agents.load(path) as traj:
         assert traj.status == "killed"
         last = traj.checkpoint().step
@@ -562,7 +522,7 @@ def test_streaming_observations_resume_bit_identical(tmp_path):
     assert text != SCENARIO
     reference = datasets(run_scenario(scenario(tmp_path, text=text), tmp_path / "ref.h5").path)
     path = tmp_path / "cut.h5"
-    run_scenario(scenario(tmp_path, text=text), path, observers=[_InterruptAt(13)])
+    run_scenario(scenario(tmp_path, text=text), path, observers=[InterruptAt(13)])
     run_scenario(scenario(tmp_path, text=text), path, resume=True)
     resumed = datasets(path)
     for k in reference:
@@ -597,7 +557,7 @@ def test_a_run_written_before_these_keys_existed_still_resumes(tmp_path):
     text = SCENARIO.replace(", temperature: 0.05", "")
     reference = datasets(run_scenario(scenario(tmp_path, text=text), tmp_path / "ref.h5").path)
     path = tmp_path / "old.h5"
-    run_scenario(scenario(tmp_path, text=text), path, observers=[_InterruptAt(13)])
+    run_scenario(scenario(tmp_path, text=text), path, observers=[InterruptAt(13)])
     with h5py.File(path, "a") as f:  # make it look like the previous version's file
         cfg = json.loads(f["parameters"].attrs["config_json"])
         del cfg["observations"]["resample_every"], cfg["dynamics"]["temperature"]

@@ -21,6 +21,7 @@ from gauge_vfe.agents.cli import main
 from gauge_vfe.agents.io.schema import run_record
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.setup.scenario import load_scenario
+from factories import InterruptAt, kill_run_after_frames
 
 SCENARIO = textwrap.dedent("""\
     name: traj
@@ -149,27 +150,10 @@ def test_same_seed_bit_identical_other_seed_different(tmp_path):
     assert not np.array_equal(first["particles/agents/mu/value"], third["particles/agents/mu/value"])
 
 
-class _InterruptAt:
-    """An observer that presses Ctrl-C (a real SIGINT to this process) after a given step."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def start(self, sim):
-        pass
-
-    def update(self, sim, info):
-        if sim.state.step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    def finish(self, sim, outcome):
-        pass
-
-
 def test_ctrl_c_leaves_a_valid_file_and_resume_is_bit_identical(tmp_path):
     reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
     path = tmp_path / "cut.h5"
-    res = run_scenario(scenario(tmp_path), path, observers=[_InterruptAt(13)])
+    res = run_scenario(scenario(tmp_path), path, observers=[InterruptAt(13)])
     assert res.status == "interrupted" and res.last_step == 13
     with agents.load(path) as traj:
         assert traj.status == "interrupted" and "--resume" in traj.message
@@ -262,27 +246,7 @@ def test_sigkill_mid_run_leaves_a_readable_file_and_resume_finishes(tmp_path):
     text = SCENARIO.replace("steps: 30", "steps: 1000000").replace("every: 5", "every: 2")
     (tmp_path / "long.yaml").write_text(text)
     path = tmp_path / "killed.h5"
-    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gauge_vfe.agents.cli", "run", str(tmp_path / "long.yaml"), "-o",
-                             str(path), "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        frames = 0
-        # frames are written field after field: with 6 steps in mu's series, 5 frames are complete everywhere
-        while time.monotonic() < deadline and frames < 6:
-            time.sleep(0.2)
-            if proc.poll() is not None:
-                pytest.fail(f"run ended early: {proc.stderr.read().decode()}")
-            if path.exists():
-                try:
-                    with h5py.File(path, "r", swmr=True) as f:
-                        frames = f["particles/agents/mu/step"].shape[0]
-                except (OSError, KeyError):
-                    frames = 0  # created but not yet initialised
-        assert frames >= 6, "the run did not log frames in time"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_run_after_frames(tmp_path / "long.yaml", path, frames=6)
     # a copy, as any HDF5 tool meets it: refused until `vfe repair` clears the killed writer's flags
     copy = tmp_path / "killed_copy.h5"
     shutil.copy(path, copy)

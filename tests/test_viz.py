@@ -403,3 +403,22 @@ def test_sweep_plots_have_readable_labels_and_do_not_magnify_noise(tmp_path):
     assert lo == 0  # 100.00 to 100.02 is noise at this size
     assert plots.honest_limits([1.0, 3.0]) is None  # data that do vary keep matplotlib's limits
     assert plots.honest_limits([-5.0, -5.01]) == pytest.approx((-5.01 * 1.15, 0.0))
+
+
+def test_show_renders_a_logged_step_inline_without_a_display(quick, tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    from gauge_vfe.agents.io.reader import StepNotLogged
+
+    with agents.load(quick) as traj:
+        first, last = int(traj.frame_steps[0]), int(traj.frame_steps[-1])
+        img0 = viz.show(traj, step=first, size=(320, 240))
+        img1 = viz.show(traj, size=(320, 240))  # the last logged step
+        with pytest.raises(StepNotLogged, match="nearest logged steps"):
+            viz.show(traj, step=first + 1)
+    assert (img0.step, img1.step) == (first, last)
+    assert img0.pixels.shape[:2] == (240, 320)
+    assert img0.pixels[..., :3].std() > 10  # a scene, not a blank canvas
+    assert np.abs(img0.pixels.astype(float) - img1.pixels.astype(float)).mean() > 1  # meta-agents appeared
+    png = img1._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"  # what Jupyter shows inline
+    assert np.array_equal(rgb(img1.save(tmp_path / "last.png")), img1.pixels[..., :3])

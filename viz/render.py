@@ -257,3 +257,46 @@ def view(traj, color_by: str = "|mu|", size=(1280, 720)) -> None:
     finally:
         if owned:
             traj.close()
+
+
+class SceneImage:
+    """One rendered scene as an RGB array; Jupyter shows it inline (``_repr_png_``), ``.save(path)`` writes it."""
+
+    def __init__(self, pixels: np.ndarray, step: int):
+        self.pixels, self.step = pixels, step
+
+    def _repr_png_(self) -> bytes:
+        import imageio.v3 as iio
+
+        return iio.imwrite("<bytes>", self.pixels, extension=".png")
+
+    def save(self, path) -> Path:
+        import imageio.v3 as iio
+
+        iio.imwrite(path, self.pixels)
+        return Path(path)
+
+
+def show(traj, step: int | None = None, color_by: str = "|mu|", size=(960, 540), camera: str = "iso",
+         panel_2d: bool = False) -> SceneImage:
+    """The 3D scene at a logged ``step`` (default: the last) as an image a notebook shows inline.
+
+    It is rendered offscreen like ``vfe render`` (same scene, camera and colour ranges over the whole run), so it
+    needs no display and no widget backend; for an interactive window with a time slider use :func:`view`.
+    """
+    traj, owned = _open(traj)
+    try:
+        n = len(traj.frame_steps)
+        frame = n - 1 if step is None else traj.frame_of_step(step)
+        options = SceneOptions(color_by=color_by, view=camera, panel_2d=panel_2d)
+        ctx = MovieContext(traj, list(range(n)), options)
+        pl = _plotter(size, options)
+        try:
+            _Frames(pl, ctx, size).draw(frame)
+            pixels = pl.screenshot(return_img=True)
+        finally:
+            pl.close()
+        return SceneImage(np.asarray(pixels), int(traj.frame_steps[frame]))
+    finally:
+        if owned:
+            traj.close()
