@@ -52,3 +52,19 @@ def test_a_quiet_notice_does_nothing():
     notice = startup.CompilationNotice(None)
     notice.update(None, None)
     notice.stop()
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    """Spinning OpenMP threads lost 2-3x on a machine with one busy neighbour (agents/kernels/__init__.py)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os; import gauge_vfe.agents.model.energy as e, numpy as np; "
+            "print(os.environ['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
