@@ -107,9 +107,10 @@ def test_reader_held_open_through_the_end_of_a_run(ref):
 
 
 @pytest.fixture(scope="module")
-def race(ref):
-    """Two `vfe run` with the same -o started at once (one trial, shared by the two cases below)."""
-    return faults.trial_concurrent(ref, procs=2, same_seed=True)
+def race(long_ref):
+    """Two `vfe run` with the same -o started at once (one trial, shared by the two cases below). The 3000-step
+    run: a 30-step one can end, and free its file, before the other has even built (seen once in CI)."""
+    return faults.trial_concurrent(long_ref, procs=2, same_seed=True)
 
 
 def test_concurrent_same_path_starts_leave_no_corrupt_file(race):
