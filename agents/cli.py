@@ -305,12 +305,18 @@ def view(run_file, color_by):
 def plot(run, output, quantity, x_param):
     """Plots of RUN.h5 (energy, holonomy, meta-agents, hierarchy, attention, beliefs), or phase diagrams of a
     SWEEP_DIR."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, and none opened
     from .. import viz
 
     if Path(run).is_dir():
         if not (Path(run) / "summary.csv").exists():
             _fail([f"{run}: not a sweep folder (no summary.csv)"])
-        paths = viz.plots.plot_sweep(run, output, quantities=[quantity] if quantity else None, x=x_param)
+        try:
+            paths = viz.plots.plot_sweep(run, output, quantities=[quantity] if quantity else None, x=x_param)
+        except ValueError as exc:
+            _fail([str(exc)], code=EXIT_RUN_FAILED)
     else:
         if output is None:
             _fail(["-o/--output: a folder for the plots is needed"])
@@ -325,22 +331,26 @@ def plot(run, output, quantity, x_param):
 @click.option("--param", "params", multiple=True, metavar="KEY.PATH=V1,V2,...|START:STOP",
               help="a swept parameter (repeatable); adds to the scenario's `sweep:` section")
 @click.option("--zip", "zip_params", is_flag=True, help="pair the values instead of taking their product")
-@click.option("--workers", type=int, help="local cluster size (default: the number of cores)")
+@click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
+              help="override a scenario key in every member (repeatable)")
+@click.option("--workers", type=int, help="local cluster size (default and at most: the number of cores)")
 @click.option("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="sweep folder")
 @click.option("--resume", is_flag=True, help="skip completed members, rerun the others")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
-def sweep(scenario, params, zip_params, workers, scheduler, output, resume, quiet):
+def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume, quiet):
     """Run SCENARIO over a grid of parameters on a Dask cluster; writes OUTPUT/summary.csv and summary.h5."""
     from .runner.sweep import SweepError, run_sweep, swept_parameters
+    from .setup.scenario import parse_override
 
     if workers is not None and scheduler:
         _fail(["--workers and --scheduler exclude each other"])
-    sc = _scenario(scenario)
+    sc = _scenario(scenario, sets)
+    fixed = dict(parse_override(text) for text in sets)
     bar, progress = _progress_bar("member", quiet)
     try:
         swept, zip_params = swept_parameters(sc.config, params, zip_params)
-        result = run_sweep(sc.path, swept, output, zip_params, workers, scheduler, resume, progress)
+        result = run_sweep(sc.path, swept, output, zip_params, workers, scheduler, resume, progress, fixed)
     except SweepError as exc:
         _fail([str(exc)])
     except KeyboardInterrupt:

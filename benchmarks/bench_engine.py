@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/bench_engine.py            # full: a few minutes
     python benchmarks/bench_engine.py --quick    # smoke run: fewer, shorter repeats
     python benchmarks/bench_engine.py --only B1,THREADS --json out.json
+    python benchmarks/bench_engine.py --only CONTENDED,B4    # the busy-machine and the large-run figures
 
 This is a measurement, not a test: it prints what it measures, and prints PASS/MISS next to the project's
 targets without asserting anything.
@@ -14,9 +15,16 @@ observations; plain gradient descent, no line search; hard disks at seeded centr
 initial phi an independent smooth so(3) field per agent with std 0.5, so frames differ between agents and
 curvature/smoothness are non-zero from the start)::
 
-    B1   32 x  32,  8 agents, radius  8, spins [1] (K = 3)
-    B2   64 x  64, 16 agents, radius 12, spins [4] (K = 9)
-    B3  128 x 128, 64 agents, radius 10, spins [7] (K = 15)
+    B1   32 x  32,   8 agents, radius  8, spins [1] (K = 3)
+    B2   64 x  64,  16 agents, radius 12, spins [4] (K = 9)
+    B3  128 x 128,  64 agents, radius 10, spins [7] (K = 15)
+    B4  256 x 256, 256 agents, radius 13, spins [4] (K = 9)
+
+B4 is B2 sixteen times over: the same agent density (one agent per 256 sites) and the same fiber. Its radius is 13,
+not B2's 12, so that the *overlap* matches B2's, which is what sets the work per row: the generator keeps centres
+at least one radius from the edges, which in B2's 64 x 64 grid crowds the disks into the middle 40 x 40 and in the
+256 x 256 grid leaves them spread over 232 x 232. At radius 12, B4 would have 2.18 overlapping partners per row
+against B2's 2.69; at radius 13 it has 2.57 (2.70 agents per occupied site, B2 2.63), and about 136,000 rows.
 
 Every measurement runs in its own fresh child process (this script re-invoked with a hidden ``--child NAME``
 flag that prints one JSON line), so the peak RSS is per benchmark and no BLAS or numba thread pool of one
@@ -49,6 +57,24 @@ What each figure measures
   number of agent-site rows; a least-squares line ``t = a + b * rows`` separates the fixed per-step cost ``a``
   (Python and launch overhead) from the cost per row ``b``.
 * ``THREADS``: B2 with ``NUMBA_NUM_THREADS=1`` and ``=2``; speed-up = steps/s(2) / steps/s(1).
+* ``CONTENDED``: B1 while one busy sibling process runs: a pure-Python spin loop (one core's worth of work, not
+  pinned to a core, so the OS places it as any other busy process), started before the child and killed after it,
+  so it spins through the child's import, setup and timed steps. Twice: with the default threading (no
+  ``NUMBA_NUM_THREADS``; the package sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it, see
+  ``agents/kernels/__init__.py``; the child reports the value, its thread count and threading layer) and with
+  ``NUMBA_NUM_THREADS=1``. The figure is the ratio steps/s(default) / steps/s(1 thread) (target >= 1.0), printed
+  with the CPU share the sibling got. The group also runs THREADS, so the idle 2-thread speed-up on B2 (target
+  >= 1.7x) comes from the same run.
+* ``B4``: runs B1 and B2 too, as references from the same run. Printed: rows, peak RSS against the 4 GB limit
+  (4096 MiB), memory per agent-site row = (peak RSS - RSS after import) / rows (and the same from the RSS after the
+  timed steps, without the build's transients), steps/s, % of the matmul rate, and time per row = 1 / (steps/s x
+  rows) against B1's (the issue's wording: within 20 %; B1 has K = 3, so this ratio also carries the fiber's
+  K^3 cost) and against B2's (same K and overlap, 16x the rows: within 20 % is linear scaling).
+* The table ``B1..B4``: for each of them that ran, steps/s, % of the matmul rate, peak RSS, memory and time per
+  row, and the analytic kFLOP per row.
+* Other load: CPU-s used by processes other than this script and its children (``/proc/stat`` minus our own
+  rusage), over the whole run and during each child (% of one core over the child's wall time; a busy sibling is
+  our own child, so it does not count). Another benchmark on the same machine shows up here.
 """
 
 from __future__ import annotations
@@ -71,33 +97,53 @@ BASE = {  # name: (height, width, agents, radius, spins)
     "B1": (32, 32, 8, 8.0, [1]),
     "B2": (64, 64, 16, 12.0, [4]),
     "B3": (128, 128, 64, 10.0, [7]),
+    "B4": (256, 256, 256, 13.0, [4]),  # B2's agent density; radius 13 for B2's overlap (module docstring)
 }
 
-# child name -> (base scenario, tiles (ty, tx), NUMBA_NUM_THREADS or None, cold cache)
+# child name -> (base scenario, tiles (ty, tx), NUMBA_NUM_THREADS or None, cold cache, busy sibling process)
 CHILDREN = {
-    "B1": ("B1", (1, 1), None, False),
-    "B2": ("B2", (1, 1), None, False),
-    "B3": ("B3", (1, 1), None, False),
-    "B1x2": ("B1", (1, 2), None, False),
-    "B1x4": ("B1", (2, 2), None, False),
-    "B2t1": ("B2", (1, 1), 1, False),
-    "B2t2": ("B2", (1, 1), 2, False),
-    "B1cold": ("B1", (1, 1), None, True),
+    "B1": ("B1", (1, 1), None, False, False),
+    "B2": ("B2", (1, 1), None, False, False),
+    "B3": ("B3", (1, 1), None, False, False),
+    "B4": ("B4", (1, 1), None, False, False),
+    "B1x2": ("B1", (1, 2), None, False, False),
+    "B1x4": ("B1", (2, 2), None, False, False),
+    "B2t1": ("B2", (1, 1), 1, False, False),
+    "B2t2": ("B2", (1, 1), 2, False, False),
+    "B1busy": ("B1", (1, 1), None, False, True),
+    "B1busy1": ("B1", (1, 1), 1, False, True),
+    "B1cold": ("B1", (1, 1), None, True, False),
 }
 
 GROUPS = {  # --only names -> children
     "B1": ["B1"],
     "B2": ["B2"],
     "B3": ["B3"],
+    "B4": ["B1", "B2", "B4"],  # with its references, so the time-per-row ratios come from one run
     "SCALE": ["B1", "B1x2", "B1x4"],
     "THREADS": ["B2t1", "B2t2"],
+    "CONTENDED": ["B1busy", "B1busy1", "B2t1", "B2t2"],
     "COLD": ["B1cold"],
 }
 
 TARGETS = {"B1": 500.0, "B2": 20.0}  # steps/s
 B3_RSS_LIMIT_MIB = 1024.0
+B4_RSS_LIMIT_MIB = 4096.0  # "under 4 GB"
 SCALE_TOLERANCE = 0.20  # time per row within +-20% of the 1x figure counts as "roughly constant"
+B4_ROW_TOLERANCE = 0.20  # B4's time per row within 20% of the reference's ("linear scaling")
 THREAD_SPEEDUP = 1.7
+CONTENDED_RATIO = 1.0  # default threading / 1 thread, with a busy sibling
+
+# The busy sibling of the CONTENDED children: one pure-Python spin loop (one core's worth of work, not pinned, so
+# the OS scheduler places it as it would any other busy process). It ends itself when its parent goes away or
+# after BUSY_LIMIT_S, so a killed benchmark leaves nothing spinning.
+BUSY_LIMIT_S = 1800
+BUSY_LOOP = ("import os, time\n"
+             "parent = os.getppid()\n"
+             f"end = time.monotonic() + {BUSY_LIMIT_S}\n"
+             "while time.monotonic() < end and os.getppid() == parent:\n"
+             "    for _ in range(200000):\n"
+             "        pass\n")
 
 SEED = 0
 
@@ -271,6 +317,26 @@ def _peak_rss_mib() -> float:
     return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0  # bytes on macOS, KiB on Linux
 
 
+def _current_rss_mib() -> float | None:
+    """Resident set size now (Linux ``/proc/self/statm``), or None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / (1024.0 * 1024.0)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _cpu_seconds_of(pid: int) -> float | None:
+    """User + system CPU-s of a running process (Linux ``/proc/PID/stat``), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def _cache_state(kernels) -> str:
     hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)
     misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)
@@ -299,9 +365,11 @@ def child_engine(name: str, quick: bool) -> dict:
     rss_import = _peak_rss_mib()
     warmup_s, block_s, repeats = (0.1, 0.1, 3) if quick else (1.0, 1.0, 7)
 
-    base, tiles, _threads, _cold = CHILDREN[name]
+    base, tiles, _threads, _cold, _busy = CHILDREN[name]
     cfg = scenario(base, tiles)
     warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted below instead (sim.energy_increases)
+
+    omp_wait_policy = os.environ.get("OMP_WAIT_POLICY")  # as the package left it (it sets PASSIVE unless set)
 
     t = time.perf_counter()
     sim = agents.Simulation.from_config(cfg)
@@ -339,6 +407,7 @@ def child_engine(name: str, quick: bool) -> dict:
         "block_steps": block, "repeats": repeats, "steps_per_s": statistics.median(rates),
         "steps_per_s_min": min(rates), "steps_per_s_max": max(rates), "steps_total": int(sim.state.step),
         "flops": flops, "rss_import_mib": rss_import, "rss_peak_mib": _peak_rss_mib(),
+        "rss_end_mib": _current_rss_mib(), "omp_wait_policy": omp_wait_policy,
         "energy_increases": int(sim.energy_increases), "spd_retractions": int(sum(sim.history.spd_retractions)),
         "energy_final": float(sim.energy()["total"]),
     }
@@ -367,6 +436,7 @@ def run_child(name: str, quick: bool) -> dict:
     """Re-invoke this script for one measurement and parse its JSON line."""
     env = dict(os.environ)
     cache_dir = None
+    busy = name in CHILDREN and CHILDREN[name][4]
     if name == "peak1":
         env["OPENBLAS_NUM_THREADS"] = "1"
         env["OMP_NUM_THREADS"] = "1"
@@ -378,19 +448,33 @@ def run_child(name: str, quick: bool) -> dict:
             cache_dir = tempfile.mkdtemp(prefix="vfe-bench-numba-cache-")
             env["NUMBA_CACHE_DIR"] = cache_dir
     cmd = [sys.executable, os.path.abspath(__file__), "--child", name] + (["--quick"] if quick else [])
+    sibling = None
+    sibling_cpu = None
+    stat_before = _cpu_stat()
+    if busy:  # started first, so it spins through the child's whole life (import, setup and the timed steps)
+        sibling = subprocess.Popen([sys.executable, "-c", BUSY_LOOP], stdin=subprocess.DEVNULL)
     t = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     finally:
+        wall = time.perf_counter() - t
+        if sibling is not None:
+            sibling_cpu = _cpu_seconds_of(sibling.pid)
+            sibling.kill()
+            sibling.wait()
         if cache_dir is not None:
             import shutil
 
             shutil.rmtree(cache_dir, ignore_errors=True)
-    wall = time.perf_counter() - t
+    load = _foreign_load(stat_before, _cpu_stat(), wall)  # after the sibling is reaped: its CPU counts as ours
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             out = json.loads(line[len(RESULT_TAG):])
             out["process_wall_s"] = wall
+            if load is not None:
+                out["foreign_cpu_s"], out["steal_s"] = load[0], load[1]
+            if sibling is not None:
+                out["busy_sibling_cpu_s"] = sibling_cpu
             return out
     tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
     return {"name": name, "error": f"child exited with {proc.returncode}:\n{tail}"}
@@ -403,7 +487,8 @@ def _mark(ok: bool) -> str:
 
 
 def _fmt_rate(r: dict) -> str:
-    return f"{r['steps_per_s']:9.1f} [{r['steps_per_s_min']:.1f}-{r['steps_per_s_max']:.1f}]"
+    d = 1 if r["steps_per_s_min"] >= 10 else 2 if r["steps_per_s_min"] >= 1 else 3
+    return f"{r['steps_per_s']:9.{d}f} [{r['steps_per_s_min']:.{d}f}-{r['steps_per_s_max']:.{d}f}]"
 
 
 def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
@@ -433,6 +518,20 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
     def peak_for(r):
         return peak_one if r.get("threads") == 1 and peak_one else peak_all
 
+    def pct_of_peak(r):
+        pk = peak_for(r)
+        return 100 * r["flops"]["total"] * r["steps_per_s"] / 1e9 / pk if pk else None
+
+    def ns_per_row(r):
+        return 1e9 / (r["steps_per_s"] * r["rows"])
+
+    def kib_per_row(r):
+        return (r["rss_peak_mib"] - r["rss_import_mib"]) * 1024.0 / r["rows"]
+
+    def good(name):
+        r = results.get(name)
+        return r if r is not None and "error" not in r else None
+
     hdr = (f"{'bench':<7}{'grid':>9}{'N':>4}{'K':>4}{'rows':>7}{'pairs':>8}{'thr':>4} {'cache':<6}"
            f"{'setup s':>8}{'1st step s':>11}  {'steps/s median [range]':<26}{'ms/step':>9}{'MFLOP/st':>9}"
            f"{'GFLOP/s':>8}{'%peak':>7}{'RSS MiB':>9}")
@@ -461,6 +560,9 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
         p("energy increases / SPD retractions during the runs: "
           + (", ".join(f"{r['name']} {r['energy_increases']}/{r['spd_retractions']}" for r in ok) if bad else "none"))
         p("threading layer: " + ", ".join(sorted({r["threading_layer"] for r in ok})))
+        if all("foreign_cpu_s" in r for r in ok):
+            p("other processes' CPU during each child (% of one core over its wall time): " + ", ".join(
+                f"{r['name']} {100 * r['foreign_cpu_s'] / r['process_wall_s']:.0f}%" for r in ok))
 
     cold = results.get("B1cold")
     warm = results.get("B1")
@@ -501,6 +603,58 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
         p(f"threads (B2): 1 thread {t1['steps_per_s']:.1f} steps/s, {t2['threads']} threads {t2['steps_per_s']:.1f} "
           f"steps/s, speed-up {speedup:.2f}x (os.cpu_count() = {os.cpu_count()})")
 
+    busy_default, busy_one = good("B1busy"), good("B1busy1")
+    contended = None
+    if busy_default and busy_one:
+        contended = busy_default["steps_per_s"] / busy_one["steps_per_s"]
+        p("")
+        p("contended (B1 beside one busy sibling process: a pure-Python spin loop, not pinned, started before the "
+          "child and killed after it):")
+        for r, label in ((busy_default, "default threading"), (busy_one, "NUMBA_NUM_THREADS=1")):
+            cpu = r.get("busy_sibling_cpu_s")
+            share = f"{100 * cpu / r['process_wall_s']:.0f}% of a core" if cpu is not None else "n/a"
+            p(f"  {label:<20} {r['threads']} thread(s), layer {r['threading_layer']}, "
+              f"OMP_WAIT_POLICY={r.get('omp_wait_policy')}: {_fmt_rate(r)} steps/s; the sibling got {share}")
+        p(f"  ratio default / 1 thread: {contended:.2f}")
+        if speedup is not None:
+            p(f"  idle 2-thread speed-up on B2 (THREADS, same run): {speedup:.2f}x")
+
+    sized = [good(n) for n in ("B1", "B2", "B3", "B4") if good(n)]
+    if sized:
+        p("")
+        p("B1..B4 at default threads: rate, share of the matmul rate, memory, time per agent-site row")
+        hdr2 = (f"  {'bench':<6}{'grid':>9}{'N':>5}{'K':>4}{'rows':>8}{'pairs/row':>10}{'steps/s':>10}{'% matmul':>10}"
+                f"{'peak RSS MiB':>14}{'KiB/row':>9}{'ns/row':>9}{'kFLOP/row':>11}")
+        p(hdr2)
+        for r in sized:
+            pct = pct_of_peak(r)
+            grid = f"{r['grid'][0]}x{r['grid'][1]}"
+            p(f"  {r['name']:<6}{grid:>9}{r['agents']:>5}{r['K']:>4}{r['rows']:>8}{r['pairs'] / r['rows']:>10.2f}"
+              f"{r['steps_per_s']:>10.2f}{(f'{pct:.2f}%' if pct is not None else 'n/a'):>10}"
+              f"{r['rss_peak_mib']:>14.0f}{kib_per_row(r):>9.2f}{ns_per_row(r):>9.0f}"
+              f"{r['flops']['total'] / r['rows'] / 1e3:>11.1f}")
+        p("  KiB/row = (peak RSS - RSS after import) / rows; ns/row = 1 / (steps/s x rows)")
+
+    b4, b1, b2 = good("B4"), good("B1"), good("B2")
+    b4_vs = {}
+    if b4:
+        p("")
+        p(f"B4 ({b4['grid'][0]}x{b4['grid'][1]}, {b4['agents']} agents, K = {b4['K']}, all terms): {b4['rows']} rows, "
+          f"{b4['pairs']} pairs ({b4['pairs'] / b4['rows']:.2f} per row), setup {b4['setup_s']:.1f} s")
+        end = b4.get("rss_end_mib")
+        p(f"  peak RSS {b4['rss_peak_mib']:.0f} MiB (after import {b4['rss_import_mib']:.0f}"
+          + (f", after the timed steps {end:.0f}" if end is not None else "")
+          + f"); memory per row {kib_per_row(b4):.2f} KiB"
+          + (f" (steady, from the RSS after the steps: {(end - b4['rss_import_mib']) * 1024 / b4['rows']:.2f} KiB)"
+             if end is not None else ""))
+        pct = pct_of_peak(b4)
+        p(f"  {_fmt_rate(b4).strip()} steps/s, " + (f"{pct:.2f}% of the matmul rate" if pct is not None else "n/a"))
+        for ref in (b1, b2):
+            if ref:
+                b4_vs[ref["name"]] = ns_per_row(b4) / ns_per_row(ref)
+                p(f"  time per row {ns_per_row(b4):.0f} ns vs {ref['name']} (K = {ref['K']}) {ns_per_row(ref):.0f} ns: "
+                  f"ratio {b4_vs[ref['name']]:.2f}")
+
     p("")
     p("targets (printed, not asserted):")
     for name, target in TARGETS.items():
@@ -516,6 +670,20 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
           f"{_mark(scale_ok)}")
     if speedup is not None:
         p(f"  B2 2 threads >= {THREAD_SPEEDUP}x 1 thread: {speedup:.2f}x  {_mark(speedup >= THREAD_SPEEDUP)}")
+    if contended is not None:
+        p(f"  contended B1, default threading / 1 thread >= {CONTENDED_RATIO:g}: {contended:.2f}  "
+          f"{_mark(contended >= CONTENDED_RATIO)}")
+    if b4:
+        p(f"  B4 peak RSS < {B4_RSS_LIMIT_MIB:.0f} MiB: {b4['rss_peak_mib']:.0f} MiB  "
+          f"{_mark(b4['rss_peak_mib'] < B4_RSS_LIMIT_MIB)}")
+        if "B1" in b4_vs:
+            q = b4_vs["B1"]
+            p(f"  B4 time per row within {100 * B4_ROW_TOLERANCE:.0f}% of B1's (the issue's wording; K = 9 against 3, "
+              f"so this also compares the fiber size): {q:.2f}x  {_mark(abs(q - 1.0) <= B4_ROW_TOLERANCE)}")
+        if "B2" in b4_vs:
+            q = b4_vs["B2"]
+            p(f"  B4 time per row within {100 * B4_ROW_TOLERANCE:.0f}% of B2's (same K and density, 16x the rows: "
+              f"linear scaling): {q:.2f}x  {_mark(abs(q - 1.0) <= B4_ROW_TOLERANCE)}")
     return lines
 
 

@@ -155,8 +155,8 @@ if os.environ.get("VFE_FAULTS_SRC"):  # the tests' way to measure another source
 
 def child_env() -> dict:
     env = dict(os.environ)
-    env.setdefault("NUMBA_CACHE_DIR", str((SRC or ROOT) / ".numba_cache"))
-    env["NUMBA_CACHE_DIR"] = os.path.abspath(env["NUMBA_CACHE_DIR"])  # children run in other folders
+    if env.get("NUMBA_CACHE_DIR"):  # children run in other folders (unset: the package's per-user cache)
+        env["NUMBA_CACHE_DIR"] = os.path.abspath(env["NUMBA_CACHE_DIR"])
     if _SHIM is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(_SHIM)] + [p for p in [env.get("PYTHONPATH")] if p])
     env.pop("VFE_DEBUG", None)

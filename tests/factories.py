@@ -54,11 +54,13 @@ def total_energy(layout, p, state) -> float:
     return evaluate(layout, p, state, want_grad=False).total
 
 
-class InterruptAt:
-    """A run-loop observer that presses Ctrl-C (a real SIGINT to this process) after a given step."""
+class SignalAt:
+    """A run-loop observer that sends this process ``sig`` (a real signal) after a given step."""
 
-    def __init__(self, step):
-        self.step = step
+    def __init__(self, step, sig=None):
+        import signal
+
+        self.step, self.sig = step, signal.SIGINT if sig is None else sig
 
     def start(self, sim):
         pass
@@ -66,12 +68,58 @@ class InterruptAt:
     def update(self, sim, info):
         if sim.state.step == self.step:
             import os
-            import signal
 
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.sig)
 
     def finish(self, sim, outcome):
         pass
+
+
+def InterruptAt(step) -> SignalAt:  # noqa: N802 - reads as the class it was: Ctrl-C after a given step
+    """Press Ctrl-C (SIGINT to this process) after ``step``."""
+    return SignalAt(step)
+
+
+def small_run_yaml(name: str, *, seed: int = 2, spins: str = "[1, 2]", steps: int = 30, every: int = 5,
+                   dynamics: str = "") -> str:
+    """The small file-test scenario: 10 x 10, 4 overlapping agents with their own frames, every term on, every
+    field logged. ``dynamics``: more keys of the dynamics mapping (``", temperature: 0.05"``)."""
+    return (f"name: {name}\n"
+            f"seed: {seed}\n"
+            "grid: {height: 10, width: 10}\n"
+            f"fiber: {{spins: {spins}}}\n"
+            "agents:\n"
+            "  count: 4\n"
+            "  support: {shape: disk, radius: 4}\n"
+            "  init: {phi: {kind: random, per: agent, scale: 0.5}}\n"
+            "observations: {kind: smooth, dim: 2}\n"
+            "energy: {lambda_curv: 0.2, lambda_smooth: 0.1}\n"
+            f"dynamics: {{steps: {steps}, lr_mu: 0.01, lr_sigma: 0.005, lr_phi: 0.01{dynamics}}}\n"
+            f"output: {{every: {every}, fields: [mu, sigma, phi, beta]}}\n")
+
+
+def datasets(path, rng: bool = False) -> dict:
+    """Every time series of a trajectory file by HDF5 path, and the committed checkpoint as ``checkpoint/...``
+    (with ``rng``: also the noise generator's state)."""
+    import h5py
+
+    from gauge_vfe import agents
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and name.startswith(("particles", "observables")):
+                out[name] = obj[...]
+        f.visititems(visit)
+        if rng:
+            active = int(f["checkpoint/active"][0])
+            out["checkpoint/rng"] = f[f"checkpoint/slot{active}/rng"][...]
+    with agents.load(path) as traj:
+        ck = traj.checkpoint()
+    for name in ("mu", "sigma", "phi"):
+        out[f"checkpoint/{name}"] = getattr(ck, name)
+    out["checkpoint/step"] = np.array([ck.step])
+    return out
 
 
 def kill_run_after_frames(scenario_path, out_path, frames: int = 6, timeout: float = 120.0) -> None:

@@ -19,7 +19,7 @@ from gauge_vfe import agents
 from gauge_vfe.agents.analysis.measures import frame_matrices
 from gauge_vfe.agents.analysis.meta_agents import ConsensusParams, hierarchy
 from gauge_vfe.agents.model.energy import evaluate
-from gauge_vfe.agents.model.hierarchy import Coupling, HierarchyParams, resume_problem, targets
+from gauge_vfe.agents.model.hierarchy import Coupling, HierarchyParams, prior_constants, resume_problem, targets
 from gauge_vfe.agents.model.state import State
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import EnergyIncreaseWarning, Simulation
@@ -192,17 +192,28 @@ def _small(hier: dict | None, **dynamics) -> Simulation:
 def test_rho_zero_is_the_uncoupled_run_bit_for_bit(dynamics):
     plain = _small(None, **dynamics)
     coupled = _small({"enabled": True, "every": 4, "rho": 0.0}, **dynamics)
-    assert coupled._coupling.n_members > 0  # the refreshes do run and find members
+    assert coupled._coupling is None  # nothing to refresh at rho = 0 (the refresh's own arithmetic: next test)
     plain.run(13)
     coupled.run(13)
-    assert coupled._coupling.refreshed_at == 12
     for name in ("mu", "sigma", "phi"):
         assert np.array_equal(getattr(plain.state, name), getattr(coupled.state, name)), name
     assert plain.history.energy == coupled.history.energy
     # and rho > 0 does change the run (so the comparison above is not vacuous)
     pulled = _small({"enabled": True, "every": 4, "rho": 0.5}, **dynamics)
     pulled.run(13)
+    assert pulled._coupling.refreshed_at == 12
     assert not np.array_equal(plain.state.mu, pulled.state.mu)
+
+
+def test_a_refresh_at_rho_zero_gives_the_configured_prior_bit_for_bit():
+    layout, state = random_system((1, 2), "open", True, height=5, width=5, n_agents=4, seed=5)
+    consensus = ConsensusParams(eps_belief=1e4, min_overlap=1)
+    coupling = Coupling(HierarchyParams(enabled=True, rho=0.0), consensus)
+    pmu, psig, prec, logdet = coupling.refresh(layout, state).coupled_prior
+    assert coupling.n_members > 0  # members were found and their rows interpolated, with weight 0
+    want_prec, want_logdet = prior_constants(layout.prior_sigma)
+    for got, want in ((pmu, layout.prior_mu), (psig, layout.prior_sigma), (prec, want_prec), (logdet, want_logdet)):
+        assert np.array_equal(got, want)
 
 
 def test_energy_decreases_between_refreshes_with_line_search():
@@ -314,3 +325,19 @@ def test_a_bad_state_is_refused_as_such_before_the_detection_sees_it():
     with pytest.raises(DivergenceError, match="mu"):
         sim.set_state(state.replace(mu=mu))
     assert sim.layout is layout and sim.state is state  # nothing replaced
+
+
+def test_inspect_does_not_count_a_refresh_as_an_uphill_step(tmp_path):
+    """At a refresh the action changes, so the logged energy may jump up without any step going uphill: vfe inspect
+    compares only energies of one action, and agrees with the run's own count (which compares within a step)."""
+    from gauge_vfe.agents.runner.inspect import summarize_run, uphill_steps
+
+    p = tmp_path / "cold.yaml"
+    p.write_text(SCENARIO.replace("temperature: 0.01", "temperature: 0.0, lr_mu: 0.02")
+                 .replace("rho: 0.5", "rho: 1.0").replace("steps: 20", "steps: 60"))
+    res = run_scenario(load_scenario(p, []), tmp_path / "cold.h5")
+    with agents.load(res.path) as traj:
+        total = traj.energies()["total"]
+        info = summarize_run(traj)
+    assert uphill_steps(total) > 0  # the raw series does rise, at refresh steps ...
+    assert info["uphill_steps"] == res.energy_increases == 0  # ... but no step went uphill

@@ -11,7 +11,6 @@ correction, the other measure), so none of them can pass by being blind.
 
 from __future__ import annotations
 
-import textwrap
 
 import h5py
 import numba
@@ -26,7 +25,7 @@ from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import Simulation
 from gauge_vfe.agents.setup.build import rng_for
 from gauge_vfe.agents.setup.scenario import load_scenario
-from factories import InterruptAt, kill_run_after_frames
+from factories import InterruptAt, datasets, kill_run_after_frames, small_run_yaml
 
 Z = 4.0  # tolerance in standard errors: seeded runs, so a pass is reproducible; 4 sigma leaves no room to luck
 
@@ -280,44 +279,13 @@ def test_noise_moves_the_state_and_energy_increases_are_not_reported():
     assert hot.energy_increases == 0
 
 
-SCENARIO = textwrap.dedent("""\
-    name: noisy
-    seed: 2
-    grid: {height: 10, width: 10}
-    fiber: {spins: [1, 2]}
-    agents:
-      count: 4
-      support: {shape: disk, radius: 4}
-      init: {phi: {kind: random, per: agent, scale: 0.5}}
-    observations: {kind: smooth, dim: 2}
-    energy: {lambda_curv: 0.2, lambda_smooth: 0.1}
-    dynamics: {steps: 30, method: natural, lr_mu: 0.01, lr_sigma: 0.005, lr_phi: 0.01, temperature: 0.05}
-    output: {every: 5, fields: [mu, sigma, phi, beta]}
-    """)
+SCENARIO = small_run_yaml("noisy", dynamics=", method: natural, temperature: 0.05")
 
 
 def scenario(tmp_path, *overrides, text=SCENARIO):
     p = tmp_path / "noisy.yaml"
     p.write_text(text)
     return load_scenario(p, list(overrides))
-
-
-def datasets(path) -> dict:
-    """Every time series of a file by HDF5 path, and the committed checkpoint (with the generator's state)."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name.startswith(("particles", "observables")):
-                out[name] = obj[...]
-        f.visititems(visit)
-        active = int(f["checkpoint/active"][0])
-        out["checkpoint/rng"] = f[f"checkpoint/slot{active}/rng"][...]
-    with agents.load(path) as traj:
-        ck = traj.checkpoint()
-    for name in ("mu", "sigma", "phi"):
-        out[f"checkpoint/{name}"] = getattr(ck, name)
-    out["checkpoint/step"] = np.array([ck.step])
-    return out
 
 
 def same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -327,21 +295,21 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def test_noisy_runs_same_seed_bit_identical_other_seed_different(tmp_path):
-    first = datasets(run_scenario(scenario(tmp_path), tmp_path / "a.h5").path)
-    second = datasets(run_scenario(scenario(tmp_path), tmp_path / "b.h5").path)
+    first = datasets(run_scenario(scenario(tmp_path), tmp_path / "a.h5").path, rng=True)
+    second = datasets(run_scenario(scenario(tmp_path), tmp_path / "b.h5").path, rng=True)
     assert first.keys() == second.keys()
     for k in first:
         assert same(first[k], second[k]), k
-    third = datasets(run_scenario(scenario(tmp_path, "seed=3"), tmp_path / "c.h5").path)
+    third = datasets(run_scenario(scenario(tmp_path, "seed=3"), tmp_path / "c.h5").path, rng=True)
     assert not np.array_equal(first["particles/agents/mu/value"], third["particles/agents/mu/value"])
-    cold = datasets(run_scenario(scenario(tmp_path, "dynamics.temperature=0"), tmp_path / "d.h5").path)
+    cold = datasets(run_scenario(scenario(tmp_path, "dynamics.temperature=0"), tmp_path / "d.h5").path, rng=True)
     assert np.array_equal(first["particles/agents/mu/value"][0], cold["particles/agents/mu/value"][0])
     assert not np.array_equal(first["particles/agents/mu/value"][-1], cold["particles/agents/mu/value"][-1])
 
 
 @pytest.mark.parametrize("stop_at", [13, 15])  # between logged frames, and on one
 def test_noisy_run_resumed_after_ctrl_c_is_bit_identical(tmp_path, stop_at):
-    reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
+    reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path, rng=True)
     path = tmp_path / "cut.h5"
     res = run_scenario(scenario(tmp_path), path, observers=[InterruptAt(stop_at)])
     assert res.status == "interrupted" and res.last_step == stop_at
@@ -349,7 +317,7 @@ def test_noisy_run_resumed_after_ctrl_c_is_bit_identical(tmp_path, stop_at):
         assert traj.checkpoint().step == stop_at
     res = run_scenario(scenario(tmp_path), path, resume=True)
     assert res.status == "completed" and res.last_step == 30
-    resumed = datasets(path)
+    resumed = datasets(path, rng=True)
     assert resumed.keys() == reference.keys()
     for k in reference:
         assert same(resumed[k], reference[k]), k
@@ -360,12 +328,12 @@ def test_resume_without_the_stored_generator_state_would_differ(tmp_path, monkey
     restarting from its seed) changes the continuation. So the test above cannot pass by accident."""
     from gauge_vfe.agents.io.writer import TrajectoryWriter
 
-    reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
+    reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path, rng=True)
     path = tmp_path / "cut.h5"
     run_scenario(scenario(tmp_path), path, observers=[InterruptAt(13)])
     monkeypatch.setattr(TrajectoryWriter, "checkpoint_rng", lambda self: None)
     run_scenario(scenario(tmp_path), path, resume=True)
-    resumed = datasets(path)
+    resumed = datasets(path, rng=True)
     assert not np.array_equal(resumed["particles/agents/mu/value"][-1], reference["particles/agents/mu/value"][-1])
 
 
@@ -383,8 +351,8 @@ def test_noisy_run_resumed_after_sigkill_is_bit_identical(tmp_path):
     (tmp_path / "long.yaml").write_text(short)
     res = run_scenario(load_scenario(tmp_path / "long.yaml"), path, resume=True)
     assert res.status == "completed" and res.last_step == final
-    reference = datasets(run_scenario(load_scenario(tmp_path / "long.yaml"), tmp_path / "ref.h5").path)
-    resumed = datasets(path)
+    reference = datasets(run_scenario(load_scenario(tmp_path / "long.yaml"), tmp_path / "ref.h5").path, rng=True)
+    resumed = datasets(path, rng=True)
     assert resumed.keys() == reference.keys()
     for k in reference:
         assert same(resumed[k], reference[k]), k
@@ -520,15 +488,15 @@ def test_streaming_observations_resume_bit_identical(tmp_path):
     text = SCENARIO.replace("observations: {kind: smooth, dim: 2}",
                             "observations: {kind: smooth, dim: 2, resample_every: 4, noise: 0.3}")
     assert text != SCENARIO
-    reference = datasets(run_scenario(scenario(tmp_path, text=text), tmp_path / "ref.h5").path)
+    reference = datasets(run_scenario(scenario(tmp_path, text=text), tmp_path / "ref.h5").path, rng=True)
     path = tmp_path / "cut.h5"
     run_scenario(scenario(tmp_path, text=text), path, observers=[InterruptAt(13)])
     run_scenario(scenario(tmp_path, text=text), path, resume=True)
-    resumed = datasets(path)
+    resumed = datasets(path, rng=True)
     for k in reference:
         assert same(resumed[k], reference[k]), k
     still = text.replace(", resample_every: 4", "")  # the same observations, never redrawn
-    plain = datasets(run_scenario(scenario(tmp_path, text=still), tmp_path / "plain.h5").path)
+    plain = datasets(run_scenario(scenario(tmp_path, text=still), tmp_path / "plain.h5").path, rng=True)
     energy = "observables/energy/observation/value"
     assert np.array_equal(reference[energy][:4], plain[energy][:4])  # draw 0 is the configured observations
     assert not np.array_equal(reference[energy][4:], plain[energy][4:])
@@ -555,7 +523,7 @@ def test_a_run_written_before_these_keys_existed_still_resumes(tmp_path):
     import json
 
     text = SCENARIO.replace(", temperature: 0.05", "")
-    reference = datasets(run_scenario(scenario(tmp_path, text=text), tmp_path / "ref.h5").path)
+    reference = datasets(run_scenario(scenario(tmp_path, text=text), tmp_path / "ref.h5").path, rng=True)
     path = tmp_path / "old.h5"
     run_scenario(scenario(tmp_path, text=text), path, observers=[InterruptAt(13)])
     with h5py.File(path, "a") as f:  # make it look like the previous version's file
@@ -565,7 +533,7 @@ def test_a_run_written_before_these_keys_existed_still_resumes(tmp_path):
         del f["observables/info_bits"], f["checkpoint/slot0/rng"], f["checkpoint/slot1/rng"]
     res = run_scenario(scenario(tmp_path, text=text), path, resume=True)
     assert res.status == "completed" and res.last_step == 30
-    resumed = datasets(path)
+    resumed = datasets(path, rng=True)
     for k in reference:
         if k.startswith("observables/info_bits"):
             continue

@@ -187,6 +187,14 @@ def test_to_xarray_holds_the_files_numbers_with_labels_and_units(traj):
         index, offset = f["agents/sites/index"][...], f["agents/sites/offset"][...]
         y, x = divmod(int(index[offset[2]]), W)
         np.testing.assert_array_equal(ds.plaquette_angle.sel(agent=2, y=y, x=x).values, angles[:, offset[2]])
+        detail = f["observables/meta_agents/timescale_detail"][...]
+    # the detailed time scales, one row per series, with the file's numbers and kinds spelled out
+    assert detail.size == ds.series.size >= traj.n_agents
+    for name in ("id", "scale", "member", "n_frames", "resolved", "tau_frames", "tau_steps", "tau_bits"):
+        np.testing.assert_array_equal(ds[f"series_{name}"].values, detail[name])
+    assert list(ds.series_kind.values[:traj.n_agents]) == ["agent"] * traj.n_agents
+    assert set(ds.series_kind.values) <= {"agent", "collective", "relative"}
+    assert ds.series_tau_steps.attrs["units"] == "step" and ds.series_tau_bits.attrs["units"] == "bit"
     assert ds.mu.attrs["units"] == "u" and ds.sigma.attrs["units"] == "u2" and ds.phi.attrs["units"] == "rad"
     assert ds.energy.attrs["units"] == "nat" and ds.y.attrs["units"] == "site"
     assert all("description" in ds[v].attrs for v in list(ds.data_vars) + list(ds.coords))
@@ -296,6 +304,10 @@ def test_sweep_returns_a_typed_table_of_its_members(tiny, tmp_path):
             assert row["energy_total"] == f["observables/energy/total/value"][-1]
             assert row["last_step"] == f["observables/energy/total/step"][-1]
     pd.testing.assert_frame_equal(gv.load_sweep(tmp_path / "sw"), df)
+    # overrides (vfe sweep --set) apply to every member and are no columns
+    short = gv.sweep(tiny, {"energy.kappa": [0.5, 2.0]}, workers=2, output=tmp_path / "sw2", progress=False,
+                     dynamics={"steps": 7})
+    assert list(short["last_step"]) == [7, 7] and "param:dynamics.steps" not in short.columns
 
 
 def test_load_sweep_types_gaps_flags_and_texts(tmp_path):

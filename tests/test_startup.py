@@ -68,3 +68,34 @@ def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_kernels_compile_into_one_per_user_cache_unless_the_user_names_another(tmp_path):
+    """The CLI, notebooks and the tests share ~/.cache/gauge-vfe/numba (agents/kernels/__init__.py): a kernel
+    compiled in a process with no NUMBA_CACHE_DIR lands there and nowhere beside the sources; one the user
+    points elsewhere lands there. Also when numba was imported before the package."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gauge_vfe
+
+    code = ("import numba, numpy as np\n"
+            "from gauge_vfe.agents.kernels.information import bits_per_agent\n"
+            "out = np.empty(1)\n"
+            "bits_per_agent(np.ones(2), np.ones(2), np.array([0, 2]), out)\n"
+            "print(numba.config.CACHE_DIR)\n")
+    base = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    sources = Path(gauge_vfe.__file__).parent / "agents" / "kernels"
+    before = set(sources.rglob("information.bits_per_agent*"))
+    out = subprocess.run([sys.executable, "-c", code], env={**base, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
+                         capture_output=True, text=True, check=True)
+    cache = tmp_path / "xdg" / "gauge-vfe" / "numba"
+    assert out.stdout.strip() == str(cache)
+    assert list(cache.rglob("information.bits_per_agent*.nbi"))
+    assert set(sources.rglob("information.bits_per_agent*")) == before  # nothing new beside the sources
+    mine = tmp_path / "mine"
+    subprocess.run([sys.executable, "-c", code], env={**base, "NUMBA_CACHE_DIR": str(mine)}, check=True,
+                   capture_output=True)
+    assert list(mine.rglob("information.bits_per_agent*.nbi"))

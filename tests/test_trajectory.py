@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import h5py
@@ -21,44 +20,15 @@ from gauge_vfe.agents.cli import main
 from gauge_vfe.agents.io.schema import run_record
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.setup.scenario import load_scenario
-from factories import InterruptAt, kill_run_after_frames
+from factories import InterruptAt, datasets, kill_run_after_frames, small_run_yaml
 
-SCENARIO = textwrap.dedent("""\
-    name: traj
-    seed: 2
-    grid: {height: 10, width: 10}
-    fiber: {spins: [1, 2]}
-    agents:
-      count: 4
-      support: {shape: disk, radius: 4}
-      init: {phi: {kind: random, per: agent, scale: 0.5}}
-    observations: {kind: smooth, dim: 2}
-    energy: {lambda_curv: 0.2, lambda_smooth: 0.1}
-    dynamics: {steps: 30, lr_mu: 0.01, lr_sigma: 0.005, lr_phi: 0.01}
-    output: {every: 5, fields: [mu, sigma, phi, beta]}
-    """)
+SCENARIO = small_run_yaml("traj")
 
 
 def scenario(tmp_path, *overrides, text=SCENARIO):
     p = tmp_path / "traj.yaml"
     p.write_text(text)
     return load_scenario(p, list(overrides))
-
-
-def datasets(path) -> dict:
-    """Every time series of a file by HDF5 path, and the committed checkpoint as `checkpoint/...`."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name.startswith(("particles", "observables")):
-                out[name] = obj[...]
-        f.visititems(visit)
-    with agents.load(path) as traj:
-        ck = traj.checkpoint()
-    for name in ("mu", "sigma", "phi"):
-        out[f"checkpoint/{name}"] = getattr(ck, name)
-    out["checkpoint/step"] = np.array([ck.step])
-    return out
 
 
 def same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -323,9 +293,12 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(tmp_path
         p = subprocess.Popen([sys.executable, "-m", "gauge_vfe.agents.launch", "run", str(tmp_path / "traj.yaml"),
                               "--steps", "1000000", "-q", "-o", str(tmp_path / f"run{delay}.h5")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(delay)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=120)
+        try:
+            time.sleep(delay)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=120)
+        finally:
+            p.kill()  # an interrupt that was lost must not leave a million-step run behind
         assert p.returncode == 130, (delay, p.returncode, err[-2000:])
         assert "Traceback" not in err, (delay, err[-2000:])
         # before the run loop: one `interrupted` line on stderr; in it: the status line on stdout

@@ -3,6 +3,8 @@ and one colour range per movie, quiet stderr, plots that carry what they claim."
 
 from __future__ import annotations
 
+import importlib
+
 import os
 import re
 import subprocess
@@ -411,10 +413,10 @@ def test_show_renders_a_logged_step_inline_without_a_display(quick, tmp_path, mo
 
     with agents.load(quick) as traj:
         first, last = int(traj.frame_steps[0]), int(traj.frame_steps[-1])
-        img0 = viz.show(traj, step=first, size=(320, 240))
-        img1 = viz.show(traj, size=(320, 240))  # the last logged step
+        img0 = viz.show(traj, step=first, size=(320, 240), interactive=False)
+        img1 = viz.show(traj, size=(320, 240), interactive=False)  # the last logged step
         with pytest.raises(StepNotLogged, match="nearest logged steps"):
-            viz.show(traj, step=first + 1)
+            viz.show(traj, step=first + 1, interactive=False)
     assert (img0.step, img1.step) == (first, last)
     assert img0.pixels.shape[:2] == (240, 320)
     assert img0.pixels[..., :3].std() > 10  # a scene, not a blank canvas
@@ -422,3 +424,25 @@ def test_show_renders_a_logged_step_inline_without_a_display(quick, tmp_path, mo
     png = img1._repr_png_()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"  # what Jupyter shows inline
     assert np.array_equal(rgb(img1.save(tmp_path / "last.png")), img1.pixels[..., :3])
+
+
+def test_show_gives_a_turnable_scene_with_the_interactive_extra_and_says_how_to_get_it(quick, tmp_path, monkeypatch):
+    """With trame-pyvista installed (the test extra has it), viz.show's default is a self-contained vtk.js page
+    of the scene at the step asked for; without it, the static image, and interactive=True names the extra."""
+    render_module = importlib.import_module("gauge_vfe.viz.render")  # (viz.render is the function)
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert render_module.interactive_available()
+    with agents.load(quick) as traj:
+        first, last = int(traj.frame_steps[0]), int(traj.frame_steps[-1])
+        scene0 = viz.show(traj, step=first, size=(320, 240))
+        scene1 = viz.show(traj, size=(320, 240))
+        assert isinstance(scene1, viz.InteractiveScene) and (scene0.step, scene1.step) == (first, last)
+        assert scene0.html != scene1.html  # the scene of each step, not one page
+        assert "vtk" in scene1.html.lower() and len(scene1.html) > 50_000
+        assert scene1._repr_html_().startswith("<iframe srcdoc=")
+        assert scene1.save(tmp_path / "scene.html").read_text(encoding="utf-8") == scene1.html
+        monkeypatch.setattr(render_module, "interactive_available", lambda: False)
+        assert isinstance(viz.show(traj, size=(160, 120)), viz.SceneImage)
+        with pytest.raises(ImportError, match=r"gauge-vfe\[interactive\]"):
+            viz.show(traj, interactive=True)

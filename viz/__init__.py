@@ -9,9 +9,9 @@
 
 from .plots import (plot_all, plot_attention, plot_beta, plot_beliefs, plot_energy, plot_hierarchy, plot_holonomy,
                     plot_holonomy_over_time, plot_meta_agents)
-from .render import RenderReport, SceneImage, contact_sheet, render, show, view
+from .render import InteractiveScene, RenderReport, SceneImage, contact_sheet, render, show, view
 from .scene import COLOR_BY, VIEWS, SceneOptions
 
-__all__ = ["render", "contact_sheet", "view", "show", "SceneImage", "RenderReport", "SceneOptions", "COLOR_BY",
+__all__ = ["render", "contact_sheet", "view", "show", "SceneImage", "InteractiveScene", "RenderReport", "SceneOptions", "COLOR_BY",
            "VIEWS", "plot_all", "plot_energy", "plot_attention", "plot_beta", "plot_meta_agents", "plot_hierarchy", "plot_holonomy",
            "plot_holonomy_over_time", "plot_beliefs"]

@@ -1,4 +1,5 @@
-"""The plots researchers expect, with matplotlib (Agg: no display needed). Each returns a Figure.
+"""The plots researchers expect, with matplotlib. Each returns a Figure (drawn with the session's backend: inline
+in a notebook; `vfe plot` draws with Agg, no display needed).
 
     fig = viz.plot_energy(traj); fig.savefig("energy.png")
     viz.plot_all(traj, "plots/")   # what `vfe plot RUN.h5 -o plots/` writes
@@ -15,9 +16,6 @@ TERM_COLORS = {"total": "black", "prior": "tab:blue", "observation": "tab:orange
 
 
 def _figure(*args, **kw):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     return plt.subplots(*args, **kw)
@@ -434,19 +432,99 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
 
 
 SWEEP_QUANTITIES = ("meta_agents", "meta_max_scale", "energy_total", "energy_alignment", "holonomy_mean")
+RATIO_PARAMS = ("energy.alpha", "energy.lambda_align")  # swept: the x axis is lambda_align / alpha
+
+
+def _measured_separation(rows) -> bool:
+    return any(np.isfinite(_num(r.get("separation"))) or np.isfinite(_num(r.get("separation_lower"))) for r in rows)
+
+
+def plot_separation(directory, x: str | None = None):
+    """The time-scale separation tau_collective / tau_relative of each member (docs/model.md#separation) with
+    its error bar, against ``x`` (default: lambda_align / alpha when alpha or lambda_align is swept), one panel
+    per value of the next swept parameter and one line per value of the one after; any further parameter
+    (e.g. a seed) gives each member its own point. A collective mode too slow for its run is drawn as a lower
+    bound (a triangle pointing up); a member with no meta-agent, or no resolved time, as a cross on the axis."""
+    params, rows = read_sweep(directory)
+    if x is None:
+        x = "lambda_align_over_alpha" if any(p in params for p in RATIO_PARAMS) else params[0]
+    rest = [p for p in params if p not in RATIO_PARAMS and p != x] if x == "lambda_align_over_alpha" else \
+        [p for p in params if p != x]
+    panel, line = (rest + [None, None])[:2]
+
+    def xval(r):
+        return _num(r[x] if x in r else r[f"param:{x}"])
+
+    def values(key):
+        return sorted({r[f"param:{key}"] for r in rows}, key=_num) if key else [None]
+
+    def named(key, value):  # the key without its section: "temperature.mu = 0.01", "rho = 0.9"
+        return f"{key.split('.', 1)[-1]} = {value}"
+
+    panels = values(panel)
+    fig, axes = _figure(1, len(panels), figsize=(4.2 * len(panels) + 1.8, 4.2), sharey=True, squeeze=False,
+                        constrained_layout=True)
+    all_y = []
+    for ax, pv in zip(axes[0], panels):
+        for k, lv in enumerate(values(line)):
+            sel = [r for r in rows if (pv is None or r[f"param:{panel}"] == pv) and
+                   (lv is None or r[f"param:{line}"] == lv)]
+            sel.sort(key=xval)
+            color = f"C{k}"
+            name = named(line, lv) if line else None
+            xs = np.array([xval(r) for r in sel])
+            ys = np.array([_num(r.get("separation")) for r in sel])
+            es = np.array([_num(r.get("separation_err")) for r in sel])
+            ok = np.isfinite(ys)
+            ax.errorbar(xs[ok], ys[ok], yerr=np.where(np.isfinite(es[ok]), es[ok], 0.0), marker="o", capsize=3,
+                        color=color, label=name)
+            all_y += list(ys[ok])
+            lower = np.array([_num(r.get("separation_lower")) for r in sel])
+            lo = ~ok & np.isfinite(lower)
+            if lo.any():
+                ax.scatter(xs[lo], lower[lo], marker="^", s=70, color=color, zorder=5,
+                           label=None if "lower bound (too slow for the run)" in ax.get_legend_handles_labels()[1]
+                           else "lower bound (too slow for the run)")
+                all_y += list(lower[lo])
+            none = ~ok & ~lo
+            if none.any():
+                ax.scatter(xs[none], np.zeros(none.sum()), marker="x", s=60, color=color, zorder=5,
+                           transform=ax.get_xaxis_transform(), clip_on=False,
+                           label=None if "no meta-agent / not resolved" in ax.get_legend_handles_labels()[1]
+                           else "no meta-agent / not resolved")
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("lambda_align / alpha" if x == "lambda_align_over_alpha" else label(x))
+        ax.set_title(named(panel, pv) if panel else "", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    if all_y and min(all_y) > 0:
+        axes[0][0].set_yscale("log")
+    axes[0][0].set_ylabel("tau_collective / tau_relative (steps)")
+    fig.suptitle("time-scale separation of the scale-2 meta-agents (error bars: Madras-Sokal)", fontsize=10)
+    _legend_outside(axes[0][-1])
+    return fig
 
 
 def plot_sweep(directory, out_dir=None, quantities=None, x: str | None = None) -> list[Path]:
     """Phase diagrams of summary quantities (default: the main ones) against ``x`` (default: the first swept
-    parameter other than the seed), as PNGs (default: into the sweep folder)."""
+    parameter other than the seed), as PNGs (default: into the sweep folder); with the default quantities, also
+    the time-scale separation (``separation.png``, :func:`plot_separation`) when a member measured one."""
     import matplotlib.pyplot as plt
 
+    if not read_sweep(directory)[1]:
+        raise ValueError(f"{directory}: no completed member to plot (see summary.csv)")
     out = Path(out_dir) if out_dir is not None else Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for q in quantities or SWEEP_QUANTITIES:
         fig = plot_phase(directory, q, x)
         path = out / f"phase_{q}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    if quantities is None and _measured_separation(read_sweep(directory)[1]):
+        fig = plot_separation(directory)
+        path = out / "separation.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)

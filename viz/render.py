@@ -11,6 +11,7 @@ geometry, one colour range per quantity, one ellipsoid scale. Movies are written
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -277,13 +278,52 @@ class SceneImage:
         return Path(path)
 
 
-def show(traj, step: int | None = None, color_by: str = "|mu|", size=(960, 540), camera: str = "iso",
-         panel_2d: bool = False) -> SceneImage:
-    """The 3D scene at a logged ``step`` (default: the last) as an image a notebook shows inline.
+class InteractiveScene:
+    """One scene as a self-contained vtk.js page (trame's HTML export): a notebook shows it inline and it turns,
+    zooms and pans in the browser, with no display, no server and no running kernel (so it also survives in a
+    saved or converted notebook). ``.save(path)`` writes the page."""
 
-    It is rendered offscreen like ``vfe render`` (same scene, camera and colour ranges over the whole run), so it
-    needs no display and no widget backend; for an interactive window with a time slider use :func:`view`.
+    def __init__(self, html: str, step: int):
+        self.html, self.step = html, step
+
+    def _repr_html_(self) -> str:
+        import html as html_lib
+
+        # in an iframe: the page brings its own scripts and styles, which must not leak into the notebook's
+        return (f'<iframe srcdoc="{html_lib.escape(self.html, quote=True)}" style="width: 100%; height: 540px; '
+                f'border: none"></iframe>')
+
+    def save(self, path) -> Path:
+        Path(path).write_text(self.html, encoding="utf-8")
+        return Path(path)
+
+
+INTERACTIVE_EXTRA = "pip install 'gauge-vfe[interactive]' (trame-pyvista)"
+
+
+def interactive_available() -> bool:
+    """Whether trame-pyvista (the optional extra ``interactive``) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("trame_pyvista") is not None
+
+
+def show(traj, step: int | None = None, color_by: str = "|mu|", size=(960, 540), camera: str = "iso",
+         panel_2d: bool = False, interactive: bool | None = None) -> SceneImage | InteractiveScene:
+    """The 3D scene at a logged ``step`` (default: the last) for a notebook, built like ``vfe render`` (same
+    scene, camera and colour ranges over the whole run) and needing no display.
+
+    ``interactive``: ``True`` gives an :class:`InteractiveScene` (turn and zoom in the browser; needs the
+    optional extra, :data:`INTERACTIVE_EXTRA`), ``False`` a :class:`SceneImage` (a static PNG); ``None`` (the
+    default) the interactive scene when the extra is installed, else the image. For a window with a time slider
+    on a machine with a display use :func:`view`.
     """
+    if interactive is None:
+        interactive = interactive_available() and not panel_2d
+    if interactive and not interactive_available():
+        raise ImportError(f"an interactive scene needs trame-pyvista: {INTERACTIVE_EXTRA}")
+    if interactive and panel_2d:
+        raise ValueError("panel_2d is drawn into a static image only: use interactive=False")
     traj, owned = _open(traj)
     try:
         n = len(traj.frame_steps)
@@ -293,10 +333,15 @@ def show(traj, step: int | None = None, color_by: str = "|mu|", size=(960, 540),
         pl = _plotter(size, options)
         try:
             _Frames(pl, ctx, size).draw(frame)
-            pixels = pl.screenshot(return_img=True)
+            at = int(traj.frame_steps[frame])
+            if interactive:
+                with tempfile.TemporaryDirectory() as tmp:
+                    page = Path(tmp) / "scene.html"
+                    pl.export_html(page)
+                    return InteractiveScene(page.read_text(encoding="utf-8"), at)
+            return SceneImage(np.asarray(pl.screenshot(return_img=True)), at)
         finally:
             pl.close()
-        return SceneImage(np.asarray(pixels), int(traj.frame_steps[frame]))
     finally:
         if owned:
             traj.close()

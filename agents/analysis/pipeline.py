@@ -32,6 +32,10 @@ TIMESCALE_DTYPE = np.dtype([("id", "i8"), ("scale", "i8"), ("tau", "f8"), ("tau_
 EVENT_DTYPE = np.dtype([("step", "i8"), ("kind", "i8"), ("scale", "i8"), ("id", "i8"), ("other", "i8")])
 LIFETIME_DTYPE = np.dtype([("id", "i8"), ("scale", "i8"), ("birth", "i8"), ("death", "i8")])
 HOLONOMY_SUMMARY_COLUMNS = ("mean", "max", "count")
+# the keys of AnalysisResult.separation (a sweep's summary columns, in this order)
+SEPARATION_FIELDS = [f"tau_{mode}_{unit}{err}" for mode in ("agent", "collective", "relative")
+                     for unit in ("steps", "bits") for err in ("", "_err")] + \
+    [f"separation{kind}{err}" for kind in ("", "_bits", "_agent") for err in ("", "_err")] + ["separation_lower"]
 TIMESCALE_KINDS = {"agent": 0, "collective": 1, "relative": 2}
 TIMESCALE_DETAIL_DTYPE = np.dtype([
     ("kind", "i8"), ("id", "i8"), ("scale", "i8"), ("member", "i8"), ("first_step", "i8"), ("burn_in_step", "i8"),
@@ -89,6 +93,42 @@ class AnalysisResult:
                 row[f"tau_{unit}_err"] = float(np.sqrt((e[ok] ** 2).sum()) / n) if n else float("nan")
             out.append(row)
         return out
+
+    def separation(self, scale: int = 2) -> dict:
+        """The time-scale separation at ``scale`` (docs/model.md#separation): the mean resolved time of the
+        collective modes over that of the relative modes (``separation``) and over that of the agents
+        (``separation_agent``), in steps and in bits, with errors combined from the means' relative errors.
+
+        A collective mode too slow for its run (``tau_frames = inf``: no Sokal window within a quarter of the
+        series) has ``tau_frames > n_frames / 20``; ``separation_lower`` is then the smallest such bound in steps
+        over the relative time (NaN otherwise). Values are NaN where there is nothing to measure (no meta-agent
+        at that scale, or no resolved row)."""
+        by = {(r["scale"], r["kind"]): r for r in self.timescales_by_scale()}
+        nan = float("nan")
+        out = {}
+        for name, key in (("agent", (1, "agent")), ("collective", (scale, "collective")),
+                          ("relative", (scale, "relative"))):
+            row = by.get(key, {})
+            for unit in ("steps", "bits"):
+                out[f"tau_{name}_{unit}"] = row.get(f"tau_{unit}", nan)
+                out[f"tau_{name}_{unit}_err"] = row.get(f"tau_{unit}_err", nan)
+
+        def ratio(top: str, bottom: str, unit: str) -> tuple[float, float]:
+            a, ea = out[f"tau_{top}_{unit}"], out[f"tau_{top}_{unit}_err"]
+            b, eb = out[f"tau_{bottom}_{unit}"], out[f"tau_{bottom}_{unit}_err"]
+            if not (np.isfinite(a) and np.isfinite(b) and b > 0):
+                return nan, nan
+            return a / b, a / b * float(np.hypot(ea / a, eb / b))
+
+        out["separation"], out["separation_err"] = ratio("collective", "relative", "steps")
+        out["separation_bits"], out["separation_bits_err"] = ratio("collective", "relative", "bits")
+        out["separation_agent"], out["separation_agent_err"] = ratio("collective", "agent", "steps")
+        d = self.timescale_detail
+        slow = d[(d["scale"] == scale) & (d["kind"] == TIMESCALE_KINDS["collective"]) & np.isinf(d["tau_frames"])]
+        rel = out["tau_relative_steps"]
+        out["separation_lower"] = (float((slow["every"] * slow["n_frames"] / 20.0).min()) / rel
+                                   if slow.size and np.isfinite(rel) and rel > 0 else nan)
+        return {k: out[k] for k in SEPARATION_FIELDS}
 
     @property
     def n_scales(self) -> int:

@@ -8,16 +8,34 @@ Part of the io layer, the only code that knows HDF5. The design, so that no ordi
 * **SWMR for the whole session.** Every dataset, including the run's status and the analysis results, is
   created up front; afterwards the writer only appends, resizes and overwrites datasets, which HDF5's SWMR
   mode orders so that the file on disk is consistent at every moment, for readers and after a kill.
-* **Atomic frames.** A logged frame's values (every field) are written first, then the energies up to its
-  step, and the fields' ``step`` entries last: they are the commit. Readers count only committed frames;
-  ``--resume`` cuts every series back to the checkpoint, which is written after the commit into the idle
-  one of two slots (``/checkpoint/slot0|1``, ``/checkpoint/active`` names the committed one).
+* **Atomic frames.** Logged frames are written in batches: the batch's values and times (every field) first,
+  then the energies up to its last step, then its last frame as the checkpoint (into the idle one of two slots
+  ``/checkpoint/slot0|1``, then ``/checkpoint/active`` switches to it), and the fields' ``step`` entries last,
+  ``mu``'s last of all: they are the commit, and ``mu``'s count alone is the committed count. Readers count
+  only committed frames. ``--resume`` first commits the frames a kill left written but uncommitted up to the
+  checkpoint (every value and time is on disk before the checkpoint switches), then cuts every series back to
+  the checkpoint; so the checkpoint is never behind the last committed frame, nor ahead of the frames written.
+* **Logging that costs little.** Logging a frame or a step's energies only copies them into memory; they are
+  written as one batch, with the checkpoint of the last frame, once the flush budget ``flush_seconds``
+  (:data:`FLUSH_SECONDS`, 1 s of wall time) has passed since the last write (checked at every step), when the
+  buffered frames reach :data:`FRAME_BUFFER_BYTES`, and always: for a new file's first frame (so that a file
+  always has a checkpoint), at a checkpoint (Ctrl-C, SIGTERM), at the end of the run whatever its status, for
+  the analysis and when the file is closed. One write a second instead of some forty HDF5 calls a frame keeps
+  ``vfe run`` near the engine's speed (``benchmarks/bench_logging.py``).
+* **What a SIGKILL costs.** The frames and energies logged since the last completed write: at most those of the
+  last ``flush_seconds`` + one step + one write before the kill (the buffer cap can only make it less). With
+  steps of ``t`` seconds that is at most ``1 + (flush_seconds + t + write) / (every * t)`` frames: on B1
+  (2-3 ms a step, a write of some 10-30 ms) at ``output.every: 10``, at most about 55 frames (550 steps). The
+  file keeps every frame up to that write and its checkpoint is the last of them, so ``--resume`` recomputes
+  the lost frames and is bit-identical to a run never stopped. A reader (SWMR) sees no frame later than this
+  bound after it was logged.
 * **Analysis cannot harm the run.** It is written through the same handle into the pre-created analysis
   datasets, with ``/observables/analysis_frames`` set to -1 first and to the number of frames last: a kill or
   a full disk in between leaves the frames intact and the analysis marked missing (``vfe analyze`` redoes it).
-* **A full disk is a message, not a crash.** Free space is checked before every frame; an HDF5 write that
-  still fails with ENOSPC raises :class:`DiskFullError` naming the frame, and the writer then never touches
-  HDF5 again (HDF5 cannot close a file it failed to write; the caller ends the process, see ``vfe run``).
+* **A full disk is a message, not a crash.** Free space is checked before every frame and every batch
+  (buffered frames that no longer fit are dropped whole, never half written); an HDF5 write that still fails
+  with ENOSPC raises :class:`DiskFullError` naming the frame, and the writer then never touches HDF5 again
+  (HDF5 cannot close a file it failed to write; the caller ends the process, see ``vfe run``).
 * ``time`` is the step count as a float (descent has no physical time; the step sizes are in
   ``/parameters/config_json``). Files are written in the HDF5 1.10 format (:data:`.schema.LIBVER`).
 """
@@ -49,6 +67,12 @@ from .schema import (ANALYSIS_FRAMES, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, 
                      H5MD_PARTICLES, LIBVER, STATUS_LENGTH, TIME_LENGTH, annotate, committed_frames, fixed_text,
                      h5md_string, read_checkpoint, run_record, series_dataset, text_dataset, write_text)
 from .schema import CHECKPOINT_RNG, INFO_BITS, read_checkpoint_rng
+
+# The flush budget: buffered frames and energies are written at least this often (seconds of wall time), so a
+# SIGKILL loses at most this long (plus one step) of logging, and SWMR readers lag at most this much.
+FLUSH_SECONDS = 1.0
+# Buffered frames beyond this size are written at once, whatever the time (fast steps, large frames, every: 1).
+FRAME_BUFFER_BYTES = 64 << 20
 
 # Free space kept in reserve when a frame is written: the frame itself (uncompressed, twice: value and
 # checkpoint) plus room for HDF5's metadata and the final status, so that the file can always be closed.
@@ -89,28 +113,41 @@ def _is_disk_full(exc: BaseException) -> bool:
 class TrajectoryWriter:
     """Streams one run into one ``.h5`` file. Use :meth:`create` or :meth:`resume`, then :meth:`close`."""
 
-    def __init__(self, f: h5py.File, path: Path, fields: list[str], lock: RunLock, flush_seconds: float = 1.0):
+    def __init__(self, f: h5py.File, path: Path, fields: list[str], lock: RunLock, flush_seconds: float | None = None):
+        """``flush_seconds``: the flush budget (None: :data:`FLUSH_SECONDS` as it is when the writer is made)."""
         self._f = f
         self.path = path
         self.fields = fields
         self.lock = lock
-        self.flush_seconds = flush_seconds
-        self._energy_buffer: list[tuple] = []
+        self.flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
         self._last_flush = time.monotonic()
         self._closed = False
         self._broken = False  # an HDF5 write failed: the handle must not be used again
         self._frames = committed_frames(f, fields)
-        value = f[f"particles/agents/{fields[0]}/value"]
+        # every dataset the run appends to, looked up once: a lookup by path costs as much as a small write
+        self._field_datasets = {name: f[f"particles/agents/{name}"] for name in fields}
+        self._energy_series = _energy_series(f)
+        self._checkpoint_slots = [f[f"checkpoint/{slot}"] for slot in CHECKPOINT_SLOTS]
+        self._checkpoint_active = f["checkpoint/active"]
+        self._active_slot = int(self._checkpoint_active[0])  # -1: no checkpoint yet
+        self._n_agents = f[INFO_BITS]["value"].shape[1]
+        value = self._field_datasets[fields[0]]["value"]
         self.dtype = str(value.dtype)
         self.max_value = float(np.finfo(value.dtype).max)
-        self._frame_bytes = sum(f[f"particles/agents/{n}/value"].dtype.itemsize *
-                                int(np.prod(f[f"particles/agents/{n}/value"].shape[1:])) for n in fields)
+        self._frame_bytes = sum(self._field_datasets[n]["value"].dtype.itemsize *
+                                int(np.prod(self._field_datasets[n]["value"].shape[1:])) for n in fields)
+        # what is logged but not yet written (see the module docstring)
+        self._energy_buffer: list[tuple] = []
+        self._frame_buffer: list[BufferedFrame] = []
+        self._checkpoint_due: tuple[State, dict | None] | None = None  # the last buffered frame's state
+        steps = self._field_datasets[fields[0]]["step"]
+        self._last_frame_step = int(steps[self._frames - 1]) if self._frames else None
 
     # --- construction ----------------------------------------------------------------------------------------
     @classmethod
     def create(cls, path, layout: Layout, config_json: str, scenario_yaml: str, seed: int, lock: RunLock,
                dtype: str = "float32", fields=("mu", "sigma", "phi"), compression: str = "gzip",
-               compression_level: int = 1, flush_seconds: float = 1.0) -> "TrajectoryWriter":
+               compression_level: int = 1, flush_seconds: float | None = None) -> "TrajectoryWriter":
         """A new file at ``path`` (which must not exist); ``lock`` is the path's lock, held by the caller."""
         path = Path(path)
         if not lock.held:
@@ -164,7 +201,7 @@ class TrajectoryWriter:
         return cls(f, path, list(fields), lock, flush_seconds)
 
     @classmethod
-    def resume(cls, path, layout: Layout, config_json: str, lock: RunLock, flush_seconds: float = 1.0):
+    def resume(cls, path, layout: Layout, config_json: str, lock: RunLock, flush_seconds: float | None = None):
         """Reopen ``path`` for appending at its checkpoint. Returns ``(writer, checkpoint_state)``.
 
         ``lock`` (held by the caller) proves that no writer is alive, so consistency flags a killed writer
@@ -190,6 +227,7 @@ class TrajectoryWriter:
                 raise ValueError(f"{path}: {problem}")
             if state.mu.shape != (layout.n_rows, layout.K):
                 raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
+            _commit_written_frames(f, state.step)
             _truncate_after(f, state.step)
             if INFO_BITS not in f:  # a file of an older version: the series starts at the resumed step
                 _create_info_bits(f, layout.n_agents)
@@ -243,60 +281,152 @@ class TrajectoryWriter:
 
     @property
     def frames(self) -> int:
-        """Logged frames committed so far."""
+        """Logged frames committed to the file so far (buffered ones not counted)."""
         return self._frames
 
+    @property
+    def buffered_frames(self) -> int:
+        """Logged frames held in memory, not yet in the file (written by :meth:`flush`)."""
+        return len(self._frame_buffer)
+
     def log_energy(self, step: int, terms: dict, grad_norms: dict, spd_retractions: int,
-                   info_bits: np.ndarray | None = None) -> None:
-        """Buffer one step's energies (flushed with frames and at least every ``flush_seconds``), with the bits of
-        belief update per agent of the step that produced the state (zeros when not given, e.g. at step 0)."""
+                   info_bits: np.ndarray | None = None, frame_follows: bool = False) -> None:
+        """Buffer one step's energies, with the bits of belief update per agent of the step that produced the
+        state (zeros when not given, e.g. at step 0); written when the flush budget is spent.
+
+        ``frame_follows``: the caller logs this step's frame next; a write that is due waits for it, so that the
+        batch ends with that frame and the checkpoint is taken there."""
         if info_bits is None:
-            info_bits = np.zeros(self._f[INFO_BITS]["value"].shape[1])
+            info_bits = np.zeros(self._n_agents)
         self._energy_buffer.append((step, sum(terms.values()), terms, grad_norms, spd_retractions,
                                     np.asarray(info_bits, dtype=np.float64)))
-        if time.monotonic() - self._last_flush > self.flush_seconds:
-            self.flush()
+        if not frame_follows:
+            self._flush_if_due()
 
     def log_frame(self, state: State, beta: np.ndarray | None = None, rng_state: dict | None = None) -> None:
-        """Append the state as a logged frame (atomically: the steps go last) and make it the checkpoint, with
-        the Langevin generator's state ``rng_state``."""
-        what = f"frame {self._frames} (step {state.step})"
-        _check_space(self.path, 2 * self._frame_bytes + DISK_RESERVE_BYTES, what, self._frames)
-        self._write(what, self._log_frame, state, beta, rng_state)
+        """Log the state as a frame and make it the checkpoint, with the Langevin generator's state
+        ``rng_state``: copied into memory now, written with the next batch (see the module docstring)."""
+        if state.step == self._last_frame_step:  # the final frame logged twice: it only becomes the checkpoint
+            self._checkpoint_due = (state, rng_state)
+            self._flush_if_due()
+            return
+        values = {}
+        for name in self.fields:
+            data = beta if name == "beta" else getattr(state, name)
+            if data is None:
+                raise ValueError("beta is logged but was not given")
+            values[name] = np.array(data, dtype=self.dtype)  # a copy, in the file's precision
+        self._check_frame_space(state.step)
+        self._frame_buffer.append(BufferedFrame(state.step, values))
+        self._last_frame_step = state.step
+        self._checkpoint_due = (state, rng_state)
+        self._flush_if_due()
 
-    def _log_frame(self, state: State, beta, rng_state=None) -> None:
-        f = self._f
-        groups = [f[f"particles/agents/{name}"] for name in self.fields]
-        last = groups[0]["step"]
-        if not (self._frames and last[self._frames - 1] == state.step):  # not the final frame logged twice
-            for name, g in zip(self.fields, groups):
-                data = beta if name == "beta" else getattr(state, name)
-                if data is None:
-                    raise ValueError("beta is logged but was not given")
-                _append(g["value"], data, self._frames)
-                _append(g["time"], float(state.step), self._frames)
-            self._flush_energies()  # a frame counts only with the energies up to its step
-            for g in groups:
-                _append(g["step"], state.step, self._frames)  # the commit
-            self._frames += 1
-        self._checkpoint(state, rng_state)
+    def _check_frame_space(self, step: int) -> None:
+        """Room for a new frame, the frames already buffered and a checkpoint; else the buffered ones go in
+        while they fit, and the new one must fit alone (a :class:`DiskFullError` names it otherwise)."""
+        if _has_space(self.path, (len(self._frame_buffer) + 2) * self._frame_bytes + DISK_RESERVE_BYTES):
+            return
+        self.flush()
+        _check_space(self.path, 2 * self._frame_bytes + DISK_RESERVE_BYTES, f"frame {self._frames} (step {step})",
+                     self._frames)
+
+    def _flush_if_due(self) -> None:
+        # a new file's first frame goes in at once: until then it has no checkpoint, and a kill would leave
+        # nothing to resume
+        buffered = len(self._frame_buffer) * self._frame_bytes
+        if time.monotonic() - self._last_flush >= self.flush_seconds or (buffered and self._active_slot < 0) or \
+                buffered >= FRAME_BUFFER_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything buffered now: the frames' values and times, the energies, the last frame as the
+        checkpoint, then the frames' steps (the commit). Safe to call at any moment."""
+        self._check_batch_space()
+        self._write(self._batch_name(), self._flush)
+
+    def _batch_name(self) -> str:
+        if not self._frame_buffer:
+            return "the energies"
+        last = self._frames + len(self._frame_buffer) - 1
+        return f"frame {last} (step {self._frame_buffer[-1].step})" if last == self._frames else \
+            f"frames {self._frames}..{last} (steps {self._frame_buffer[0].step}..{self._frame_buffer[-1].step})"
+
+    def _check_batch_space(self) -> None:
+        """Room for the buffered frames and a checkpoint, checked before any of them is written. Frames that do
+        not fit are dropped, never half written: the file keeps the frames and the checkpoint it has (and
+        ``--resume`` recomputes the rest), and the :class:`DiskFullError` says which frames it holds."""
+        if not self._frame_buffer:
+            return
+        what = self._batch_name()
+        try:
+            _check_space(self.path, (len(self._frame_buffer) + 1) * self._frame_bytes + DISK_RESERVE_BYTES, what,
+                         self._frames)
+        except DiskFullError:
+            self._drop_frame_buffer()
+            raise
+
+    def _drop_frame_buffer(self) -> None:
+        self._frame_buffer = []
+        self._checkpoint_due = None
+        self._last_frame_step = int(self._field_datasets[self.fields[0]]["step"][self._frames - 1]) \
+            if self._frames else None
+
+    def _flush(self) -> None:
+        if self._frame_buffer:
+            self._write_frames()
+        self._flush_energies()
+        self._write_checkpoint_due()  # the final frame logged twice leaves only its checkpoint to write
+        self._f.flush()
+        self._last_flush = time.monotonic()
+
+    def _write_checkpoint_due(self) -> None:
+        if self._checkpoint_due is not None:
+            self._checkpoint(*self._checkpoint_due)
+            self._checkpoint_due = None
+
+    def _write_frames(self) -> None:
+        """The buffered frames as one batch (order: module docstring). Rewritten whole if the write is
+        interrupted (a Ctrl-C in a notebook) and retried: it starts at the committed count again."""
+        frames, start = self._frame_buffer, self._frames
+        steps = np.array([frame.step for frame in frames], dtype=np.int64)
+        for name in self.fields:
+            g = self._field_datasets[name]
+            _put(g["value"], start, np.stack([frame.values[name] for frame in frames]))
+            _put(g["time"], start, steps.astype(np.float64))
+        self._flush_energies()  # a frame counts only with the energies up to its step
+        # the checkpoint before the commit: a kill can then never leave it behind the committed frames (as it
+        # could by a whole batch otherwise); resume commits the frames it follows (_commit_written_frames)
+        self._write_checkpoint_due()
+        for name in reversed(self.fields):  # mu's steps last: its count alone is the committed count
+            _put(self._field_datasets[name]["step"], start, steps)
+        self._frames += len(frames)
+        self._frame_buffer = []
 
     def checkpoint(self, state: State, rng_state: dict | None = None) -> None:
-        """Make ``state`` the checkpoint (the energies up to it first, then the idle slot, then the switch)."""
-        self._write(f"the checkpoint (step {state.step})", self._checkpoint, state, rng_state)
+        """Make ``state`` the checkpoint now: the buffered frames and energies first, then the idle slot, then
+        the switch (an interrupted run: its last state, which need not be a frame)."""
+        self._check_batch_space()
+        self._write(f"the checkpoint (step {state.step})", self._checkpoint_now, state, rng_state)
+
+    def _checkpoint_now(self, state: State, rng_state: dict | None) -> None:
+        self._flush()  # the buffered frames, committed with their own checkpoint
+        self._checkpoint(state, rng_state)
+        self._f.flush()
 
     def settle_checkpoint(self) -> None:
         """At the end of a run: both slots hold the final state and slot 0 is active, so a finished file has
         the same bytes however the run got there (stopped and resumed, or not). Safe at every moment: the
         slot being written is never the active one."""
+        self._check_batch_space()
         self._write("the final checkpoint", self._settle)
 
     def _settle(self) -> None:
-        ck = self._f["checkpoint"]
-        active = int(ck["active"][0])
+        self._flush()  # a checkpoint still due goes in first
+        active = int(self._checkpoint_active[0])
         if active < 0:
             return
-        src, dst = ck[CHECKPOINT_SLOTS[active]], ck[CHECKPOINT_SLOTS[1 - active]]
+        src, dst = self._checkpoint_slots[active], self._checkpoint_slots[1 - active]
         for name in ("mu", "sigma", "phi", "step"):
             dst[name][...] = src[name][...]
             dst[name].flush()
@@ -304,15 +434,14 @@ class TrajectoryWriter:
             dst[CHECKPOINT_RNG].resize(src[CHECKPOINT_RNG].shape)
             dst[CHECKPOINT_RNG][...] = src[CHECKPOINT_RNG][...]
             dst[CHECKPOINT_RNG].flush()
-        ck["active"][0] = 0
-        ck["active"].flush()
+        self._switch_checkpoint(0)
         self._f.flush()
 
     def _checkpoint(self, state: State, rng_state: dict | None = None) -> None:
-        self._flush_energies()
-        ck = self._f["checkpoint"]
-        slot = 1 if int(ck["active"][0]) == 0 else 0
-        g = ck[CHECKPOINT_SLOTS[slot]]
+        """``state`` into the idle slot, then the switch (the caller has written the energies up to it)."""
+        # the committed slot as the file says: a write interrupted in a notebook may have switched it already
+        slot = 1 if int(self._checkpoint_active[0]) == 0 else 0
+        g = self._checkpoint_slots[slot]
         for name in ("mu", "sigma", "phi"):
             g[name][...] = getattr(state, name)
             g[name].flush()
@@ -320,37 +449,37 @@ class TrajectoryWriter:
             write_text(g[CHECKPOINT_RNG], json.dumps(rng_state, sort_keys=True) if rng_state is not None else "")
         g["step"][0] = state.step
         g["step"].flush()
-        ck["active"][0] = slot
-        ck["active"].flush()
-        self._f.flush()
+        self._switch_checkpoint(slot)
 
-    def flush(self) -> None:
-        self._write("the energies", self._flush_energies)
+    def _switch_checkpoint(self, slot: int) -> None:
+        self._checkpoint_active[0] = slot
+        self._checkpoint_active.flush()
+        self._active_slot = slot
 
     def _flush_energies(self) -> None:
+        """The buffered energies, every series from its own length on: an interrupted write, retried, rewrites
+        the same entries instead of appending them twice."""
         buf = self._energy_buffer
-        if buf:
-            f = self._f
-            steps = np.array([b[0] for b in buf], dtype=np.int64)
-            series = {"total": [b[1] for b in buf]}
-            for t in TERMS:
-                series[t] = [b[2][t] for b in buf]
-            for name, values in series.items():
-                _append_many(f[f"observables/energy/{name}"], steps, np.array(values, dtype=np.float64))
-            for name in GRAD_FIELDS:
-                _append_many(f[f"observables/grad_norm/{name}"], steps,
-                             np.array([b[3][name] for b in buf], dtype=np.float64))
-            _append_many(f["observables/spd_retractions"], steps, np.array([b[4] for b in buf], dtype=np.int64))
-            if INFO_BITS in f:
-                _append_many(f[INFO_BITS], steps, np.stack([b[5] for b in buf]))
-            self._energy_buffer = []
-        self._f.flush()
-        self._last_flush = time.monotonic()
+        if not buf:
+            return
+        columns = {"total": [b[1] for b in buf]}
+        for t in TERMS:
+            columns[t] = [b[2][t] for b in buf]
+        for name in GRAD_FIELDS:
+            columns[f"grad_norm/{name}"] = [b[3][name] for b in buf]
+        columns["spd_retractions"] = np.array([b[4] for b in buf], dtype=np.int64)
+        columns["info_bits"] = np.stack([b[5] for b in buf])
+        steps = np.array([b[0] for b in buf], dtype=np.int64)
+        for name, series in self._energy_series.items():
+            series.write(steps, np.asarray(columns[name], dtype=series.value.dtype))
+        for series in self._energy_series.values():
+            series.length += len(buf)
+        self._energy_buffer = []
 
     # --- the analysis, through the same handle ---------------------------------------------------------------
     def reader(self) -> Trajectory:
-        """The committed part of the file, read through the writer's own handle (for the analysis)."""
-        self._write("the energies", self._flush_energies)
+        """The file (everything buffered written first), read through the writer's own handle (the analysis)."""
+        self.flush()
         return Trajectory(self.path, handle=self._f)
 
     def write_analysis(self, result) -> None:
@@ -359,15 +488,22 @@ class TrajectoryWriter:
 
     # --- closing ---------------------------------------------------------------------------------------------
     def close(self, status: str, message: str = "") -> None:
-        """Record the final status, end the session, release the lock. After a failed write (a full disk)
-        HDF5 cannot close the file: it is left as a killed writer leaves it (``vfe repair`` clears it)."""
+        """Write what is buffered, record the final status, end the session, release the lock. After a failed
+        write (a full disk) HDF5 cannot close the file: it is left as a killed writer leaves it (``vfe repair``
+        clears it). Buffered frames without room on the disk are dropped (the file keeps its frames and
+        checkpoint), and their :class:`DiskFullError` is raised once the file is closed."""
         if self._closed:
             return
         self._closed = True
+        no_room = None
         try:
             if not self._broken:
                 try:
-                    self._flush_energies()
+                    try:
+                        self._check_batch_space()
+                    except DiskFullError as exc:
+                        no_room = exc
+                    self._flush()
                     p = self._f["parameters"]
                     p["status"][0] = status.encode()[:STATUS_LENGTH]
                     p["status"].flush()
@@ -382,6 +518,8 @@ class TrajectoryWriter:
                     raise
         finally:
             self.lock.release()
+        if no_room is not None:
+            raise no_room
 
 
 def _without_new_unset_keys(stored, mine):
@@ -398,29 +536,88 @@ def _create_info_bits(f: h5py.File, n_agents: int) -> None:
     series_dataset(g, "value", np.float64, (n_agents,), chunk_rows=max(1, 8192 // max(1, n_agents)))
 
 
-def _check_space(path: Path, needed: int, what: str, frames: int) -> None:
+def _has_space(path: Path, needed: int) -> bool:
     try:
         st = os.statvfs(path.parent)
     except OSError:
-        return
-    if st.f_bavail * st.f_frsize < needed:
+        return True
+    return st.f_bavail * st.f_frsize >= needed
+
+
+def _check_space(path: Path, needed: int, what: str, frames: int) -> None:
+    if not _has_space(path, needed):
         raise DiskFullError(what, frames)
 
 
-def _append(ds, value, index: int) -> None:
-    """Write entry ``index`` (resizing as needed): after a partial frame, an entry past the commit is reused."""
-    if ds.shape[0] < index + 1:
-        ds.resize(index + 1, axis=0)
-    ds[index] = value
+class BufferedFrame:
+    """A logged frame held in memory until its batch is written: its step and each field in the file's dtype."""
+
+    __slots__ = ("step", "values")
+
+    def __init__(self, step: int, values: dict[str, np.ndarray]):
+        self.step = step
+        self.values = values
+
+
+class _Series:
+    """One step-indexed series of the energies (its ``step`` and ``value`` datasets) and its entries on disk."""
+
+    def __init__(self, group: h5py.Group):
+        self.step = group["step"]
+        self.value = group["value"]
+        self.length = self.step.shape[0]
+
+    def write(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Entries ``length`` on (the caller advances ``length`` once every series is written); the steps go
+        last, as for frames."""
+        _put(self.value, self.length, values)
+        _put(self.step, self.length, steps)
+
+
+def _energy_series(f: h5py.File) -> dict[str, _Series]:
+    """Every series written with the energies, by the name :meth:`TrajectoryWriter._flush_energies` uses."""
+    series = {name: _Series(f[f"observables/energy/{name}"]) for name in ("total",) + TERMS}
+    series.update({f"grad_norm/{name}": _Series(f[f"observables/grad_norm/{name}"]) for name in GRAD_FIELDS})
+    series["spd_retractions"] = _Series(f["observables/spd_retractions"])
+    series["info_bits"] = _Series(f[INFO_BITS])
+    return series
+
+
+def _put(ds, start: int, values: np.ndarray) -> None:
+    """``values`` as entries ``start``.. of ``ds``, which is resized to end there: entries past the commit that
+    an interrupted write left are overwritten, never appended to."""
+    end = start + values.shape[0]
+    if ds.shape[0] != end:
+        ds.resize(end, axis=0)
+    ds[start:end] = values
     ds.flush()
 
 
-def _append_many(group, steps: np.ndarray, values: np.ndarray) -> None:
-    for ds, v in ((group["value"], values), (group["step"], steps)):
-        n = ds.shape[0]
-        ds.resize(n + v.shape[0], axis=0)
-        ds[n:] = v
-        ds.flush()
+def _commit_written_frames(f: h5py.File, step: int) -> None:
+    """Commit the frames up to the checkpoint's ``step`` that a killed writer wrote but had not committed.
+
+    A batch's checkpoint switches after every value and time of its frames (and the energies) is on disk and
+    before their steps are written, so a kill in between leaves the frames the checkpoint follows uncommitted;
+    their steps are written here, from their times. Only entries with the same time in every field, after the
+    last committed frame's step and not after ``step`` count: anything else is a write that a kill cut off
+    (whose unwritten entries read as 0), which the truncation that follows removes.
+    """
+    groups = [f[f"particles/agents/{name}"] for name in FIELDS if f"particles/agents/{name}" in f]
+    n = committed_frames(f, [g.name.rsplit("/", 1)[-1] for g in groups])
+    written = min(min(g["value"].shape[0], g["time"].shape[0]) for g in groups)
+    if written <= n:
+        return
+    times = groups[0]["time"][n:written]
+    last = float(groups[0]["step"][n - 1]) if n else -1.0
+    ok = (times > np.concatenate([[last], times[:-1]])) & (times <= step) & (times == np.round(times))
+    for g in groups[1:]:
+        ok &= g["time"][n:written] == times
+    k = int(np.argmin(ok)) if not ok.all() else ok.size  # the frames before the first entry that fails
+    if k == 0:
+        return
+    steps = times[:k].astype(np.int64)
+    for g in reversed(groups):  # as the writer commits: mu last
+        _put(g["step"], n, steps)
 
 
 def _truncate_after(f: h5py.File, step: int) -> None:

@@ -8,8 +8,8 @@
 Dimensions: ``step`` (logged frames), ``agent`` (i), ``y``, ``x`` (the grid, in sites), ``k``, ``l`` (fiber
 components; ``l`` for the covariance's second index), ``a`` (so(3) components of phi), ``j`` (the attended agent
 of beta), ``energy_step`` (every step: energies, gradient norms, retractions), ``term``, and for the stored
-analysis ``scale``, ``loop``, ``xyz``, ``event``, ``meta_agent`` (and ``analysis_step`` when the analysis covers
-other frames than the logged ones). Per-agent fields are scattered from the file's agent-site rows onto the
+analysis ``scale``, ``loop``, ``xyz``, ``event``, ``meta_agent``, ``series`` (the rows of ``timescale_detail``,
+variables ``series_*``) and ``analysis_step`` when the analysis covers other frames than the logged ones. Per-agent fields are scattered from the file's agent-site rows onto the
 grid, NaN outside each agent's support, in the file's precision (``output.dtype``).
 
 Every variable and coordinate has the attributes ``units`` (CF's name; ``1`` for dimensionless) and
@@ -165,6 +165,42 @@ def _add_analysis(traj, result, frame_steps, agent_of_row, coords, data) -> None
                         ("tau_members", "mean autocorrelation time of its members"),
                         ("ratio", "tau / tau_members")):
         data[f"timescale_{field}"] = ("meta_agent", ts[field], _attrs("1" if field == "ratio" else "frame", text))
+    _add_timescale_detail(result.timescale_detail, coords, data)
+
+
+# timescale_detail columns (docs/model.md#timescale-detail): units and descriptions
+_DETAIL_ATTRS = {
+    "id": ("1", "the agent (kind agent) or the meta-agent"),
+    "scale": ("1", "scale (1: an agent)"),
+    "member": ("1", "base member of a relative mode (-1: none)"),
+    "first_step": ("1", "step of the series' first analysed frame"),
+    "burn_in_step": ("1", "step of the first frame kept after the MSER burn-in"),
+    "n_frames": ("1", "frames kept"),
+    "every": ("1", "frame spacing in steps"),
+    "window": ("1", "Sokal window M in frames (0: no estimate)"),
+    "stationary": ("1", "false when MSER cut at its bound (not settled)"),
+    "resolved": ("1", "tau_frames >= 4: the frame spacing resolves the time"),
+    "tau_frames": ("frame", "integrated autocorrelation time (inf: too slow for the series)"),
+    "tau_frames_err": ("frame", "Madras-Sokal error of tau_frames"),
+    "tau_blocking_frames": ("frame", "batch-means cross-check of tau_frames"),
+    "tau_steps": ("step", "every * tau_frames (NaN when not resolved)"),
+    "tau_steps_err": ("step", "error of tau_steps"),
+    "bits_per_step": ("bit", "mean bits of belief update per step of the series' agents"),
+    "tau_bits": ("bit", "tau_steps in bits of belief update"),
+    "tau_bits_err": ("bit", "error of tau_bits"),
+}
+
+
+def _add_timescale_detail(detail, coords, data) -> None:
+    """One row per series (an agent, a meta-agent's collective mode, a member's relative mode) on ``series``."""
+    from ..analysis.pipeline import TIMESCALE_KINDS
+
+    names = {v: k for k, v in TIMESCALE_KINDS.items()}
+    coords["series"] = ("series", np.arange(detail.size), _attrs("1", "time-scale series (timescale_detail row)"))
+    data["series_kind"] = ("series", np.array([names[int(k)] for k in detail["kind"]], dtype=str),
+                           _attrs("1", "agent, collective (a meta-agent's belief) or relative (member minus it)"))
+    for name, (units, text) in _DETAIL_ATTRS.items():
+        data[f"series_{name}"] = ("series", detail[name], _attrs(units, text))
 
 
 def _event_kinds() -> dict:

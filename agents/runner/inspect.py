@@ -22,13 +22,32 @@ def summarize_run(path_or_traj: str | Path | Trajectory) -> dict:
         return _summary(traj)
 
 
-def uphill_steps(total: np.ndarray) -> int:
-    """Steps whose total energy went up (beyond rounding): a too-large step size, never the model's wish."""
+def uphill_steps(total: np.ndarray, action_changed=None) -> int:
+    """Steps whose total energy went up (beyond rounding): a too-large step size, never the model's wish.
+    ``action_changed`` (bool per entry of ``total``): entries logged against another action than the entry
+    before them (new hierarchy targets, a fresh observation draw), whose rise is not a step's."""
     total = np.asarray(total, dtype=float)
     if total.size < 2:
         return 0
-    rise = np.diff(total)
-    return int(np.count_nonzero(rise > 1e-12 * np.maximum(1.0, np.abs(total[:-1]))))
+    rise = np.diff(total) > 1e-12 * np.maximum(1.0, np.abs(total[:-1]))
+    if action_changed is not None:
+        rise &= ~np.asarray(action_changed, dtype=bool)[1:]
+    return int(np.count_nonzero(rise))
+
+
+def action_changes(config: dict, steps: np.ndarray) -> np.ndarray:
+    """Where the logged energy is that of a new action: at the hierarchy's refresh steps (when the coupling is
+    on, docs/model.md#hierarchy-coupling) and at the steps of a new observation draw
+    (docs/model.md#streaming-observations); both are multiples of their period."""
+    steps = np.asarray(steps, dtype=np.int64)
+    changed = np.zeros(steps.shape, dtype=bool)
+    hier = config.get("hierarchy") or {}
+    if hier.get("enabled") and float(hier.get("rho", 0.0)) > 0:
+        changed |= steps % int(hier["every"]) == 0
+    every = (config.get("observations") or {}).get("resample_every")
+    if every:
+        changed |= steps % int(every) == 0
+    return changed
 
 
 def _noisy(config: dict) -> bool:
@@ -47,7 +66,8 @@ def _summary(traj: Trajectory) -> dict:
         "spins": traj.spins, "K": traj.K, "agent_sites": int(traj.index.size), "seed": traj.seed,
         "last_step": traj.last_step, "frames": int(len(traj.frame_steps)), "fields": traj.fields,
         "dtype": traj.dtype, "started_at": traj.started_at, "finished_at": traj.finished_at,
-        "energy": first_last, "uphill_steps": None if _noisy(traj.config) else uphill_steps(energies["total"]),
+        "energy": first_last, "uphill_steps": None if _noisy(traj.config) else uphill_steps(
+            energies["total"], action_changes(traj.config, energies["step"])),
         "spd_retractions": int(traj.spd_retractions()[1].sum()), "versions": traj.versions,
     }
     result = traj.analysis()

@@ -329,7 +329,8 @@ def _param_values(values) -> list:
 
 
 def sweep(scenario, params: dict | None = None, *, workers: int | None = None, scheduler: str | None = None,
-          output=None, zip: bool = False, resume: bool = False, progress: bool = True):  # noqa: A002 - --zip
+          output=None, zip: bool = False, resume: bool = False, progress: bool = True,  # noqa: A002 - --zip
+          **overrides):
     """Run a parameter sweep as ``vfe sweep`` does and return its summary as a DataFrame (:func:`load_sweep`).
 
     ``scenario``: a shipped name or a scenario file. ``params``: ``{key.path: values}``, the values a list, a
@@ -337,10 +338,12 @@ def sweep(scenario, params: dict | None = None, *, workers: int | None = None, s
     scenario's own ``sweep:`` section. ``zip`` pairs the values instead of taking their product. The members
     run on a local Dask cluster of ``workers`` processes (default: the cores), or on ``scheduler``.
     ``output``: the sweep folder, default ``sweeps/NAME/``; ``resume`` skips members already completed there.
+    ``overrides`` (as in :func:`run`, ``vfe sweep --set``) apply to every member.
     """
     from .sweep import run_sweep, swept_parameters
 
-    sc = prepare(scenario, check_memory=False)
+    fixed = {key: _plain(value) for key, value in _flatten(overrides).items()}
+    sc = prepare(scenario, fixed, check_memory=False)
     if sc.path is None:
         raise TypeError("a sweep runs a scenario file (or a shipped scenario's name): its workers read it")
     swept, zip_params = swept_parameters(sc.config, (), zip)
@@ -356,7 +359,7 @@ def sweep(scenario, params: dict | None = None, *, workers: int | None = None, s
         bar.update(done - bar.n)
 
     try:
-        run_sweep(sc.path, swept, directory, zip_params, workers, scheduler, resume, advance)
+        run_sweep(sc.path, swept, directory, zip_params, workers, scheduler, resume, advance, fixed)
     finally:
         bar.close()
     return load_sweep(directory)

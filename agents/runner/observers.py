@@ -1,7 +1,8 @@
 """What a run does besides stepping, as observers of :meth:`Simulation.run` (one concern each).
 
 * :class:`TrajectoryObserver` streams energies (every step) and frames (every ``output.every`` steps) into a
-  trajectory writer, and closes it with the run's status;
+  trajectory writer, which buffers them and writes them about once a second, and closes it with the run's
+  status (every buffered frame written first);
 * :class:`ProgressBar` shows the step, the energy by term, steps/s and the time left;
 * :class:`AnalysisObserver` analyses every logged frame when the run has ended and stores the result.
 """
@@ -23,9 +24,11 @@ from .simulation import RunOutcome, Simulation
 
 
 class TrajectoryObserver:
-    """Energies every step, a logged frame every ``every`` steps and at the end; the checkpoint with each frame.
+    """Energies every step, a logged frame every ``every`` steps and at the end; the checkpoint with each write.
 
-    ``log_initial``: write the state the run starts from as frame 0 (a new file; a resumed file has it).
+    The writer buffers what it is given and writes it when its flush budget is spent (see
+    :mod:`~gauge_vfe.agents.io.writer`); :meth:`finish` writes whatever is still buffered, however the run
+    ended. ``log_initial``: write the state the run starts from as frame 0 (a new file; a resumed file has it).
     """
 
     def __init__(self, writer: TrajectoryWriter, every: int, log_initial: bool = True):
@@ -41,7 +44,8 @@ class TrajectoryObserver:
 
     def _log(self, sim: Simulation, spd_retractions: int, frame: bool, info_bits=None) -> None:
         ev = sim.evaluation
-        self.writer.log_energy(sim.state.step, ev.terms, ev.grad_norms(), spd_retractions, info_bits)
+        self.writer.log_energy(sim.state.step, ev.terms, ev.grad_norms(), spd_retractions, info_bits,
+                               frame_follows=frame)
         if frame:
             self._check_representable(sim)
             self.writer.log_frame(sim.state, self._beta(sim), sim.noise_state())
@@ -65,9 +69,10 @@ class TrajectoryObserver:
         """Log the final state and close the file with the run's status; the analysis observer, if any,
         closes it instead, after storing its results through the same handle.
 
-        A Ctrl-C or SIGTERM during these writes is held until they are done (never half a final frame); it
-        then ends the run as an interrupt after its last step (``interrupt_pending`` tells the analysis to
-        skip)."""
+        Every buffered frame is written first, whatever the status (a failed or diverged run keeps the frames
+        it logged). A Ctrl-C or SIGTERM during these writes is held until they are done (never half a final
+        frame); it then ends the run as an interrupt after its last step (``interrupt_pending`` tells the
+        analysis to skip)."""
         self.status, self.message = outcome.status, outcome.message
         if outcome.status == "interrupted":
             self.message += "; continue with --resume"
@@ -78,6 +83,8 @@ class TrajectoryObserver:
                     self.writer.log_frame(sim.state, self._beta(sim), sim.noise_state())
                 elif outcome.status == "interrupted":
                     self.writer.checkpoint(sim.state, sim.noise_state())
+                if not self.writer.broken:  # after a failed HDF5 write nothing more can be written
+                    self.writer.flush()
                 if outcome.status == "completed":
                     self.writer.settle_checkpoint()
             except DiskFullError as exc:

@@ -124,9 +124,10 @@ class Simulation:
         self._resample_every = self.config.observations.resample_every if obs is not None else None
         self._obs_base = obs.value if obs is not None else None
         self._obs_draw = 0
-        # cross-scale coupling (docs/model.md#hierarchy-coupling): refreshed here, in the loop, never in a kernel
-        self._coupling = (Coupling(self.config.hierarchy, self.config.analysis.meta_agents)
-                          if self.config.hierarchy.enabled else None)
+        # cross-scale coupling (docs/model.md#hierarchy-coupling): refreshed here, in the loop, never in a kernel.
+        # At rho = 0 the coupled prior is the configured one bit for bit, so there is nothing to refresh.
+        hier = self.config.hierarchy
+        self._coupling = (Coupling(hier, self.config.analysis.meta_agents) if hier.enabled and hier.rho > 0 else None)
         self._set(built.state)
 
     @classmethod

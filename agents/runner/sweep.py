@@ -27,11 +27,13 @@ from pathlib import Path
 
 import yaml
 
+from ..analysis.pipeline import SEPARATION_FIELDS
 from ..io.sweep_store import read_summary, write_summary
 from ..model.energy import TERMS
 
 SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "uphill_steps", "path"] + \
-    [f"energy_{t}" for t in ("total",) + TERMS] + ["meta_agents", "meta_max_scale", "holonomy_mean", "holonomy_max"]
+    [f"energy_{t}" for t in ("total",) + TERMS] + ["meta_agents", "meta_max_scale", "holonomy_mean", "holonomy_max"] + \
+    ["lambda_align_over_alpha"] + SEPARATION_FIELDS
 
 
 class SweepError(ValueError):
@@ -113,6 +115,35 @@ def _override_text(key: str, value) -> str:
     return f"{key}={json.dumps(value)}"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity mask where the OS has one (a container or ``taskset``
+    may allow fewer than the machine has), else ``os.cpu_count()``; at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def thread_plan(workers: int | None, cores: int | None = None) -> tuple[int, int]:
+    """``(members at once, numba threads per member)`` for a local cluster asked for ``workers`` workers.
+
+    One member per worker, at most one worker per core (members are CPU-bound: more of them than cores only
+    share the cores, and each holds at least one numba thread), ``workers=None`` meaning one per core; each member
+    gets ``cores // members`` threads, at least 1. So members x threads <= cores, and no member oversubscribes.
+    ``cores`` defaults to :func:`usable_cores`.
+    """
+    cores = usable_cores() if cores is None else max(1, int(cores))
+    n = min(max(1, int(workers)), cores) if workers else cores
+    return n, member_threads(n, cores)
+
+
+def member_threads(concurrent: int, cores: int | None = None) -> int:
+    """numba threads for each member when ``concurrent`` members run at once: ``cores // concurrent``, at least 1
+    (with more members than cores the machine is oversubscribed whatever the count; 1 thread is the least)."""
+    cores = usable_cores() if cores is None else max(1, int(cores))
+    return max(1, cores // max(1, int(concurrent)))
+
+
 def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: int) -> dict:
     """Run one member (on a worker). Never raises for a bad member: the failure is the returned row."""
     import numba
@@ -130,12 +161,15 @@ def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: 
                    uphill_steps=res.energy_increases)
         for k, v in res.energy.items():
             row[f"energy_{k}"] = v
+        energy = sc.config.energy
+        row["lambda_align_over_alpha"] = energy.lambda_align / energy.alpha if energy.alpha > 0 else float("inf")
         if res.analysis is not None:
             counts = res.analysis.counts
             row["meta_agents"] = int(counts[-1, 2:].sum()) if counts.size else 0
             row["meta_max_scale"] = res.analysis.n_scales
             mean, mx, _ = res.analysis.holonomy_summary[-1]
             row["holonomy_mean"], row["holonomy_max"] = float(mean), float(mx)
+            row.update(res.analysis.separation(scale=2))
     except ScenarioError as exc:
         row["message"] = "; ".join(exc.messages)
     except Exception as exc:  # noqa: BLE001 - one member's failure is data, not the sweep's end
@@ -192,15 +226,17 @@ def validate_members(scenario_path: Path, all_members: list[dict]) -> None:
 
 def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params: bool = False,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
-              progress=None) -> SweepResult:
-    """Run every member on a Dask cluster; see the module docstring. ``progress(done, total)`` is optional."""
+              progress=None, fixed: dict | None = None) -> SweepResult:
+    """Run every member on a Dask cluster; see the module docstring. ``progress(done, total)`` is optional.
+    ``fixed``: overrides ``{key.path: value}`` applied to every member (``vfe sweep --set``), recorded in
+    ``sweep.json`` with the members but not summary columns (they do not vary)."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     scenario_path = Path(scenario_path).resolve()
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    all_members = members(params, zip_params)
     keys = [k for k, _ in params]
+    all_members = [{**(fixed or {}), **m} for m in members(params, zip_params)]
     spec = {"scenario": str(scenario_path), "scenario_yaml": scenario_path.read_text(),
             "params": [[k, v] for k, v in params], "zip": zip_params, "members": all_members}
     spec_path = directory / "sweep.json"
@@ -227,20 +263,22 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
         if scheduler:
             client = Client(scheduler)
         else:
-            n = workers or max(1, os.cpu_count() or 1)
+            n, _ = thread_plan(workers)
             # Workers start with SIGINT ignored (an ignored signal stays ignored across exec): Ctrl-C reaches
             # only this process, which cancels the members and closes the cluster, instead of every worker
             # printing its own traceback.
             previous_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
             try:
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+                # ":0": any free port (None does not disable it and collides at 8787 with a second sweep, dask#8136)
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
             finally:
                 if previous_handler is not None:
                     signal.signal(signal.SIGINT, previous_handler)
             client = Client(cluster)
         try:
-            n_workers = max(1, len(client.scheduler_info()["workers"]))
-            threads = max(1, (os.cpu_count() or 1) // n_workers)
+            # members at once: one per worker thread (an external worker may run several)
+            slots = sum(max(1, int(w.get("nthreads", 1))) for w in client.scheduler_info()["workers"].values())
+            threads = member_threads(slots)
             futures = {}
             for name, ov, base in todo:
                 out = str((directory / f"{name}.h5").resolve())
