@@ -305,9 +305,6 @@ def view(run_file, color_by):
 def plot(run, output, quantity, x_param):
     """Plots of RUN.h5 (energy, holonomy, meta-agents, hierarchy, attention, beliefs), or phase diagrams of a
     SWEEP_DIR."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed, and none opened
     from .. import viz
 
     if Path(run).is_dir():

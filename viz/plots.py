@@ -1,5 +1,5 @@
-"""The plots researchers expect, with matplotlib. Each returns a Figure (drawn with the session's backend: inline
-in a notebook; `vfe plot` draws with Agg, no display needed).
+"""The plots researchers expect, with matplotlib. Each returns a Figure made without pyplot: it opens no window
+and needs no display, a notebook shows it inline once, and ``fig.savefig`` writes it.
 
     fig = viz.plot_energy(traj); fig.savefig("energy.png")
     viz.plot_all(traj, "plots/")   # what `vfe plot RUN.h5 -o plots/` writes
@@ -15,10 +15,16 @@ TERM_COLORS = {"total": "black", "prior": "tab:blue", "observation": "tab:orange
                "curvature": "tab:red", "smoothness": "tab:purple"}
 
 
-def _figure(*args, **kw):
-    import matplotlib.pyplot as plt
+FIGURE_KEYS = ("figsize", "dpi", "constrained_layout", "layout")
 
-    return plt.subplots(*args, **kw)
+
+def _figure(*args, **kw):
+    """``plt.subplots`` without pyplot: a Figure outside pyplot's registry, so a notebook shows the returned
+    figure once (the inline backend would also show every open pyplot figure) and nothing piles up in memory."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(**{k: kw.pop(k) for k in FIGURE_KEYS if k in kw})
+    return fig, fig.subplots(*args, **kw)
 
 
 def _legend_outside(ax, **kw) -> None:
@@ -311,8 +317,6 @@ PLOTS = (("energy", plot_energy), ("holonomy", plot_holonomy), ("meta_agents", p
 
 def plot_all(traj, out_dir) -> list[Path]:
     """Write every plot as PNG into ``out_dir``; returns the paths."""
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -320,7 +324,6 @@ def plot_all(traj, out_dir) -> list[Path]:
         fig = fn(traj)
         path = out / f"{name}.png"
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         written.append(path)
     return written
 
@@ -509,8 +512,6 @@ def plot_sweep(directory, out_dir=None, quantities=None, x: str | None = None) -
     """Phase diagrams of summary quantities (default: the main ones) against ``x`` (default: the first swept
     parameter other than the seed), as PNGs (default: into the sweep folder); with the default quantities, also
     the time-scale separation (``separation.png``, :func:`plot_separation`) when a member measured one."""
-    import matplotlib.pyplot as plt
-
     if not read_sweep(directory)[1]:
         raise ValueError(f"{directory}: no completed member to plot (see summary.csv)")
     out = Path(out_dir) if out_dir is not None else Path(directory)
@@ -520,12 +521,10 @@ def plot_sweep(directory, out_dir=None, quantities=None, x: str | None = None) -
         fig = plot_phase(directory, q, x)
         path = out / f"phase_{q}.png"
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         written.append(path)
     if quantities is None and _measured_separation(read_sweep(directory)[1]):
         fig = plot_separation(directory)
         path = out / "separation.png"
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         written.append(path)
     return written
