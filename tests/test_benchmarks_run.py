@@ -29,3 +29,9 @@ def test_noise_benchmark_small():
     r = run("benchmarks/bench_noise.py", "--rounds", "2", "--block", "5")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "T = 0.01" in r.stdout and "information clock" in r.stdout
+
+
+def test_logging_benchmark_small():
+    r = run("benchmarks/bench_logging.py", "--rounds", "1", "--steps", "40", "--every", "10")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "every" in r.stdout

@@ -441,6 +441,16 @@ def test_the_timescales_sweep_measures_the_separation_and_plots_it(tmp_path):
             assert abs(row["tau_relative_steps"] - pred.tau_relative) < Z * row["tau_relative_steps_err"]
         else:
             assert np.isnan(row["separation"]) and 1.0 < row["separation_lower"] < pred.separation
+    # and benchmarks/timescales_theory.py sets each member against the closed form and draws it
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "timescales_theory.py"), str(tmp_path / "sweep"),
+                        "-o", str(tmp_path / "theory.png")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("separation") == 3 and (tmp_path / "theory.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
