@@ -189,3 +189,33 @@ def test_external_scheduler_and_workers_as_processes(tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_running_sweep_with_one_line_and_resume_finishes_it(tmp_path):
+    """SIGINT while members run: exit 130 with the one `interrupted` line (no worker warnings, no traceback), and
+    --resume runs every member to completion."""
+    long = TINY.replace("steps: 20", "steps: 200000").replace("every: 10", "every: 1000")
+    path = scenario(tmp_path, long)
+    cmd = [sys.executable, "-m", "gauge_vfe.agents.launch", "sweep", str(path), "--param", "seed=0:2", "--workers",
+           "2", "-q", "-o", str(tmp_path / "s")]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not list((tmp_path / "s").glob("m*.h5")) and time.time() < deadline:  # members are running
+            time.sleep(0.5)
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err[-2000:]
+    lines = [ln for ln in (out + err).splitlines() if ln.strip() and "resource_tracker" not in ln
+             and "warnings.warn" not in ln]
+    assert len(lines) == 1 and lines[0].startswith("interrupted: finished members are in"), out + err
+    short = long.replace("steps: 200000", "steps: 30")
+    path.write_text(short)  # the same members (parameters), shorter: --resume reruns the unfinished ones
+    r = CliRunner().invoke(main, ["sweep", str(path), "--param", "seed=0:2", "--workers", "2", "-q", "-o",
+                                  str(tmp_path / "s"), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert [row["status"] for row in summary(tmp_path / "s")] == ["completed", "completed"]

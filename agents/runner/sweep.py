@@ -270,7 +270,9 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
             previous_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
             try:
                 # ":0": any free port (None does not disable it and collides at 8787 with a second sweep, dask#8136)
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+                # silence_logs: the workers' own warnings (a cancelled member after Ctrl-C) are not the user's news
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       silence_logs=logging.ERROR)
             finally:
                 if previous_handler is not None:
                     signal.signal(signal.SIGINT, previous_handler)
