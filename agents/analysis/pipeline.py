@@ -101,7 +101,8 @@ class AnalysisResult:
 
         A collective mode too slow for its run (``tau_frames = inf``: no Sokal window within a quarter of the
         series) has ``tau_frames > n_frames / 20``; ``separation_lower`` is then the smallest such bound in steps
-        over the relative time (NaN otherwise). Values are NaN where there is nothing to measure (no meta-agent
+        over the relative time (the mean of the bounds of such series; NaN otherwise). Values are NaN where there
+        is nothing to measure (no meta-agent
         at that scale, or no resolved row)."""
         by = {(r["scale"], r["kind"]): r for r in self.timescales_by_scale()}
         nan = float("nan")
@@ -126,7 +127,9 @@ class AnalysisResult:
         d = self.timescale_detail
         slow = d[(d["scale"] == scale) & (d["kind"] == TIMESCALE_KINDS["collective"]) & np.isinf(d["tau_frames"])]
         rel = out["tau_relative_steps"]
-        out["separation_lower"] = (float((slow["every"] * slow["n_frames"] / 20.0).min()) / rel
+        # a bound on the mean time of the too-slow series: the mean of their bounds (one meta-agent that split
+        # and re-formed has several series, each bounded by its own length)
+        out["separation_lower"] = (float((slow["every"] * slow["n_frames"] / 20.0).mean()) / rel
                                    if slow.size and np.isfinite(rel) and rel > 0 else nan)
         return {k: out[k] for k in SEPARATION_FIELDS}
 
