@@ -282,25 +282,24 @@ def test_resume_at_a_refresh_step_is_bit_identical_and_elsewhere_refused(tmp_pat
     ref = run_scenario(_scenario(tmp_path), tmp_path / "ref.h5")
     with agents.load(ref.path) as traj:
         want = traj.checkpoint()
+
+    def resume_and_compare(path):
+        res = run_scenario(_scenario(tmp_path), path, resume=True)
+        assert res.status == "completed" and res.last_step == 20
+        with agents.load(path) as traj:
+            got = traj.checkpoint()
+        for name in ("mu", "sigma", "phi"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+
     path = tmp_path / "cut.h5"
     run_scenario(_scenario(tmp_path), path, observers=[InterruptAt(10)])  # a refresh step
-    res = run_scenario(_scenario(tmp_path), path, resume=True)
-    assert res.status == "completed" and res.last_step == 20
-    with agents.load(path) as traj:
-        got = traj.checkpoint()
-    for name in ("mu", "sigma", "phi"):
-        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    resume_and_compare(path)
 
     # Ctrl-C between refresh steps: the run goes on to the next refresh step (10), so it can resume
     path = tmp_path / "odd.h5"
     res = run_scenario(_scenario(tmp_path), path, observers=[InterruptAt(7)])
     assert res.status == "interrupted" and res.last_step == 10
-    res = run_scenario(_scenario(tmp_path), path, resume=True)
-    assert res.status == "completed" and res.last_step == 20
-    with agents.load(path) as traj:
-        got = traj.checkpoint()
-    for name in ("mu", "sigma", "phi"):
-        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    resume_and_compare(path)
 
 
 def test_output_every_must_be_a_multiple_of_the_refresh_interval(tmp_path):
