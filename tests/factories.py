@@ -100,7 +100,7 @@ def small_run_yaml(name: str, *, seed: int = 2, spins: str = "[1, 2]", steps: in
 
 def datasets(path, rng: bool = False) -> dict:
     """Every time series of a trajectory file by HDF5 path, and the committed checkpoint as ``checkpoint/...``
-    (with ``rng``: also the noise generator's state)."""
+    (with ``rng``: also the noise's generator and key)."""
     import h5py
 
     from gauge_vfe import agents

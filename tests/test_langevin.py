@@ -11,6 +11,7 @@ correction, the other measure), so none of them can pass by being blind.
 
 from __future__ import annotations
 
+import json
 
 import h5py
 import numba
@@ -23,7 +24,10 @@ from gauge_vfe import agents
 from gauge_vfe.agents.analysis.timescales import mean_and_error
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import Simulation
-from gauge_vfe.agents.setup.build import rng_for
+from gauge_vfe.agents.io.schema import write_text
+from gauge_vfe.agents.kernels.noise import normals, step_base
+from gauge_vfe.agents.kernels.update import noise_slots
+from gauge_vfe.agents.setup.scenario import ScenarioError
 from gauge_vfe.agents.setup.scenario import load_scenario
 from factories import InterruptAt, datasets, kill_run_after_frames, small_run_yaml
 
@@ -218,13 +222,6 @@ def test_sigma_stationary_law_refers_to_the_stated_measure(method, one_thread):
 
 # --- determinism: no draws at T = 0, seeded streams, resume -----------------------------------------------------
 
-class _NoDraws:
-    """Stands in for the generator: any use fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the generator was used ({name}) at temperature 0")
-
-
 SMALL = {"seed": 5, "grid": {"height": 8, "width": 8}, "fiber": {"spins": [1, 2]},
          "agents": {"count": 3, "support": {"shape": "disk", "radius": 3},
                     "init": {"phi": {"kind": "random", "per": "agent", "scale": 0.5}}},
@@ -241,7 +238,7 @@ def _small(**dynamics) -> Simulation:
 def test_zero_temperature_draws_nothing_and_is_plain_descent(temperature, method):
     reference = _small(method=method)  # no temperature key at all
     sim = _small(method=method, temperature=temperature)
-    sim.rng = _NoDraws()
+    sim.noise_key = None  # a step that drew noise would raise for want of it
     for _ in range(5):
         reference.step()
         info = sim.step()
@@ -250,23 +247,30 @@ def test_zero_temperature_draws_nothing_and_is_plain_descent(temperature, method
         assert np.array_equal(getattr(sim.state, name), getattr(reference.state, name)), name
 
 
-def test_only_the_fields_at_a_temperature_draw_in_order_mu_sigma_phi():
-    """{phi: T}: each step takes exactly S x 3 normals from the dynamics stream, nothing for mu or Sigma."""
-    sim = _small(temperature={"phi": 0.1})
-    S = sim.layout.n_rows
-    for _ in range(3):
-        sim.step()
-    expected = rng_for(SMALL["seed"], "dynamics")
-    draws = [expected.standard_normal((S, 3)) for _ in range(3)]
-    assert sim.rng.bit_generator.state == expected.bit_generator.state
-    # and the phi step is the drift plus exactly those draws
-    sim2 = _small(temperature={"phi": 0.1})
-    before = sim2.state.phi.copy()
-    drift = sim2.gradients()["phi"]
-    sim2.step()
-    lr = SMALL["dynamics"]["lr_phi"]
-    np.testing.assert_allclose(sim2.state.phi, before - lr * drift + np.sqrt(2 * lr * 0.1) * draws[0],
-                               rtol=0, atol=1e-15)
+def _slot_draws(sim: Simulation, step: int) -> np.ndarray:
+    """(S, slots) the normals addressed by the run's key at ``step``, straight from the generator."""
+    S, slots = sim.layout.n_rows, noise_slots(sim.layout.K)
+    out = np.empty(S * slots)
+    normals(step_base(sim.noise_key, step), 0, out)
+    return out.reshape(S, slots)
+
+
+def test_each_field_draws_at_its_own_slots_of_key_step_and_row():
+    """mu's draws are slots 0..K-1 of its row, phi's the last three, whatever else is at a temperature: the step
+    is the drift plus exactly those normals, and switching on noise in another field leaves them unchanged."""
+    K = _small().layout.K
+    lr_mu, lr_phi = SMALL["dynamics"]["lr_mu"], SMALL["dynamics"]["lr_phi"]
+    for temperature in ({"mu": 0.1, "phi": 0.2}, {"mu": 0.1, "phi": 0.2, "sigma": 0.05}):
+        sim = _small(temperature=temperature)
+        for t in range(3):
+            mu, phi, grads = sim.state.mu.copy(), sim.state.phi.copy(), sim.gradients()
+            sim.step()
+            xi = _slot_draws(sim, t)
+            np.testing.assert_allclose(sim.state.mu, mu - lr_mu * grads["mu"] + np.sqrt(2 * lr_mu * 0.1) * xi[:, :K],
+                                       rtol=0, atol=1e-15)
+            np.testing.assert_allclose(sim.state.phi, phi - lr_phi * grads["phi"] + np.sqrt(2 * lr_phi * 0.2) *
+                                       xi[:, -3:], rtol=0, atol=1e-15)
+    assert not np.array_equal(_slot_draws(sim, 0), _slot_draws(sim, 1))
 
 
 def test_noise_moves_the_state_and_energy_increases_are_not_reported():
@@ -323,18 +327,41 @@ def test_noisy_run_resumed_after_ctrl_c_is_bit_identical(tmp_path, stop_at):
         assert same(resumed[k], reference[k]), k
 
 
-def test_resume_without_the_stored_generator_state_would_differ(tmp_path, monkeypatch):
-    """The checkpoint's generator state is what makes the resumed run identical: dropping it (the stream
-    restarting from its seed) changes the continuation. So the test above cannot pass by accident."""
-    from gauge_vfe.agents.io.writer import TrajectoryWriter
+def test_resume_that_lost_the_step_number_would_differ(tmp_path, monkeypatch):
+    """The draws are addressed by the step: a resumed run whose noise restarted at step 0 differs from the
+    uninterrupted one, so the resume tests above cannot pass by accident."""
+    from gauge_vfe.agents.model import dynamics
 
     reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path, rng=True)
     path = tmp_path / "cut.h5"
     run_scenario(scenario(tmp_path), path, observers=[InterruptAt(13)])
-    monkeypatch.setattr(TrajectoryWriter, "checkpoint_rng", lambda self: None)
+    monkeypatch.setattr(dynamics, "step_base", lambda key, step: step_base(key, 0))
     run_scenario(scenario(tmp_path), path, resume=True)
     resumed = datasets(path, rng=True)
     assert not np.array_equal(resumed["particles/agents/mu/value"][-1], reference["particles/agents/mu/value"][-1])
+
+
+PCG64_STATE = json.dumps({"bit_generator": "PCG64", "state": {"state": 1, "inc": 3}, "has_uint32": 0, "uinteger": 0})
+
+
+@pytest.mark.parametrize("temperature", ["0.05", "0"])
+def test_a_checkpoint_of_the_earlier_numpy_noise_resumes_only_without_noise(tmp_path, temperature):
+    """A run begun by a version that drew its noise with numpy's PCG64 cannot continue that noise: a noisy one is
+    refused with one line and its file left as it was; at T = 0 the stored state never mattered."""
+    text = SCENARIO.replace("temperature: 0.05", f"temperature: {temperature}")
+    path = tmp_path / "old.h5"
+    run_scenario(scenario(tmp_path, text=text), path, observers=[InterruptAt(13)])
+    with h5py.File(path, "r+") as f:
+        ck = f["checkpoint"]
+        write_text(ck[f"slot{int(ck['active'][0])}"]["rng"], PCG64_STATE)
+    if temperature == "0":
+        assert run_scenario(scenario(tmp_path, text=text), path, resume=True).status == "completed"
+        return
+    before = datasets(path, rng=True)
+    with pytest.raises(ScenarioError, match="cannot resume: this run's Langevin noise was drawn by numpy's PCG64"):
+        run_scenario(scenario(tmp_path, text=text), path, resume=True)
+    after = datasets(path, rng=True)
+    assert after.keys() == before.keys() and all(same(after[k], before[k]) for k in before)
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ TIME_LENGTH = 40
 STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed")
 ANALYSIS_FRAMES = "observables/analysis_frames"  # logged frames the stored analysis covers; -1: none
 INFO_BITS = "observables/info_bits"  # {step (E,), value (E, N)}: bits of belief update per step and agent
-CHECKPOINT_RNG = "rng"  # per checkpoint slot: the Langevin generator's state, JSON text (docs/model.md#checkpoint)
+CHECKPOINT_RNG = "rng"  # per checkpoint slot: the Langevin noise's generator and key, JSON (docs/model.md#checkpoint)
 
 # --- H5MD 1.1 metadata (docs/model.md#file-h5md) ---------------------------------------------------------------
 # The particles of the H5MD structure are the agent-sites (rows): every /particles/agents element has the row
@@ -146,8 +146,8 @@ def read_checkpoint(f: h5py.File) -> State | None:
 
 
 def read_checkpoint_rng(f: h5py.File) -> dict | None:
-    """The Langevin generator's state stored with the committed checkpoint, or None (none stored: a file of an
-    older version, or no checkpoint yet)."""
+    """The Langevin noise's generator description stored with the committed checkpoint (older versions: numpy's
+    ``bit_generator.state``), or None (none stored, or no checkpoint yet)."""
     ck = f["checkpoint"]
     active = int(ck["active"][0])
     if active < 0 or CHECKPOINT_RNG not in ck[CHECKPOINT_SLOTS[active]]:

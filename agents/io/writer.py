@@ -56,6 +56,7 @@ import h5py
 import numpy as np
 
 from ..model.energy import TERMS
+from ..model.dynamics import noise_resume_problem
 from ..model.hierarchy import resume_problem
 from ..model.layout import Layout
 from ..model.state import State
@@ -187,12 +188,14 @@ class TrajectoryWriter:
                 g.create_dataset("sigma", shape=(S, K, K), dtype=np.float64)
                 g.create_dataset("phi", shape=(S, 3), dtype=np.float64)
                 g.create_dataset("step", shape=(1,), dtype=np.int64, data=[-1])
-                text_dataset(g, CHECKPOINT_RNG, "")  # the Langevin generator's state (JSON), with the state
+                text_dataset(g, CHECKPOINT_RNG, "")  # the Langevin noise's generator and key (JSON), with the state
             ck.create_dataset("active", shape=(1,), dtype=np.int8, data=[-1])
             annotate(f)  # units and descriptions: attributes, so before the SWMR session
             ck.attrs["rng"] = json.dumps({"bit_generator": "PCG64", "root_seed": seed, "purposes": "SeedSequence "
-                                          "spawn keys (docs/model.md#random-streams); the dynamics' stream "
-                                          "(key 8) is stored with each checkpoint slot as `rng`"})
+                                          "spawn keys (docs/model.md#random-streams); the Langevin noise is "
+                                          "counter-based, keyed by the dynamics purpose (key 8), its generator "
+                                          "and key stored with each checkpoint slot as `rng` "
+                                          "(docs/model.md#noise)"})
             f.swmr_mode = True
         except BaseException:
             f.close()
@@ -225,6 +228,8 @@ class TrajectoryWriter:
                 raise ValueError(f"{path}: cannot resume: the run has no checkpoint yet")
             if (problem := resume_problem(mine, state.step)) is not None:  # docs/model.md#hierarchy-coupling
                 raise ValueError(f"{path}: {problem}")
+            if (problem := noise_resume_problem(mine, read_checkpoint_rng(f))) is not None:  # model.md#noise
+                raise ValueError(f"{path}: {problem}")
             if state.mu.shape != (layout.n_rows, layout.K):
                 raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
             _commit_written_frames(f, state.step)
@@ -252,10 +257,6 @@ class TrajectoryWriter:
             f.close()
             raise
         return cls(f, path, fields, lock, flush_seconds), state
-
-    def checkpoint_rng(self) -> dict | None:
-        """The Langevin generator's state stored with the committed checkpoint (None: none stored)."""
-        return read_checkpoint_rng(self._f)
 
     # --- guarding every HDF5 write ---------------------------------------------------------------------------
     def _write(self, what: str, fn, *args):
@@ -304,8 +305,9 @@ class TrajectoryWriter:
             self._flush_if_due()
 
     def log_frame(self, state: State, beta: np.ndarray | None = None, rng_state: dict | None = None) -> None:
-        """Log the state as a frame and make it the checkpoint, with the Langevin generator's state
-        ``rng_state``: copied into memory now, written with the next batch (see the module docstring)."""
+        """Log the state as a frame and make it the checkpoint, with the Langevin noise's description
+        ``rng_state`` (its generator and key): copied into memory now, written with the next batch (see the
+        module docstring)."""
         if state.step == self._last_frame_step:  # the final frame logged twice: it only becomes the checkpoint
             self._checkpoint_due = (state, rng_state)
             self._flush_if_due()

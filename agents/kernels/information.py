@@ -2,7 +2,8 @@
 
 ``b_i(t) = sum_c chi_i(c) KL(q_i,t+1(c) || q_i,t(c)) / ln 2``, both beliefs in agent ``i``'s own frame. It runs
 every step, so the KL is taken from the two Cholesky factors alone (no inverse, no copies; the energy's helper
-:func:`.gaussian.kl_common` needs a precision matrix, which would cost a third factorisation's worth). Rows of one agent are contiguous
+:func:`.gaussian.kl_common` needs a precision matrix, which would cost a third factorisation's worth), and the
+update kernels take it per row as they write the new belief (``kl_cholesky``). Rows of one agent are contiguous
 (``offset[i]:offset[i+1]``), so the per-agent sum is a loop over that agent's rows.
 """
 
@@ -18,7 +19,7 @@ LN2 = np.log(2.0)
 
 
 @njit(cache=True, inline="always")
-def _kl_cholesky(mu_a, sigma_a, mu_b, sigma_b, la, lb, y):
+def kl_cholesky(mu_a, sigma_a, mu_b, sigma_b, la, lb, y):
     """KL(N(mu_a, sigma_a) || N(mu_b, sigma_b)) in nats from the two Cholesky factors alone:
     ``1/2 [ |Lb^-1 La|_F^2 + |Lb^-1 (mu_b - mu_a)|^2 - K + ln det sigma_b - ln det sigma_a ]`` (docs/model.md#kl),
     the same value as :func:`.gaussian.kl_common` without forming an inverse. NaN if either is not SPD."""
@@ -60,7 +61,7 @@ def row_update_kl(mu_new, sigma_new, mu_old, sigma_old, out):
         lb = np.empty((K, K))
         y = np.empty(K)
         for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
-            out[r] = _kl_cholesky(mu_new[r], sigma_new[r], mu_old[r], sigma_old[r], la, lb, y)
+            out[r] = kl_cholesky(mu_new[r], sigma_new[r], mu_old[r], sigma_old[r], la, lb, y)
 
 
 @njit(cache=True)
@@ -73,10 +74,17 @@ def bits_per_agent(kl_rows, chi, offset, out):
         out[i] = s / LN2
 
 
+def bits_of_rows(layout, kl_rows: np.ndarray) -> np.ndarray:
+    """(N,) bits of belief update of every agent from the per-row KL of its beliefs' update (in nats). The
+    update kernels take that KL as they step (update.update_gaussians, update.langevin_step)."""
+    out = np.empty(layout.n_agents)
+    bits_per_agent(kl_rows, layout.chi, layout.offset, out)
+    return out
+
+
 def information_bits(layout, old, new) -> np.ndarray:
-    """(N,) bits of belief update of every agent in the step from state ``old`` to state ``new``."""
+    """(N,) bits of belief update of every agent in the step from state ``old`` to state ``new``, on its own
+    (the dynamics take the per-row KL inside the update kernels instead)."""
     kl = np.empty(old.mu.shape[0])
     row_update_kl(new.mu, new.sigma, old.mu, old.sigma, kl)
-    out = np.empty(layout.n_agents)
-    bits_per_agent(kl, layout.chi, layout.offset, out)
-    return out
+    return bits_of_rows(layout, kl)

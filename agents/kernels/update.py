@@ -19,6 +19,8 @@ from numba import njit, prange
 
 from .chunking import ROWS_PER_CHUNK
 from .linalg import cholesky, matmul, matmul_nt, matmul_tn, symmetric_expm, symmetrize
+from .information import kl_cholesky
+from .noise import normal
 
 SPD_MARGIN = 1e-6  # a plain Sigma step may shrink no eigen-direction below this fraction (else: retract)
 
@@ -36,7 +38,10 @@ def _lower_solve(low, g, out):
 
 
 @njit(cache=True, parallel=True)
-def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out, sigma_out, retracted, slope):
+def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out, sigma_out, retracted, slope,
+                     kl_rows):
+    """The deterministic step of every row, and ``kl_rows[r] = KL(new || old)`` in nats, the information
+    clock's per-row share (docs/model.md#information-time), taken here while both beliefs are in cache."""
     S, K = mu.shape
     n_chunks = (S + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
     for ch in prange(n_chunks):
@@ -51,6 +56,7 @@ def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_o
         for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
             _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out, sigma_out, retracted,
                         slope, low, tmp, x, e, work, vecs, vals)
+            kl_rows[r] = kl_cholesky(mu_out[r], sigma_out[r], mu[r], sigma[r], x, e, vals)
 
 
 @njit(cache=True)
@@ -110,21 +116,31 @@ def _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out
     slope[r] = sl
 
 
+def noise_slots(K: int) -> int:
+    """Normal draws addressed per row (docs/model.md#noise): K for mu, K (K + 1) / 2 for Sigma's entries i <= j,
+    3 for phi, each field at fixed slots whether or not its temperature is > 0."""
+    return K + K * (K + 1) // 2 + 3
+
+
 @njit(cache=True, parallel=True)
-def langevin_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi_mu, xi_sigma, mu_out,
-                       sigma_out, retracted):
-    """The Gaussian part of one Langevin step (docs/model.md#temperature), per agent-site.
+def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi, natural, a_mu, a_sigma, a_phi, base,
+                  slots, mu_out, sigma_out, phi_out, retracted, kl_rows):
+    """One Langevin step (docs/model.md#temperature) of every agent-site, and ``kl_rows`` as in
+    :func:`update_gaussians`. One pass for all three fields: a kernel launch costs about as much as the phi work.
 
-    ``a_mu = sqrt(2 lr_mu T_mu)``, ``a_sigma = sqrt(2 lr_sigma T_sigma)``; ``xi_mu`` (S, K) and ``xi_sigma``
-    (S, K, K) are standard normal draws, read only where their amplitude is > 0 (the caller draws nothing for a
-    field at T = 0 and may pass empty arrays). The deterministic step is :func:`update_gaussians` (T = 0 runs
-    never come here, so they keep their bits); this one has no line-search multiplier (refused with noise).
+    ``a_mu = sqrt(2 lr_mu T_mu)`` (and likewise for Sigma and phi); row r's standard normal draws are
+    ``noise.normal(base, r * slots + m)``: ``xi`` at slots m < K, the entries ``X_ij`` (i <= j, row by row) of a
+    symmetric standard normal matrix next, phi's three last, drawn only where their amplitude is > 0. The
+    deterministic step is :func:`update_gaussians` (T = 0 runs never come here, so they keep their bits); this
+    one has no line-search multiplier (refused with noise).
 
-    * plain: ``mu + a_mu xi``; ``Sigma + V`` with ``V = -lr G + a_sigma (X + X^T)/2``, the standard Gaussian of
-      the Frobenius metric on symmetric matrices, retracted like the plain step where it would leave the cone.
+    * plain: ``mu + a_mu xi``; ``Sigma + V`` with ``V = -lr G + a_sigma W``, ``W`` the standard Gaussian of the
+      Frobenius metric on symmetric matrices (``W_ii = X_ii``, ``W_ij = X_ij / sqrt(2)``), retracted like the
+      plain step where it would leave the cone.
     * natural: ``mu - lr Sigma g + a_mu L xi`` (``Sigma = L L^T``); ``Sigma <- L expm(-2 lr L^T G L + a_sigma Z)
-      L^T`` with ``Z = (X + X^T)/sqrt(2)``: the geodesic step of the affine-invariant (Fisher) metric along the
-      natural gradient plus a standard Gaussian tangent vector of that metric.
+      L^T`` with ``Z_ii = sqrt(2) X_ii``, ``Z_ij = X_ij``: the geodesic step of the affine-invariant (Fisher)
+      metric along the natural gradient plus a standard Gaussian tangent vector of that metric.
+    * phi, both: ``phi - lr dE/dphi + a_phi xi``.
     """
     S, K = mu.shape
     n_chunks = (S + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
@@ -136,13 +152,38 @@ def langevin_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu,
         work = np.empty((K, K))
         vecs = np.empty((K, K))
         vals = np.empty(K)
+        xi = np.zeros(K)
+        xs = np.zeros((K, K))
         for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
-            _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi_mu, xi_sigma,
+            _row_draws(r, K, a_mu, a_sigma, base, slots, xi, xs)
+            _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi, xs,
                           mu_out, sigma_out, retracted, low, tmp, x, e, work, vecs, vals)
+            kl_rows[r] = kl_cholesky(mu_out[r], sigma_out[r], mu[r], sigma[r], x, e, vals)
+            first = (r + 1) * slots - 3
+            for a in range(3):
+                n = normal(base, first + a) if a_phi > 0.0 else 0.0
+                phi_out[r, a] = phi[r, a] - lr_phi * g_phi[r, a] + a_phi * n
+
+
+@njit(cache=True, inline="always")
+def _row_draws(r, K, a_mu, a_sigma, base, slots, xi, xs):
+    """Row r's normals: ``xi`` (K) for mu and the symmetric ``xs`` (K, K) for Sigma (left as they are, zeros,
+    for a field at T = 0)."""
+    first = r * slots
+    if a_mu > 0.0:
+        for i in range(K):
+            xi[i] = normal(base, first + i)
+    if a_sigma > 0.0:
+        m = first + K
+        for i in range(K):
+            for j in range(i, K):
+                xs[i, j] = normal(base, m)
+                xs[j, i] = xs[i, j]
+                m += 1
 
 
 @njit(cache=True)
-def _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi_mu, xi_sigma, mu_out,
+def _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi, xs, mu_out,
                   sigma_out, retracted, low, tmp, x, e, work, vecs, vals):
     K = mu.shape[1]
     retracted[r] = 0
@@ -153,19 +194,16 @@ def _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a
             for j in range(K):
                 s += sigma[r, i, j] * g_mu[r, j]
             n = 0.0
-            if a_mu > 0.0:
-                for j in range(i + 1):
-                    n += low[i, j] * xi_mu[r, j]  # L xi ~ N(0, Sigma)
+            for j in range(i + 1):
+                n += low[i, j] * xi[j]  # L xi ~ N(0, Sigma)
             mu_out[r, i] = mu[r, i] - lr_mu * s + a_mu * n
         matmul(g_sigma[r], low, tmp)
         matmul_tn(low, tmp, x)  # X = L^T G L
         symmetrize(x)
-        c = 1.0 / np.sqrt(2.0)
+        root2 = np.sqrt(2.0)
         for i in range(K):
             for j in range(K):
-                z = 0.0
-                if a_sigma > 0.0:
-                    z = c * (xi_sigma[r, i, j] + xi_sigma[r, j, i])
+                z = root2 * xs[i, i] if i == j else xs[i, j]
                 x[i, j] = -2.0 * lr_sigma * x[i, j] + a_sigma * z
         symmetrize(x)
         symmetric_expm(x, 1.0, e, work, vecs, vals)
@@ -173,11 +211,11 @@ def _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a
         matmul(low, tmp, sigma_out[r])
         symmetrize(sigma_out[r])
     else:
+        half = 1.0 / np.sqrt(2.0)
         for i in range(K):
-            n = xi_mu[r, i] if a_mu > 0.0 else 0.0
-            mu_out[r, i] = mu[r, i] - lr_mu * g_mu[r, i] + a_mu * n
+            mu_out[r, i] = mu[r, i] - lr_mu * g_mu[r, i] + a_mu * xi[i]
             for j in range(K):
-                w = 0.5 * (xi_sigma[r, i, j] + xi_sigma[r, j, i]) if a_sigma > 0.0 else 0.0
+                w = xs[i, i] if i == j else half * xs[i, j]
                 e[i, j] = -lr_sigma * g_sigma[r, i, j] + a_sigma * w  # V, symmetric
         for i in range(K):
             for j in range(K):

@@ -4,9 +4,10 @@
 next state, the evaluation there and a small record of what happened. All three fields move simultaneously
 from the gradients at the current state. phi always takes the plain gradient step and is never wrapped.
 
-With a temperature > 0 (docs/model.md#temperature) the step is an overdamped Langevin step: its randomness is an
-explicit argument, a ``numpy.random.Generator`` the caller owns (and checkpoints); at T = 0 nothing is drawn
-and the step is the deterministic one, bit for bit. The record holds the bits of belief update of every agent
+With a temperature > 0 (docs/model.md#temperature) the step is an overdamped Langevin step: its draws are a
+pure function of the run's noise key and the step number (docs/model.md#noise), so the step stays a function of
+its arguments and a resumed run needs no generator state; at T = 0 nothing is drawn and the step is the
+deterministic one, bit for bit. The record holds the bits of belief update of every agent
 (docs/model.md#information-time).
 """
 
@@ -18,8 +19,9 @@ import numpy as np
 
 from .energy import Evaluation, evaluate
 from .params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams
-from ..kernels.information import information_bits
-from ..kernels.update import langevin_gaussians, update_gaussians
+from ..kernels.information import bits_of_rows
+from ..kernels.noise import GENERATOR, step_base
+from ..kernels.update import langevin_step, noise_slots, update_gaussians
 from .layout import Layout
 from .state import State
 
@@ -98,60 +100,68 @@ def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t:
     sigma = np.empty((S, K, K))
     retracted = np.empty(S, dtype=np.int8)
     slope = np.empty(S)
+    kl_rows = np.empty(S)
     update_gaussians(state.mu, state.sigma, ev.grad_mu, ev.grad_sigma, float(dyn.lr_mu), float(dyn.lr_sigma),
-                     dyn.method == "natural", float(t), mu, sigma, retracted, slope)
+                     dyn.method == "natural", float(t), mu, sigma, retracted, slope, kl_rows)
     phi = state.phi - (t * dyn.lr_phi) * ev.grad_phi
     total_slope = float(slope.sum()) - dyn.lr_phi * float(np.sum(ev.grad_phi * ev.grad_phi))
-    return State(mu, sigma, phi, state.step + 1), int(retracted.sum()), total_slope
+    return State(mu, sigma, phi, state.step + 1), int(retracted.sum()), total_slope, kl_rows
 
 
-def draw_noise(layout: Layout, dyn: DynamicsParams, rng: np.random.Generator):
-    """The standard normal draws of one Langevin step, in this order: mu (S, K), Sigma (S, K, K), phi (S, 3), each
-    drawn only when its field's temperature is > 0 (else an empty array, nothing drawn)."""
-    S, K = layout.n_rows, layout.K
-    t_mu, t_sigma, t_phi = dyn.temperatures
-    xi_mu = rng.standard_normal((S, K)) if t_mu > 0 else np.empty((0, K))
-    xi_sigma = rng.standard_normal((S, K, K)) if t_sigma > 0 else np.empty((0, K, K))
-    xi_phi = rng.standard_normal((S, 3)) if t_phi > 0 else np.empty((0, 3))
-    return xi_mu, xi_sigma, xi_phi
+def noise_resume_problem(config: dict, stored: dict | None) -> str | None:
+    """Why a run with this (JSON) config cannot continue the noise recorded in its checkpoint (``stored``, the
+    checkpoint's generator description), or None. The draws depend on the seed and the step only, so any
+    checkpoint of this generator continues exactly; one written by numpy's PCG64 (versions before the
+    counter-based noise) cannot be continued by it, which matters only to a run that draws noise."""
+    if not stored or stored.get("generator") == GENERATOR:
+        return None
+    if not DynamicsParams.model_validate(config.get("dynamics") or {}).noisy:
+        return None
+    return ("cannot resume: this run's Langevin noise was drawn by numpy's "
+            f"{stored.get('bit_generator', 'generator')} (an earlier version of gauge-vfe), and this version draws "
+            "it by counter (docs/model.md#noise): the continuation would not be the run's own noise. Resume it "
+            "with the version that began it, or start it again")
 
 
-def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, noise):
-    """x <- x - lr dE/dx + sqrt(2 lr T) (preconditioned) xi for every field (docs/model.md#temperature)."""
-    xi_mu, xi_sigma, xi_phi = noise
+def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, noise_key: np.uint64):
+    """x <- x - lr dE/dx + sqrt(2 lr T) (preconditioned) xi for every field (docs/model.md#temperature); the
+    draws of the step from ``state.step`` are addressed by ``noise_key`` and that step (docs/model.md#noise)."""
     t_mu, t_sigma, t_phi = dyn.temperatures
     S, K = state.mu.shape
+    base, slots = step_base(noise_key, state.step), noise_slots(K)
     mu = np.empty((S, K))
     sigma = np.empty((S, K, K))
+    phi = np.empty((S, 3))
     retracted = np.empty(S, dtype=np.int8)
-    langevin_gaussians(state.mu, state.sigma, ev.grad_mu, ev.grad_sigma, float(dyn.lr_mu), float(dyn.lr_sigma),
-                       dyn.method == "natural", float(np.sqrt(2.0 * dyn.lr_mu * t_mu)),
-                       float(np.sqrt(2.0 * dyn.lr_sigma * t_sigma)), xi_mu, xi_sigma, mu, sigma, retracted)
-    phi = state.phi - dyn.lr_phi * ev.grad_phi
-    if t_phi > 0:
-        phi += np.sqrt(2.0 * dyn.lr_phi * t_phi) * xi_phi
-    return State(mu, sigma, phi, state.step + 1), int(retracted.sum())
+    kl_rows = np.empty(S)
+    a_mu, a_sigma, a_phi = (float(np.sqrt(2.0 * lr * temp)) for lr, temp in
+                            ((dyn.lr_mu, t_mu), (dyn.lr_sigma, t_sigma), (dyn.lr_phi, t_phi)))
+    langevin_step(state.mu, state.sigma, state.phi, ev.grad_mu, ev.grad_sigma, ev.grad_phi, float(dyn.lr_mu),
+                  float(dyn.lr_sigma), float(dyn.lr_phi), dyn.method == "natural", a_mu, a_sigma, a_phi, base, slots,
+                  mu, sigma, phi, retracted, kl_rows)
+    return State(mu, sigma, phi, state.step + 1), int(retracted.sum()), kl_rows
 
 
 def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State, ev: Evaluation,
-         rng: np.random.Generator | None = None):
+         noise_key: np.uint64 | None = None):
     """One descent step from ``state`` (whose evaluation, with gradients, is ``ev``).
 
-    With a temperature > 0 the step is a Langevin step whose normal draws come from ``rng`` (required then; at
-    T = 0 it is never touched). Returns ``(new_state, new_evaluation, StepInfo)``. Raises
-    :class:`DivergenceError` if the new state, its gradient or its energy is not finite.
+    With a temperature > 0 the step is a Langevin step whose normal draws are addressed by ``noise_key`` (the
+    run's key, required then; unused at T = 0) and the step number (docs/model.md#noise). Returns
+    ``(new_state, new_evaluation, StepInfo)``. Raises :class:`DivergenceError` if the new state, its gradient
+    or its energy is not finite.
     """
     e0 = ev.total
     t = 1.0
     backtracks = 0
     if dyn.noisy:
-        if rng is None:
-            raise ValueError("a step at temperature > 0 needs a random generator (rng)")
+        if noise_key is None:
+            raise ValueError("a step at temperature > 0 needs the run's noise key")
         if dyn.line_search.enabled:
             raise ValueError(NOISE_WITH_LINE_SEARCH)
-        new, n_retracted = _langevin(layout, dyn, state, ev, draw_noise(layout, dyn, rng))
+        new, n_retracted, kl_rows = _langevin(layout, dyn, state, ev, noise_key)
     else:
-        new, n_retracted, slope = _trial(layout, dyn, state, ev, t)
+        new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t)
     if dyn.line_search.enabled and not dyn.noisy:
         ls = dyn.line_search
         while True:
@@ -162,7 +172,7 @@ def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State
                 break  # take the smallest step tried; the caller sees the increase in StepInfo
             t *= ls.shrink
             backtracks += 1
-            new, n_retracted, slope = _trial(layout, dyn, state, ev, t)
+            new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t)
     new_ev = evaluate(layout, energy, new, want_grad=True)
     check_finite(layout, new, new_ev)
     e1 = new_ev.total
@@ -171,5 +181,5 @@ def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State
         raise DivergenceError(new.step, "energy.total", f"jumped from {e0:.6g} to {e1:.6g} in one step (more than "
                               f"{ENERGY_JUMP:.0e} times), most at {_locate(layout, np.argsort(growth)[-1:])}: "
                               "the step sizes are far too large")
-    bits = information_bits(layout, state, new)
+    bits = bits_of_rows(layout, kl_rows)  # the clock, from the KL each update kernel took per row
     return new, new_ev, StepInfo(new.step, e0, e1, t, backtracks, n_retracted, bits, dyn.noisy)

@@ -131,8 +131,7 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
             except (ValueError, OSError) as exc:
                 raise ScenarioError([f"{path}: cannot resume: {exc}" if "cannot resume" not in str(exc)
                                      else str(exc)]) from None
-            sim.set_state(state)
-            sim.set_noise_state(writer.checkpoint_rng())  # a noisy run continues its own stream exactly
+            sim.set_state(state)  # the noise continues by itself: it depends on the seed and the step only
         else:
             if path.exists():
                 kept = keep_earlier(path)  # under the lock: never a live file

@@ -28,7 +28,8 @@ from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
 from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
 from ..model.hierarchy import Coupling
 from ..model.state import State
-from ..setup.build import Built, build, rng_for
+from ..kernels.noise import GENERATOR as NOISE_GENERATOR
+from ..setup.build import Built, build, noise_key
 from ..setup.config import Config, make_config
 from ..setup.streaming import draw_index, with_draw
 from .signals import InterruptFlag, terminate_as_interrupt
@@ -117,8 +118,8 @@ class Simulation:
         self.energy_params = built.energy
         self.dynamics_params = built.dynamics
         self.energy_increases = 0
-        # the Langevin noise's own stream (docs/model.md#temperature); untouched at temperature 0
-        self.rng = rng_for(self.config.seed, "dynamics")
+        # the Langevin noise's key (docs/model.md#noise): with the step number it fixes every draw
+        self.noise_key = noise_key(self.config.seed)
         # streaming observations (docs/model.md#streaming-observations): the configured values and the draw in force
         obs = self.layout.observations
         self._resample_every = self.config.observations.resample_every if obs is not None else None
@@ -184,13 +185,9 @@ class Simulation:
             self.history.record(state.step, ev, 0, np.zeros(self.layout.n_agents))
 
     def noise_state(self) -> dict:
-        """The Langevin generator's state (JSON-compatible), as the checkpoint stores it."""
-        return self.rng.bit_generator.state
-
-    def set_noise_state(self, state: dict | None) -> None:
-        """Restore the generator's state (from a checkpoint); None keeps the current one."""
-        if state is not None:
-            self.rng.bit_generator.state = state
+        """What the checkpoint stores of the Langevin noise: its generator and key (JSON-compatible). The draws
+        of a step depend on these and the step number only, so resuming needs nothing else."""
+        return {"generator": NOISE_GENERATOR, "key": f"{int(self.noise_key):#018x}"}
 
     # --- reading ---------------------------------------------------------------------------------------------
     def energy(self) -> dict[str, float]:
@@ -233,7 +230,7 @@ class Simulation:
 
     def step(self) -> StepInfo:
         """One descent step (raises :class:`DivergenceError` if the state blows up; the state is kept)."""
-        new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev, self.rng)
+        new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev, self.noise_key)
         changed = self._resample_every is not None and self._observe_at(new.step)
         if self._coupling is not None and self._coupling.due(new.step):
             self.layout = self._coupling.refresh(self.layout, new)

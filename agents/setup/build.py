@@ -30,6 +30,12 @@ def rng_for(seed: int, purpose: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(PURPOSES[purpose],)))
 
 
+def noise_key(seed: int) -> np.uint64:
+    """The Langevin noise's key under the root seed: one 64-bit word of the ``dynamics`` purpose's seed sequence
+    (its draws are addressed by this key and the step, docs/model.md#noise)."""
+    return np.random.SeedSequence(seed, spawn_key=(PURPOSES["dynamics"],)).generate_state(1, np.uint64)[0]
+
+
 @dataclass(frozen=True)
 class Built:
     config: Config
