@@ -61,8 +61,9 @@ What each figure measures
   pinned to a core, so the OS places it as any other busy process), started before the child and killed after it,
   so it spins through the child's import, setup and timed steps. Twice: with the default threading (no
   ``NUMBA_NUM_THREADS``; the package sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it, see
-  ``agents/kernels/__init__.py``; the child reports the value, its thread count and threading layer) and with
-  ``NUMBA_NUM_THREADS=1``. The figure is the ratio steps/s(default) / steps/s(1 thread) (target >= 1.0), printed
+  ``agents/kernels/__init__.py``; the simulation's thread tuner, ``agents/runner/threads.py``, picks the thread
+  count by timing the steps; the child reports the wait policy, the tuner's choices, its thread count and
+  threading layer) and with ``NUMBA_NUM_THREADS=1``. The figure is the ratio steps/s(default) / steps/s(1 thread) (target >= 1.0), printed
   with the CPU share the sibling got. The group also runs THREADS, so the idle 2-thread speed-up on B2 (target
   >= 1.7x) comes from the same run.
 * ``B4``: runs B1 and B2 too, as references from the same run. Printed: rows, peak RSS against the 4 GB limit
@@ -221,6 +222,8 @@ def flops_per_step(layout, energy) -> dict[str, float]:
     A multiply, add, divide, sqrt, exp or log each counts 1. ``matmul``/``matmul_tn`` skip zero entries of their
     *left* operand, so products with the block-diagonal R (left operand) cost 2 nnz(R) K, with
     nnz(R) = sum of the blocks' d^2; products with dense Sigma, B, Pt or Gt on the left cost 2 K^3.
+    The register-tiled products of ``kernels/tiles.py`` that replace them in the site pass (issue 14) form the
+    same sums term by term and skip the same zeros, bit for bit; their K^2 transposed copies are not counted.
     Loop-invariant scalar products (``0.5 * coef``, ``t * lr``) are counted once, as a compiler hoists them.
 
     Rows ``r`` are agent-sites. A row is *rotated* when its site holds >= 2 agents and lambda_align != 0
@@ -410,6 +413,7 @@ def child_engine(name: str, quick: bool) -> dict:
         "rss_end_mib": _current_rss_mib(), "omp_wait_policy": omp_wait_policy,
         "energy_increases": int(sim.energy_increases), "spd_retractions": int(sum(sim.history.spd_retractions)),
         "energy_final": float(sim.energy()["total"]),
+        "tuner_choices": [p.chosen for p in sim.thread_tuner.probes] if sim.thread_tuner is not None else [],
     }
 
 
@@ -613,7 +617,8 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
         for r, label in ((busy_default, "default threading"), (busy_one, "NUMBA_NUM_THREADS=1")):
             cpu = r.get("busy_sibling_cpu_s")
             share = f"{100 * cpu / r['process_wall_s']:.0f}% of a core" if cpu is not None else "n/a"
-            p(f"  {label:<20} {r['threads']} thread(s), layer {r['threading_layer']}, "
+            tuner = (f", the thread tuner's choices {r['tuner_choices']}" if r.get("tuner_choices") else "")
+            p(f"  {label:<20} {r['threads']} thread(s) at the end{tuner}, layer {r['threading_layer']}, "
               f"OMP_WAIT_POLICY={r.get('omp_wait_policy')}: {_fmt_rate(r)} steps/s; the sibling got {share}")
         p(f"  ratio default / 1 thread: {contended:.2f}")
         if speedup is not None:

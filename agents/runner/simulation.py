@@ -18,10 +18,12 @@ trigger): the trajectory writer, the progress bar and the end-of-run analysis ar
 from __future__ import annotations
 
 import signal
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
+import numba
 import numpy as np
 
 from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
@@ -33,6 +35,7 @@ from ..setup.build import Built, build, noise_key
 from ..setup.config import Config, make_config
 from ..setup.streaming import draw_index, with_draw
 from .signals import InterruptFlag, terminate_as_interrupt
+from .threads import ThreadTuner
 
 
 class EnergyIncreaseWarning(RuntimeWarning):
@@ -120,6 +123,9 @@ class Simulation:
         self.energy_increases = 0
         # the Langevin noise's key (docs/model.md#noise): with the step number it fixes every draw
         self.noise_key = noise_key(self.config.seed)
+        # chooses the kernels' thread count by timing the steps (threads.py says why); None leaves numba's
+        # setting alone. Results do not depend on it.
+        self.thread_tuner: ThreadTuner | None = ThreadTuner() if numba.get_num_threads() > 1 else None
         # streaming observations (docs/model.md#streaming-observations): the configured values and the draw in force
         obs = self.layout.observations
         self._resample_every = self.config.observations.resample_every if obs is not None else None
@@ -230,7 +236,14 @@ class Simulation:
 
     def step(self) -> StepInfo:
         """One descent step (raises :class:`DivergenceError` if the state blows up; the state is kept)."""
-        new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev, self.noise_key)
+        tuner = self.thread_tuner
+        if tuner is not None:
+            tuner.before_step()
+            t0 = time.perf_counter()
+        new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev,
+                             self.noise_key)
+        if tuner is not None:
+            tuner.after_step(time.perf_counter() - t0, new.step)
         changed = self._resample_every is not None and self._observe_at(new.step)
         if self._coupling is not None and self._coupling.due(new.step):
             self.layout = self._coupling.refresh(self.layout, new)

@@ -1,5 +1,5 @@
 """Saying what a slow start is doing: numba compiles the kernels on a first run (tens of seconds), then loads
-them from its on-disk cache (docs/model.md#loops).
+them from its on-disk cache (docs/model.md#compilation).
 
 A run is built before its first step, and building evaluates the initial state, which is when numba compiles.
 :class:`CompilationNotice` watches the build and the first step (the step's own kernels compile then): if a
