@@ -205,6 +205,36 @@ def test_longer_run_continues_with_resume(tmp_path):
         assert same(resumed[k], reference[k]), k
 
 
+def test_a_run_killed_before_its_first_write_starts_again_on_resume(tmp_path):
+    """A kill between creating the file and its first write (the first frame, with the first checkpoint) leaves
+    a file with no frame and no checkpoint: `--resume` runs it from the start, bit-identical to a fresh run
+    (the fault harness found such a kill refused with 'no checkpoint yet')."""
+    import json
+
+    from gauge_vfe.agents.io.lock import RunLock
+    from gauge_vfe.agents.io.writer import TrajectoryWriter
+    from gauge_vfe.agents.runner.run import build_simulation
+
+    sc = scenario(tmp_path)
+    path = tmp_path / "early.h5"
+    lock = RunLock(path).acquire()
+    out = sc.config.output
+    writer = TrajectoryWriter.create(path, build_simulation(sc).layout, json.dumps(sc.config.to_dict(), sort_keys=True),
+                                     sc.text, sc.config.seed, lock, out.dtype, out.fields, out.compression,
+                                     out.compression_level)
+    writer._f.close()  # what a kill leaves: the created file, status running, no checkpoint, no frame
+    lock.release()
+    with agents.load(path) as traj:
+        assert traj.frame_steps.size == 0 and traj.checkpoint() is None
+    res = run_scenario(scenario(tmp_path), path, resume=True)
+    assert res.status == "completed" and res.kept_earlier is None  # nothing of the empty file was worth keeping
+    reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path)
+    resumed = datasets(path)
+    assert resumed.keys() == reference.keys()
+    for k in reference:
+        assert same(resumed[k], reference[k]), k
+
+
 def test_resume_refuses_a_different_scenario(tmp_path):
     path = tmp_path / "r.h5"
     run_scenario(scenario(tmp_path, "dynamics.steps=5"), path)

@@ -225,7 +225,7 @@ class TrajectoryWriter:
                     raise ValueError(f"{path}: cannot resume: the scenario's `{section}` differs from the run's")
             state = read_checkpoint(f)
             if state is None:
-                raise ValueError(f"{path}: cannot resume: the run has no checkpoint yet")
+                raise NoCheckpointYet(f"{path}: the run was stopped before its first write (no checkpoint)")
             if (problem := resume_problem(mine, state.step)) is not None:  # docs/model.md#hierarchy-coupling
                 raise ValueError(f"{path}: {problem}")
             if (problem := noise_resume_problem(mine, read_checkpoint_rng(f))) is not None:  # model.md#noise
@@ -522,6 +522,11 @@ class TrajectoryWriter:
             self.lock.release()
         if no_room is not None:
             raise no_room
+
+
+class NoCheckpointYet(ValueError):
+    """The file has no checkpoint: its run was killed between creating it and its first write, so it holds no
+    frame (the first frame is written with the first checkpoint). The caller may start the run again in it."""
 
 
 def _without_new_unset_keys(stored, mine):

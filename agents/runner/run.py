@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..analysis.pipeline import AnalysisResult
 from ..io.lock import RunLock
-from ..io.writer import TrajectoryWriter
+from ..io.writer import NoCheckpointYet, TrajectoryWriter
 from ..model.dynamics import DivergenceError
 from ..setup.build import build
 from ..setup.preflight import check_output_path
@@ -122,17 +122,22 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     config_json = json.dumps(cfg.to_dict(), sort_keys=True)
     out = cfg.output
     kept = None
+    writer = None
     try:
         if resume:
             if not path.exists():
                 raise ScenarioError([f"{path}: nothing to resume (no such file)"])
             try:
                 writer, state = TrajectoryWriter.resume(path, sim.layout, config_json, lock)
+                sim.set_state(state)  # the noise continues by itself: it depends on the seed and the step only
+            except NoCheckpointYet:
+                # killed before its first write: the file holds no frame, so the run starts again in it
+                path.unlink()  # under the lock: no live run writes it
             except (ValueError, OSError) as exc:
                 raise ScenarioError([f"{path}: cannot resume: {exc}" if "cannot resume" not in str(exc)
                                      else str(exc)]) from None
-            sim.set_state(state)  # the noise continues by itself: it depends on the seed and the step only
-        else:
+        fresh = writer is None
+        if fresh:
             if path.exists():
                 kept = keep_earlier(path)  # under the lock: never a live file
             writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, lock,
@@ -141,7 +146,7 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
         notice.stop()
         lock.release()
         raise
-    trajectory = TrajectoryObserver(writer, out.every, log_initial=not resume)
+    trajectory = TrajectoryObserver(writer, out.every, log_initial=fresh)
     observers = [trajectory, ProgressBar(cfg.dynamics.steps, enabled=progress), *observers, notice]
     analysis = AnalysisObserver(trajectory, cfg.analysis) if cfg.analysis.enabled else None
     if analysis is not None:
