@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import shutil
 import signal
 import subprocess
@@ -233,6 +234,30 @@ def test_a_run_killed_before_its_first_write_starts_again_on_resume(tmp_path):
     assert resumed.keys() == reference.keys()
     for k in reference:
         assert same(resumed[k], reference[k]), k
+
+
+def test_a_new_file_appears_at_its_path_only_complete(tmp_path, monkeypatch):
+    """The file is built under a temporary name and renamed once its structure is complete, so a kill while it is
+    being created leaves nothing at the path (a half-made HDF5 file there could not be resumed, nor safely
+    replaced); a temporary left by such a kill is removed by the next run on the path."""
+    from gauge_vfe.agents.io import writer as writer_module
+
+    path = tmp_path / "new.h5"
+    stale = tmp_path / ".new.h5.creating-999999"
+    stale.write_bytes(b"what a kill during creation leaves")
+    seen = []
+    real_annotate = writer_module.annotate
+
+    def annotate(f):  # the last step of building the structure
+        seen.append((path.exists(), Path(f.filename).name))
+        real_annotate(f)
+
+    monkeypatch.setattr(writer_module, "annotate", annotate)
+    assert run_scenario(scenario(tmp_path, "dynamics.steps=5"), path).status == "completed"
+    assert seen == [(False, f".new.h5.creating-{os.getpid()}")]
+    assert not stale.exists() and not list(tmp_path.glob(".new.h5.creating-*"))
+    with agents.load(path) as traj:
+        assert traj.status == "completed" and traj.last_step == 5
 
 
 def test_resume_refuses_a_different_scenario(tmp_path):

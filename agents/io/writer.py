@@ -6,7 +6,8 @@ Part of the io layer, the only code that knows HDF5. The design, so that no ordi
   from :meth:`TrajectoryWriter.create` or :meth:`TrajectoryWriter.resume` to :meth:`close`. Nothing reopens
   the file by path while the run lives, so a reader left open in a notebook cannot break the run.
 * **SWMR for the whole session.** Every dataset, including the run's status and the analysis results, is
-  created up front; afterwards the writer only appends, resizes and overwrites datasets, which HDF5's SWMR
+  created up front (under a temporary name, renamed to the run's path once complete, so that a kill while
+  creating it never leaves a half-made file at the path); afterwards the writer only appends, resizes and overwrites datasets, which HDF5's SWMR
   mode orders so that the file on disk is consistent at every moment, for readers and after a kill.
 * **Atomic frames.** Logged frames are written in batches: the batch's values and times (every field) first,
   then the energies up to its last step, then its last frame as the checkpoint (into the idle one of two slots
@@ -155,7 +156,15 @@ class TrajectoryWriter:
             raise RuntimeError(f"{path}: the run file's lock must be held to write it")
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_space(path, 4 * DISK_RESERVE_BYTES, "the new file", 0)
-        f = h5py.File(path, "x", libver=LIBVER)
+        # built under a temporary name and renamed once complete: a kill while creating it leaves no file at
+        # the path, only a temporary one, which the next run on the path removes (it holds the path's lock, so
+        # no live run is creating it)
+        if path.exists():
+            raise FileExistsError(f"{path}: exists (a new run never replaces a file)")
+        for stale in path.parent.glob(f".{path.name}.creating-*"):
+            stale.unlink(missing_ok=True)
+        building = path.parent / f".{path.name}.creating-{os.getpid()}"
+        f = h5py.File(building, "x", libver=LIBVER)
         try:
             _write_static(f, layout, config_json, scenario_yaml, seed)
             comp = {} if compression == "none" else (
@@ -197,9 +206,11 @@ class TrajectoryWriter:
                                           "and key stored with each checkpoint slot as `rng` "
                                           "(docs/model.md#noise)"})
             f.swmr_mode = True
+            f.flush()
+            os.rename(building, path)  # the open handle follows the file
         except BaseException:
             f.close()
-            path.unlink(missing_ok=True)  # ours, never written: nothing to keep
+            building.unlink(missing_ok=True)  # ours, never written: nothing to keep
             raise
         return cls(f, path, list(fields), lock, flush_seconds)
 
