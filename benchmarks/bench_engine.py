@@ -222,8 +222,6 @@ def flops_per_step(layout, energy) -> dict[str, float]:
     A multiply, add, divide, sqrt, exp or log each counts 1. ``matmul``/``matmul_tn`` skip zero entries of their
     *left* operand, so products with the block-diagonal R (left operand) cost 2 nnz(R) K, with
     nnz(R) = sum of the blocks' d^2; products with dense Sigma, B, Pt or Gt on the left cost 2 K^3.
-    The register-tiled products of ``kernels/tiles.py`` that replace them in the site pass (issue 14) form the
-    same sums term by term and skip the same zeros, bit for bit; their K^2 transposed copies are not counted.
     Loop-invariant scalar products (``0.5 * coef``, ``t * lr``) are counted once, as a compiler hoists them.
 
     Rows ``r`` are agent-sites. A row is *rotated* when its site holds >= 2 agents and lambda_align != 0
