@@ -100,7 +100,7 @@ def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t:
     sigma = np.empty((S, K, K))
     retracted = np.empty(S, dtype=np.int8)
     slope = np.empty(S)
-    kl_rows = np.empty(S)
+    kl_rows = np.empty(S)  # a rejected line-search trial's KL is wasted: a few % of the evaluation it also costs
     update_gaussians(state.mu, state.sigma, ev.grad_mu, ev.grad_sigma, float(dyn.lr_mu), float(dyn.lr_sigma),
                      dyn.method == "natural", float(t), mu, sigma, retracted, slope, kl_rows)
     phi = state.phi - (t * dyn.lr_phi) * ev.grad_phi

@@ -25,15 +25,19 @@ PURPOSES = {"supports": 1, "init.mu": 2, "init.sigma": 3, "init.phi": 4, "priors
             "observations": 7, "dynamics": 8, "observations.resample": 9}
 
 
+def _seed_sequence(seed: int, purpose: str) -> np.random.SeedSequence:
+    return np.random.SeedSequence(seed, spawn_key=(PURPOSES[purpose],))
+
+
 def rng_for(seed: int, purpose: str) -> np.random.Generator:
     """The random stream of one purpose under the root seed."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(PURPOSES[purpose],)))
+    return np.random.default_rng(_seed_sequence(seed, purpose))
 
 
 def noise_key(seed: int) -> np.uint64:
     """The Langevin noise's key under the root seed: one 64-bit word of the ``dynamics`` purpose's seed sequence
     (its draws are addressed by this key and the step, docs/model.md#noise)."""
-    return np.random.SeedSequence(seed, spawn_key=(PURPOSES["dynamics"],)).generate_state(1, np.uint64)[0]
+    return _seed_sequence(seed, "dynamics").generate_state(1, np.uint64)[0]
 
 
 @dataclass(frozen=True)
