@@ -286,6 +286,9 @@ def test_sim_run_shows_a_progress_bar_only_when_asked(tiny, capsys):
     sim.run(3, progress=True)
     err = capsys.readouterr().err
     assert "6/6" in err and "step/s" in err  # from step 3 to step 6
+    # the last line shows the final energy (updates in between are throttled to a few a second)
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert f"E={sim.energy()['total']:.5g}" in last
 
 
 # --- gv.sweep and gv.load_sweep ------------------------------------------------------------------------------------

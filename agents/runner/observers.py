@@ -146,6 +146,7 @@ class ProgressBar:
 
     def finish(self, sim: Simulation, outcome: RunOutcome) -> None:
         if self._bar is not None:
+            self._postfix(sim)  # the bar's last line shows the final energy, not the last throttled one
             self._bar.close()
 
 
