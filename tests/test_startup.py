@@ -92,7 +92,7 @@ def test_kernels_compile_into_one_per_user_cache_unless_the_user_names_another(t
     out = subprocess.run([sys.executable, "-c", code], env={**base, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
                          capture_output=True, text=True, check=True)
     cache = tmp_path / "xdg" / "gauge-vfe" / "numba"
-    assert out.stdout.strip() == str(cache)
+    assert Path(out.stdout.strip()).parent == cache  # cache/<digest of the kernel sources>
     assert list(cache.rglob("information.bits_per_agent*.nbi"))
     assert set(sources.rglob("information.bits_per_agent*")) == before  # nothing new beside the sources
     mine = tmp_path / "mine"
