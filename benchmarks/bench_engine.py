@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/bench_engine.py --quick    # smoke run: fewer, shorter repeats
     python benchmarks/bench_engine.py --only B1,THREADS --json out.json
     python benchmarks/bench_engine.py --only CONTENDED,B4    # the busy-machine and the large-run figures
+    python benchmarks/bench_engine.py --only FLOAT32         # float32 against float64 state, B1..B3
 
 This is a measurement, not a test: it prints what it measures, and prints PASS/MISS next to the project's
 targets without asserting anything.
@@ -73,6 +74,20 @@ What each figure measures
   K^3 cost) and against B2's (same K and overlap, 16x the rows: within 20 % is linear scaling).
 * The table ``B1..B4``: for each of them that ran, steps/s, % of the matmul rate, peak RSS, memory and time per
   row, and the analytic kFLOP per row.
+* ``FLOAT32``: B1, B2 and B3 at ``dynamics.precision: float32`` (children ``B1f32``, ``B2f32``, ``B3f32``) against
+  the default float64. float32 stores the state (mu, Sigma, phi) and its gradients as float32 arrays; the kernels
+  still compute in float64 from them and every energy is summed in float64, so the FLOP count and the matmul rate
+  of ``% matmul`` are float64's for both. Each pair runs twice in alternating order (B1, B1f32, B1f32, B1, then B2,
+  then B3), so drifting load hits both precisions alike; a child's steps/s is the mean of its two runs' medians
+  (its range spans both runs' blocks; its RSS is that of the run with the higher peak). Printed per base: steps/s
+  of each precision and the speed-up float32 / float64 (measured, no target), % of the matmul rate, time per row
+  and peak RSS of each, memory per row of each ((peak RSS - RSS after import) / rows) and their ratio, and the
+  relative difference of the initial state's total energy, |E32 - E64| / |E64| (``sim.energy()["total"]`` right
+  after ``from_config``; target <= 1e-4). Every engine child records that initial energy and the dtype of its
+  state (``precision``) in its JSON. ``FLOAT32_B4``: the same for B4 (``B4f32``), one run each (~136,000 rows).
+  These groups run their children at their own place in the run, taking over runs other groups planned for the
+  same children (so ``--only B1,FLOAT32`` runs B1 twice, in the alternating order). The float32 children also
+  appear, after their base, in the B1..B4 table.
 * Other load: CPU-s used by processes other than this script and its children (``/proc/stat`` minus our own
   rusage), over the whole run and during each child (% of one core over the child's wall time; a busy sibling is
   our own child, so it does not count). Another benchmark on the same machine shows up here.
@@ -89,6 +104,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 RESULT_TAG = "@@BENCH_RESULT@@ "
 
@@ -101,22 +117,40 @@ BASE = {  # name: (height, width, agents, radius, spins)
     "B4": (256, 256, 256, 13.0, [4]),  # B2's agent density; radius 13 for B2's overlap (module docstring)
 }
 
-# child name -> (base scenario, tiles (ty, tx), NUMBA_NUM_THREADS or None, cold cache, busy sibling process)
+
+class Child(NamedTuple):
+    """One engine child process: a base scenario and how it is run."""
+
+    base: str  # key of BASE
+    tiles: tuple[int, int] = (1, 1)  # (ty, tx) shifted copies of the base's disks
+    threads: int | None = None  # NUMBA_NUM_THREADS, or None for the default
+    cold: bool = False  # empty NUMBA_CACHE_DIR (forced compile)
+    busy: bool = False  # a busy sibling process spins beside the child
+    precision: str = "float64"  # dynamics.precision; "float64" leaves the key out of the scenario (its default)
+
+
 CHILDREN = {
-    "B1": ("B1", (1, 1), None, False, False),
-    "B2": ("B2", (1, 1), None, False, False),
-    "B3": ("B3", (1, 1), None, False, False),
-    "B4": ("B4", (1, 1), None, False, False),
-    "B1x2": ("B1", (1, 2), None, False, False),
-    "B1x4": ("B1", (2, 2), None, False, False),
-    "B2t1": ("B2", (1, 1), 1, False, False),
-    "B2t2": ("B2", (1, 1), 2, False, False),
-    "B1busy": ("B1", (1, 1), None, False, True),
-    "B1busy1": ("B1", (1, 1), 1, False, True),
-    "B1cold": ("B1", (1, 1), None, True, False),
+    "B1": Child("B1"),
+    "B2": Child("B2"),
+    "B3": Child("B3"),
+    "B4": Child("B4"),
+    "B1x2": Child("B1", tiles=(1, 2)),
+    "B1x4": Child("B1", tiles=(2, 2)),
+    "B2t1": Child("B2", threads=1),
+    "B2t2": Child("B2", threads=2),
+    "B1busy": Child("B1", busy=True),
+    "B1busy1": Child("B1", threads=1, busy=True),
+    "B1cold": Child("B1", cold=True),
+    "B1f32": Child("B1", precision="float32"),
+    "B2f32": Child("B2", precision="float32"),
+    "B3f32": Child("B3", precision="float32"),
+    "B4f32": Child("B4", precision="float32"),
 }
 
-GROUPS = {  # --only names -> children
+# --only names -> children. The ALTERNATING groups (FLOAT32, FLOAT32_B4) run their list as written, at their place
+# (:func:`plan_runs`): FLOAT32 runs each pair twice, A B B A, so drifting load hits both precisions alike, and the
+# runs of one child are merged (:func:`merge_runs`: mean steps/s).
+GROUPS = {
     "B1": ["B1"],
     "B2": ["B2"],
     "B3": ["B3"],
@@ -125,6 +159,8 @@ GROUPS = {  # --only names -> children
     "THREADS": ["B2t1", "B2t2"],
     "CONTENDED": ["B1busy", "B1busy1", "B2t1", "B2t2"],
     "COLD": ["B1cold"],
+    "FLOAT32": ["B1", "B1f32", "B1f32", "B1", "B2", "B2f32", "B2f32", "B2", "B3", "B3f32", "B3f32", "B3"],
+    "FLOAT32_B4": ["B4", "B4f32"],  # large (~136,000 rows): one run each
 }
 
 TARGETS = {"B1": 500.0, "B2": 20.0}  # steps/s
@@ -134,6 +170,7 @@ SCALE_TOLERANCE = 0.20  # time per row within +-20% of the 1x figure counts as "
 B4_ROW_TOLERANCE = 0.20  # B4's time per row within 20% of the reference's ("linear scaling")
 THREAD_SPEEDUP = 1.7
 CONTENDED_RATIO = 1.0  # default threading / 1 thread, with a busy sibling
+FLOAT32_ENERGY_RTOL = 1e-4  # |E32 - E64| / |E64| of the initial state
 
 # The busy sibling of the CONTENDED children: one pure-Python spin loop (one core's worth of work, not pinned, so
 # the OS scheduler places it as it would any other busy process). It ends itself when its parent goes away or
@@ -161,14 +198,15 @@ def disk_centres(height: int, width: int, n: int, radius: float, seed: int = SEE
     return [[float(y), float(x)] for y, x in zip(ys, xs)]
 
 
-def scenario(base: str, tiles: tuple[int, int] = (1, 1)) -> dict:
-    """The config dict of a base scenario, optionally tiled ``tiles = (ty, tx)`` times (shifted copies of its disks)."""
+def scenario(base: str, tiles: tuple[int, int] = (1, 1), precision: str = "float64") -> dict:
+    """The config dict of a base scenario, optionally tiled ``tiles = (ty, tx)`` times (shifted copies of its disks),
+    with ``dynamics.precision`` set when it is not the default float64."""
     height, width, n, radius, spins = BASE[base]
     centres = disk_centres(height, width, n, radius)
     ty, tx = tiles
     supports = [{"shape": "disk", "radius": radius, "center": [y + iy * height, x + ix * width]}
                 for iy in range(ty) for ix in range(tx) for y, x in centres]
-    return {
+    cfg = {
         "name": f"bench-{base}-{ty}x{tx}",
         "seed": SEED,
         "grid": {"height": height * ty, "width": width * tx, "boundary": "open"},
@@ -186,6 +224,9 @@ def scenario(base: str, tiles: tuple[int, int] = (1, 1)) -> dict:
                    "lambda_curv": 0.5, "lambda_smooth": 0.5},
         "dynamics": {"method": "gradient", "lr_mu": 0.01, "lr_sigma": 0.005, "lr_phi": 0.01},
     }
+    if precision != "float64":
+        cfg["dynamics"]["precision"] = precision
+    return cfg
 
 
 # --- analytic operation count --------------------------------------------------------------------------------------
@@ -366,8 +407,9 @@ def child_engine(name: str, quick: bool) -> dict:
     rss_import = _peak_rss_mib()
     warmup_s, block_s, repeats = (0.1, 0.1, 3) if quick else (1.0, 1.0, 7)
 
-    base, tiles, _threads, _cold, _busy = CHILDREN[name]
-    cfg = scenario(base, tiles)
+    child = CHILDREN[name]
+    base, tiles = child.base, child.tiles
+    cfg = scenario(base, tiles, child.precision)
     warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted below instead (sim.energy_increases)
 
     omp_wait_policy = os.environ.get("OMP_WAIT_POLICY")  # as the package left it (it sets PASSIVE unless set)
@@ -375,6 +417,7 @@ def child_engine(name: str, quick: bool) -> dict:
     t = time.perf_counter()
     sim = agents.Simulation.from_config(cfg)
     t_setup = time.perf_counter() - t
+    energy_initial = float(sim.energy()["total"])  # the evaluation from_config made (summed in float64)
     t = time.perf_counter()
     sim.step()
     t_first = time.perf_counter() - t
@@ -400,7 +443,7 @@ def child_engine(name: str, quick: bool) -> dict:
     counts = np.diff(lay.site_ptr)[lay.occupied]
     flops = flops_per_step(lay, sim.energy_params)
     return {
-        "name": name, "base": base, "tiles": list(tiles),
+        "name": name, "base": base, "tiles": list(tiles), "precision": str(sim.state.mu.dtype),
         "grid": [lay.grid.height, lay.grid.width], "agents": int(lay.n_agents), "K": int(lay.K),
         "spins": list(lay.fiber.spins), "rows": int(lay.n_rows), "pairs": int(np.sum(counts * (counts - 1))),
         "threads": int(numba.get_num_threads()), "threading_layer": numba.threading_layer(),
@@ -410,7 +453,7 @@ def child_engine(name: str, quick: bool) -> dict:
         "flops": flops, "rss_import_mib": rss_import, "rss_peak_mib": _peak_rss_mib(),
         "rss_end_mib": _current_rss_mib(), "omp_wait_policy": omp_wait_policy,
         "energy_increases": int(sim.energy_increases), "spd_retractions": int(sum(sim.history.spd_retractions)),
-        "energy_final": float(sim.energy()["total"]),
+        "energy_initial": energy_initial, "energy_final": float(sim.energy()["total"]),
         "tuner_choices": [p.chosen for p in sim.thread_tuner.probes] if sim.thread_tuner is not None else [],
     }
 
@@ -438,15 +481,15 @@ def run_child(name: str, quick: bool) -> dict:
     """Re-invoke this script for one measurement and parse its JSON line."""
     env = dict(os.environ)
     cache_dir = None
-    busy = name in CHILDREN and CHILDREN[name][4]
+    busy = name in CHILDREN and CHILDREN[name].busy
     if name == "peak1":
         env["OPENBLAS_NUM_THREADS"] = "1"
         env["OMP_NUM_THREADS"] = "1"
     elif name in CHILDREN:
-        threads = CHILDREN[name][2]
+        threads = CHILDREN[name].threads
         if threads is not None:
             env["NUMBA_NUM_THREADS"] = str(threads)
-        if CHILDREN[name][3]:
+        if CHILDREN[name].cold:
             cache_dir = tempfile.mkdtemp(prefix="vfe-bench-numba-cache-")
             env["NUMBA_CACHE_DIR"] = cache_dir
     cmd = [sys.executable, os.path.abspath(__file__), "--child", name] + (["--quick"] if quick else [])
@@ -480,6 +523,58 @@ def run_child(name: str, quick: bool) -> dict:
             return out
     tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
     return {"name": name, "error": f"child exited with {proc.returncode}:\n{tail}"}
+
+
+# --- run plan -------------------------------------------------------------------------------------------------------
+
+ALTERNATING = {"FLOAT32", "FLOAT32_B4"}  # groups whose children run at the group's place, in its order
+
+
+def plan_runs(groups: list[str]) -> list[str]:
+    """The children to run, in order, for the ``--only`` groups (a child may appear more than once).
+
+    A child named by several groups runs once, where it first appears, except that an ALTERNATING group takes its
+    children over: their runs planned by earlier groups are dropped and the group's list is run as written, so its
+    float64/float32 runs are neighbours in time. The cold compile runs last.
+    """
+    plan: list[str] = []
+    for g in groups:
+        seq = GROUPS[g]
+        if g in ALTERNATING:
+            plan = [n for n in plan if n not in seq] + list(seq)
+        else:
+            plan += [n for n in dict.fromkeys(seq) if n not in plan]
+    if "B1cold" in plan:  # so it does not disturb the warm-cache figures' order
+        plan = [n for n in plan if n != "B1cold"] + ["B1cold"]
+    return plan
+
+
+def merge_runs(runs: list[dict]) -> dict:
+    """One result from several runs of a child: steps/s is the mean of the runs' medians and the range spans all
+    their blocks; wall and other processes' CPU are summed (their ratio stays the share of a core). The other
+    figures (setup, first step, cache, threads, RSS) are those of one representative run: the one with the highest
+    peak RSS among the runs that found the numba cache warm (a cold compile inflates setup and peak RSS), or among
+    all runs if none did. Each run's own figures are kept under ``runs``. A failed run makes the result an error."""
+    if len(runs) == 1:
+        return runs[0]
+    bad = [r for r in runs if "error" in r]
+    if bad:
+        return bad[0]
+    warm = [r for r in runs if r["cache"] == "warm"] or runs
+    out = dict(max(warm, key=lambda r: r["rss_peak_mib"]))
+    out["steps_per_s"] = statistics.fmean(r["steps_per_s"] for r in runs)
+    out["steps_per_s_min"] = min(r["steps_per_s_min"] for r in runs)
+    out["steps_per_s_max"] = max(r["steps_per_s_max"] for r in runs)
+    for k in ("process_wall_s", "foreign_cpu_s", "steal_s"):
+        if all(k in r for r in runs):
+            out[k] = sum(r[k] for r in runs)
+    out["energy_increases"] = max(r["energy_increases"] for r in runs)
+    out["spd_retractions"] = max(r["spd_retractions"] for r in runs)
+    out["runs"] = [{k: r.get(k) for k in ("steps_per_s", "steps_per_s_min", "steps_per_s_max", "threads", "cache",
+                                          "tuner_choices", "setup_s", "first_step_s", "rss_import_mib",
+                                          "rss_peak_mib", "process_wall_s", "foreign_cpu_s", "energy_initial")}
+                   for r in runs]
+    return out
 
 
 # --- report ---------------------------------------------------------------------------------------------------------
@@ -562,6 +657,17 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
         p("energy increases / SPD retractions during the runs: "
           + (", ".join(f"{r['name']} {r['energy_increases']}/{r['spd_retractions']}" for r in ok) if bad else "none"))
         p("threading layer: " + ", ".join(sorted({r["threading_layer"] for r in ok})))
+        multi = [r for r in ok if len(r.get("runs", ())) > 1]
+        if multi:
+            p("several runs (alternating float64/float32): steps/s = mean of the runs' medians, range over all their "
+              "blocks; the other columns from one warm-cache run (the highest peak RSS). Each run's steps/s "
+              "(threads at the end, cache): " + "; ".join(
+                  f"{r['name']} " + ", ".join(f"{q['steps_per_s']:.3g} ({q['threads']}, {q['cache']})"
+                                              for q in r["runs"]) for r in multi))
+        wrong = [r["name"] for r in ok if r.get("precision") != CHILDREN[r["name"]].precision]
+        if wrong:
+            p("WARNING: state dtype differs from the child's dynamics.precision: " + ", ".join(
+                f"{r['name']} {r.get('precision')}" for r in ok if r["name"] in wrong))
         if all("foreign_cpu_s" in r for r in ok):
             p("other processes' CPU during each child (% of one core over its wall time): " + ", ".join(
                 f"{r['name']} {100 * r['foreign_cpu_s'] / r['process_wall_s']:.0f}%" for r in ok))
@@ -622,10 +728,11 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
         if speedup is not None:
             p(f"  idle 2-thread speed-up on B2 (THREADS, same run): {speedup:.2f}x")
 
-    sized = [good(n) for n in ("B1", "B2", "B3", "B4") if good(n)]
+    sized = [good(n) for b in ("B1", "B2", "B3", "B4") for n in (b, b + "f32") if good(n)]
     if sized:
         p("")
-        p("B1..B4 at default threads: rate, share of the matmul rate, memory, time per agent-site row")
+        p("B1..B4 at default threads (f32: dynamics.precision float32): rate, share of the matmul rate, memory, "
+          "time per agent-site row")
         hdr2 = (f"  {'bench':<6}{'grid':>9}{'N':>5}{'K':>4}{'rows':>8}{'pairs/row':>10}{'steps/s':>10}{'% matmul':>10}"
                 f"{'peak RSS MiB':>14}{'KiB/row':>9}{'ns/row':>9}{'kFLOP/row':>11}")
         p(hdr2)
@@ -658,6 +765,33 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
                 p(f"  time per row {ns_per_row(b4):.0f} ns vs {ref['name']} (K = {ref['K']}) {ns_per_row(ref):.0f} ns: "
                   f"ratio {b4_vs[ref['name']]:.2f}")
 
+    f32_pairs = [(good(b), good(b + "f32")) for b in ("B1", "B2", "B3", "B4") if good(b) and good(b + "f32")]
+    energy_rel = {}
+    speedups = {}
+    if f32_pairs:
+        p("")
+        p("float32 against float64 (dynamics.precision; the state and its gradients stored in float32, the kernels "
+          "computing in float64):")
+        hdr3 = (f"  {'bench':<6}{'K':>4}{'rows':>8}{'steps/s f64':>12}{'f32':>9}{'f32/f64':>8}{'% matmul f64':>13}"
+                f"{'f32':>7}{'ns/row f64':>11}{'f32':>7}{'peak RSS MiB f64':>17}{'f32':>6}{'KiB/row f64':>12}"
+                f"{'f32':>7}{'f32/f64':>8}{'|E32-E64|/|E64|':>17}")
+        p(hdr3)
+        for r64, r32 in f32_pairs:
+            base = r64["name"]
+            speedups[base] = r32["steps_per_s"] / r64["steps_per_s"]
+            energy_rel[base] = abs(r32["energy_initial"] - r64["energy_initial"]) / abs(r64["energy_initial"])
+            pcts = [pct_of_peak(r) for r in (r64, r32)]
+            pct_s = [f"{q:.2f}%" if q is not None else "n/a" for q in pcts]
+            p(f"  {base:<6}{r64['K']:>4}{r64['rows']:>8}{r64['steps_per_s']:>12.2f}{r32['steps_per_s']:>9.2f}"
+              f"{speedups[base]:>8.2f}{pct_s[0]:>13}{pct_s[1]:>7}{ns_per_row(r64):>11.0f}{ns_per_row(r32):>7.0f}"
+              f"{r64['rss_peak_mib']:>17.0f}{r32['rss_peak_mib']:>6.0f}{kib_per_row(r64):>12.2f}{kib_per_row(r32):>7.2f}"
+              f"{kib_per_row(r32) / kib_per_row(r64):>8.2f}{energy_rel[base]:>17.1e}")
+        p("  f32/f64: ratios float32 / float64 (speed-up; memory per row). The FLOP count and the matmul rate are "
+          "float64's: the kernels compute in float64 either way")
+        p("  initial energy (total): " + ", ".join(
+            f"{r64['name']} {r64['energy_initial']:.10g} / {r32['energy_initial']:.10g}" for r64, r32 in f32_pairs)
+          + " (float64 / float32)")
+
     p("")
     p("targets (printed, not asserted):")
     for name, target in TARGETS.items():
@@ -687,6 +821,12 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
             q = b4_vs["B2"]
             p(f"  B4 time per row within {100 * B4_ROW_TOLERANCE:.0f}% of B2's (same K and density, 16x the rows: "
               f"linear scaling): {q:.2f}x  {_mark(abs(q - 1.0) <= B4_ROW_TOLERANCE)}")
+    for base, rel in energy_rel.items():
+        p(f"  {base} float32 initial energy |E32 - E64| / |E64| <= {FLOAT32_ENERGY_RTOL:g}: {rel:.1e}  "
+          f"{_mark(rel <= FLOAT32_ENERGY_RTOL)}")
+    if speedups:
+        p("  float32 speed-up (steps/s float32 / float64), measured, no target: "
+          + ", ".join(f"{b} {q:.2f}x" for b, q in speedups.items()))
     return lines
 
 
@@ -738,23 +878,19 @@ def main(argv=None) -> int:
             ap.error(f"unknown benchmark(s) {unknown}; choose from {list(GROUPS)}")
     else:
         groups = [g for g in GROUPS if not (g == "COLD" and args.quick)]
-    names = []
-    for g in groups:
-        for n in GROUPS[g]:
-            if n not in names:
-                names.append(n)
-    if "B1cold" in names:  # run the cold compile last, so it does not disturb the warm-cache figures' order
-        names.remove("B1cold")
-        names.append("B1cold")
+    names = plan_runs(groups)
 
     stat_before = _cpu_stat()
     t_all = time.perf_counter()
     peak = run_child("peak", args.quick)
     peak1 = run_child("peak1", args.quick)
-    results = {}
-    for n in names:
-        print(f"running {n} ...", file=sys.stderr, flush=True)
-        results[n] = run_child(n, args.quick)
+    runs: dict[str, list[dict]] = {}
+    for i, n in enumerate(names):
+        k = names[:i].count(n) + 1
+        print(f"running {n}" + (f" (run {k} of {names.count(n)})" if names.count(n) > 1 else "") + " ...",
+              file=sys.stderr, flush=True)
+        runs.setdefault(n, []).append(run_child(n, args.quick))
+    results = {n: merge_runs(rs) for n, rs in runs.items()}
     load = _foreign_load(stat_before, _cpu_stat(), time.perf_counter() - t_all)
     lines = report(results, peak, peak1, args.quick, load)
     lines.append(f"\ntotal wall time {time.perf_counter() - t_all:.1f} s")

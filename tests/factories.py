@@ -98,6 +98,13 @@ def small_run_yaml(name: str, *, seed: int = 2, spins: str = "[1, 2]", steps: in
             f"output: {{every: {every}, fields: [mu, sigma, phi, beta]}}\n")
 
 
+def same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bit-identical arrays, NaN equal to NaN (structured arrays field by field)."""
+    if a.dtype.names:
+        return a.dtype == b.dtype and all(same(a[n], b[n]) for n in a.dtype.names)
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+
+
 def datasets(path, rng: bool = False) -> dict:
     """Every time series of a trajectory file by HDF5 path, and the committed checkpoint as ``checkpoint/...``
     (with ``rng``: also the noise's generator and key)."""

@@ -29,7 +29,7 @@ from gauge_vfe.agents.kernels.noise import normals, step_base
 from gauge_vfe.agents.kernels.update import noise_slots
 from gauge_vfe.agents.setup.scenario import ScenarioError
 from gauge_vfe.agents.setup.scenario import load_scenario
-from factories import InterruptAt, datasets, kill_run_after_frames, small_run_yaml
+from factories import InterruptAt, datasets, kill_run_after_frames, same, small_run_yaml
 
 Z = 4.0  # tolerance in standard errors: seeded runs, so a pass is reproducible; 4 sigma leaves no room to luck
 
@@ -290,12 +290,6 @@ def scenario(tmp_path, *overrides, text=SCENARIO):
     p = tmp_path / "noisy.yaml"
     p.write_text(text)
     return load_scenario(p, list(overrides))
-
-
-def same(a: np.ndarray, b: np.ndarray) -> bool:
-    if a.dtype.names:
-        return a.dtype == b.dtype and all(same(a[n], b[n]) for n in a.dtype.names)
-    return np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
 
 
 def test_noisy_runs_same_seed_bit_identical_other_seed_different(tmp_path):

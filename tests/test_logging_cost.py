@@ -19,7 +19,6 @@ import textwrap
 import time
 
 import h5py
-import numpy as np
 import pytest
 
 from gauge_vfe import agents
@@ -28,7 +27,7 @@ from gauge_vfe.agents.io.recovery import open_trajectory_file
 from gauge_vfe.agents.io.writer import TrajectoryWriter
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.setup.scenario import load_scenario
-from factories import InterruptAt, SignalAt, small_run_yaml
+from factories import InterruptAt, SignalAt, same, small_run_yaml
 
 SCENARIO = small_run_yaml("logcost", seed=5, spins="[1]", steps=40, every=4)
 NEVER = 1e9  # a flush budget that never runs out: only the first frame, interrupts and the end write
@@ -57,15 +56,6 @@ def contents(path) -> dict:
                 out[name] = obj[...]
         f.visititems(visit)
     return out
-
-
-def same(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bit-identical arrays, NaN equal to NaN (structured arrays field by field)."""
-    if a.dtype.names:
-        return a.dtype == b.dtype and all(same(a[n], b[n]) for n in a.dtype.names)
-    if a.dtype.kind == "f":
-        return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
-    return a.shape == b.shape and np.array_equal(a, b)
 
 
 def assert_same_file(path, reference) -> None:

@@ -21,7 +21,7 @@ from gauge_vfe.agents.cli import main
 from gauge_vfe.agents.io.schema import run_record
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.setup.scenario import load_scenario
-from factories import InterruptAt, datasets, kill_run_after_frames, small_run_yaml
+from factories import InterruptAt, datasets, kill_run_after_frames, same, small_run_yaml
 
 SCENARIO = small_run_yaml("traj")
 
@@ -30,15 +30,6 @@ def scenario(tmp_path, *overrides, text=SCENARIO):
     p = tmp_path / "traj.yaml"
     p.write_text(text)
     return load_scenario(p, list(overrides))
-
-
-def same(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bit-identical arrays, NaN equal to NaN (structured arrays field by field)."""
-    if a.dtype.names:
-        return a.dtype == b.dtype and all(same(a[n], b[n]) for n in a.dtype.names)
-    if a.dtype.kind == "f":
-        return np.array_equal(a, b, equal_nan=True)
-    return np.array_equal(a, b)
 
 
 def test_file_layout_matches_the_spec(tmp_path):

@@ -96,15 +96,17 @@ def check_finite(layout: Layout, state: State, evaluation: Evaluation) -> None:
 
 def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t: float):
     S, K = state.mu.shape
-    mu = np.empty((S, K))
-    sigma = np.empty((S, K, K))
+    mu = np.empty((S, K), state.dtype)  # the state's own type (dynamics.precision); the kernel computes in float64
+    sigma = np.empty((S, K, K), state.dtype)
     retracted = np.empty(S, dtype=np.int8)
     slope = np.empty(S)
     kl_rows = np.empty(S)  # a rejected line-search trial's KL is wasted: a few % of the evaluation it also costs
     update_gaussians(state.mu, state.sigma, ev.grad_mu, ev.grad_sigma, float(dyn.lr_mu), float(dyn.lr_sigma),
                      dyn.method == "natural", float(t), mu, sigma, retracted, slope, kl_rows)
-    phi = state.phi - (t * dyn.lr_phi) * ev.grad_phi
-    total_slope = float(slope.sum()) - dyn.lr_phi * float(np.sum(ev.grad_phi * ev.grad_phi))
+    # in float64 whatever the state's type (docs/model.md#precision); a no-op conversion for a float64 state
+    phi = (state.phi.astype(np.float64, copy=False) - (t * dyn.lr_phi) * ev.grad_phi.astype(np.float64, copy=False)
+           ).astype(state.dtype, copy=False)
+    total_slope = float(slope.sum()) - dyn.lr_phi * float(np.sum(ev.grad_phi * ev.grad_phi, dtype=np.float64))
     return State(mu, sigma, phi, state.step + 1), int(retracted.sum()), total_slope, kl_rows
 
 
@@ -129,9 +131,9 @@ def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation,
     t_mu, t_sigma, t_phi = dyn.temperatures
     S, K = state.mu.shape
     base, slots = step_base(noise_key, state.step), noise_slots(K)
-    mu = np.empty((S, K))
-    sigma = np.empty((S, K, K))
-    phi = np.empty((S, 3))
+    mu = np.empty((S, K), state.dtype)
+    sigma = np.empty((S, K, K), state.dtype)
+    phi = np.empty((S, 3), state.dtype)
     retracted = np.empty(S, dtype=np.int8)
     kl_rows = np.empty(S)
     a_mu, a_sigma, a_phi = (float(np.sqrt(2.0 * lr * temp)) for lr, temp in

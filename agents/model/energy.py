@@ -52,7 +52,7 @@ class Evaluation:
         """Euclidean norm over all agent-sites (Frobenius for Sigma), as logged (docs/model.md#file-series)."""
         # sum of squares, not np.linalg.norm: a BLAS call here would wake OpenBLAS threads that then
         # compete with the kernels' threads on the hot path
-        return {name: float(np.sqrt(np.sum(g * g))) for name, g in
+        return {name: float(np.sqrt(np.sum(g * g, dtype=np.float64))) for name, g in
                 (("mu", self.grad_mu), ("sigma", self.grad_sigma), ("phi", self.grad_phi))}
 
 
@@ -76,16 +76,20 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
     """The action at ``state``; with ``want_grad`` its exact gradient in (mu, Sigma, phi) too."""
     S, K = layout.n_rows, layout.K
     dens = {t: np.empty(S) for t in TERMS}
-    g_mu = np.empty((S, K))
-    g_sigma = np.empty((S, K, K))
-    g_phi = np.zeros((S, 3))
+    # gradients in the state's type (docs/model.md#precision); densities, KL and beta always in float64
+    g_mu = np.empty((S, K), state.dtype)
+    g_sigma = np.empty((S, K, K), state.dtype)
+    g_phi = np.zeros((S, 3), state.dtype)
     n_slots = int(layout.pair_ptr[-1])
     kl = np.zeros(n_slots)
     beta = np.zeros(n_slots)
     status = np.zeros(S, dtype=np.int8)
+    # phi is read as float64 (3 values a row): the frames' rotations and the field terms are then computed in
+    # float64 from a float32 state too; mu and Sigma are converted inside the kernels (docs/model.md#precision)
+    phi = state.phi.astype(np.float64, copy=False)
     site_terms(
         site_tables(layout),
-        Beliefs(state.mu, state.sigma, state.phi),
+        Beliefs(state.mu, state.sigma, phi),
         _prior_args(layout),
         _observation_args(layout),
         Weights(float(params.alpha), float(params.gamma), float(params.lambda_align), float(params.kappa),
@@ -95,7 +99,7 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
         Outputs(dens["prior"], dens["observation"], dens["alignment"], g_mu, g_sigma, g_phi, kl, beta, status),
     )
     gauge_field_terms(
-        state.phi, layout.chi, layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y,
+        phi, layout.chi, layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y,
         float(params.lambda_curv), float(params.lambda_smooth), bool(want_grad),
         dens["curvature"], dens["smoothness"], g_phi,
     )

@@ -146,7 +146,8 @@ class Coupling:
 
     def refresh(self, layout: Layout, state: State) -> Layout:
         p = self.params
-        mask, mu_t, sig_t, _ = targets(layout, state, self.consensus, p.max_scale, p.rho)
+        # the measurement reads float64 states only (as the analysis of logged frames does): one compiled kernel
+        mask, mu_t, sig_t, _ = targets(layout, state.astype(np.float64), self.consensus, p.max_scale, p.rho)
         mu, sigma = effective_prior(layout, mask, mu_t, sig_t, float(p.rho))
         self.refreshed_at = state.step
         self.n_members = int(mask.sum())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -84,6 +85,14 @@ class DynamicsParams(StrictModel):
     tol: NonNeg = Field(0.0, description="stop early once the gradient norm (all fields) is at most tol")
     temperature: Temperature = Field(0.0, description="Langevin temperature T >= 0 in nats (0: plain descent, no "
                                      "random numbers drawn); a number for every field or {mu, phi, sigma}")
+    precision: Literal["float64", "float32"] = Field(
+        "float64", description="storage type of the state and its gradients: float32 halves their memory; the "
+        "kernels compute in float64 and energies are summed in float64 either way (docs/model.md#precision)")
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy type the state is kept in (``precision``)."""
+        return np.dtype(self.precision)
 
     @property
     def temperatures(self) -> tuple[float, float, float]:

@@ -20,11 +20,22 @@ class State:
     def replace(self, **changes) -> "State":
         return replace(self, **changes)
 
+    @property
+    def dtype(self) -> np.dtype:
+        return self.mu.dtype
+
+    def astype(self, dtype) -> "State":
+        """The state stored as ``dtype`` (itself if it already is): float64 to float32 rounds, and float32 to
+        float64 is exact, so a float32 state survives a float64 checkpoint bit for bit."""
+        if self.mu.dtype == dtype and self.sigma.dtype == dtype and self.phi.dtype == dtype:
+            return self
+        return State.from_arrays(self.mu, self.sigma, self.phi, self.step, dtype)
+
     @staticmethod
-    def from_arrays(mu, sigma, phi, step: int = 0) -> "State":
-        mu = np.ascontiguousarray(mu, dtype=np.float64)
-        sigma = np.ascontiguousarray(sigma, dtype=np.float64)
-        phi = np.ascontiguousarray(phi, dtype=np.float64)
+    def from_arrays(mu, sigma, phi, step: int = 0, dtype=np.float64) -> "State":
+        mu = np.ascontiguousarray(mu, dtype=dtype)
+        sigma = np.ascontiguousarray(sigma, dtype=dtype)
+        phi = np.ascontiguousarray(phi, dtype=dtype)
         S, K = mu.shape
         if sigma.shape != (S, K, K) or phi.shape != (S, 3):
             raise ValueError(f"state shapes disagree: mu {mu.shape}, sigma {sigma.shape}, phi {phi.shape}")

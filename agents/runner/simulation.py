@@ -177,6 +177,7 @@ class Simulation:
         return True
 
     def _set(self, state: State) -> None:
+        state = state.astype(self.dynamics_params.dtype)  # dynamics.precision; a float64 checkpoint is exact
         self._observe_at(state.step)
         layout = self.layout
         if self._coupling is not None:  # the targets at this state (a resume is allowed at refresh steps only)
