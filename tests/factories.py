@@ -129,6 +129,27 @@ def datasets(path, rng: bool = False) -> dict:
     return out
 
 
+def assert_resume_after_ctrl_c_is_bit_identical(load_scenario, tmp_path, stop_at: int, steps: int) -> dict:
+    """Run ``load_scenario()`` to the end, and again with Ctrl-C after step ``stop_at`` then ``--resume``: every
+    series and the checkpoint (with the noise's key) must be bit-identical. Returns the resumed run's datasets."""
+    from gauge_vfe import agents
+    from gauge_vfe.agents.runner.run import run_scenario
+
+    reference = datasets(run_scenario(load_scenario(), tmp_path / "ref.h5").path, rng=True)
+    path = tmp_path / "cut.h5"
+    res = run_scenario(load_scenario(), path, observers=[InterruptAt(stop_at)])
+    assert res.status == "interrupted" and res.last_step == stop_at
+    with agents.load(path) as traj:
+        assert traj.checkpoint().step == stop_at
+    res = run_scenario(load_scenario(), path, resume=True)
+    assert res.status == "completed" and res.last_step == steps
+    resumed = datasets(path, rng=True)
+    assert resumed.keys() == reference.keys()
+    for k in reference:
+        assert same(resumed[k], reference[k]), k
+    return resumed
+
+
 def kill_run_after_frames(scenario_path, out_path, frames: int = 6, timeout: float = 120.0) -> None:
     """Start ``vfe run SCENARIO -o OUT`` in a child process (one numba thread), SIGKILL it once its file holds
     ``frames`` committed frames, and return when it is dead."""

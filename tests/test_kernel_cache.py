@@ -30,21 +30,9 @@ print(sum(frame_switch.stats.cache_hits.values()))
 print(numba.config.CACHE_DIR)
 """.format(package=PACKAGE)
 
-# an edit of linalg.py that changes what matmul_nt computes (the last definition is the one holonomy imports)
-EDIT = '''
-
-@njit(cache=True, inline="always")
-def matmul_nt(a, b, out):
-    """Edited by tests/test_kernel_cache.py: twice a @ b.T."""
-    n, m = a.shape
-    p = b.shape[0]
-    for i in range(n):
-        for j in range(p):
-            s = 0.0
-            for k in range(m):
-                s += a[i, k] * b[j, k]
-            out[i, j] = 2.0 * s
-'''
+# an edit of linalg.py that changes what matmul_nt computes: twice a @ b.T (its "out[i, j] = s" comes first in
+# the file; the other is symmetric_expm's)
+EDIT = ("            out[i, j] = s\n", "            out[i, j] = 2.0 * s\n")
 
 
 def _copy_kernels(dest: Path) -> Path:
@@ -80,8 +68,8 @@ def test_an_edit_of_a_called_kernel_file_is_not_hidden_by_the_cache(tmp_path):
     again, hits, same_dir = _run(package.parent, xdg)
     assert (again, hits, same_dir) == (first, 1, cache_dir)  # unchanged sources: loaded from the cache
     digest = kernels.source_digest(str(package))
-    with open(package / "linalg.py", "a") as f:  # holonomy.py, the file numba checks, is not touched
-        f.write(EDIT)
+    linalg = package / "linalg.py"  # holonomy.py, the file numba checks, is not touched
+    linalg.write_text(linalg.read_text().replace(*EDIT, 1))
     edited, hits, new_dir = _run(package.parent, xdg)
     assert float(edited) == 2 * float(first), "a stale frame_switch was loaded (or it no longer uses matmul_nt)"
     assert hits == 0

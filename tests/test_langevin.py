@@ -29,7 +29,8 @@ from gauge_vfe.agents.kernels.noise import normals, step_base
 from gauge_vfe.agents.kernels.update import noise_slots
 from gauge_vfe.agents.setup.scenario import ScenarioError
 from gauge_vfe.agents.setup.scenario import load_scenario
-from factories import InterruptAt, datasets, kill_run_after_frames, same, small_run_yaml
+from factories import (InterruptAt, assert_resume_after_ctrl_c_is_bit_identical, datasets, kill_run_after_frames, same,
+                       small_run_yaml)
 
 Z = 4.0  # tolerance in standard errors: seeded runs, so a pass is reproducible; 4 sigma leaves no room to luck
 
@@ -307,18 +308,7 @@ def test_noisy_runs_same_seed_bit_identical_other_seed_different(tmp_path):
 
 @pytest.mark.parametrize("stop_at", [13, 15])  # between logged frames, and on one
 def test_noisy_run_resumed_after_ctrl_c_is_bit_identical(tmp_path, stop_at):
-    reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path, rng=True)
-    path = tmp_path / "cut.h5"
-    res = run_scenario(scenario(tmp_path), path, observers=[InterruptAt(stop_at)])
-    assert res.status == "interrupted" and res.last_step == stop_at
-    with agents.load(path) as traj:
-        assert traj.checkpoint().step == stop_at
-    res = run_scenario(scenario(tmp_path), path, resume=True)
-    assert res.status == "completed" and res.last_step == 30
-    resumed = datasets(path, rng=True)
-    assert resumed.keys() == reference.keys()
-    for k in reference:
-        assert same(resumed[k], reference[k]), k
+    assert_resume_after_ctrl_c_is_bit_identical(lambda: scenario(tmp_path), tmp_path, stop_at, 30)
 
 
 def test_resume_that_lost_the_step_number_would_differ(tmp_path, monkeypatch):

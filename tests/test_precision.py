@@ -14,13 +14,11 @@ import numba
 import numpy as np
 import pytest
 
-from gauge_vfe import agents
 from gauge_vfe.agents.model.energy import TERMS, evaluate
 from gauge_vfe.agents.model.state import State
-from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import Simulation
 from gauge_vfe.agents.setup.scenario import load_scenario
-from factories import InterruptAt, datasets, params, random_system, same, small_run_yaml
+from factories import assert_resume_after_ctrl_c_is_bit_identical, params, random_system, small_run_yaml
 
 AGREE = 1e-4  # docs/model.md#precision: the total energy of a float32 run against the float64 run, relative
 
@@ -124,20 +122,9 @@ def test_float32_steps_do_not_depend_on_the_thread_count():
 
 
 def test_a_float32_run_resumes_bit_for_bit(tmp_path):
-    text = small_run_yaml("single", dynamics=", method: natural, temperature: 0.05, precision: float32")
     scenario_file = tmp_path / "single.yaml"
-    scenario_file.write_text(text)
-    reference = datasets(run_scenario(load_scenario(scenario_file), tmp_path / "ref.h5").path, rng=True)
-    path = tmp_path / "cut.h5"
-    res = run_scenario(load_scenario(scenario_file), path, observers=[InterruptAt(13)])
-    assert res.status == "interrupted" and res.last_step == 13
-    with agents.load(path) as traj:
-        ck = traj.checkpoint()
-        assert ck.step == 13 and ck.mu.dtype == np.float64  # a float32 state, stored exactly as float64
-        assert np.array_equal(ck.mu, ck.mu.astype(np.float32).astype(np.float64))
-    res = run_scenario(load_scenario(scenario_file), path, resume=True)
-    assert res.status == "completed" and res.last_step == 30
-    resumed = datasets(path, rng=True)
-    assert resumed.keys() == reference.keys()
-    for k in reference:
-        assert same(resumed[k], reference[k]), k
+    scenario_file.write_text(small_run_yaml("single", dynamics=", method: natural, temperature: 0.05, "
+                                            "precision: float32"))
+    resumed = assert_resume_after_ctrl_c_is_bit_identical(lambda: load_scenario(scenario_file), tmp_path, 13, 30)
+    mu = resumed["checkpoint/mu"]  # a float32 state, stored exactly as float64
+    assert mu.dtype == np.float64 and np.array_equal(mu, mu.astype(np.float32).astype(np.float64))
