@@ -128,3 +128,12 @@ def test_a_float32_run_resumes_bit_for_bit(tmp_path):
     resumed = assert_resume_after_ctrl_c_is_bit_identical(lambda: load_scenario(scenario_file), tmp_path, 13, 30)
     mu = resumed["checkpoint/mu"]  # a float32 state, stored exactly as float64
     assert mu.dtype == np.float64 and np.array_equal(mu, mu.astype(np.float32).astype(np.float64))
+
+
+def test_the_memory_estimate_counts_the_state_in_its_type():
+    from gauge_vfe.agents.setup.config import make_config
+    from gauge_vfe.agents.setup.preflight import estimate_memory
+
+    parts = {p: estimate_memory(make_config(_config("gradient", p))).parts for p in ("float64", "float32")}
+    assert parts["float32"]["state"] == parts["float64"]["state"] / 2
+    assert parts["float32"]["layout"] == parts["float64"]["layout"]  # priors and observations stay float64
