@@ -6,8 +6,12 @@ process holds every step up; with one busy sibling on a 2-core machine, 2 thread
 even with sleeping (passive) waits. No fixed setting is right for both, and the load changes during a run, so a
 :class:`ThreadTuner` measures: from time to time it steps a few short blocks at each candidate thread count
 (all, half, a quarter, ... down to 1; interleaved A B B A so that a drift in the load hits each alike), keeps
-the fastest, and uses it until the next probe. It prefers more threads unless fewer are faster by a margin, so on
-an idle machine nothing changes. The kernels give the same bits on any thread count (each row and each site is
+the fastest, and uses it until the next probe. A count's time is the mean over its blocks, not its luckiest block:
+beside a busy process, a 2-thread block is fast when the other process happens to be off the core and slow when
+not, and the best of two such blocks made the tuner keep 2 threads that were slower on average (B1 beside a busy
+sibling: 0.68-0.75 of 1 thread's rate in bench_engine's CONTENDED). And it prefers fewer threads unless more are
+faster by a margin: a tie costs nothing on an idle machine, but more threads than help are what collapses on a
+busy one. The kernels give the same bits on any thread count (each row and each site is
 computed by one thread, and sums over rows are taken after the kernels), so the choice never changes a result.
 
 Probing costs at most the difference between the candidates during the probe blocks, and the probes are spaced
@@ -36,8 +40,8 @@ def candidate_counts(max_threads: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Probe:
-    """One probe's outcome: the step at its end, the seconds per step measured for each thread count (the
-    fastest of its blocks), and the count chosen."""
+    """One probe's outcome: the step at its end, the seconds per step measured for each thread count (the mean
+    over its blocks), and the count chosen."""
 
     step: int
     seconds_per_step: dict[int, float]
@@ -70,7 +74,8 @@ class ThreadTuner:
         self._block_steps = 0  # steps per probe block
         self._done_in_block = 0
         self._block_time = 0.0
-        self._measured: dict[int, float] = {}
+        self._measured: dict[int, float] = {}  # seconds per step, the mean over the probe's blocks so far
+        self._blocks_done: dict[int, int] = {}
         self._per_step = None  # seconds per step outside probes (a running estimate)
         self._next_probe = None  # clock time of the next probe
         self._step_number = 0
@@ -101,7 +106,9 @@ class ThreadTuner:
             if self._done_in_block == self._block_steps:
                 threads = self._blocks.pop(0)
                 per_step = self._block_time / self._block_steps
-                self._measured[threads] = min(self._measured.get(threads, float("inf")), per_step)
+                n = self._blocks_done.get(threads, 0)
+                self._measured[threads] = (self._measured.get(threads, 0.0) * n + per_step) / (n + 1)
+                self._blocks_done[threads] = n + 1
                 self._done_in_block, self._block_time = 0, 0.0
                 if not self._blocks:
                     self._choose()
@@ -115,12 +122,12 @@ class ThreadTuner:
         self._block_steps = max(1, round(self.block_seconds / max(self._per_step, 1e-9)))
         others = [c for c in self.candidates if c != self.threads]
         self._blocks = [self.threads, *others, *reversed(others), self.threads]  # A B B A
-        self._measured = {}
+        self._measured, self._blocks_done = {}, {}
 
     def _choose(self) -> None:
         best = min(self._measured.values())
-        # the most threads within the margin of the fastest: more threads unless fewer are clearly faster
-        self.threads = max(c for c, t in self._measured.items() if t <= best * (1 + self.margin))
+        # the fewest threads within the margin of the fastest: more threads only where they clearly help
+        self.threads = min(c for c, t in self._measured.items() if t <= best * (1 + self.margin))
         self.probes.append(Probe(self._step_number, dict(self._measured), self.threads))
         probe_time = sum(self._measured.values()) * 2 * self._block_steps  # every candidate ran two blocks
         self._next_probe = self.clock() + max(self.every_seconds, probe_time / self.max_share)
