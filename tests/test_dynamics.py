@@ -184,3 +184,49 @@ def test_no_python_loop_over_sites_or_pairs_on_the_hot_path():
 def test_check_finite_accepts_a_good_state():
     sim = Simulation.from_config(ALL_TERMS)
     check_finite(sim.layout, sim.state, sim.evaluation)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 3), (63, 3), (64, 9, 9), (1000, 3), (130, 1)])
+def test_sum_of_squares_is_numpys_and_the_same_on_any_thread_count(shape, dtype):
+    import numba
+
+    from gauge_vfe.agents.kernels.reductions import sum_of_squares
+
+    x = np.random.default_rng(1).normal(size=shape).astype(dtype)
+    expected = np.sum(x.astype(np.float64) ** 2)
+    got = sum_of_squares(x)
+    assert got == pytest.approx(expected, rel=1e-13)
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        before = numba.get_num_threads()
+        try:
+            numba.set_num_threads(1)
+            one = sum_of_squares(x)
+        finally:
+            numba.set_num_threads(before)
+        assert one == got  # bit for bit
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y.flat[-1] = bad
+        assert not np.isfinite(sum_of_squares(y))
+
+
+def test_the_finiteness_check_finds_the_bad_row_and_is_not_fooled_by_an_overflowing_square():
+    from gauge_vfe.agents.model.dynamics import _first_bad_rows
+
+    x = np.ones((200, 3, 3))
+    assert _first_bad_rows(x) is None
+    x[150, 1, 2] = 1e200  # finite, but its square overflows the sum of squares
+    assert _first_bad_rows(x) is None
+    x[77, 0, 0] = np.nan
+    x[190, 2, 2] = -np.inf
+    assert list(_first_bad_rows(x)) == [77, 190]
+
+
+def test_gradient_norms_are_computed_once_and_match_numpy():
+    sim = Simulation.from_config(ALL_TERMS)
+    ev = sim.evaluation
+    norms = ev.grad_norms()
+    assert ev.grad_norms() is norms
+    for name, g in (("mu", ev.grad_mu), ("sigma", ev.grad_sigma), ("phi", ev.grad_phi)):
+        assert norms[name] == pytest.approx(np.linalg.norm(g.ravel()), rel=1e-13)

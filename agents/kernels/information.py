@@ -39,7 +39,7 @@ def kl_cholesky(mu_a, sigma_a, mu_b, sigma_b, la, lb, y):
             tr += y[i] * y[i]
     quad = 0.0
     for i in range(K):
-        t = mu_b[i] - mu_a[i]
+        t = np.float64(mu_b[i]) - mu_a[i]  # in float64 for a float32 state too
         for k in range(i):
             t -= lb[i, k] * y[k]
         y[i] = t / lb[i, i]

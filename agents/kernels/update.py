@@ -69,7 +69,7 @@ def _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out
         for i in range(K):
             s = 0.0
             for j in range(K):
-                s += float(sigma[r, i, j]) * g_mu[r, j]  # float(): float64 for a float32 state too
+                s += np.float64(sigma[r, i, j]) * g_mu[r, j]  # float64 for a float32 state: float() keeps f32
             mu_out[r, i] = mu[r, i] - t * lr_mu * s
             sl -= lr_mu * g_mu[r, i] * s
         cholesky(sigma[r], low)
@@ -91,7 +91,7 @@ def _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out
             mu_out[r, i] = mu[r, i] - t * lr_mu * g_mu[r, i]
             sl -= lr_mu * g_mu[r, i] * g_mu[r, i]
             for j in range(K):
-                g = float(g_sigma[r, i, j])
+                g = np.float64(g_sigma[r, i, j])
                 sigma_out[r, i, j] = sigma[r, i, j] - t * lr_sigma * g
                 fro += g * g
         sl -= lr_sigma * fro
@@ -193,7 +193,7 @@ def _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a
         for i in range(K):
             s = 0.0
             for j in range(K):
-                s += float(sigma[r, i, j]) * g_mu[r, j]
+                s += np.float64(sigma[r, i, j]) * g_mu[r, j]
             n = 0.0
             for j in range(i + 1):
                 n += low[i, j] * xi[j]  # L xi ~ N(0, Sigma)

@@ -13,6 +13,7 @@ deterministic one, bit for bit. The record holds the bits of belief update of ev
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,7 @@ from .energy import Evaluation, evaluate
 from .params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams
 from ..kernels.information import bits_of_rows
 from ..kernels.noise import GENERATOR, step_base
+from ..kernels.reductions import sum_of_squares
 from ..kernels.update import langevin_step, noise_slots, update_gaussians
 from .layout import Layout
 from .state import State
@@ -67,11 +69,14 @@ def _locate(layout: Layout, bad_rows: np.ndarray) -> str:
     return f"agent {int(layout.agent[r])} at site (y={y}, x={x}){more}"
 
 
-def _first_bad_rows(arr: np.ndarray) -> np.ndarray | None:
-    """Rows holding a non-finite value, or None; the cheap whole-array test runs first (hot path)."""
-    if np.isfinite(arr).all():
+def _first_bad_rows(arr: np.ndarray, sum_sq: float | None = None) -> np.ndarray | None:
+    """Rows holding a non-finite value, or None. The hot path is one pass: the sum of squares (``sum_sq``, if
+    already known) is finite when every value is; only otherwise are the rows searched (a finite value whose
+    square overflows is found to be fine there)."""
+    if math.isfinite(sum_of_squares(arr) if sum_sq is None else sum_sq):
         return None
-    return np.nonzero(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1))[0]
+    bad = np.nonzero(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1))[0]
+    return bad if bad.size else None
 
 
 def check_finite(layout: Layout, state: State, evaluation: Evaluation) -> None:
@@ -84,8 +89,9 @@ def check_finite(layout: Layout, state: State, evaluation: Evaluation) -> None:
     if evaluation.status.any():
         raise DivergenceError(step, "sigma", f"not positive definite at {_locate(layout, np.nonzero(evaluation.status)[0])}")
     if evaluation.grad_mu is not None:
+        norms = evaluation.grad_norms()  # computed here once, for the log and the history too
         for name, arr in (("mu", evaluation.grad_mu), ("sigma", evaluation.grad_sigma), ("phi", evaluation.grad_phi)):
-            bad = _first_bad_rows(arr)
+            bad = _first_bad_rows(arr, norms[name] ** 2)
             if bad is not None:
                 raise DivergenceError(step, f"dE/d{name}", f"non-finite gradient at {_locate(layout, bad)}")
     for term, dens in evaluation.densities.items():

@@ -7,13 +7,14 @@ terms) and returns plain arrays. The dynamics, the line search, the tests and th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..kernels.bundles import (Beliefs, ObservationArrays, Outputs, Priors, Weights, fiber_arrays, no_observations,
                                site_tables)
 from ..kernels.gauge_field import gauge_field_terms
+from ..kernels.reductions import sum_of_squares
 from ..kernels.site_terms import site_terms
 from .layout import Layout
 from .params import EnergyParams
@@ -39,6 +40,7 @@ class Evaluation:
     kl: np.ndarray
     beta: np.ndarray
     status: np.ndarray
+    _grad_norms: dict[str, float] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def terms(self) -> dict[str, float]:
@@ -49,11 +51,15 @@ class Evaluation:
         return float(sum(self.terms.values()))
 
     def grad_norms(self) -> dict[str, float]:
-        """Euclidean norm over all agent-sites (Frobenius for Sigma), as logged (docs/model.md#file-series)."""
-        # sum of squares, not np.linalg.norm: a BLAS call here would wake OpenBLAS threads that then
-        # compete with the kernels' threads on the hot path
-        return {name: float(np.sqrt(np.sum(g * g, dtype=np.float64))) for name, g in
-                (("mu", self.grad_mu), ("sigma", self.grad_sigma), ("phi", self.grad_phi))}
+        """Euclidean norm over all agent-sites (Frobenius for Sigma), as logged (docs/model.md#file-series); inf
+        or NaN where a gradient is not finite. Computed once: the log, the history, the stop test and the
+        finiteness check all read it."""
+        if self._grad_norms is None:
+            # one compiled pass per field, not np.linalg.norm: a BLAS call here would wake OpenBLAS threads that
+            # then compete with the kernels' threads on the hot path
+            self._grad_norms = {name: float(np.sqrt(sum_of_squares(g))) for name, g in
+                                (("mu", self.grad_mu), ("sigma", self.grad_sigma), ("phi", self.grad_phi))}
+        return self._grad_norms
 
 
 def _observation_args(layout: Layout) -> ObservationArrays:
