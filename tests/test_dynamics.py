@@ -187,7 +187,7 @@ def test_check_finite_accepts_a_good_state():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", [(1, 3), (63, 3), (64, 9, 9), (1000, 3), (130, 1)])
+@pytest.mark.parametrize("shape", [(1, 3), (63, 3), (64, 9, 9), (1000, 3), (130, 1), (3001, 5, 5)])
 def test_sum_of_squares_is_numpys_and_the_same_on_any_thread_count(shape, dtype):
     import numba
 
@@ -209,6 +209,19 @@ def test_sum_of_squares_is_numpys_and_the_same_on_any_thread_count(shape, dtype)
         y = x.copy()
         y.flat[-1] = bad
         assert not np.isfinite(sum_of_squares(y))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sum_of_squares_serial_and_parallel_passes_give_the_same_bits(dtype):
+    """Small arrays are summed serially, large ones in parallel: the same chunks in the same order either way, so
+    an array's sum does not depend on which pass ran."""
+    from gauge_vfe.agents.kernels import reductions
+
+    for size in (1, 13, reductions.ELEMENTS_PER_CHUNK, 3 * reductions.ELEMENTS_PER_CHUNK + 13):
+        flat = np.random.default_rng(size).normal(size=size).astype(dtype)
+        serial = reductions.serial_sum_of_squares(flat)
+        assert serial == reductions.parallel_sum_of_squares(flat)  # bit for bit
+        assert serial == pytest.approx(np.sum(flat.astype(np.float64) ** 2), rel=1e-13)
 
 
 def test_the_finiteness_check_finds_the_bad_row_and_is_not_fooled_by_an_overflowing_square():
