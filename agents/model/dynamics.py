@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .arrays import ArrayPool, empty
 from .energy import Evaluation, evaluate
 from .params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams
 from ..kernels.information import bits_of_rows
@@ -100,10 +101,10 @@ def check_finite(layout: Layout, state: State, evaluation: Evaluation) -> None:
             raise DivergenceError(step, f"energy.{term}", f"non-finite energy density at {_locate(layout, bad)}")
 
 
-def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t: float):
+def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t: float, pool: ArrayPool | None):
     S, K = state.mu.shape
-    mu = np.empty((S, K), state.dtype)  # the state's own type (dynamics.precision); the kernel computes in float64
-    sigma = np.empty((S, K, K), state.dtype)
+    mu = empty((S, K), state.dtype, pool)  # the state's own type (dynamics.precision); the kernel computes in float64
+    sigma = empty((S, K, K), state.dtype, pool)
     retracted = np.empty(S, dtype=np.int8)
     slope = np.empty(S)
     kl_rows = np.empty(S)  # a rejected line-search trial's KL is wasted: a few % of the evaluation it also costs
@@ -131,14 +132,15 @@ def noise_resume_problem(config: dict, stored: dict | None) -> str | None:
             "with the version that began it, or start it again")
 
 
-def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, noise_key: np.uint64):
+def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, noise_key: np.uint64,
+              pool: ArrayPool | None):
     """x <- x - lr dE/dx + sqrt(2 lr T) (preconditioned) xi for every field (docs/model.md#temperature); the
     draws of the step from ``state.step`` are addressed by ``noise_key`` and that step (docs/model.md#noise)."""
     t_mu, t_sigma, t_phi = dyn.temperatures
     S, K = state.mu.shape
     base, slots = step_base(noise_key, state.step), noise_slots(K)
-    mu = np.empty((S, K), state.dtype)
-    sigma = np.empty((S, K, K), state.dtype)
+    mu = empty((S, K), state.dtype, pool)
+    sigma = empty((S, K, K), state.dtype, pool)
     phi = np.empty((S, 3), state.dtype)
     retracted = np.empty(S, dtype=np.int8)
     kl_rows = np.empty(S)
@@ -151,13 +153,14 @@ def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation,
 
 
 def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State, ev: Evaluation,
-         noise_key: np.uint64 | None = None):
+         noise_key: np.uint64 | None = None, pool: ArrayPool | None = None):
     """One descent step from ``state`` (whose evaluation, with gradients, is ``ev``).
 
     With a temperature > 0 the step is a Langevin step whose normal draws are addressed by ``noise_key`` (the
     run's key, required then; unused at T = 0) and the step number (docs/model.md#noise). Returns
-    ``(new_state, new_evaluation, StepInfo)``. Raises :class:`DivergenceError` if the new state, its gradient
-    or its energy is not finite.
+    ``(new_state, new_evaluation, StepInfo)``; the large new arrays come from ``pool`` if given (a run's
+    :class:`~agents.model.arrays.ArrayPool`, docs/model.md#memory). Raises :class:`DivergenceError` if the new
+    state, its gradient or its energy is not finite.
     """
     e0 = ev.total
     t = 1.0
@@ -167,21 +170,21 @@ def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State
             raise ValueError("a step at temperature > 0 needs the run's noise key")
         if dyn.line_search.enabled:
             raise ValueError(NOISE_WITH_LINE_SEARCH)
-        new, n_retracted, kl_rows = _langevin(layout, dyn, state, ev, noise_key)
+        new, n_retracted, kl_rows = _langevin(layout, dyn, state, ev, noise_key, pool)
     else:
-        new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t)
+        new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool)
     if dyn.line_search.enabled and not dyn.noisy:
         ls = dyn.line_search
         while True:
-            e_trial = evaluate(layout, energy, new, want_grad=False).total
+            e_trial = evaluate(layout, energy, new, want_grad=False, pool=pool).total
             if np.isfinite(e_trial) and e_trial <= e0 + ls.c1 * t * slope:
                 break
             if backtracks >= ls.max_backtracks:
                 break  # take the smallest step tried; the caller sees the increase in StepInfo
             t *= ls.shrink
             backtracks += 1
-            new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t)
-    new_ev = evaluate(layout, energy, new, want_grad=True)
+            new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool)
+    new_ev = evaluate(layout, energy, new, want_grad=True, pool=pool)
     check_finite(layout, new, new_ev)
     e1 = new_ev.total
     if abs(e1) > ENERGY_JUMP * max(abs(e0), 1.0):

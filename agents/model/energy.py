@@ -15,6 +15,7 @@ from ..kernels.bundles import (Beliefs, ObservationArrays, Outputs, Priors, Weig
                                site_tables)
 from ..kernels.gauge_field import gauge_field_terms
 from ..kernels.reductions import sum_of_squares
+from .arrays import ArrayPool, empty
 from ..kernels.site_terms import site_terms
 from .layout import Layout
 from .params import EnergyParams
@@ -78,13 +79,15 @@ def _prior_args(layout: Layout) -> Priors:
     return Priors(layout.prior_mu, layout.prior_precision, layout.prior_logdet)
 
 
-def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool = True) -> Evaluation:
-    """The action at ``state``; with ``want_grad`` its exact gradient in (mu, Sigma, phi) too."""
+def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool = True,
+             pool: ArrayPool | None = None) -> Evaluation:
+    """The action at ``state``; with ``want_grad`` its exact gradient in (mu, Sigma, phi) too. The large
+    gradient arrays come from ``pool`` if given (a run's :class:`~agents.model.arrays.ArrayPool`)."""
     S, K = layout.n_rows, layout.K
     dens = {t: np.empty(S) for t in TERMS}
     # gradients in the state's type (docs/model.md#precision); densities, KL and beta always in float64
-    g_mu = np.empty((S, K), state.dtype)
-    g_sigma = np.empty((S, K, K), state.dtype)
+    g_mu = empty((S, K), state.dtype, pool)
+    g_sigma = empty((S, K, K), state.dtype, pool)
     g_phi = np.zeros((S, 3), state.dtype)
     n_slots = int(layout.pair_ptr[-1])
     kl = np.zeros(n_slots)

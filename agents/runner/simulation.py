@@ -26,6 +26,7 @@ from typing import Callable, Protocol, Sequence
 import numba
 import numpy as np
 
+from ..model.arrays import ArrayPool
 from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
 from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
 from ..model.hierarchy import Coupling
@@ -121,6 +122,7 @@ class Simulation:
         self.energy_params = built.energy
         self.dynamics_params = built.dynamics
         self.energy_increases = 0
+        self._pool = ArrayPool()  # the steps' large arrays, reused once dropped (docs/model.md#memory)
         # the Langevin noise's key (docs/model.md#noise): with the step number it fixes every draw
         self.noise_key = noise_key(self.config.seed)
         # chooses the kernels' thread count by timing the steps (threads.py says why); None leaves numba's
@@ -182,9 +184,10 @@ class Simulation:
         layout = self.layout
         if self._coupling is not None:  # the targets at this state (a resume is allowed at refresh steps only)
             # a bad state is refused as such before the meta-agent detection sees it
-            check_finite(layout, state, evaluate(layout, self.energy_params, state, want_grad=False))
+            check_finite(layout, state,
+                         evaluate(layout, self.energy_params, state, want_grad=False, pool=self._pool))
             layout = self._coupling.refresh(layout, state)
-        ev = evaluate(layout, self.energy_params, state)
+        ev = evaluate(layout, self.energy_params, state, pool=self._pool)
         check_finite(layout, state, ev)  # raises before anything is replaced
         self.layout, self._state, self._ev = layout, state, ev
         self.history = History()
@@ -242,7 +245,7 @@ class Simulation:
             tuner.before_step()
             t0 = time.perf_counter()
         new, ev, info = step(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev,
-                             self.noise_key)
+                             self.noise_key, self._pool)
         if tuner is not None:
             tuner.after_step(time.perf_counter() - t0, new.step)
         changed = self._resample_every is not None and self._observe_at(new.step)
@@ -252,7 +255,7 @@ class Simulation:
         if changed:
             # a fresh observation draw or new hierarchy targets from this step on: the state is evaluated (and
             # logged) against them
-            ev = evaluate(self.layout, self.energy_params, new)
+            ev = evaluate(self.layout, self.energy_params, new, pool=self._pool)
             check_finite(self.layout, new, ev)
         self._state, self._ev = new, ev
         if self.keep_history:
