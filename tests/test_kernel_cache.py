@@ -113,21 +113,22 @@ def test_numba_uses_the_digest_folder_unless_the_user_names_another(tmp_path):
     assert out.split() == [mine, mine]
 
 
-def test_old_digest_folders_are_pruned_and_nothing_else(tmp_path):
+def test_old_digest_folders_and_pre_digest_folders_are_pruned_and_nothing_else(tmp_path):
     root = tmp_path / "numba"
     month_ago = time.time() - 31 * 86400
     names = {"keep": "0123456789abcdef", "old": "fedcba9876543210", "young": "00000000000000aa",
-             "other": "kernels_0123456789abcdef", "upper": "FEDCBA9876543210", "long": "0123456789abcdef0"}
+             "other": "kernels_0123456789abcdef", "upper": "FEDCBA9876543210", "long": "0123456789abcdef0",
+             "legacy": "kernels_" + "2ca8083b57" * 4, "legacy_young": "kernels_" + "67ba1fd76a" * 4}
     for name in names.values():
         (root / name).mkdir(parents=True)
         (root / name / "index.nbi").write_text("")
     (root / "aaaaaaaaaaaaaaaa").write_text("a file")
     for key, name in names.items():
-        if key != "young":
+        if key not in ("young", "legacy_young"):
             os.utime(root / name, (month_ago, month_ago))
     os.utime(root / "aaaaaaaaaaaaaaaa", (month_ago, month_ago))
     kernels.prune_old_caches(str(root), names["keep"])
     left = {p.name for p in root.iterdir()}
-    assert left == set(names.values()) - {names["old"]} | {"aaaaaaaaaaaaaaaa"}
+    assert left == set(names.values()) - {names["old"], names["legacy"]} | {"aaaaaaaaaaaaaaaa"}
     assert (root / names["keep"]).stat().st_mtime > month_ago + 86400  # the folder in use is marked as used
     kernels.prune_old_caches(str(tmp_path / "absent"), names["keep"])  # no error

@@ -17,7 +17,8 @@ functions it calls or inlines: after an edit of ``linalg.py`` (or an upgrade), `
 ``information.row_update_kl`` would load from the cache with the old ``linalg.cholesky`` compiled into it. With
 the digest, any change to any kernel source means a new, empty folder, so the kernels compile afresh (a folder
 ``NUMBA_CACHE_DIR`` names does not get this protection). Each import touches its digest folder, and digest folders
-nobody imported for 30 days are removed. The kernel modules read the setting when they are imported, after this.
+nobody imported for 30 days are removed, as are the folders numba made there before the digests (``kernels_``
+and 40 hex digits) once unmodified for 30 days. The kernel modules read the setting when they are imported, after this.
 """
 
 import hashlib
@@ -61,12 +62,19 @@ def default_cache_dir() -> str:
     return os.path.join(cache_root(), _digest)
 
 
-def _is_digest(name: str) -> bool:
-    return len(name) == 16 and all(c in "0123456789abcdef" for c in name)
+def _is_hex(text: str, digits: int) -> bool:
+    return len(text) == digits and all(c in "0123456789abcdef" for c in text)
+
+
+def _is_ours(name: str) -> bool:
+    """A digest folder, or one that numba made here before the digests: ``kernels_`` and 40 hex digits (numba's
+    own per-source-folder name, which older versions of gauge-vfe left in this root)."""
+    return _is_hex(name, 16) or (name.startswith("kernels_") and _is_hex(name[len("kernels_"):], 40))
 
 
 def prune_old_caches(root: str, keep: str, days: float = _KEEP_DAYS) -> None:
-    """Remove the folders of ``root`` named by 16 hex digits, other than ``keep``, unmodified for ``days`` days.
+    """Remove the folders of ``root`` named by 16 hex digits (or numba's older ``kernels_<40 hex digits>``), other
+    than ``keep``, unmodified for ``days`` days.
 
     Touches ``keep`` first (a folder in use stays). Nothing else in ``root`` is touched; errors are ignored.
     """
@@ -77,7 +85,7 @@ def prune_old_caches(root: str, keep: str, days: float = _KEEP_DAYS) -> None:
     try:
         cutoff = time.time() - days * 86400
         with os.scandir(root) as entries:
-            old = [e.path for e in entries if _is_digest(e.name) and e.name != keep
+            old = [e.path for e in entries if _is_ours(e.name) and e.name != keep
                    and e.is_dir(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < cutoff]
     except OSError:
         return
