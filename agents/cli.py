@@ -156,7 +156,7 @@ def run(scenario, output, steps, seed, sets, resume, quiet, max_memory):
     click.echo("energy: " + "  ".join(f"{k}={v:.6g}" for k, v in result.energy.items()))
     uphill = f", {result.energy_increases} uphill steps" if result.energy_increases else ""
     click.echo(f"{result.status}: {result.path} (step {result.last_step}, {result.wall_time:.1f} s, "
-               f"{result.steps_per_second:.0f} steps/s{uphill})")
+               f"{result.steps_per_second:.3g} steps/s{uphill})")  # 3 figures: a short run is under 1
     if result.interrupted_after_steps:  # every step is in the file; a script's loop of runs must still stop
         click.echo("interrupted after the last step", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -18,7 +18,8 @@ functions it calls or inlines: after an edit of ``linalg.py`` (or an upgrade), `
 the digest, any change to any kernel source means a new, empty folder, so the kernels compile afresh (a folder
 ``NUMBA_CACHE_DIR`` names does not get this protection). Each import touches its digest folder, and digest folders
 nobody imported for 30 days are removed, as are the folders numba made there before the digests (``kernels_``
-and 40 hex digits) once unmodified for 30 days. The kernel modules read the setting when they are imported, after this.
+and 40 hex digits) once unmodified for 30 days. The kernel modules read the setting when they are imported, after
+this.
 """
 
 import hashlib

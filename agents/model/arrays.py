@@ -5,8 +5,8 @@ gradient in Sigma. Beyond 32 MiB (B3: 20,000 rows at K = 15 is 36 MiB) glibc's `
 fresh from the kernel and unmaps it when it is freed, so each step faults the pages it writes in again: at B3,
 1,050 faults and 11 ms of system time in a 250 ms step. An :class:`ArrayPool` keeps those arrays after use and
 hands one out again when nothing else holds it any more: the old state and evaluation a step replaces are
-dropped by the simulation, and their arrays come back for the next step. Whether anything holds an array is its reference count, so an
-array a user kept (a state, an evaluation, a view of one) is never handed out.
+dropped by the simulation, and their arrays come back for the next step. Whether anything holds an array is its
+reference count, so an array a user kept (a state, an evaluation, a view of one) is never handed out.
 
 A pool belongs to one simulation and is dropped with it. Small arrays are left to ``malloc``, which reuses them
 without faults.
@@ -14,6 +14,7 @@ without faults.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -44,7 +45,7 @@ class ArrayPool:
 
     def empty(self, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         dtype = np.dtype(dtype)
-        if int(np.prod(shape)) * dtype.itemsize < self.from_bytes:
+        if math.prod(shape) * dtype.itemsize < self.from_bytes:  # math.prod: 0.2 us, np.prod 3 us
             return np.empty(shape, dtype)
         with self._lock:
             for i in range(len(self._kept)):

@@ -15,8 +15,8 @@ from ..kernels.bundles import (Beliefs, ObservationArrays, Outputs, Priors, Weig
                                site_tables)
 from ..kernels.gauge_field import gauge_field_terms
 from ..kernels.reductions import sum_of_squares
-from .arrays import ArrayPool, empty
 from ..kernels.site_terms import site_terms
+from .arrays import ArrayPool, empty
 from .layout import Layout
 from .params import EnergyParams
 from .state import State
