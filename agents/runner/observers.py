@@ -17,7 +17,7 @@ import numpy as np
 from ..analysis.pipeline import AnalysisResult, analyze_frames
 from ..io.writer import DiskFullError, TrajectoryWriter
 from ..model.dynamics import DivergenceError, StepInfo
-from ..model.energy import TERMS
+from ..model.energy import TERM, TERMS
 from ..setup.config import AnalysisConfig
 from .signals import signals_deferred
 from .simulation import RunOutcome, Simulation
@@ -115,9 +115,6 @@ class TrajectoryObserver:
 class ProgressBar:
     """A tqdm bar on stderr: step, energy by term, steps/s and time left."""
 
-    SHORT = {"prior": "prior", "observation": "obs", "alignment": "align", "curvature": "curv",
-             "smoothness": "smooth"}
-
     def __init__(self, total: int, enabled: bool = True, refresh_seconds: float = 0.25):
         self.total = total
         self.enabled = enabled
@@ -127,7 +124,7 @@ class ProgressBar:
 
     def _postfix(self, sim: Simulation) -> None:
         e = sim.energy()
-        parts = [f"E={e['total']:.5g}"] + [f"{self.SHORT[t]}={e[t]:.3g}" for t in TERMS if e[t] != 0.0]
+        parts = [f"E={e['total']:.5g}"] + [f"{TERM[t].short}={e[t]:.3g}" for t in TERMS if e[t] != 0.0]
         self._bar.set_postfix_str(" ".join(parts), refresh=False)
 
     def start(self, sim: Simulation) -> None:

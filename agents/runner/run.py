@@ -21,6 +21,7 @@ from ..analysis.pipeline import AnalysisResult
 from ..io.lock import RunLock
 from ..io.writer import NoCheckpointYet, TrajectoryWriter
 from ..model.dynamics import DivergenceError
+from ..model.energy import TERM_TABLE
 from ..setup.build import build
 from ..setup.preflight import check_output_path
 from ..setup.scenario import Scenario, ScenarioError
@@ -73,8 +74,7 @@ def keep_earlier(path: Path) -> Path:
 
 # Where an initial state that cannot be evaluated comes from, by the field the divergence check names.
 _INITIAL_STATE_KEYS = {"mu": "agents.init.mu", "sigma": "agents.init.sigma", "phi": "agents.init.phi",
-                       "energy.prior": "priors", "energy.observation": "observations",
-                       "energy.curvature": "agents.init.phi", "energy.smoothness": "agents.init.phi"}
+                       **{f"energy.{t.name}": t.init_key for t in TERM_TABLE}}
 
 
 def build_simulation(scenario: Scenario) -> Simulation:
