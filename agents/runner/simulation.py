@@ -121,6 +121,7 @@ class Simulation:
         self.energy_params = built.energy
         self.dynamics_params = built.dynamics
         self.energy_increases = 0
+        self.run_until = self.config.dynamics.steps  # the last step of the current (or next) run
         self._pool = ArrayPool()  # the steps' large arrays, reused once dropped (docs/model.md#memory)
         # the Langevin noise's key (docs/model.md#noise): with the step number it fixes every draw
         self.noise_key = noise_key(self.config.seed)
@@ -264,7 +265,7 @@ class Simulation:
 
     def run(self, steps: int | None = None, *, observers: Sequence[Observer] = (),
             stop: StopCondition | None | str = "config", throw: bool = True,
-            catch_signals: bool = False, progress: bool = False) -> RunOutcome:
+            catch_signals: bool = False) -> RunOutcome:
         """Take ``steps`` steps (default: up to the config's ``dynamics.steps`` in all), the one run loop.
 
         ``observers`` are told ``start``, ``update`` after every step, and ``finish`` with the outcome, in
@@ -272,15 +273,12 @@ class Simulation:
         config's gradient-norm tolerance (``dynamics.tol``; ``stop=None``: never stop early).
         With ``throw`` (default) a divergence or an interrupt is raised after the observers have finished;
         without it, it is returned in the outcome. ``catch_signals`` turns SIGINT and SIGTERM into a clean
-        stop between steps (main thread only), as ``vfe run`` does. ``progress`` shows the progress bar of
-        ``vfe run`` on stderr (off by default: a library call stays silent unless asked).
+        stop between steps (main thread only), as ``vfe run`` does. A progress bar is an observer too:
+        ``sim.run(100, observers=[ProgressBar()])`` (:mod:`~gauge_vfe.agents.runner.observers`) shows ``vfe run``'s.
         """
         if steps is None:
             steps = max(0, self.config.dynamics.steps - self._state.step)
-        if progress:
-            from .observers import ProgressBar  # the observers module imports this one
-
-            observers = [*observers, ProgressBar(self._state.step + steps)]
+        self.run_until = self._state.step + steps  # what a progress bar counts to
         if stop == "config":
             tol = self.config.dynamics.tol
             stop = gradient_tolerance(tol) if tol > 0 else None
