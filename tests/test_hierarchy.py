@@ -20,7 +20,8 @@ from gauge_vfe.agents.analysis.measures import frame_matrices
 from gauge_vfe.agents.analysis.meta_agents import ConsensusParams, hierarchy
 from gauge_vfe.agents.model.energy import evaluate
 from gauge_vfe.agents.model.hierarchy import HierarchyParams, prior_constants, resume_problem
-from gauge_vfe.agents.runner.updaters import HierarchyCoupling, targets
+from gauge_vfe.agents.analysis.coupling import targets
+from gauge_vfe.agents.runner.updaters import HierarchyCoupling
 from gauge_vfe.agents.model.state import State
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import EnergyIncreaseWarning, Simulation

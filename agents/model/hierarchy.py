@@ -10,8 +10,8 @@ every member's frame (frames as they are at the refresh) and makes the member's 
 The result is a layout whose ``coupled_prior`` (mu, precision, ln det) replaces the configured prior in the prior
 term of the one kernel (:func:`gauge_vfe.agents.model.energy.evaluate`): between refreshes the targets are
 constants, the action is the ordinary one with other prior constants, and its exact gradient is the prior term's.
-This module holds the model's part (the parameters, the interpolation, the coupled layout); the detection is
-analysis, so the updater that calls it lives above both, in the runner.
+This module holds the model's part (the parameters, the interpolation, the coupled layout); the detection and
+the targets are analysis (analysis/coupling.py), and the updater that calls them lives above both, in the runner.
 The configured priors (``layout.prior_mu``, ``prior_sigma``) stay as they are: the file stores them and the
 detection's "epistemically dead" test reads them.
 
