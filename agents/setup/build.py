@@ -70,12 +70,6 @@ def _observations(cfg: Config, grid: Grid, offset, index, K: int, inputs: Inputs
     return Observations(np.ascontiguousarray(value), C, constant_matrix(ocfg.noise, D))
 
 
-def _support_key(cfg: Config, agent: int) -> str:
-    if cfg.agents.supports is not None:
-        return f"agents.supports.{agent}"
-    return "agents.support"
-
-
 def _check_finite(key: str, arr: np.ndarray) -> None:
     if not np.isfinite(arr).all():
         raise ValueError(f"{key}: the generated values overflow (not finite): reduce value or scale")
@@ -95,10 +89,10 @@ def build(config: Config, base_dir: str | Path | None = None, inputs: Inputs | N
     fiber = make_fiber(cfg.fiber.spins)
     K = fiber.K
     rng = rng_for(cfg.seed, "supports")
-    specs = cfg.agents.supports if cfg.agents.supports is not None else [cfg.agents.support] * cfg.agents.n_agents
+    named = cfg.agents.named_supports()  # one per agent: the listed supports, or the template N times
+    named = named if cfg.agents.supports is not None else named * cfg.agents.n_agents
     chis = []
-    for i, spec in enumerate(specs):
-        key = _support_key(cfg, i)
+    for i, (key, spec) in enumerate(named):
         chi = spec.chi(grid, rng, inputs.masks.get(key))
         if not np.any(chi >= SUPPORT_CUTOFF):
             who = f"agent {i}'s support" if cfg.agents.supports is None else "the support"
@@ -109,7 +103,7 @@ def build(config: Config, base_dir: str | Path | None = None, inputs: Inputs | N
         offset, index, _ = compress_supports(grid, chis)
     except ValueError as exc:
         agent = str(exc).split(":")[0].removeprefix("agent ")
-        key = _support_key(cfg, int(agent)) if agent.isdigit() else "agents"
+        key = named[int(agent)][0] if agent.isdigit() and int(agent) < len(named) else "agents"
         raise ValueError(f"{key}: {exc}") from None
     n_sites = grid.n_sites
     prior_mu = vector_field(cfg.priors.mu, grid, offset, index, K, rng_for(cfg.seed, "priors.mu"))

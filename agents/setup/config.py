@@ -174,6 +174,12 @@ class AgentsConfig(_Strict):
             return len(self.supports)
         return self.count if self.count is not None else 8
 
+    def named_supports(self) -> list[tuple[str, Support]]:
+        """(key path, spec) of the distinct supports: the listed ones, or the one template of ``count`` agents."""
+        if self.supports is not None:
+            return [(f"agents.supports.{i}", s) for i, s in enumerate(self.supports)]
+        return [("agents.support", self.support)]
+
 
 class PriorsConfig(_Strict):
     mu: VectorField = Field(default_factory=VectorField)
@@ -296,9 +302,7 @@ class Config(_Strict):
             problems.append(("output.every", f"must be a multiple of hierarchy.every = {self.hierarchy.every} when "
                              "the hierarchy coupling is enabled (only a checkpoint at a refresh step can resume)"))
         H, W = self.grid.height, self.grid.width
-        supports = self.agents.supports if self.agents.supports is not None else [self.agents.support]
-        for k, sup in enumerate(supports):
-            where = f"agents.supports.{k}" if self.agents.supports is not None else "agents.support"
+        for where, sup in self.agents.named_supports():
             problems += [(f"{where}.{key}", msg) for key, msg in sup.grid_problems(H, W)]
         n_agents = self.agents.n_agents
         names = set()

@@ -65,17 +65,9 @@ class Inputs:
 
 def referenced_files(config: Config) -> list[tuple[str, str]]:
     """(key path, file) of every file a scenario names (masks, observation files, earlier runs)."""
-    return [(key + ".path", spec.path) for key, spec in support_specs(config) if spec.reads_file] + \
+    return [(key + ".path", spec.path) for key, spec in config.agents.named_supports() if spec.reads_file] + \
         ([("observations.path", config.observations.path)] if config.observations.kind == "file" else []) + \
         ([(FROM_KEY, config.agents.init.from_run.path)] if config.agents.init.from_run is not None else [])
-
-
-def support_specs(config: Config) -> list[tuple[str, object]]:
-    """(key path, spec) of the scenario's distinct supports: the listed ones, or the one template."""
-    agents = config.agents
-    if agents.supports is not None:
-        return [(f"agents.supports.{i}", s) for i, s in enumerate(agents.supports)]
-    return [("agents.support", agents.support)]
 
 
 def missing_files(config: Config, base_dir: str | Path) -> list[tuple[str, str]]:
@@ -262,7 +254,7 @@ def _read_inputs(config: Config, base: Path) -> tuple[Inputs, list[tuple[str, st
     H, W = config.grid.height, config.grid.width
     problems = []
     masks, read = {}, {}
-    for key, spec in support_specs(config):
+    for key, spec in config.agents.named_supports():
         if not spec.reads_file:
             continue
         path = resolve(base, spec.path)
