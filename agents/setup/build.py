@@ -148,4 +148,4 @@ def _state_from_run(run: EarlierRun, layout: Layout) -> State:
     """mu, Sigma and phi of the earlier run's frame, which must have been run on the same supports."""
     if not (np.array_equal(run.offset, layout.offset) and np.array_equal(run.index, layout.index)):
         raise ValueError(f"agents.init.from.path: {run.name} has other supports or another fiber than this scenario")
-    return State.from_arrays(run.mu, run.sigma, run.phi)  # a new run starts counting at step 0
+    return State.from_arrays(run.state.mu, run.state.sigma, run.state.phi)  # a new run counts from step 0

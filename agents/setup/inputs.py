@@ -46,9 +46,7 @@ def short(exc: BaseException) -> str:
 class EarlierRun:
     """The frame of an earlier run a scenario starts from, with the supports it ran on (checked in build)."""
 
-    mu: np.ndarray
-    sigma: np.ndarray
-    phi: np.ndarray
+    state: object  # the frame's State (mu, sigma, phi; its step is the earlier run's)
     offset: np.ndarray
     index: np.ndarray
     name: str  # the file's name, for messages
@@ -237,7 +235,7 @@ def _earlier_run(config: Config, path: Path) -> tuple[EarlierRun | None, list[tu
     for f in ("mu", "sigma", "phi"):
         if not np.isfinite(getattr(state, f)).all():
             return fail(f"frame {frame} of {name} holds non-finite {f}", "agents.init.from.frame")
-    return EarlierRun(state.mu, state.sigma, state.phi, offset, index, name), []
+    return EarlierRun(state, offset, index, name), []
 
 
 def read_inputs(config: Config, base_dir: str | Path) -> tuple[Inputs, list[tuple[str, str]]]:

@@ -347,20 +347,17 @@ def prepare_scenario(source=None, overrides=(), *, text: str | None = None, max_
         limit = parse_memory_limit(max_memory) if check_memory else None
     except ValueError as exc:
         raise ScenarioError([str(exc)]) from None
-    path = None
     if text is None:
         if isinstance(source, Config):
             source = source.to_dict()
         if isinstance(source, dict):
             text = yaml.safe_dump(source, sort_keys=False)
-        elif isinstance(source, (str, Path)):
-            path = resolve_scenario(source)
-        else:
+        elif not isinstance(source, (str, Path)):
             raise TypeError(f"a scenario is a shipped name, a path, a dict or a Config, not {type(source).__name__}")
     try:
-        sc = _parse(path, overrides, text)
+        sc = _parse(resolve_scenario(source) if text is None else None, overrides, text)
     except OSError as exc:  # a scenario name the file system refuses (too long, a loop of links)
-        raise ScenarioError([f"{path}: cannot read the scenario file ({exc.strerror or exc})"]) from None
+        raise ScenarioError([f"{source}: cannot read the scenario file ({exc.strerror or exc})"]) from None
     if problems := missing_files(sc.config, sc.base_dir):
         raise ScenarioError([sc.locate(key, msg) for key, msg in problems])
     if check_memory and (problem := memory_problem(sc.config, limit)) is not None:
