@@ -6,7 +6,6 @@ No kernel runs here: building stops before the energy is evaluated.
 from __future__ import annotations
 
 import ast
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from gauge_vfe.agents.model.grid import SUPPORT_CUTOFF, Grid
 from gauge_vfe.agents.setup import build as build_module
 from gauge_vfe.agents.setup import inputs as inputs_module
-from gauge_vfe.agents.setup.build import build, rng_for
+from gauge_vfe.agents.setup.build import build
 from gauge_vfe.agents.setup.config import ConfigError, make_config
 from gauge_vfe.agents.setup.scenario import ScenarioError, load_scenario, prepare_scenario
 from gauge_vfe.agents.setup.shapes import SHAPES

@@ -27,10 +27,9 @@ centre is uniform where the builder draws it, or fixed), and ``E sum_c n_c^2 = (
 listed supports each spreads its area evenly over the box its centre can reach, and the density is summed with
 coordinate-compressed difference arrays.
 
-Support areas, extents and centre ranges come from each shape's spec class (:mod:`.shapes`): ``pi (r + 1/2)^2``
-for a disk (radius r) and a blob (radius ``r (1 + roughness)``), ``pi (ry + 1/2)(rx + 1/2)`` for an ellipse,
-``h w`` for a rectangle, the disk of radius ``5.26 width`` where a gaussian exceeds the support cut-off 1e-6,
-and ``H W`` for ``whole`` and masks; each is capped at ``H W``.
+Support areas, extents and centre ranges come from each shape's spec class (:mod:`.shapes`, ``footprint`` and
+``centre_range``; e.g. ``pi (r + 1/2)^2`` for a disk of radius r, ``H W`` for ``whole`` and masks), each capped at
+``H W``.
 
 Calibration: peak RSS (``resource.getrusage``, or ``/usr/bin/time -v`` for whole runs) against the estimate,
 Linux x86-64, 2 cores, numba cache warm (a cold cache compiles the kernels first: +0.3 GiB, which

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from .inputs import is_hdf5, short
-from .memory import (GIB, BASELINE_BYTES, MemoryEstimate, available_memory, estimate_memory,  # noqa: F401
+from .memory import (BASELINE_BYTES, GIB, MemoryEstimate, available_memory, estimate_memory,  # noqa: F401
                      memory_problem, parse_memory_limit)
 from .scenario import prepare_scenario  # noqa: F401
 
