@@ -18,7 +18,7 @@ import click
 from .setup.config import ConfigError
 from .setup.scenario import ScenarioError
 from .launch import EXIT_INTERRUPTED, exit_interrupted
-from .setup.shipped import resolve_scenario, scenario_summary, shipped_scenarios
+from .setup.shipped import scenario_summary, shipped_scenarios
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -34,7 +34,7 @@ def _fail(messages, code=EXIT_BAD_INPUT):
 
 def _scenario(name: str, sets=(), seed=None, steps=None, max_memory=None, check_memory: bool = False):
     """Load and check a scenario (:func:`prepare_scenario`), or print one error line and exit 2."""
-    from .setup.preflight import prepare_scenario
+    from .setup.scenario import prepare_scenario
 
     labels = {}
     if seed is not None:
@@ -44,7 +44,7 @@ def _scenario(name: str, sets=(), seed=None, steps=None, max_memory=None, check_
     overrides = list(sets) + ([f"seed={seed}"] if seed is not None else []) + \
         ([f"dynamics.steps={steps}"] if steps is not None else [])
     try:
-        return prepare_scenario(resolve_scenario(name), overrides, max_memory=max_memory, check_memory=check_memory)
+        return prepare_scenario(name, overrides, max_memory=max_memory, check_memory=check_memory)
     except ScenarioError as exc:
         _fail([_one_line(exc.messages, labels)])
 

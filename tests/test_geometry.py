@@ -10,6 +10,7 @@ from gauge_vfe.agents.model import supports
 from gauge_vfe.agents.model.fiber import make_fiber
 from gauge_vfe.agents.model.grid import Grid
 from gauge_vfe.agents.model.layout import build_layout
+from gauge_vfe.agents.setup.inputs import from_file  # masks are read by set-up, not the model
 
 
 def layout_for(grid, chis, K_spins=(1,)):
@@ -65,15 +66,15 @@ def test_masks_from_npy_and_image(tmp_path):
     arr = np.zeros((8, 12))
     arr[2:5, 3:9] = 0.75
     np.save(tmp_path / "m.npy", arr)
-    assert np.array_equal(supports.from_file(g, tmp_path / "m.npy"), arr)
-    assert supports.from_file(g, tmp_path / "m.npy", threshold=0.5).sum() == 18
+    assert np.array_equal(from_file(g, tmp_path / "m.npy"), arr)
+    assert from_file(g, tmp_path / "m.npy", threshold=0.5).sum() == 18
     img = np.zeros((16, 24), dtype=np.uint8)
     img[:8, :] = 255
     Image.fromarray(img).save(tmp_path / "m.png")
-    m = supports.from_file(g, tmp_path / "m.png", threshold=0.5)
+    m = from_file(g, tmp_path / "m.png", threshold=0.5)
     assert m.shape == (8, 12) and m[:3].all() and not m[5:].any()
     with pytest.raises(FileNotFoundError):
-        supports.from_file(g, tmp_path / "missing.npy")
+        from_file(g, tmp_path / "missing.npy")
 
 
 @pytest.mark.parametrize("boundary", ["open", "periodic"])

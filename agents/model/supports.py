@@ -1,13 +1,12 @@
-"""Agent support weights chi_i(c) in [0, 1] on the grid (docs/model.md#supports).
+"""Agent support weights chi_i(c) in [0, 1] on the grid (docs/model.md#supports): the array maths only.
 
 Each function returns a dense ``(H, W)`` array; :func:`agents.layout.build_layout` keeps only the sites with
-``chi >= 1e-6``. Hard masks are 0/1; ``gaussian`` and masks read from grey-level images are soft.
-Distances use the minimum image on a periodic grid, so a disk near an edge wraps around.
+``chi >= 1e-6``. Hard shapes are 0/1; ``gaussian`` is soft. Distances use the minimum image on a periodic grid,
+so a disk near an edge wraps around. The scenario's shapes (:mod:`agents.setup.shapes`) call these; masks are
+arrays read by :mod:`agents.setup.inputs`, so nothing here reads a file or knows the config.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -67,47 +66,3 @@ def blob(grid: Grid, center, radius: float, roughness: float, rng: np.random.Gen
     t = np.arctan2(dy, dx)
     r = radius * (1.0 + roughness * np.sum(amp[:, None, None] * np.cos(ks[:, None, None] * t + phase[:, None, None]), axis=0))
     return (np.hypot(dy, dx) <= r).astype(float)
-
-
-def from_file(grid: Grid, path: str | Path, threshold: float | None = None) -> np.ndarray:
-    """A mask from an ``.npy`` array (values in [0, 1]) or an image (grey level / 255), resized to the grid.
-
-    With ``threshold``, the mask is made hard: 1 where the value is >= threshold.
-    """
-    values = load_grid_array(path, grid)
-    if values.ndim == 3:
-        values = values.mean(axis=2)
-    if values.min() < 0 or values.max() > 1:
-        raise ValueError(f"{path}: mask values must lie in [0, 1] (found {values.min():g}..{values.max():g})")
-    if threshold is not None:
-        values = (values >= threshold).astype(float)
-    return values
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
-
-
-def load_grid_array(path: str | Path, grid: Grid) -> np.ndarray:
-    """Read an ``.npy`` array of shape (H, W) or (H, W, D), or an image scaled to [0, 1] and resized to the grid."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.suffix.lower() == ".npy":
-        arr = np.load(path, allow_pickle=False)
-        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-            raise ValueError(f"{path}: not an array of real numbers")
-        if arr.ndim not in (2, 3) or arr.shape[:2] != (grid.height, grid.width):
-            raise ValueError(f"{path}: array shape {arr.shape} does not start with the grid's ({grid.height}, {grid.width})")
-        arr = np.asarray(arr, dtype=float)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{path}: contains NaN or infinite values")
-        return arr
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        from PIL import Image
-
-        with Image.open(path) as img:
-            img = img.convert("RGB") if img.mode not in ("L", "RGB") else img
-            img = img.resize((grid.width, grid.height), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=float) / 255.0
-        return arr
-    raise ValueError(f"{path}: unsupported file type {path.suffix!r} (use .npy or an image)")

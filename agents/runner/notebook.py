@@ -8,7 +8,7 @@
     df = gv.load_sweep("sweeps/k")                                           # typed columns
 
 Each is the CLI command's own code path (``vfe run`` is :func:`~.run.run_scenario` after
-:func:`~gauge_vfe.agents.setup.preflight.prepare_scenario`; ``vfe sweep`` is :func:`~.sweep.run_sweep`), with
+:func:`~gauge_vfe.agents.setup.scenario.prepare_scenario`; ``vfe sweep`` is :func:`~.sweep.run_sweep`), with
 Python values in and pandas or xarray out.
 """
 
@@ -66,29 +66,11 @@ def override_texts(overrides: dict) -> list[str]:
 def prepare(scenario, overrides: dict | None = None, *, check_memory: bool = True):
     """A checked :class:`~gauge_vfe.agents.setup.scenario.Scenario` from a shipped name, a path, a dict or a
     Config, with Python ``overrides``; the same checks as ``vfe run`` (schema, memory, the files it names)."""
-    from ..setup.config import Config
-    from ..setup.preflight import file_problems, memory_problem, prepare_scenario
-    from ..setup.scenario import ScenarioError, load_scenario
-    from ..setup.shipped import resolve_scenario
+    from ..setup.scenario import prepare_scenario
 
-    texts = override_texts(overrides or {})
-    if isinstance(scenario, (str, Path)):
-        return prepare_scenario(resolve_scenario(scenario), texts, check_memory=check_memory)
-    if isinstance(scenario, Config):
-        data = scenario.to_dict()
-    elif isinstance(scenario, dict):
-        data = _plain(scenario)
-    else:
-        raise TypeError(f"a scenario is a shipped name, a path, a dict or a Config, not {type(scenario).__name__}")
-    import yaml
-
-    # As a scenario file without a file: relative paths in it are relative to the working folder.
-    sc = load_scenario(None, texts, text=yaml.safe_dump(data, sort_keys=False), check_files=False)
-    if check_memory and (problem := memory_problem(sc.config)) is not None:
-        raise ScenarioError([sc.locate(*problem)])
-    if problems := file_problems(sc.config, sc.base_dir):
-        raise ScenarioError([sc.locate(key, msg) for key, msg in problems])
-    return sc
+    # numpy values in a dict become the plain ones YAML writes; a Config or a path goes as it is
+    source = _plain(scenario) if isinstance(scenario, dict) else scenario
+    return prepare_scenario(source, override_texts(overrides or {}), check_memory=check_memory)
 
 
 # --- gv.run ---------------------------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def build_simulation(scenario: Scenario) -> Simulation:
     """Build and evaluate the initial state; every set-up problem becomes a located :class:`ScenarioError`
     (bad files and shapes, and finite input whose energy is not, e.g. absurdly large values)."""
     try:
-        return Simulation(build(scenario.config, scenario.base_dir), keep_history=False)
+        return Simulation(build(scenario.config, scenario.base_dir, scenario.inputs), keep_history=False)
     except DivergenceError as exc:
         field = exc.field.removeprefix("dE/d")
         from_run = scenario.config.agents.init.from_run is not None and field in ("mu", "sigma", "phi")

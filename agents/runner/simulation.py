@@ -144,11 +144,10 @@ class Simulation:
         """Build the run of a scenario: a shipped scenario's name (``emergence``) or a scenario file, with
         ``--set``-style ``overrides`` (``["energy.kappa=0.5"]``). Checked as ``vfe run`` checks it (the YAML, the
         schema, the memory estimate, the files it names); problems raise ``ScenarioError`` with their lines."""
-        from ..setup.preflight import prepare_scenario
-        from ..setup.shipped import resolve_scenario
+        from ..setup.scenario import prepare_scenario
 
-        sc = prepare_scenario(resolve_scenario(scenario), list(overrides))
-        return cls(build(sc.config, sc.base_dir), keep_history)
+        sc = prepare_scenario(scenario, list(overrides))
+        return cls(build(sc.config, sc.base_dir, sc.inputs), keep_history)
 
     # --- state -----------------------------------------------------------------------------------------------
     @property

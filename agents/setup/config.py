@@ -11,18 +11,18 @@ from these models.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, ValidationError, WrapValidator,
+from pydantic import (AfterValidator, ConfigDict, Field, ValidationError, WrapValidator,
                       field_validator, model_validator)
 
 from ..analysis.meta_agents import ConsensusParams
 from ..model.fiber import MAX_SPIN
 from ..model.hierarchy import HierarchyParams
 from ..model.params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams, NonNeg, Pos, StrictModel
+from .shapes import SHAPES, DiskSupport, PathText, Support
 
-Point = tuple[float, float]
 _Strict = StrictModel
 
 MAX_GRID_SITES = 10**8  # grid.height * grid.width: refused above this before any array is made
@@ -78,17 +78,6 @@ ScalarVectorOrMatrix = Annotated[float | list[float] | list[list[float]],
                                  _numbers("a number, a list of numbers (diagonal) or a list of rows (matrix)", 2)]
 
 
-def _clean_path(value: str) -> str:
-    if not value.strip():
-        raise ValueError("the path is empty")
-    if "\x00" in value:
-        raise ValueError("the path contains a NUL character")
-    return value
-
-
-PathText = Annotated[str, AfterValidator(_clean_path)]
-
-
 def _clean_name(value: str) -> str:
     if not value.strip():
         raise ValueError("the name is empty")
@@ -123,64 +112,6 @@ class FiberConfig(_Strict):
     @property
     def K(self) -> int:
         return sum(2 * s + 1 for s in self.spins)
-
-
-# --- supports ---------------------------------------------------------------------------------------------------
-
-class _Centered(_Strict):
-    center: Point | None = Field(None, description="(y, x); drawn uniformly at random (seeded) when omitted")
-
-
-class DiskSupport(_Centered):
-    shape: Literal["disk"] = "disk"
-    radius: Pos = Field(8.0, description="hard disk of this radius")
-
-
-class EllipseSupport(_Centered):
-    shape: Literal["ellipse"] = "ellipse"
-    radii: tuple[Pos, Pos] = Field((8.0, 5.0), description="semi-axes (ry, rx)")
-    angle: float = Field(0.0, description="rotation in degrees, counter-clockwise")
-
-
-class RectangleSupport(_Strict):
-    shape: Literal["rectangle"] = "rectangle"
-    origin: tuple[int, int] | None = Field(None, description="(y0, x0) of the top-left corner; random if omitted")
-    size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field((8, 8), description="(h, w)")
-
-
-class WholeSupport(_Strict):
-    shape: Literal["whole"] = "whole"
-
-
-class GaussianSupport(_Centered):
-    shape: Literal["gaussian"] = "gaussian"
-    width: Pos = Field(4.0, description="soft bump exp(-d^2 / 2 width^2), 1 at the centre")
-
-
-class BlobSupport(_Centered):
-    shape: Literal["blob"] = "blob"
-    radius: Pos = Field(8.0, description="mean radius of the seeded random blob")
-    roughness: float = Field(0.4, ge=0, lt=1, description="relative radius variation, in [0, 1)")
-
-
-class MaskSupport(_Strict):
-    shape: Literal["mask"] = "mask"
-    path: PathText = Field(..., description=".npy array in [0, 1] or an image (grey level / 255), resized to the grid")
-    threshold: float | None = Field(None, gt=0, le=1, description="make the mask hard at this level")
-
-
-def _default_shape(value):
-    """A support without `shape` is a disk."""
-    if isinstance(value, dict) and "shape" not in value:
-        return {"shape": "disk", **value}
-    return value
-
-
-Support = Annotated[
-    Union[DiskSupport, EllipseSupport, RectangleSupport, WholeSupport, GaussianSupport, BlobSupport, MaskSupport],
-    Field(discriminator="shape"),
-    BeforeValidator(_default_shape),
-]
 
 
 # --- field generators -------------------------------------------------------------------------------------------
@@ -242,6 +173,12 @@ class AgentsConfig(_Strict):
         if self.supports is not None:
             return len(self.supports)
         return self.count if self.count is not None else 8
+
+    def named_supports(self) -> list[tuple[str, Support]]:
+        """(key path, spec) of the distinct supports: the listed ones, or the one template of ``count`` agents."""
+        if self.supports is not None:
+            return [(f"agents.supports.{i}", s) for i, s in enumerate(self.supports)]
+        return [("agents.support", self.support)]
 
 
 class PriorsConfig(_Strict):
@@ -365,10 +302,8 @@ class Config(_Strict):
             problems.append(("output.every", f"must be a multiple of hierarchy.every = {self.hierarchy.every} when "
                              "the hierarchy coupling is enabled (only a checkpoint at a refresh step can resume)"))
         H, W = self.grid.height, self.grid.width
-        supports = self.agents.supports if self.agents.supports is not None else [self.agents.support]
-        for k, sup in enumerate(supports):
-            where = f"agents.supports.{k}" if self.agents.supports is not None else "agents.support"
-            problems += _support_problems(where, sup, H, W)
+        for where, sup in self.agents.named_supports():
+            problems += [(f"{where}.{key}", msg) for key, msg in sup.grid_problems(H, W)]
         n_agents = self.agents.n_agents
         names = set()
         for k, loop in enumerate(self.analysis.holonomy.loops):
@@ -498,28 +433,6 @@ def _matrix_problems(path: str, value, n: int | None) -> list[tuple[str, str]]:
     return []
 
 
-def _support_problems(path: str, sup, H: int, W: int) -> list[tuple[str, str]]:
-    out = []
-    size = max(H, W)
-    radius = getattr(sup, "radius", None)
-    if radius is not None and radius > size:
-        out.append((f"{path}.radius", f"{radius} is larger than the grid ({H}x{W})"))
-    center = getattr(sup, "center", None)
-    if center is not None and not (0 <= center[0] <= H - 1 and 0 <= center[1] <= W - 1):
-        out.append((f"{path}.center", f"{list(center)} lies outside the grid ({H}x{W})"))
-    if isinstance(sup, RectangleSupport):
-        if sup.size[0] > H or sup.size[1] > W:
-            out.append((f"{path}.size", f"{list(sup.size)} is larger than the grid ({H}x{W})"))
-        if sup.origin is not None:
-            (y0, x0), (h, w) = sup.origin, sup.size
-            if not (-h < y0 < H and -w < x0 < W):
-                out.append((f"{path}.origin", f"{list(sup.origin)}: a {h}x{w} rectangle there does not touch the "
-                            f"grid ({H}x{W})"))
-    if isinstance(sup, EllipseSupport) and max(sup.radii) > size:
-        out.append((f"{path}.radii", f"{list(sup.radii)} is larger than the grid ({H}x{W})"))
-    return out
-
-
 class ConfigError(ValueError):
     """Invalid configuration. ``problems`` is a list of (key path, message)."""
 
@@ -564,6 +477,6 @@ def _strip_prefix(msg: str) -> str:
 
 def _is_union_tag(part) -> bool:
     # pydantic puts the discriminator value ("disk") or the union member type in the location path
-    return isinstance(part, str) and (part in {"disk", "ellipse", "rectangle", "whole", "gaussian", "blob", "mask"}
+    return isinstance(part, str) and (part in SHAPES
                                       or part in {"str", "int", "float", "bool", "Temperatures"}
                                       or "[" in part or part.startswith("function-"))

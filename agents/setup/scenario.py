@@ -5,19 +5,25 @@ command-line override), found by mapping pydantic's error locations onto the YAM
 
 Reading is defensive: the file must be UTF-8 text of at most ``MAX_SCENARIO_BYTES``, hold one non-empty YAML
 mapping, use no duplicate keys, and its aliases may add at most ``MAX_ALIAS_NODES`` nodes when expanded (a
-"billion laughs" document is refused before it is expanded). The files a scenario names (masks, observation
-files, an earlier run) are opened and checked here too (:func:`~gauge_vfe.agents.setup.preflight.file_problems`),
-so a file that is not what the scenario says is reported with its line, before anything is built.
+"billion laughs" document is refused before it is expanded).
+
+:func:`prepare_scenario` is set-up's one entry point (the CLI, ``Simulation.from_scenario``, ``gv.run`` and
+``gv.sweep`` call it): the YAML and schema here, then the memory model (:mod:`.memory`) and the files the scenario
+names, read and checked once (:mod:`.inputs`), so a file that is not what the scenario says is reported with its
+line, before anything is built.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from .config import Config, ConfigError, make_config
+from .inputs import Inputs, missing_files, read_inputs
+from .memory import memory_problem, parse_memory_limit
+from .shipped import resolve_scenario
 
 MAX_SCENARIO_BYTES = 10 * 2**20  # a scenario is a page of YAML; 10 MiB holds explicit lists of 100k supports
 MAX_ALIAS_NODES = 10_000  # nodes that alias expansion may add to a document
@@ -57,6 +63,7 @@ class Scenario:
     # {key path tuple: line} of the file, and the (key, --set text) of each override: to locate problems
     lines: dict = field(default_factory=dict, compare=False, repr=False)
     override_keys: tuple = field(default=(), compare=False, repr=False)
+    inputs: Inputs | None = field(default=None, compare=False, repr=False)  # the arrays its files hold, once read
 
     @property
     def base_dir(self) -> Path:
@@ -320,19 +327,58 @@ def parse_override(text: str) -> tuple[str, object]:
     return key, value
 
 
-# --- loading ---------------------------------------------------------------------------------------------------
+# --- the pipeline: source in, checked scenario out -----------------------------------------------------------------
+
+def prepare_scenario(source=None, overrides=(), *, text: str | None = None, max_memory=None,
+                     check_memory: bool = True, read_files: bool = True) -> Scenario:
+    """The one way in to set-up: a checked :class:`Scenario` (config, base folder, the arrays of its files).
+
+    ``source``: a scenario file, the name of a shipped scenario (``quickstart``), a dict of scenario keys or a
+    :class:`Config` (both as a scenario file without a file: relative paths are relative to the working
+    folder), or None with ``text`` (YAML). ``overrides`` are ``--set`` texts (``key.path=value``).
+
+    In order: the YAML and the schema, that the files it names exist, the estimated peak memory against
+    ``max_memory`` GiB (default: what this machine has available; skipped without ``check_memory``), then
+    each file it names read and checked once (:func:`~.inputs.read_inputs`; skipped without ``read_files``),
+    its arrays kept in ``Scenario.inputs`` for :func:`~.build.build`. Raises :class:`ScenarioError` with located
+    lines (``FILE:LINE: key: message``); nothing is touched.
+    """
+    try:
+        limit = parse_memory_limit(max_memory) if check_memory else None
+    except ValueError as exc:
+        raise ScenarioError([str(exc)]) from None
+    if text is None:
+        if isinstance(source, Config):
+            source = source.to_dict()
+        if isinstance(source, dict):
+            text = yaml.safe_dump(source, sort_keys=False)
+        elif not isinstance(source, (str, Path)):
+            raise TypeError(f"a scenario is a shipped name, a path, a dict or a Config, not {type(source).__name__}")
+    try:
+        sc = _parse(resolve_scenario(source) if text is None else None, overrides, text)
+    except OSError as exc:  # a scenario name the file system refuses (too long, a loop of links)
+        raise ScenarioError([f"{source}: cannot read the scenario file ({exc.strerror or exc})"]) from None
+    if problems := missing_files(sc.config, sc.base_dir):
+        raise ScenarioError([sc.locate(key, msg) for key, msg in problems])
+    if check_memory and (problem := memory_problem(sc.config, limit)) is not None:
+        raise ScenarioError([sc.locate(*problem)])
+    if not read_files:
+        return sc
+    inputs, problems = read_inputs(sc.config, sc.base_dir)
+    if problems:
+        raise ScenarioError([sc.locate(key, msg) for key, msg in problems])
+    return replace(sc, inputs=inputs)
+
 
 def load_scenario(path: str | Path | None = None, overrides=(), text: str | None = None,
                   check_files: bool = True) -> Scenario:
-    """Read, override (``--set key.path=value``) and validate a scenario file (or ``text``).
+    """:func:`prepare_scenario` without the memory check (``check_files``: read and check the files it names)."""
+    return prepare_scenario(path if text is None else None, overrides, text=text, check_memory=False,
+                            read_files=check_files)
 
-    ``path`` is a scenario file or the name of a shipped scenario (``quickstart``, as ``vfe run`` takes it).
-    ``check_files``: open the files the scenario names and check they are what it says (shapes, frames).
-    """
-    if text is None and path is not None:
-        from .shipped import resolve_scenario
 
-        path = resolve_scenario(path)
+def _parse(path: Path | None, overrides, text: str | None) -> Scenario:
+    """Read, override (``--set key.path=value``) and validate a scenario file (or ``text``)."""
     name = str(path) if path is not None else "<scenario>"
     if text is None:
         text = _read_text(Path(path), name)
@@ -360,25 +406,7 @@ def load_scenario(path: str | Path | None = None, overrides=(), text: str | None
         _LOADED[name] = scenario
         while len(_LOADED) > 32:
             _LOADED.pop(next(iter(_LOADED)))
-    for key, f in referenced_files(config):
-        try:
-            found = _resolve(scenario.base_dir, f).exists()
-        except OSError as exc:  # a name too long, a loop of links
-            raise ScenarioError([scenario.locate(key, f"cannot use this path ({exc.strerror or exc})")]) from None
-        if not found:
-            raise ScenarioError([scenario.locate(key, f"file not found: {f}")])
-    if check_files:
-        from .preflight import file_problems
-
-        problems = file_problems(config, scenario.base_dir)
-        if problems:
-            raise ScenarioError([scenario.locate(key, msg) for key, msg in problems])
     return scenario
-
-
-def _resolve(base: Path, f: str) -> Path:
-    p = Path(f)
-    return p if p.is_absolute() else base / p
 
 
 def _match_lines(lines: dict, parts: tuple) -> tuple:
@@ -406,20 +434,3 @@ def _locate(name: str, lines: dict, override_keys, key: str, msg: str) -> str:
     found = _match_lines(lines, parts)
     line = lines.get(found, 1)
     return f"{name}:{line}: {key or '(top level)'}: {msg}"
-
-
-def referenced_files(config: Config) -> list[tuple[str, str]]:
-    """(key path, file) of every file a scenario names (masks, observation files, earlier runs)."""
-    out = []
-    agents = config.agents
-    if agents.supports is not None:
-        for i, s in enumerate(agents.supports):
-            if s.shape == "mask":
-                out.append((f"agents.supports.{i}.path", s.path))
-    elif agents.support.shape == "mask":
-        out.append(("agents.support.path", agents.support.path))
-    if config.observations.kind == "file":
-        out.append(("observations.path", config.observations.path))
-    if agents.init.from_run is not None:
-        out.append(("agents.init.from.path", agents.init.from_run.path))
-    return out
