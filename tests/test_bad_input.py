@@ -398,7 +398,7 @@ def test_memory_estimate_is_arithmetic_only():
     import time
 
     from gauge_vfe.agents.setup.config import make_config
-    from gauge_vfe.agents.setup.preflight import estimate_memory, memory_problem
+    from gauge_vfe.agents.setup.memory import estimate_memory, memory_problem
 
     t = time.perf_counter()
     est = estimate_memory(make_config({"agents": {"count": 100000}}))

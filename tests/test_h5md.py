@@ -14,7 +14,7 @@ from h5md_rules import check_h5md
 
 import gauge_vfe as gv
 from gauge_vfe.agents.runner.run import run_scenario
-from gauge_vfe.agents.setup.preflight import prepare_scenario
+from gauge_vfe.agents.setup.scenario import prepare_scenario
 from gauge_vfe.agents.setup.scenario import load_scenario
 from gauge_vfe.agents.setup.shipped import shipped_scenarios
 

@@ -132,7 +132,7 @@ def test_a_float32_run_resumes_bit_for_bit(tmp_path):
 
 def test_the_memory_estimate_counts_the_state_in_its_type():
     from gauge_vfe.agents.setup.config import make_config
-    from gauge_vfe.agents.setup.preflight import estimate_memory
+    from gauge_vfe.agents.setup.memory import estimate_memory
 
     parts = {p: estimate_memory(make_config(_config("gradient", p))).parts for p in ("float64", "float32")}
     assert parts["float32"]["state"] == parts["float64"]["state"] / 2

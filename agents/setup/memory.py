@@ -12,7 +12,8 @@ Per agent-site row (S rows, K the fiber dimension, D the observation dimension),
 
 * layout ``64 + 8K + 16K^2 + 8 + 8D`` (index, chi, agent, site and neighbour tables; prior mean, covariance,
   precision, log-det; observations) and ``24 H W`` for the site tables;
-* state (mu, Sigma, phi) ``b (K + K^2 + 3)``; evaluation (gradients, densities, status) ``b (K + K^2 + 3) + 41``,
+* state (mu, Sigma, phi) ``b (K + K^2 + 3)``; evaluation (gradients, densities, status) ``b (K + K^2 + 3) + 41`` (the term table's density bytes, 8 a term, and a
+  status byte),
   with ``b = 8`` bytes a value, or ``b = 4`` and 24 more for phi read as float64 at ``dynamics.precision: float32``;
 * generators while building ``8K^2 + 16K + 16``;
 * pair tables ``16`` per slot (KL and beta), ``n_c^2`` slots at a site with ``n_c`` agents;
@@ -59,7 +60,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.energy import TERM_TABLE
 from .config import Config
+
+DENSITY_BYTES = sum(t.density_bytes for t in TERM_TABLE)  # a row's energy densities, every term
 
 GIB = 2**30
 BASELINE_BYTES = 500 * 2**20  # the interpreter with its libraries and kernels (0.2 GiB) + a cold numba compile
@@ -173,7 +177,7 @@ def estimate_memory(config: Config) -> MemoryEstimate:
     layout = S * (64 + 8 * K + 16 * K * K + 8 + 8 * D) + 24 * HW
     b = np.dtype(config.dynamics.precision).itemsize  # the state's and the gradients' (docs/model.md#precision)
     state = S * b * (K + K * K + 3)
-    evaluation = S * (b * (K + K * K + 3) + 41 + (24 if b < 8 else 0))
+    evaluation = S * (b * (K + K * K + 3) + DENSITY_BYTES + 1 + (24 if b < 8 else 0))
     pairs = 16 * slots
     build = 8 * N * HW + 48 * HW + S * (8 * K * K + 16 * K + 16)
     step = state + evaluation + pairs + 9 * S  # the next state and its evaluation, before the old ones go

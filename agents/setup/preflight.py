@@ -2,7 +2,7 @@
 
 The other checks before a build live where their subject does: the scenario file and the whole pipeline in
 :mod:`.scenario` (:func:`prepare_scenario`), the files a scenario names in :mod:`.inputs`, memory in
-:mod:`.memory`; their names are re-exported here for the callers that know them as ``preflight.*``.
+:mod:`.memory`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import os
 from pathlib import Path
 
 from .inputs import is_hdf5, short
-from .memory import (BASELINE_BYTES, GIB, MemoryEstimate, available_memory, estimate_memory,  # noqa: F401
-                     memory_problem, parse_memory_limit)
-from .scenario import prepare_scenario  # noqa: F401
 
 
 # --- the output file ------------------------------------------------------------------------------------------
