@@ -19,7 +19,9 @@ from gauge_vfe import agents
 from gauge_vfe.agents.analysis.measures import frame_matrices
 from gauge_vfe.agents.analysis.meta_agents import ConsensusParams, hierarchy
 from gauge_vfe.agents.model.energy import evaluate
-from gauge_vfe.agents.model.hierarchy import Coupling, HierarchyParams, prior_constants, resume_problem, targets
+from gauge_vfe.agents.model.hierarchy import HierarchyParams, prior_constants, resume_problem
+from gauge_vfe.agents.analysis.coupling import targets
+from gauge_vfe.agents.runner.updaters import HierarchyCoupling
 from gauge_vfe.agents.model.state import State
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import EnergyIncreaseWarning, Simulation
@@ -52,8 +54,8 @@ def coupled_system(spins, boundary, soft, seed, rho=0.6, max_scale=2):
     """A random layout coupled at one random state (the refresh), and another random state to differentiate at:
     the targets are held fixed between refreshes, so the gradient must not see the refresh state."""
     layout, at_refresh = random_system(spins, boundary, soft, height=3, width=4, seed=seed)
-    coupling = Coupling(HierarchyParams(enabled=True, rho=rho, max_scale=max_scale), EVERYONE)
-    coupled = coupling.refresh(layout, at_refresh)
+    coupling = HierarchyCoupling(HierarchyParams(enabled=True, rho=rho, max_scale=max_scale), EVERYONE)
+    coupled = coupling.apply(layout, at_refresh)
     assert coupling.n_members > 0, "no meta-agent: the check would be of the uncoupled action"
     mu, sigma, _, _ = coupled.coupled_prior
     assert not np.allclose(mu, layout.prior_mu) and not np.allclose(sigma, layout.prior_sigma)
@@ -97,7 +99,7 @@ def test_rho_one_makes_the_prior_the_transported_meta_belief():
     mu[rows3] += 1e3
     state = state.replace(mu=mu)
     consensus = ConsensusParams(eps_belief=1e4, min_overlap=1)
-    coupled = Coupling(HierarchyParams(enabled=True, rho=1.0), consensus).refresh(layout, state)
+    coupled = HierarchyCoupling(HierarchyParams(enabled=True, rho=1.0), consensus).apply(layout, state)
     levels = hierarchy(layout, state, consensus.model_copy(update={"max_scale": 2}))
     members = np.concatenate(levels[0].components)
     assert 3 not in members and members.size >= 2
@@ -168,7 +170,8 @@ def test_scale_three_composes_down():
 @pytest.mark.parametrize("spins,boundary", [((1,), "open"), ((1, 2), "periodic")])
 def test_coupled_action_gradient_through_scale_three(spins, boundary):
     layout, at_refresh, consensus = two_groups(spins, boundary, seed=1)
-    coupled = Coupling(HierarchyParams(enabled=True, rho=0.6, max_scale=3), consensus).refresh(layout, at_refresh)
+    coupled = HierarchyCoupling(HierarchyParams(enabled=True, rho=0.6, max_scale=3), consensus).apply(layout,
+                                                                                       at_refresh)
     rng = np.random.default_rng(9)
     S, K = layout.n_rows, layout.K
     state = State.from_arrays(rng.normal(size=(S, K)), random_spd(rng, S, K), rng.normal(size=(S, 3)) * 0.8)
@@ -192,7 +195,8 @@ def _small(hier: dict | None, **dynamics) -> Simulation:
 def test_rho_zero_is_the_uncoupled_run_bit_for_bit(dynamics):
     plain = _small(None, **dynamics)
     coupled = _small({"enabled": True, "every": 4, "rho": 0.0}, **dynamics)
-    assert coupled._coupling is None  # nothing to refresh at rho = 0 (the refresh's own arithmetic: next test)
+    # nothing to refresh at rho = 0 (the refresh's own arithmetic: next test)
+    assert coupled.updater(HierarchyCoupling) is None
     plain.run(13)
     coupled.run(13)
     for name in ("mu", "sigma", "phi"):
@@ -201,15 +205,15 @@ def test_rho_zero_is_the_uncoupled_run_bit_for_bit(dynamics):
     # and rho > 0 does change the run (so the comparison above is not vacuous)
     pulled = _small({"enabled": True, "every": 4, "rho": 0.5}, **dynamics)
     pulled.run(13)
-    assert pulled._coupling.refreshed_at == 12
+    assert pulled.updater(HierarchyCoupling).refreshed_at == 12
     assert not np.array_equal(plain.state.mu, pulled.state.mu)
 
 
 def test_a_refresh_at_rho_zero_gives_the_configured_prior_bit_for_bit():
     layout, state = random_system((1, 2), "open", True, height=5, width=5, n_agents=4, seed=5)
     consensus = ConsensusParams(eps_belief=1e4, min_overlap=1)
-    coupling = Coupling(HierarchyParams(enabled=True, rho=0.0), consensus)
-    pmu, psig, prec, logdet = coupling.refresh(layout, state).coupled_prior
+    coupling = HierarchyCoupling(HierarchyParams(enabled=True, rho=0.0), consensus)
+    pmu, psig, prec, logdet = coupling.apply(layout, state).coupled_prior
     assert coupling.n_members > 0  # members were found and their rows interpolated, with weight 0
     want_prec, want_logdet = prior_constants(layout.prior_sigma)
     for got, want in ((pmu, layout.prior_mu), (psig, layout.prior_sigma), (prec, want_prec), (logdet, want_logdet)):
@@ -218,7 +222,7 @@ def test_a_refresh_at_rho_zero_gives_the_configured_prior_bit_for_bit():
 
 def test_energy_decreases_between_refreshes_with_line_search():
     sim = _small({"enabled": True, "every": 5, "rho": 0.7}, line_search={"enabled": True})
-    assert sim._coupling.n_members > 0
+    assert sim.updater(HierarchyCoupling).n_members > 0
     with warnings.catch_warnings():
         warnings.simplefilter("error", EnergyIncreaseWarning)
         sim.run(30)
@@ -251,7 +255,7 @@ def test_bad_hierarchy_values_name_their_key(data, path, fragment):
 
 def test_default_is_off():
     assert make_config({}).hierarchy.enabled is False
-    assert _small(None)._coupling is None
+    assert _small(None).updater(HierarchyCoupling) is None
 
 
 # --- resume -------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from gauge_vfe import agents
 from gauge_vfe.agents.analysis.timescales import mean_and_error
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import Simulation
+from gauge_vfe.agents.runner.updaters import ObservationResampling
 from gauge_vfe.agents.io.schema import write_text
 from gauge_vfe.agents.kernels.noise import normals, step_base
 from gauge_vfe.agents.kernels.update import noise_slots
@@ -481,7 +482,7 @@ def test_observations_are_redrawn_every_k_steps_with_noise_Rn_reproducibly():
     other = Simulation.from_config({**STREAM, "seed": 12})
     for _ in range(4):
         other.step()
-    assert not np.array_equal(other.layout.observations.value - other._obs_base, noise)
+    assert not np.array_equal(other.layout.observations.value - other.updater(ObservationResampling).base, noise)
 
 
 def test_the_energy_of_a_state_uses_the_observations_in_force_at_its_step():

@@ -1,5 +1,5 @@
 """The notebook API: gv.run, steps as well as frames, to_xarray / to_netcdf, gv.analyze, gv.sweep / load_sweep,
-Simulation.from_scenario, sim.run(progress=True), shipped names in load_scenario, strict JSON of vfe inspect.
+Simulation.from_scenario, sim.run(observers=[ProgressBar()]), shipped names in load_scenario, strict JSON of vfe inspect.
 
 Values are checked against the file read with h5py directly, and runs against `vfe run` with the same options.
 """
@@ -256,7 +256,7 @@ def test_analyze_a_simulation_in_memory_is_its_runs_last_frame(tiny, traj):
     np.testing.assert_allclose(a.result.plaquette_angle[0], stored.plaquette_angle[-1], equal_nan=True)
 
 
-# --- Simulation.from_scenario, sim.run(progress=...), load_scenario ---------------------------------------------------
+# --- Simulation.from_scenario, sim.run with a ProgressBar, load_scenario -----------------------------------------------
 
 def test_shipped_names_load_and_build():
     sc = gv.load_scenario("emergence")
@@ -271,7 +271,7 @@ def test_sim_run_shows_a_progress_bar_only_when_asked(tiny, capsys):
     sim = gv.Simulation.from_scenario(tiny)
     sim.run(3)
     assert capsys.readouterr().err == ""
-    sim.run(3, progress=True)
+    sim.run(3, observers=[gv.ProgressBar()])
     err = capsys.readouterr().err
     assert "6/6" in err and "step/s" in err  # from step 3 to step 6
     # the last line shows the final energy (updates in between are throttled to a few a second)

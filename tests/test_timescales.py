@@ -15,6 +15,7 @@ from gauge_vfe.agents.analysis.pipeline import TIMESCALE_KINDS, analyze_frames
 from gauge_vfe.agents.analysis.timescales import (RESOLVED_FRAMES, burn_in, integrated_time, mean_and_error,
                                                   series_timescale)
 from gauge_vfe.agents.runner.simulation import Simulation
+from gauge_vfe.agents.runner.updaters import HierarchyCoupling
 
 Z = 4.0  # tolerance in error bars; every series is seeded, so a pass is reproducible
 
@@ -383,7 +384,8 @@ def test_coupled_collective_and_relative_times_match_the_closed_form(rho, one_th
             sim.step()
         mu.append(sim.state.mu.copy())
         if rho > 0:
-            assert sim._coupling.refreshed_at == sim.state.step and sim._coupling.n_members == sim.state.mu.shape[0]
+            coupling = sim.updater(HierarchyCoupling)
+            assert coupling.refreshed_at == sim.state.step and coupling.n_members == sim.state.mu.shape[0]
     mu = np.array(mu)  # (F, rows, 3); the agents' rows in the same site order
     lay = sim.layout
     per_agent = np.stack([mu[:, lay.rows_of(a)] for a in range(lay.n_agents)], axis=1)  # (F, N, sites, 3)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-TERM_COLORS = {"total": "black", "prior": "tab:blue", "observation": "tab:orange", "alignment": "tab:green",
-               "curvature": "tab:red", "smoothness": "tab:purple"}
+from ..agents.model.energy import TERM_TABLE, TOTAL_COLOR
+
+TERM_COLORS = {"total": TOTAL_COLOR, **{t.name: t.color for t in TERM_TABLE}}
 
 
 FIGURE_KEYS = ("figsize", "dpi", "constrained_layout", "layout")

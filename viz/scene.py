@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..agents.model.energy import TERM_TABLE
+
 COLOR_BY = ("agent", "mu", "|mu|", "trace_sigma", "kl_prior", "free_energy")
 VIEWS = ("iso", "top", "side")
 META_COLORS = [
@@ -196,8 +198,7 @@ def title_lines(config: dict, n_frames: int, frame_steps, width: int = 85) -> li
     spins = ", ".join(str(v) for v in config.get("fiber", {}).get("spins", []))
     lines = [f"{g.get('height')}x{g.get('width')} grid ({g.get('boundary', 'open')}), {n_agents} agents, "
              f"fiber spins {spins}, seed {config.get('seed')}",
-             "energy: " + fmt(e, ("form", "kappa", "alpha", "gamma", "lambda_align", "lambda_smooth",
-                                  "lambda_curv")),
+             "energy: " + fmt(e, ("form", "kappa", *(t.weight for t in TERM_TABLE))),
              f"dynamics: {d.get('method')}, {d.get('steps')} steps; {n_frames} frames, steps "
              f"{int(frame_steps[0])} to {int(frame_steps[-1])}"]
     meta = config.get("analysis", {}).get("meta_agents", {})

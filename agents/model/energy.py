@@ -21,7 +21,35 @@ from .layout import Layout
 from .params import EnergyParams
 from .state import State
 
-TERMS = ("prior", "observation", "alignment", "curvature", "smoothness")
+
+@dataclass(frozen=True)
+class Term:
+    """Everything the rest of the project knows about one term of the action, in one row (a new term is a row
+    here, its weight in :class:`~.params.EnergyParams`, its wiring in :func:`evaluate` and its kernel).
+
+    ``weight``: the :class:`~.params.EnergyParams` field that multiplies it; ``short``: its label on the progress
+    bar; ``color``: its colour in every plot; ``init_key``: the scenario key blamed when the initial state gives it
+    a non-finite value; ``density_bytes``: the bytes a row of its density costs (the memory model).
+    """
+
+    name: str
+    weight: str
+    short: str
+    color: str
+    init_key: str
+    density_bytes: int = 8
+
+
+TERM_TABLE = (
+    Term("prior", "alpha", "prior", "tab:blue", "priors"),
+    Term("observation", "gamma", "obs", "tab:orange", "observations"),
+    Term("alignment", "lambda_align", "align", "tab:green", "agents.init"),
+    Term("curvature", "lambda_curv", "curv", "tab:red", "agents.init.phi"),
+    Term("smoothness", "lambda_smooth", "smooth", "tab:purple", "agents.init.phi"),
+)
+TERMS = tuple(t.name for t in TERM_TABLE)
+TERM = {t.name: t for t in TERM_TABLE}
+TOTAL_COLOR = "black"  # the total energy's colour beside the terms'
 
 
 @dataclass

@@ -1,10 +1,14 @@
 """What a run does besides stepping, as observers of :meth:`Simulation.run` (one concern each).
 
-* :class:`TrajectoryObserver` streams energies (every step) and frames (every ``output.every`` steps) into a
-  trajectory writer, which buffers them and writes them about once a second, and closes it with the run's
-  status (every buffered frame written first);
-* :class:`ProgressBar` shows the step, the energy by term, steps/s and the time left;
-* :class:`AnalysisObserver` analyses every logged frame when the run has ended and stores the result.
+* :class:`TrajectoryObserver` streams energies (every step) and frames (at the steps its trigger names) into a
+  trajectory writer, which buffers them and writes them about once a second, and closes the run file with the
+  run's status (every buffered frame written first);
+* :class:`ProgressBar` shows the step, the energy by term, steps/s and the time left.
+
+The run file's lifetime in a run is one :class:`RunFile`: the trajectory observer logs through it and closes it;
+work that needs the complete file before it closes, the end-of-run analysis (:class:`EndOfRunAnalysis`),
+registers with :meth:`RunFile.before_close` and runs inside that close, through the same handle. So no observer
+depends on another's place in the list.
 """
 
 from __future__ import annotations
@@ -17,10 +21,45 @@ import numpy as np
 from ..analysis.pipeline import AnalysisResult, analyze_frames
 from ..io.writer import DiskFullError, TrajectoryWriter
 from ..model.dynamics import DivergenceError, StepInfo
-from ..model.energy import TERMS
+from ..model.energy import TERM, TERMS
 from ..setup.config import AnalysisConfig
 from .signals import signals_deferred
 from .simulation import RunOutcome, Simulation
+from .updaters import Periodic, Trigger
+
+
+class RunFile:
+    """A run file while a run writes it: the writer, the status and message it is closed with, a signal that
+    arrived while it was being finished, and the work that must happen before it closes.
+
+    :meth:`close` runs the registered tasks (each ``task(run_file, sim, outcome)``) once the final frame is
+    written, then closes the writer with the status, whatever a task did. A task that reports a late signal itself
+    (the analysis: "interrupted, redo it with vfe analyze") takes that signal over: the run then ends completed.
+    """
+
+    def __init__(self, writer: TrajectoryWriter):
+        self.writer = writer
+        self.status, self.message = "running", ""
+        self.interrupt_pending = False  # a signal arrived while the file was being finished
+        self._tasks: list = []
+
+    def before_close(self, task) -> None:
+        self._tasks.append(task)
+
+    @property
+    def has_tasks(self) -> bool:
+        return bool(self._tasks)
+
+    def close(self, sim: Simulation | None = None, outcome: RunOutcome | None = None) -> None:
+        try:
+            if not self.writer.closed:  # a full disk closed it already: nothing to add to it
+                for task in self._tasks:
+                    task(self, sim, outcome)
+        finally:
+            with signals_deferred() as held:
+                self.writer.close(self.status, self.message)
+            if held.signal is not None:
+                self.interrupt_pending = True
 
 
 class TrajectoryObserver:
@@ -31,13 +70,11 @@ class TrajectoryObserver:
     ended. ``log_initial``: write the state the run starts from as frame 0 (a new file; a resumed file has it).
     """
 
-    def __init__(self, writer: TrajectoryWriter, every: int, log_initial: bool = True):
-        self.writer = writer
-        self.every = every
+    def __init__(self, run_file: RunFile, every: int | Trigger, log_initial: bool = True):
+        self.file = run_file
+        self.writer = run_file.writer
+        self.frame_due: Trigger = Periodic(every) if isinstance(every, int) else every
         self.log_initial = log_initial
-        self.closed_by_analysis = False
-        self.interrupt_pending = False  # a signal arrived while the file was being finished
-        self.status, self.message = "running", ""
 
     def _beta(self, sim: Simulation):
         return sim.beta() if "beta" in self.writer.fields else None
@@ -55,7 +92,7 @@ class TrajectoryObserver:
             self._log(sim, 0, frame=True)  # no step produced the initial state: 0 bits
 
     def update(self, sim: Simulation, info: StepInfo) -> None:
-        self._log(sim, info.spd_retractions, frame=sim.state.step % self.every == 0, info_bits=info.info_bits)
+        self._log(sim, info.spd_retractions, frame=self.frame_due(sim.state.step), info_bits=info.info_bits)
 
     def _check_representable(self, sim: Simulation) -> None:
         """A state the file's precision cannot hold is a divergence: stop before writing inf into a frame."""
@@ -66,16 +103,17 @@ class TrajectoryObserver:
                                      f"trajectory (|x| > {limit:.3g}); the last logged frame is the last good one")
 
     def finish(self, sim: Simulation, outcome: RunOutcome) -> None:
-        """Log the final state and close the file with the run's status; the analysis observer, if any,
-        closes it instead, after storing its results through the same handle.
+        """Log the final state and close the run file with the run's status (its registered tasks, the analysis,
+        run first, through the same handle).
 
         Every buffered frame is written first, whatever the status (a failed or diverged run keeps the frames
         it logged). A Ctrl-C or SIGTERM during these writes is held until they are done (never half a final
-        frame); it then ends the run as an interrupt after its last step (``interrupt_pending`` tells the
-        analysis to skip)."""
-        self.status, self.message = outcome.status, outcome.message
+        frame); it then ends the run as an interrupt after its last step, unless a task reports it itself (the
+        analysis skips and says so)."""
+        f = self.file
+        f.status, f.message = outcome.status, outcome.message
         if outcome.status == "interrupted":
-            self.message += "; continue with --resume"
+            f.message += "; continue with --resume"
         with signals_deferred() as held:
             try:
                 if outcome.status == "completed" or (outcome.status == "diverged" and self._representable(sim)):
@@ -88,13 +126,15 @@ class TrajectoryObserver:
                 if outcome.status == "completed":
                     self.writer.settle_checkpoint()
             except DiskFullError as exc:
-                self.status, self.message = "failed", str(exc)
-                self.close()
+                f.status, f.message = "failed", str(exc)
+                f.close()
                 raise
-            if not self.closed_by_analysis:
-                self.close()
-        self.interrupt_pending = self.interrupt_pending or held.signal is not None
-        if self.interrupt_pending and not self.closed_by_analysis:
+            if not f.has_tasks:
+                f.close()
+        f.interrupt_pending = f.interrupt_pending or held.signal is not None
+        if f.has_tasks:
+            f.close(sim, outcome)
+        elif f.interrupt_pending:
             raise KeyboardInterrupt
 
     def _representable(self, sim: Simulation) -> bool:
@@ -105,20 +145,12 @@ class TrajectoryObserver:
             return False
         return True
 
-    def close(self) -> None:
-        with signals_deferred() as held:
-            self.writer.close(self.status, self.message)
-        if held.signal is not None:
-            self.interrupt_pending = True
-
 
 class ProgressBar:
     """A tqdm bar on stderr: step, energy by term, steps/s and time left."""
 
-    SHORT = {"prior": "prior", "observation": "obs", "alignment": "align", "curvature": "curv",
-             "smoothness": "smooth"}
-
-    def __init__(self, total: int, enabled: bool = True, refresh_seconds: float = 0.25):
+    def __init__(self, total: int | None = None, enabled: bool = True, refresh_seconds: float = 0.25):
+        """``total``: the step the bar counts to (None: the last step of the run it is attached to)."""
         self.total = total
         self.enabled = enabled
         self.refresh_seconds = refresh_seconds
@@ -127,13 +159,14 @@ class ProgressBar:
 
     def _postfix(self, sim: Simulation) -> None:
         e = sim.energy()
-        parts = [f"E={e['total']:.5g}"] + [f"{self.SHORT[t]}={e[t]:.3g}" for t in TERMS if e[t] != 0.0]
+        parts = [f"E={e['total']:.5g}"] + [f"{TERM[t].short}={e[t]:.3g}" for t in TERMS if e[t] != 0.0]
         self._bar.set_postfix_str(" ".join(parts), refresh=False)
 
     def start(self, sim: Simulation) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=self.total, initial=sim.state.step, unit="step", dynamic_ncols=True,
+        total = self.total if self.total is not None else sim.run_until
+        self._bar = tqdm(total=total, initial=sim.state.step, unit="step", dynamic_ncols=True,
                          disable=not self.enabled, mininterval=0.2, file=sys.stderr)
         self._postfix(sim)
 
@@ -150,35 +183,32 @@ class ProgressBar:
             self._bar.close()
 
 
-class AnalysisObserver:
+class EndOfRunAnalysis:
     """Meta-agents and holonomy over every logged frame once the run has ended (``analysis.enabled``).
 
-    Attach it after the trajectory observer: when the run ends it reads the committed frames back through
-    the writer's own handle, stores the result there, and then closes the file with the run's status. A
-    failure of the analysis never costs the run: the frames are already committed and the status is
-    written all the same (``notes`` says what went wrong; ``vfe analyze`` can redo it).
+    A task of the :class:`RunFile`: when the run file closes it reads the committed frames back through the
+    writer's own handle and stores the result there; the file is then closed with the run's status. A failure of
+    the analysis never costs the run: the frames are already committed and the status is written all the same
+    (``notes`` says what went wrong; ``vfe analyze`` can redo it).
     """
 
-    def __init__(self, trajectory: TrajectoryObserver, settings: AnalysisConfig):
-        self.trajectory = trajectory
+    def __init__(self, run_file: RunFile, settings: AnalysisConfig):
+        self.file = run_file
         self.settings = settings
         self.result: AnalysisResult | None = None
         self.notes: list[str] = []
-        self.interrupted = False  # Ctrl-C or SIGTERM after the last step: the run is complete, the analysis not
-        trajectory.closed_by_analysis = True
+        self._interrupted = False
+        run_file.before_close(self)
 
-    def start(self, sim: Simulation) -> None:
-        pass
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C or SIGTERM after the last step: the run is complete, the analysis not."""
+        return self._interrupted or self.file.interrupt_pending
 
-    def update(self, sim: Simulation, info: StepInfo) -> None:
-        pass
-
-    def finish(self, sim: Simulation, outcome: RunOutcome) -> None:
-        writer = self.trajectory.writer
-        if writer.closed:  # the trajectory observer had to close it (a full disk): nothing to analyse into
-            return
+    def __call__(self, run_file: RunFile, sim: Simulation, outcome: RunOutcome) -> None:
+        writer = run_file.writer
         try:
-            if self.trajectory.interrupt_pending:  # Ctrl-C while the last frame was written: do not start
+            if run_file.interrupt_pending:  # Ctrl-C while the last frame was written: do not start
                 raise KeyboardInterrupt
             if outcome.status != "failed":
                 traj = writer.reader()
@@ -188,14 +218,11 @@ class AnalysisObserver:
                 with signals_deferred() as held:  # never half an analysis in the file
                     writer.write_analysis(self.result)
                 if held.signal is not None:
-                    self.interrupted = True
+                    self._interrupted = True
         except KeyboardInterrupt:  # the run itself is complete: say so, and how to analyse it later
-            self.result, self.interrupted = None, True
+            self.result, self._interrupted = None, True
             self.notes.append(f"analysis interrupted: run `vfe analyze {writer.path}` to redo it")
         except DiskFullError as exc:
             self.result = None
             self.notes.append(f"analysis not stored: {exc}")
             raise
-        finally:
-            self.trajectory.close()
-            self.interrupted = self.interrupted or self.trajectory.interrupt_pending

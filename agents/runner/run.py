@@ -21,10 +21,11 @@ from ..analysis.pipeline import AnalysisResult
 from ..io.lock import RunLock
 from ..io.writer import NoCheckpointYet, TrajectoryWriter
 from ..model.dynamics import DivergenceError
+from ..model.energy import TERM_TABLE
 from ..setup.build import build
 from ..setup.preflight import check_output_path
 from ..setup.scenario import Scenario, ScenarioError
-from .observers import AnalysisObserver, ProgressBar, TrajectoryObserver
+from .observers import EndOfRunAnalysis, ProgressBar, RunFile, TrajectoryObserver
 from .simulation import EnergyIncreaseWarning, Simulation
 from .startup import CompilationNotice
 
@@ -73,8 +74,7 @@ def keep_earlier(path: Path) -> Path:
 
 # Where an initial state that cannot be evaluated comes from, by the field the divergence check names.
 _INITIAL_STATE_KEYS = {"mu": "agents.init.mu", "sigma": "agents.init.sigma", "phi": "agents.init.phi",
-                       "energy.prior": "priors", "energy.observation": "observations",
-                       "energy.curvature": "agents.init.phi", "energy.smoothness": "agents.init.phi"}
+                       **{f"energy.{t.name}": t.init_key for t in TERM_TABLE}}
 
 
 def build_simulation(scenario: Scenario) -> Simulation:
@@ -146,11 +146,11 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
         notice.stop()
         lock.release()
         raise
-    trajectory = TrajectoryObserver(writer, out.every, log_initial=fresh)
-    observers = [trajectory, ProgressBar(cfg.dynamics.steps, enabled=progress), *observers, notice]
-    analysis = AnalysisObserver(trajectory, cfg.analysis) if cfg.analysis.enabled else None
-    if analysis is not None:
-        observers.append(analysis)  # last: it reads the committed frames, stores its result, closes the file
+    run_file = RunFile(writer)
+    # the analysis runs when the run file closes (after its final frame), through the same handle
+    analysis = EndOfRunAnalysis(run_file, cfg.analysis) if cfg.analysis.enabled else None
+    observers = [TrajectoryObserver(run_file, out.every, log_initial=fresh),
+                 ProgressBar(cfg.dynamics.steps, enabled=progress), *observers, notice]
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted by the simulation, reported below

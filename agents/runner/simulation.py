@@ -29,14 +29,13 @@ import numpy as np
 from ..model.arrays import ArrayPool
 from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
 from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
-from ..model.hierarchy import Coupling
 from ..model.state import State
 from ..kernels.noise import GENERATOR as NOISE_GENERATOR
 from ..setup.build import Built, build, noise_key
 from ..setup.config import Config, make_config
-from ..setup.streaming import draw_index, with_draw
 from .signals import InterruptFlag, terminate_as_interrupt
 from .threads import ThreadTuner
+from .updaters import Updater, configured_updaters
 
 
 class EnergyIncreaseWarning(RuntimeWarning):
@@ -122,21 +121,16 @@ class Simulation:
         self.energy_params = built.energy
         self.dynamics_params = built.dynamics
         self.energy_increases = 0
+        self.run_until = self.config.dynamics.steps  # the last step of the current (or next) run
         self._pool = ArrayPool()  # the steps' large arrays, reused once dropped (docs/model.md#memory)
         # the Langevin noise's key (docs/model.md#noise): with the step number it fixes every draw
         self.noise_key = noise_key(self.config.seed)
         # chooses the kernels' thread count by timing the steps (threads.py says why); None leaves numba's
         # setting alone. Results do not depend on it.
         self.thread_tuner: ThreadTuner | None = ThreadTuner() if numba.get_num_threads() > 1 else None
-        # streaming observations (docs/model.md#streaming-observations): the configured values and the draw in force
-        obs = self.layout.observations
-        self._resample_every = self.config.observations.resample_every if obs is not None else None
-        self._obs_base = obs.value if obs is not None else None
-        self._obs_draw = 0
-        # cross-scale coupling (docs/model.md#hierarchy-coupling): refreshed here, in the loop, never in a kernel.
-        # At rho = 0 the coupled prior is the configured one bit for bit, so there is nothing to refresh.
-        hier = self.config.hierarchy
-        self._coupling = (Coupling(hier, self.config.analysis.meta_agents) if hier.enabled and hier.rho > 0 else None)
+        # what replaces constants of the action during the run (streaming observations, the hierarchy coupling),
+        # each at the steps its trigger names (updaters.py); the step itself stays pure
+        self.updaters: list[Updater] = configured_updaters(self.config, self.layout)
         self._set(built.state)
 
     @classmethod
@@ -169,24 +163,24 @@ class Simulation:
         """Replace the state (e.g. edited in a notebook); history restarts from it. A bad state is refused."""
         self._set(state)
 
-    def _observe_at(self, step_no: int) -> bool:
-        """Put the observations in force at ``step_no`` into the layout; True if they changed."""
-        draw = draw_index(step_no, self._resample_every)
-        if draw == self._obs_draw:
-            return False
-        self.layout = with_draw(self.layout, self._obs_base, self.config.seed, draw)
-        self._obs_draw = draw
-        return True
+    def attach(self, updater: Updater) -> None:
+        """Attach an updater (updaters.py): it applies at the current state and then at its trigger's steps.
+        The current state is evaluated again against what it returns, and the history restarts there."""
+        self.updaters.append(updater)
+        self._set(self._state)
+
+    def updater(self, kind: type) -> Updater | None:
+        """The attached updater of this type, or None."""
+        return next((u for u in self.updaters if isinstance(u, kind)), None)
 
     def _set(self, state: State) -> None:
         state = state.astype(self.dynamics_params.dtype)  # dynamics.precision; a float64 checkpoint is exact
-        self._observe_at(state.step)
         layout = self.layout
-        if self._coupling is not None:  # the targets at this state (a resume is allowed at refresh steps only)
-            # a bad state is refused as such before the meta-agent detection sees it
-            check_finite(layout, state,
-                         evaluate(layout, self.energy_params, state, want_grad=False, pool=self._pool))
-            layout = self._coupling.refresh(layout, state)
+        if any(u.reads_state for u in self.updaters):
+            # a bad state is refused as such before an updater (the meta-agent detection) sees it
+            check_finite(layout, state, evaluate(layout, self.energy_params, state, want_grad=False, pool=self._pool))
+        for u in self.updaters:  # the constants in force at this state (a resume is allowed where resumable)
+            layout = u.apply(layout, state)
         ev = evaluate(layout, self.energy_params, state, pool=self._pool)
         check_finite(layout, state, ev)  # raises before anything is replaced
         self.layout, self._state, self._ev = layout, state, ev
@@ -234,9 +228,10 @@ class Simulation:
 
     # --- dynamics --------------------------------------------------------------------------------------------
     def _resumable_here(self) -> bool:
-        """A checkpoint of the current state continues bit for bit. With the hierarchy coupling only at a refresh
-        step (its targets are not stored): an interrupt then waits up to hierarchy.every - 1 more steps."""
-        return self._coupling is None or self._coupling.due(self._state.step)
+        """A checkpoint of the current state continues bit for bit: every updater allows it here. With the hierarchy
+        coupling only at a refresh step (its targets are not stored): an interrupt then waits up to
+        hierarchy.every - 1 more steps."""
+        return all(u.resumable(self._state.step) for u in self.updaters)
 
     def step(self) -> StepInfo:
         """One descent step (raises :class:`DivergenceError` if the state blows up; the state is kept)."""
@@ -248,13 +243,14 @@ class Simulation:
                              self.noise_key, self._pool)
         if tuner is not None:
             tuner.after_step(time.perf_counter() - t0, new.step)
-        changed = self._resample_every is not None and self._observe_at(new.step)
-        if self._coupling is not None and self._coupling.due(new.step):
-            self.layout = self._coupling.refresh(self.layout, new)
-            changed = True
-        if changed:
+        layout = self.layout
+        for u in self.updaters:
+            if u.trigger(new.step):
+                layout = u.apply(layout, new)
+        if layout is not self.layout:
             # a fresh observation draw or new hierarchy targets from this step on: the state is evaluated (and
             # logged) against them
+            self.layout = layout
             ev = evaluate(self.layout, self.energy_params, new, pool=self._pool)
             check_finite(self.layout, new, ev)
         self._state, self._ev = new, ev
@@ -269,7 +265,7 @@ class Simulation:
 
     def run(self, steps: int | None = None, *, observers: Sequence[Observer] = (),
             stop: StopCondition | None | str = "config", throw: bool = True,
-            catch_signals: bool = False, progress: bool = False) -> RunOutcome:
+            catch_signals: bool = False) -> RunOutcome:
         """Take ``steps`` steps (default: up to the config's ``dynamics.steps`` in all), the one run loop.
 
         ``observers`` are told ``start``, ``update`` after every step, and ``finish`` with the outcome, in
@@ -277,15 +273,12 @@ class Simulation:
         config's gradient-norm tolerance (``dynamics.tol``; ``stop=None``: never stop early).
         With ``throw`` (default) a divergence or an interrupt is raised after the observers have finished;
         without it, it is returned in the outcome. ``catch_signals`` turns SIGINT and SIGTERM into a clean
-        stop between steps (main thread only), as ``vfe run`` does. ``progress`` shows the progress bar of
-        ``vfe run`` on stderr (off by default: a library call stays silent unless asked).
+        stop between steps (main thread only), as ``vfe run`` does. A progress bar is an observer too:
+        ``sim.run(100, observers=[ProgressBar()])`` (:mod:`~gauge_vfe.agents.runner.observers`) shows ``vfe run``'s.
         """
         if steps is None:
             steps = max(0, self.config.dynamics.steps - self._state.step)
-        if progress:
-            from .observers import ProgressBar  # the observers module imports this one
-
-            observers = [*observers, ProgressBar(self._state.step + steps)]
+        self.run_until = self._state.step + steps  # what a progress bar counts to
         if stop == "config":
             tol = self.config.dynamics.tol
             stop = gradient_tolerance(tol) if tol > 0 else None
