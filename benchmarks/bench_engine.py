@@ -62,7 +62,7 @@ What each figure measures
   pinned to a core, so the OS places it as any other busy process), started before the child and killed after it,
   so it spins through the child's import, setup and timed steps. Twice: with the default threading (no
   ``NUMBA_NUM_THREADS``; the package sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it, see
-  ``agents/kernels/__init__.py``; the simulation's thread tuner, ``agents/runner/threads.py``, picks the thread
+  ``agents/kernels/openmp.py``; the simulation's thread tuner, ``agents/runner/threads.py``, picks the thread
   count by timing the steps; the child reports the wait policy, the tuner's choices, its thread count and
   threading layer) and with ``NUMBA_NUM_THREADS=1``. The figure is the ratio steps/s(default) / steps/s(1 thread) (target >= 1.0), printed
   with the CPU share the sibling got. The group also runs THREADS, so the idle 2-thread speed-up on B2 (target
@@ -588,228 +588,279 @@ def _fmt_rate(r: dict) -> str:
     return f"{r['steps_per_s']:9.{d}f} [{r['steps_per_s_min']:.{d}f}-{r['steps_per_s_max']:.{d}f}]"
 
 
-def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
-           load: tuple[float, float, float] | None = None) -> list[str]:
+def _good(results: dict, name: str) -> dict | None:
+    """A child's result, or None if it did not run or failed."""
+    r = results.get(name)
+    return r if r is not None and "error" not in r else None
+
+
+def _ns_per_row(r: dict) -> float:
+    return 1e9 / (r["steps_per_s"] * r["rows"])
+
+
+def _kib_per_row(r: dict) -> float:
+    return (r["rss_peak_mib"] - r["rss_import_mib"]) * 1024.0 / r["rows"]
+
+
+class _Peaks(NamedTuple):
+    """The matmul rates (GFLOP/s) a child's FLOP rate is compared with: default BLAS threads, and one thread."""
+
+    all: float | None
+    one: float | None
+
+    def for_child(self, r: dict) -> float | None:
+        """The 1-thread rate for a child that ran on one thread, else the all-thread rate."""
+        return self.one if r.get("threads") == 1 and self.one else self.all
+
+    def percent(self, r: dict) -> float | None:
+        pk = self.for_child(r)
+        return 100 * r["flops"]["total"] * r["steps_per_s"] / 1e9 / pk if pk else None
+
+
+def _machine_lines(quick: bool, load, peaks: _Peaks) -> list[str]:
+    """The heading: mode, machine, versions, other load during the run, the matmul rates."""
     import numba
     import numpy as np
 
-    lines = []
-    p = lines.append
-    p(f"gauge-vfe engine benchmark ({'quick' if quick else 'full'} mode)")
-    p(f"machine: {platform.machine()} {platform.processor() or ''}".rstrip() + f", os.cpu_count() = {os.cpu_count()}; "
-      f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+    lines = [f"gauge-vfe engine benchmark ({'quick' if quick else 'full'} mode)",
+             f"machine: {platform.machine()} {platform.processor() or ''}".rstrip()
+             + f", os.cpu_count() = {os.cpu_count()}; "
+             f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"]
     if load is not None:
         foreign, steal, wall = load
         share = foreign / wall if wall > 0 else 0.0
-        p(f"other load during the run: {foreign:.1f} CPU-s by other processes ({100 * share:.0f}% of one core), "
-          f"{steal:.1f} s hypervisor steal"
-          + ("  -- WARNING: the machine was not idle; figures are disturbed" if share > 0.05 or steal > 0.05 * wall
-             else ""))
-    peak_all = peak.get("gflops") if peak and "error" not in peak else None
-    peak_one = peak1.get("gflops") if peak1 and "error" not in peak1 else None
-    p("peak float64 matmul (numpy, 2000^3, best of a few): "
-      + (f"{peak_all:.1f} GFLOP/s default BLAS threads" if peak_all else "n/a")
-      + (f", {peak_one:.1f} GFLOP/s with 1 thread" if peak_one else ""))
-    p("")
+        lines.append(
+            f"other load during the run: {foreign:.1f} CPU-s by other processes ({100 * share:.0f}% of one core), "
+            f"{steal:.1f} s hypervisor steal"
+            + ("  -- WARNING: the machine was not idle; figures are disturbed" if share > 0.05 or steal > 0.05 * wall
+               else ""))
+    lines.append("peak float64 matmul (numpy, 2000^3, best of a few): "
+                 + (f"{peaks.all:.1f} GFLOP/s default BLAS threads" if peaks.all else "n/a")
+                 + (f", {peaks.one:.1f} GFLOP/s with 1 thread" if peaks.one else ""))
+    return lines
 
-    def peak_for(r):
-        return peak_one if r.get("threads") == 1 and peak_one else peak_all
 
-    def pct_of_peak(r):
-        pk = peak_for(r)
-        return 100 * r["flops"]["total"] * r["steps_per_s"] / 1e9 / pk if pk else None
-
-    def ns_per_row(r):
-        return 1e9 / (r["steps_per_s"] * r["rows"])
-
-    def kib_per_row(r):
-        return (r["rss_peak_mib"] - r["rss_import_mib"]) * 1024.0 / r["rows"]
-
-    def good(name):
-        r = results.get(name)
-        return r if r is not None and "error" not in r else None
-
+def _main_table(results: dict, peaks: _Peaks) -> list[str]:
+    """One row per child: size, threads, cache, setup, first step, steps/s, FLOP rate, share of peak, RSS."""
     hdr = (f"{'bench':<7}{'grid':>9}{'N':>4}{'K':>4}{'rows':>7}{'pairs':>8}{'thr':>4} {'cache':<6}"
            f"{'setup s':>8}{'1st step s':>11}  {'steps/s median [range]':<26}{'ms/step':>9}{'MFLOP/st':>9}"
            f"{'GFLOP/s':>8}{'%peak':>7}{'RSS MiB':>9}")
-    p(hdr)
-    p("-" * len(hdr))
+    lines = [hdr, "-" * len(hdr)]
     for name, r in results.items():
         if "error" in r:
-            p(f"{name:<7} ERROR: {r['error']}")
+            lines.append(f"{name:<7} ERROR: {r['error']}")
             continue
         mflop = r["flops"]["total"] / 1e6
         gflops = mflop * r["steps_per_s"] / 1e3
-        pk = peak_for(r)
+        pk = peaks.for_child(r)
         pct = f"{100 * gflops / pk:6.2f}%" if pk else "    n/a"
         grid = f"{r['grid'][0]}x{r['grid'][1]}"
-        p(f"{name:<7}{grid:>9}{r['agents']:>4}{r['K']:>4}{r['rows']:>7}{r['pairs']:>8}{r['threads']:>4} "
-          f"{r['cache']:<6}{r['setup_s']:8.2f}{r['first_step_s']:11.3f}  {_fmt_rate(r):<26}"
-          f"{1e3 / r['steps_per_s']:9.3f}{mflop:9.3f}{gflops:8.2f}{pct:>7}{r['rss_peak_mib']:9.0f}")
+        lines.append(
+            f"{name:<7}{grid:>9}{r['agents']:>4}{r['K']:>4}{r['rows']:>7}{r['pairs']:>8}{r['threads']:>4} "
+            f"{r['cache']:<6}{r['setup_s']:8.2f}{r['first_step_s']:11.3f}  {_fmt_rate(r):<26}"
+            f"{1e3 / r['steps_per_s']:9.3f}{mflop:9.3f}{gflops:8.2f}{pct:>7}{r['rss_peak_mib']:9.0f}")
+    return lines
+
+
+def _run_notes(results: dict) -> list[str]:
+    """Below the table: RSS baselines, FLOPs by part, energy increases, threading layer, merged runs, dtype
+    mismatches, other processes' CPU per child."""
     ok = [r for r in results.values() if "error" not in r]
-    if ok:
-        p("")
-        p("RSS after import (baseline): " + ", ".join(f"{r['name']} {r['rss_import_mib']:.0f}" for r in ok) + " MiB")
-        p("flops by part (MFLOP/step): " + "; ".join(
-            f"{r['name']} " + " ".join(f"{k}={v / 1e6:.3f}" for k, v in r["flops"].items() if k != "total")
-            for r in ok if r["name"] in ("B1", "B2", "B3")))
-        bad = [r["name"] for r in ok if r["energy_increases"] or r["spd_retractions"]]
-        p("energy increases / SPD retractions during the runs: "
-          + (", ".join(f"{r['name']} {r['energy_increases']}/{r['spd_retractions']}" for r in ok) if bad else "none"))
-        p("threading layer: " + ", ".join(sorted({r["threading_layer"] for r in ok})))
-        multi = [r for r in ok if len(r.get("runs", ())) > 1]
-        if multi:
-            p("several runs (alternating float64/float32): steps/s = mean of the runs' medians, range over all their "
-              "blocks; the other columns from one warm-cache run (the highest peak RSS). Each run's steps/s "
-              "(threads at the end, cache): " + "; ".join(
-                  f"{r['name']} " + ", ".join(f"{q['steps_per_s']:.3g} ({q['threads']}, {q['cache']})"
-                                              for q in r["runs"]) for r in multi))
-        wrong = [r["name"] for r in ok if r.get("precision") != CHILDREN[r["name"]].precision]
-        if wrong:
-            p("WARNING: state dtype differs from the child's dynamics.precision: " + ", ".join(
-                f"{r['name']} {r.get('precision')}" for r in ok if r["name"] in wrong))
-        if all("foreign_cpu_s" in r for r in ok):
-            p("other processes' CPU during each child (% of one core over its wall time): " + ", ".join(
-                f"{r['name']} {100 * r['foreign_cpu_s'] / r['process_wall_s']:.0f}%" for r in ok))
+    if not ok:
+        return []
+    lines = ["", "RSS after import (baseline): " + ", ".join(f"{r['name']} {r['rss_import_mib']:.0f}" for r in ok)
+             + " MiB"]
+    p = lines.append
+    p("flops by part (MFLOP/step): " + "; ".join(
+        f"{r['name']} " + " ".join(f"{k}={v / 1e6:.3f}" for k, v in r["flops"].items() if k != "total")
+        for r in ok if r["name"] in ("B1", "B2", "B3")))
+    bad = [r["name"] for r in ok if r["energy_increases"] or r["spd_retractions"]]
+    p("energy increases / SPD retractions during the runs: "
+      + (", ".join(f"{r['name']} {r['energy_increases']}/{r['spd_retractions']}" for r in ok) if bad else "none"))
+    p("threading layer: " + ", ".join(sorted({r["threading_layer"] for r in ok})))
+    multi = [r for r in ok if len(r.get("runs", ())) > 1]
+    if multi:
+        p("several runs (alternating float64/float32): steps/s = mean of the runs' medians, range over all their "
+          "blocks; the other columns from one warm-cache run (the highest peak RSS). Each run's steps/s "
+          "(threads at the end, cache): " + "; ".join(
+              f"{r['name']} " + ", ".join(f"{q['steps_per_s']:.3g} ({q['threads']}, {q['cache']})"
+                                          for q in r["runs"]) for r in multi))
+    wrong = [r["name"] for r in ok if r.get("precision") != CHILDREN[r["name"]].precision]
+    if wrong:
+        p("WARNING: state dtype differs from the child's dynamics.precision: " + ", ".join(
+            f"{r['name']} {r.get('precision')}" for r in ok if r["name"] in wrong))
+    if all("foreign_cpu_s" in r for r in ok):
+        p("other processes' CPU during each child (% of one core over its wall time): " + ", ".join(
+            f"{r['name']} {100 * r['foreign_cpu_s'] / r['process_wall_s']:.0f}%" for r in ok))
+    return lines
 
-    cold = results.get("B1cold")
-    warm = results.get("B1")
-    if cold and "error" not in cold:
-        p("")
-        p(f"cold numba cache (B1, empty NUMBA_CACHE_DIR): import {cold['import_s']:.2f} s, setup {cold['setup_s']:.2f} s, "
-          f"first step {cold['first_step_s']:.2f} s, cache={cold['cache']}")
-        if warm and "error" not in warm:
-            extra = (cold["setup_s"] + cold["first_step_s"]) - (warm["setup_s"] + warm["first_step_s"])
-            p(f"  compile time ~ {extra:.1f} s (setup + first step, cold minus warm)")
 
-    scale = [results.get(n) for n in ("B1", "B1x2", "B1x4")]
-    scale_ok = None
-    if all(r is not None and "error" not in r for r in scale):
-        p("")
-        p("scaling at equal density (B1 tiled): time per row-step")
-        xs = [r["rows"] for r in scale]
-        ts = [1e3 / r["steps_per_s"] for r in scale]  # ms per step
-        base_us = ts[0] * 1e3 / xs[0]
-        ratios = []
-        for r, x, tms in zip(scale, xs, ts):
-            us = tms * 1e3 / x
-            ratios.append(us / base_us)
-            p(f"  {r['name']:<6}{r['grid'][0]:>4}x{r['grid'][1]:<4}{r['agents']:>3} agents {x:>6} rows "
-              f"{r['pairs']:>7} pairs  {tms:8.3f} ms/step  {us * 1e3:8.1f} ns/row  ratio to 1x {us / base_us:5.2f}")
-        mx, mt = statistics.fmean(xs), statistics.fmean(ts)
-        slope = sum((x - mx) * (t - mt) for x, t in zip(xs, ts)) / sum((x - mx) ** 2 for x in xs)
-        icpt = mt - slope * mx
-        p(f"  fit t = a + b*rows: a = {icpt:.3f} ms/step fixed, b = {slope * 1e6:.1f} ns per row")
-        scale_ok = all(abs(q - 1.0) <= SCALE_TOLERANCE for q in ratios)
-        scale_ratio = max(ratios) / min(ratios)
+def _cold_lines(results: dict) -> list[str]:
+    """The cold compile (B1cold) and, with a warm B1, the compile time it implies."""
+    cold, warm = _good(results, "B1cold"), _good(results, "B1")
+    if not cold:
+        return []
+    lines = ["", f"cold numba cache (B1, empty NUMBA_CACHE_DIR): import {cold['import_s']:.2f} s, setup "
+                 f"{cold['setup_s']:.2f} s, first step {cold['first_step_s']:.2f} s, cache={cold['cache']}"]
+    if warm:
+        extra = (cold["setup_s"] + cold["first_step_s"]) - (warm["setup_s"] + warm["first_step_s"])
+        lines.append(f"  compile time ~ {extra:.1f} s (setup + first step, cold minus warm)")
+    return lines
 
-    t1, t2 = results.get("B2t1"), results.get("B2t2")
-    speedup = None
-    if t1 and t2 and "error" not in t1 and "error" not in t2:
-        speedup = t2["steps_per_s"] / t1["steps_per_s"]
-        p("")
-        p(f"threads (B2): 1 thread {t1['steps_per_s']:.1f} steps/s, {t2['threads']} threads {t2['steps_per_s']:.1f} "
-          f"steps/s, speed-up {speedup:.2f}x (os.cpu_count() = {os.cpu_count()})")
 
-    busy_default, busy_one = good("B1busy"), good("B1busy1")
-    contended = None
-    if busy_default and busy_one:
-        contended = busy_default["steps_per_s"] / busy_one["steps_per_s"]
-        p("")
-        p("contended (B1 beside one busy sibling process: a pure-Python spin loop, not pinned, started before the "
-          "child and killed after it):")
-        for r, label in ((busy_default, "default threading"), (busy_one, "NUMBA_NUM_THREADS=1")):
-            cpu = r.get("busy_sibling_cpu_s")
-            share = f"{100 * cpu / r['process_wall_s']:.0f}% of a core" if cpu is not None else "n/a"
-            tuner = (f", the thread tuner's choices {r['tuner_choices']}" if r.get("tuner_choices") else "")
-            p(f"  {label:<20} {r['threads']} thread(s) at the end{tuner}, layer {r['threading_layer']}, "
-              f"OMP_WAIT_POLICY={r.get('omp_wait_policy')}: {_fmt_rate(r)} steps/s; the sibling got {share}")
-        p(f"  ratio default / 1 thread: {contended:.2f}")
-        if speedup is not None:
-            p(f"  idle 2-thread speed-up on B2 (THREADS, same run): {speedup:.2f}x")
+def _scaling_lines(results: dict) -> tuple[list[str], list[float] | None]:
+    """B1 tiled 1x, 2x, 4x: time per row-step and the fit t = a + b * rows; the time-per-row ratios to 1x."""
+    scale = [_good(results, n) for n in ("B1", "B1x2", "B1x4")]
+    if not all(scale):
+        return [], None
+    lines = ["", "scaling at equal density (B1 tiled): time per row-step"]
+    xs = [r["rows"] for r in scale]
+    ts = [1e3 / r["steps_per_s"] for r in scale]  # ms per step
+    base_us = ts[0] * 1e3 / xs[0]
+    ratios = []
+    for r, x, tms in zip(scale, xs, ts):
+        us = tms * 1e3 / x
+        ratios.append(us / base_us)
+        lines.append(f"  {r['name']:<6}{r['grid'][0]:>4}x{r['grid'][1]:<4}{r['agents']:>3} agents {x:>6} rows "
+                     f"{r['pairs']:>7} pairs  {tms:8.3f} ms/step  {us * 1e3:8.1f} ns/row  ratio to 1x "
+                     f"{us / base_us:5.2f}")
+    mx, mt = statistics.fmean(xs), statistics.fmean(ts)
+    slope = sum((x - mx) * (t - mt) for x, t in zip(xs, ts)) / sum((x - mx) ** 2 for x in xs)
+    icpt = mt - slope * mx
+    lines.append(f"  fit t = a + b*rows: a = {icpt:.3f} ms/step fixed, b = {slope * 1e6:.1f} ns per row")
+    return lines, ratios
 
-    sized = [good(n) for b in ("B1", "B2", "B3", "B4") for n in (b, b + "f32") if good(n)]
-    if sized:
-        p("")
-        p("B1..B4 at default threads (f32: dynamics.precision float32): rate, share of the matmul rate, memory, "
-          "time per agent-site row")
-        hdr2 = (f"  {'bench':<6}{'grid':>9}{'N':>5}{'K':>4}{'rows':>8}{'pairs/row':>10}{'steps/s':>10}{'% matmul':>10}"
-                f"{'peak RSS MiB':>14}{'KiB/row':>9}{'ns/row':>9}{'kFLOP/row':>11}")
-        p(hdr2)
-        for r in sized:
-            pct = pct_of_peak(r)
-            grid = f"{r['grid'][0]}x{r['grid'][1]}"
-            p(f"  {r['name']:<6}{grid:>9}{r['agents']:>5}{r['K']:>4}{r['rows']:>8}{r['pairs'] / r['rows']:>10.2f}"
-              f"{r['steps_per_s']:>10.2f}{(f'{pct:.2f}%' if pct is not None else 'n/a'):>10}"
-              f"{r['rss_peak_mib']:>14.0f}{kib_per_row(r):>9.2f}{ns_per_row(r):>9.0f}"
-              f"{r['flops']['total'] / r['rows'] / 1e3:>11.1f}")
-        p("  KiB/row = (peak RSS - RSS after import) / rows; ns/row = 1 / (steps/s x rows)")
 
-    b4, b1, b2 = good("B4"), good("B1"), good("B2")
+def _threads_lines(results: dict) -> tuple[list[str], float | None]:
+    """B2 at 1 and 2 threads, and the speed-up."""
+    t1, t2 = _good(results, "B2t1"), _good(results, "B2t2")
+    if not (t1 and t2):
+        return [], None
+    speedup = t2["steps_per_s"] / t1["steps_per_s"]
+    return ["", f"threads (B2): 1 thread {t1['steps_per_s']:.1f} steps/s, {t2['threads']} threads "
+                f"{t2['steps_per_s']:.1f} steps/s, speed-up {speedup:.2f}x (os.cpu_count() = {os.cpu_count()})"], \
+        speedup
+
+
+def _contended_lines(results: dict, speedup: float | None) -> tuple[list[str], float | None]:
+    """B1 beside a busy sibling, default threading against one thread, and their ratio."""
+    busy_default, busy_one = _good(results, "B1busy"), _good(results, "B1busy1")
+    if not (busy_default and busy_one):
+        return [], None
+    contended = busy_default["steps_per_s"] / busy_one["steps_per_s"]
+    lines = ["", "contended (B1 beside one busy sibling process: a pure-Python spin loop, not pinned, started "
+                 "before the child and killed after it):"]
+    for r, label in ((busy_default, "default threading"), (busy_one, "NUMBA_NUM_THREADS=1")):
+        cpu = r.get("busy_sibling_cpu_s")
+        share = f"{100 * cpu / r['process_wall_s']:.0f}% of a core" if cpu is not None else "n/a"
+        tuner = (f", the thread tuner's choices {r['tuner_choices']}" if r.get("tuner_choices") else "")
+        lines.append(f"  {label:<20} {r['threads']} thread(s) at the end{tuner}, layer {r['threading_layer']}, "
+                     f"OMP_WAIT_POLICY={r.get('omp_wait_policy')}: {_fmt_rate(r)} steps/s; the sibling got {share}")
+    lines.append(f"  ratio default / 1 thread: {contended:.2f}")
+    if speedup is not None:
+        lines.append(f"  idle 2-thread speed-up on B2 (THREADS, same run): {speedup:.2f}x")
+    return lines, contended
+
+
+def _sized_table(results: dict, peaks: _Peaks) -> list[str]:
+    """B1..B4 (and their float32 twins): rate, share of the matmul rate, memory and time per row."""
+    sized = [_good(results, n) for b in ("B1", "B2", "B3", "B4") for n in (b, b + "f32") if _good(results, n)]
+    if not sized:
+        return []
+    lines = ["", "B1..B4 at default threads (f32: dynamics.precision float32): rate, share of the matmul rate, "
+                 "memory, time per agent-site row",
+             f"  {'bench':<6}{'grid':>9}{'N':>5}{'K':>4}{'rows':>8}{'pairs/row':>10}{'steps/s':>10}{'% matmul':>10}"
+             f"{'peak RSS MiB':>14}{'KiB/row':>9}{'ns/row':>9}{'kFLOP/row':>11}"]
+    for r in sized:
+        pct = peaks.percent(r)
+        grid = f"{r['grid'][0]}x{r['grid'][1]}"
+        lines.append(
+            f"  {r['name']:<6}{grid:>9}{r['agents']:>5}{r['K']:>4}{r['rows']:>8}{r['pairs'] / r['rows']:>10.2f}"
+            f"{r['steps_per_s']:>10.2f}{(f'{pct:.2f}%' if pct is not None else 'n/a'):>10}"
+            f"{r['rss_peak_mib']:>14.0f}{_kib_per_row(r):>9.2f}{_ns_per_row(r):>9.0f}"
+            f"{r['flops']['total'] / r['rows'] / 1e3:>11.1f}")
+    lines.append("  KiB/row = (peak RSS - RSS after import) / rows; ns/row = 1 / (steps/s x rows)")
+    return lines
+
+
+def _b4_lines(results: dict, peaks: _Peaks) -> tuple[list[str], dict[str, float]]:
+    """B4's size, memory and rate, and its time per row against B1's and B2's (the ratios by reference name)."""
+    b4 = _good(results, "B4")
+    if not b4:
+        return [], {}
+    lines = ["", f"B4 ({b4['grid'][0]}x{b4['grid'][1]}, {b4['agents']} agents, K = {b4['K']}, all terms): "
+                 f"{b4['rows']} rows, {b4['pairs']} pairs ({b4['pairs'] / b4['rows']:.2f} per row), "
+                 f"setup {b4['setup_s']:.1f} s"]
+    end = b4.get("rss_end_mib")
+    lines.append(f"  peak RSS {b4['rss_peak_mib']:.0f} MiB (after import {b4['rss_import_mib']:.0f}"
+                 + (f", after the timed steps {end:.0f}" if end is not None else "")
+                 + f"); memory per row {_kib_per_row(b4):.2f} KiB"
+                 + (f" (steady, from the RSS after the steps: {(end - b4['rss_import_mib']) * 1024 / b4['rows']:.2f}"
+                    " KiB)" if end is not None else ""))
+    pct = peaks.percent(b4)
+    lines.append(f"  {_fmt_rate(b4).strip()} steps/s, "
+                 + (f"{pct:.2f}% of the matmul rate" if pct is not None else "n/a"))
     b4_vs = {}
-    if b4:
-        p("")
-        p(f"B4 ({b4['grid'][0]}x{b4['grid'][1]}, {b4['agents']} agents, K = {b4['K']}, all terms): {b4['rows']} rows, "
-          f"{b4['pairs']} pairs ({b4['pairs'] / b4['rows']:.2f} per row), setup {b4['setup_s']:.1f} s")
-        end = b4.get("rss_end_mib")
-        p(f"  peak RSS {b4['rss_peak_mib']:.0f} MiB (after import {b4['rss_import_mib']:.0f}"
-          + (f", after the timed steps {end:.0f}" if end is not None else "")
-          + f"); memory per row {kib_per_row(b4):.2f} KiB"
-          + (f" (steady, from the RSS after the steps: {(end - b4['rss_import_mib']) * 1024 / b4['rows']:.2f} KiB)"
-             if end is not None else ""))
-        pct = pct_of_peak(b4)
-        p(f"  {_fmt_rate(b4).strip()} steps/s, " + (f"{pct:.2f}% of the matmul rate" if pct is not None else "n/a"))
-        for ref in (b1, b2):
-            if ref:
-                b4_vs[ref["name"]] = ns_per_row(b4) / ns_per_row(ref)
-                p(f"  time per row {ns_per_row(b4):.0f} ns vs {ref['name']} (K = {ref['K']}) {ns_per_row(ref):.0f} ns: "
-                  f"ratio {b4_vs[ref['name']]:.2f}")
+    for ref in (_good(results, "B1"), _good(results, "B2")):
+        if ref:
+            b4_vs[ref["name"]] = _ns_per_row(b4) / _ns_per_row(ref)
+            lines.append(f"  time per row {_ns_per_row(b4):.0f} ns vs {ref['name']} (K = {ref['K']}) "
+                         f"{_ns_per_row(ref):.0f} ns: ratio {b4_vs[ref['name']]:.2f}")
+    return lines, b4_vs
 
-    f32_pairs = [(good(b), good(b + "f32")) for b in ("B1", "B2", "B3", "B4") if good(b) and good(b + "f32")]
-    energy_rel = {}
-    speedups = {}
-    if f32_pairs:
-        p("")
-        p("float32 against float64 (dynamics.precision; the state and its gradients stored in float32, the kernels "
-          "computing in float64):")
-        hdr3 = (f"  {'bench':<6}{'K':>4}{'rows':>8}{'steps/s f64':>12}{'f32':>9}{'f32/f64':>8}{'% matmul f64':>13}"
-                f"{'f32':>7}{'ns/row f64':>11}{'f32':>7}{'peak RSS MiB f64':>17}{'f32':>6}{'KiB/row f64':>12}"
-                f"{'f32':>7}{'f32/f64':>8}{'|E32-E64|/|E64|':>17}")
-        p(hdr3)
-        for r64, r32 in f32_pairs:
-            base = r64["name"]
-            speedups[base] = r32["steps_per_s"] / r64["steps_per_s"]
-            energy_rel[base] = abs(r32["energy_initial"] - r64["energy_initial"]) / abs(r64["energy_initial"])
-            pcts = [pct_of_peak(r) for r in (r64, r32)]
-            pct_s = [f"{q:.2f}%" if q is not None else "n/a" for q in pcts]
-            p(f"  {base:<6}{r64['K']:>4}{r64['rows']:>8}{r64['steps_per_s']:>12.2f}{r32['steps_per_s']:>9.2f}"
-              f"{speedups[base]:>8.2f}{pct_s[0]:>13}{pct_s[1]:>7}{ns_per_row(r64):>11.0f}{ns_per_row(r32):>7.0f}"
-              f"{r64['rss_peak_mib']:>17.0f}{r32['rss_peak_mib']:>6.0f}{kib_per_row(r64):>12.2f}{kib_per_row(r32):>7.2f}"
-              f"{kib_per_row(r32) / kib_per_row(r64):>8.2f}{energy_rel[base]:>17.1e}")
-        p("  f32/f64: ratios float32 / float64 (speed-up; memory per row). The FLOP count and the matmul rate are "
-          "float64's: the kernels compute in float64 either way")
-        p("  initial energy (total): " + ", ".join(
-            f"{r64['name']} {r64['energy_initial']:.10g} / {r32['energy_initial']:.10g}" for r64, r32 in f32_pairs)
-          + " (float64 / float32)")
 
-    p("")
-    p("targets (printed, not asserted):")
+def _float32_lines(results: dict, peaks: _Peaks) -> tuple[list[str], dict[str, float], dict[str, float]]:
+    """Each base against its float32 twin; the speed-ups and initial-energy differences by base name."""
+    f32_pairs = [(_good(results, b), _good(results, b + "f32")) for b in ("B1", "B2", "B3", "B4")
+                 if _good(results, b) and _good(results, b + "f32")]
+    if not f32_pairs:
+        return [], {}, {}
+    lines = ["", "float32 against float64 (dynamics.precision; the state and its gradients stored in float32, the "
+                 "kernels computing in float64):",
+             f"  {'bench':<6}{'K':>4}{'rows':>8}{'steps/s f64':>12}{'f32':>9}{'f32/f64':>8}{'% matmul f64':>13}"
+             f"{'f32':>7}{'ns/row f64':>11}{'f32':>7}{'peak RSS MiB f64':>17}{'f32':>6}{'KiB/row f64':>12}"
+             f"{'f32':>7}{'f32/f64':>8}{'|E32-E64|/|E64|':>17}"]
+    speedups, energy_rel = {}, {}
+    for r64, r32 in f32_pairs:
+        base = r64["name"]
+        speedups[base] = r32["steps_per_s"] / r64["steps_per_s"]
+        energy_rel[base] = abs(r32["energy_initial"] - r64["energy_initial"]) / abs(r64["energy_initial"])
+        pct_s = [f"{q:.2f}%" if q is not None else "n/a" for q in (peaks.percent(r64), peaks.percent(r32))]
+        lines.append(
+            f"  {base:<6}{r64['K']:>4}{r64['rows']:>8}{r64['steps_per_s']:>12.2f}{r32['steps_per_s']:>9.2f}"
+            f"{speedups[base]:>8.2f}{pct_s[0]:>13}{pct_s[1]:>7}{_ns_per_row(r64):>11.0f}{_ns_per_row(r32):>7.0f}"
+            f"{r64['rss_peak_mib']:>17.0f}{r32['rss_peak_mib']:>6.0f}{_kib_per_row(r64):>12.2f}"
+            f"{_kib_per_row(r32):>7.2f}{_kib_per_row(r32) / _kib_per_row(r64):>8.2f}{energy_rel[base]:>17.1e}")
+    lines.append("  f32/f64: ratios float32 / float64 (speed-up; memory per row). The FLOP count and the matmul rate "
+                 "are float64's: the kernels compute in float64 either way")
+    lines.append("  initial energy (total): " + ", ".join(
+        f"{r64['name']} {r64['energy_initial']:.10g} / {r32['energy_initial']:.10g}" for r64, r32 in f32_pairs)
+        + " (float64 / float32)")
+    return lines, speedups, energy_rel
+
+
+def _target_lines(results: dict, scale_ratios, speedup, contended, b4_vs, speedups, energy_rel) -> list[str]:
+    """Each project target the run measured, with PASS or MISS (printed, not asserted)."""
+    lines = ["", "targets (printed, not asserted):"]
+    p = lines.append
     for name, target in TARGETS.items():
-        r = results.get(name)
-        if r and "error" not in r:
+        r = _good(results, name)
+        if r:
             p(f"  {name} >= {target:g} steps/s: {r['steps_per_s']:.1f}  {_mark(r['steps_per_s'] >= target)}")
-    r = results.get("B3")
-    if r and "error" not in r:
+    r = _good(results, "B3")
+    if r:
         p(f"  B3 peak RSS < {B3_RSS_LIMIT_MIB:.0f} MiB: {r['rss_peak_mib']:.0f} MiB  "
           f"{_mark(r['rss_peak_mib'] < B3_RSS_LIMIT_MIB)}")
-    if scale_ok is not None:
-        p(f"  time per row within +-{100 * SCALE_TOLERANCE:.0f}% across B1 1x/2x/4x: max/min {scale_ratio:.2f}  "
-          f"{_mark(scale_ok)}")
+    if scale_ratios is not None:
+        scale_ok = all(abs(q - 1.0) <= SCALE_TOLERANCE for q in scale_ratios)
+        p(f"  time per row within +-{100 * SCALE_TOLERANCE:.0f}% across B1 1x/2x/4x: max/min "
+          f"{max(scale_ratios) / min(scale_ratios):.2f}  {_mark(scale_ok)}")
     if speedup is not None:
         p(f"  B2 2 threads >= {THREAD_SPEEDUP}x 1 thread: {speedup:.2f}x  {_mark(speedup >= THREAD_SPEEDUP)}")
     if contended is not None:
         p(f"  contended B1, default threading / 1 thread >= {CONTENDED_RATIO:g}: {contended:.2f}  "
           f"{_mark(contended >= CONTENDED_RATIO)}")
+    b4 = _good(results, "B4")
     if b4:
         p(f"  B4 peak RSS < {B4_RSS_LIMIT_MIB:.0f} MiB: {b4['rss_peak_mib']:.0f} MiB  "
           f"{_mark(b4['rss_peak_mib'] < B4_RSS_LIMIT_MIB)}")
@@ -828,6 +879,22 @@ def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
         p("  float32 speed-up (steps/s float32 / float64), measured, no target: "
           + ", ".join(f"{b} {q:.2f}x" for b, q in speedups.items()))
     return lines
+
+
+def report(results: dict, peak: dict | None, peak1: dict | None, quick: bool,
+           load: tuple[float, float, float] | None = None) -> list[str]:
+    """The printed report: heading, the table of children, then one section per group that ran, then the
+    targets. Each section is a function of the results; those behind a target also return its figure."""
+    peaks = _Peaks(peak.get("gflops") if peak and "error" not in peak else None,
+                   peak1.get("gflops") if peak1 and "error" not in peak1 else None)
+    scaling, scale_ratios = _scaling_lines(results)
+    threads, speedup = _threads_lines(results)
+    contention, contended = _contended_lines(results, speedup)
+    b4, b4_vs = _b4_lines(results, peaks)
+    float32, speedups, energy_rel = _float32_lines(results, peaks)
+    return [*_machine_lines(quick, load, peaks), "", *_main_table(results, peaks), *_run_notes(results),
+            *_cold_lines(results), *scaling, *threads, *contention, *_sized_table(results, peaks), *b4, *float32,
+            *_target_lines(results, scale_ratios, speedup, contended, b4_vs, speedups, energy_rel)]
 
 
 def _cpu_stat():

@@ -126,7 +126,7 @@ def figure(points, params, output) -> None:
                    and float(c.get("hierarchy", {}).get("rho", 0.0)) == rho]
             if not sel:
                 continue
-            r0, c0, _ = sel[0]
+            _, c0, _ = sel[0]
             lam = float(c0["energy"]["lambda_align"])
             curve = [linear_modes(int(c0["agents"]["count"]), lam / x, lam, float(c0["dynamics"]["lr_mu"]),
                                   int(c0["output"]["every"]), float(c0["priors"]["sigma"]["value"]), rho,

@@ -98,6 +98,30 @@ def small_run_yaml(name: str, *, seed: int = 2, spins: str = "[1, 2]", steps: in
             f"output: {{every: {every}, fields: [mu, sigma, phi, beta]}}\n")
 
 
+def tiny_yaml(*, seed: int = 3, width: int = 8, boundary: str | None = None, observations: bool = True,
+              steps: int = 12, every: int = 4, all_fields: bool = False) -> str:
+    """The tiny scenario of the CLI, file, notebook and sweep tests: an 8 x ``width`` grid, 3 disk agents of radius
+    3, random observations (none with ``observations=False``), ``steps`` steps of plain gradient descent logged
+    every ``every`` steps (``all_fields``: mu, sigma, phi and beta). As text, so a test can edit a line
+    (``.replace("steps: 12", ...)``) or append a section."""
+    grid = f"height: 8, width: {width}" + (f", boundary: {boundary}" if boundary else "")
+    return (f"name: tiny\n"
+            f"seed: {seed}\n"
+            f"grid: {{{grid}}}\n"
+            "agents:\n"
+            "  count: 3\n"
+            "  support: {shape: disk, radius: 3}\n"
+            + ("observations: {kind: random}\n" if observations else "")
+            + f"dynamics: {{steps: {steps}, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}}\n"
+            f"output: {{every: {every}" + (", fields: [mu, sigma, phi, beta]" if all_fields else "") + "}\n")
+
+
+def tiny_sweep_yaml() -> str:
+    """The sweep tests' tiny scenario: seed 1, no observations, 20 steps logged every 10 (a member runs in well
+    under a second)."""
+    return tiny_yaml(seed=1, observations=False, steps=20, every=10)
+
+
 def same(a: np.ndarray, b: np.ndarray) -> bool:
     """Bit-identical arrays, NaN equal to NaN (structured arrays field by field)."""
     if a.dtype.names:

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 from click.testing import CliRunner
 
 from gauge_vfe.agents.cli import main
 
-TINY = textwrap.dedent("""\
-    # tiny
-    name: tiny
-    seed: 3
-    grid: {height: 8, width: 8}
-    agents:
-      count: 3
-      support: {shape: disk, radius: 3}
-    observations: {kind: random}
-    dynamics: {steps: 12, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}
-    output: {every: 4}
-    """)
+from factories import tiny_yaml
 
 
 def write(tmp_path, text, name="s.yaml"):
@@ -35,7 +23,7 @@ def invoke(*args):
 
 
 def test_run_inspect_validate(tmp_path):
-    s = write(tmp_path, TINY)
+    s = write(tmp_path, tiny_yaml())
     out = tmp_path / "run.h5"
     r = invoke("run", s, "-o", out, "--quiet")
     assert r.exit_code == 0, r.output
@@ -51,7 +39,7 @@ def test_run_inspect_validate(tmp_path):
 
 
 def test_run_options_override_the_scenario(tmp_path):
-    s = write(tmp_path, TINY)
+    s = write(tmp_path, tiny_yaml())
     out = tmp_path / "o.h5"
     r = invoke("run", s, "-o", out, "--steps", 5, "--seed", 9, "--set", "energy.kappa=0.5", "--set",
                "output.dtype=float64", "-q")
@@ -64,7 +52,7 @@ def test_run_options_override_the_scenario(tmp_path):
 
 
 def test_an_existing_run_is_kept_not_overwritten(tmp_path):
-    s = write(tmp_path, TINY)
+    s = write(tmp_path, tiny_yaml())
     out = tmp_path / "run.h5"
     assert invoke("run", s, "-o", out, "-q").exit_code == 0
     first = out.read_bytes()
@@ -87,7 +75,7 @@ def test_inspect_missing_file(tmp_path):
 
 
 def test_diverging_run_exits_1_with_a_valid_file(tmp_path):
-    s = write(tmp_path, TINY.replace("lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02",
+    s = write(tmp_path, tiny_yaml().replace("lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02",
                                      "lr_mu: 5.0, lr_sigma: 5.0, lr_phi: 50.0")
               .replace("grid: {height: 8, width: 8}", "grid: {height: 8, width: 8}\nenergy: {lambda_curv: 1.0}")
               .replace("steps: 12", "steps: 200"))
@@ -103,7 +91,7 @@ def test_diverging_run_exits_1_with_a_valid_file(tmp_path):
 
 
 def test_resume_without_a_file_is_bad_input(tmp_path):
-    s = write(tmp_path, TINY)
+    s = write(tmp_path, tiny_yaml())
     r = invoke("run", s, "-o", tmp_path / "none.h5", "--resume", "-q")
     assert r.exit_code == 2 and "nothing to resume" in r.output
 
@@ -168,7 +156,7 @@ def test_malformed_scenarios(tmp_path, text, message, command):
     ("kappa", "--set kappa: expected key.path=value"),
 ])
 def test_bad_overrides(tmp_path, override, message):
-    s = write(tmp_path, TINY)
+    s = write(tmp_path, tiny_yaml())
     r = CliRunner().invoke(main, ["validate", str(s), "--set", override])
     assert r.exit_code == 2 and message in r.output, r.output
 

@@ -5,11 +5,11 @@ metadata (older versions) still load."""
 from __future__ import annotations
 
 import shutil
-import textwrap
 
 import h5py
 import numpy as np
 import pytest
+from factories import tiny_yaml
 from h5md_rules import check_h5md
 
 import gauge_vfe as gv
@@ -18,23 +18,11 @@ from gauge_vfe.agents.setup.scenario import prepare_scenario
 from gauge_vfe.agents.setup.scenario import load_scenario
 from gauge_vfe.agents.setup.shipped import shipped_scenarios
 
-TINY = textwrap.dedent("""\
-    name: tiny
-    seed: 3
-    grid: {height: 8, width: 9, boundary: periodic}
-    agents:
-      count: 3
-      support: {shape: disk, radius: 3}
-    observations: {kind: random}
-    dynamics: {steps: 8, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}
-    output: {every: 4, fields: [mu, sigma, phi, beta]}
-    """)
-
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("h5md")
-    (folder / "tiny.yaml").write_text(TINY)
+    (folder / "tiny.yaml").write_text(tiny_yaml(width=9, boundary="periodic", steps=8, all_fields=True))
     res = run_scenario(load_scenario(folder / "tiny.yaml"), folder / "tiny.h5")
     assert res.status == "completed"
     return res.path
@@ -78,7 +66,7 @@ def test_the_tiny_run_is_valid_with_beta_and_a_periodic_box(tiny_run):
 
 
 def test_a_resumed_run_stays_valid_h5md(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "tiny.yaml").write_text(tiny_yaml(width=9, boundary="periodic", steps=8, all_fields=True))
     out = tmp_path / "run.h5"
     assert run_scenario(load_scenario(tmp_path / "tiny.yaml", ["dynamics.steps=4"]), out).status == "completed"
     res = run_scenario(load_scenario(tmp_path / "tiny.yaml", ["dynamics.steps=10"]), out, resume=True)

@@ -1,4 +1,4 @@
-"""The per-user numba cache has one folder per version of the kernel sources (agents/kernels/__init__.py).
+"""The per-user numba cache has one folder per version of the kernel sources (agents/kernels/cache.py).
 
 numba checks a cached kernel only against its own file's path and time stamp: without the digest folder, a kernel
 that inlines a function of another file would load from the cache with that function's old code after an edit.
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from gauge_vfe.agents import kernels
+from gauge_vfe.agents.kernels import cache
 
 KERNELS = Path(kernels.__file__).parent
 PACKAGE = "vfe_kernels_copy"  # the copied kernels, imported as a package of their own (relative imports only)
@@ -67,43 +68,43 @@ def test_an_edit_of_a_called_kernel_file_is_not_hidden_by_the_cache(tmp_path):
     assert hits == 0
     again, hits, same_dir = _run(package.parent, xdg)
     assert (again, hits, same_dir) == (first, 1, cache_dir)  # unchanged sources: loaded from the cache
-    digest = kernels.source_digest(str(package))
+    digest = cache.source_digest(str(package))
     linalg = package / "linalg.py"  # holonomy.py, the file numba checks, is not touched
     linalg.write_text(linalg.read_text().replace(*EDIT, 1))
     edited, hits, new_dir = _run(package.parent, xdg)
     assert float(edited) == 2 * float(first), "a stale frame_switch was loaded (or it no longer uses matmul_nt)"
     assert hits == 0
-    assert Path(cache_dir) == root / digest and Path(new_dir) == root / kernels.source_digest(str(package))
+    assert Path(cache_dir) == root / digest and Path(new_dir) == root / cache.source_digest(str(package))
     assert sorted(p.name for p in root.iterdir()) == sorted([Path(cache_dir).name, Path(new_dir).name])
 
 
 def test_the_digest_follows_the_contents_of_every_kernel_source(tmp_path):
     package = _copy_kernels(tmp_path)
-    digest = kernels.source_digest(str(package))
+    digest = cache.source_digest(str(package))
     assert len(digest) == 16 and int(digest, 16) >= 0
-    assert digest == kernels.source_digest()  # the same sources in another folder
+    assert digest == cache.source_digest()  # the same sources in another folder
     os.utime(package / "lie.py", (1, 1))  # a time stamp alone changes nothing
     (package / "notes.txt").write_text("not a source")
     (package / "__pycache__").mkdir()
-    assert kernels.source_digest(str(package)) == digest
+    assert cache.source_digest(str(package)) == digest
     with open(package / "linalg.py", "a") as f:
         f.write("\n")
-    edited = kernels.source_digest(str(package))
+    edited = cache.source_digest(str(package))
     assert edited != digest
     (package / "extra.py").write_text("")
-    assert kernels.source_digest(str(package)) not in (digest, edited)
+    assert cache.source_digest(str(package)) not in (digest, edited)
 
 
 def test_the_default_folder_is_under_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert kernels.default_cache_dir() == str(tmp_path / "gauge-vfe" / "numba" / kernels.source_digest())
+    assert cache.default_cache_dir() == str(tmp_path / "gauge-vfe" / "numba" / cache.source_digest())
 
 
 def test_numba_uses_the_digest_folder_unless_the_user_names_another(tmp_path):
     """Also when numba was imported before the package; a NUMBA_CACHE_DIR the user set is kept as it is."""
     code = "import numba, gauge_vfe.agents.kernels, os; print(numba.config.CACHE_DIR, os.environ['NUMBA_CACHE_DIR'])"
     xdg = tmp_path / "xdg"
-    expected = str(xdg / "gauge-vfe" / "numba" / kernels.source_digest())
+    expected = str(xdg / "gauge-vfe" / "numba" / cache.source_digest())
     out = subprocess.run([sys.executable, "-c", code], env=_environment(XDG_CACHE_HOME=str(xdg)),
                          capture_output=True, text=True, check=True).stdout
     assert out.split() == [expected, expected]
@@ -127,8 +128,8 @@ def test_old_digest_folders_and_pre_digest_folders_are_pruned_and_nothing_else(t
         if key not in ("young", "legacy_young"):
             os.utime(root / name, (month_ago, month_ago))
     os.utime(root / "aaaaaaaaaaaaaaaa", (month_ago, month_ago))
-    kernels.prune_old_caches(str(root), names["keep"])
+    cache.prune_old_caches(str(root), names["keep"])
     left = {p.name for p in root.iterdir()}
     assert left == set(names.values()) - {names["old"], names["legacy"]} | {"aaaaaaaaaaaaaaaa"}
     assert (root / names["keep"]).stat().st_mtime > month_ago + 86400  # the folder in use is marked as used
-    kernels.prune_old_caches(str(tmp_path / "absent"), names["keep"])  # no error
+    cache.prune_old_caches(str(tmp_path / "absent"), names["keep"])  # no error

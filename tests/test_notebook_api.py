@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import textwrap
 import threading
 import time
 
@@ -29,25 +28,14 @@ from gauge_vfe.agents.model.energy import TERMS
 from gauge_vfe.agents.runner.sweep import summary_columns
 from gauge_vfe.agents.setup.shipped import shipped_scenarios
 
-TINY = textwrap.dedent("""\
-    # tiny
-    name: tiny
-    seed: 3
-    grid: {height: 8, width: 9}
-    agents:
-      count: 3
-      support: {shape: disk, radius: 3}
-    observations: {kind: random}
-    dynamics: {steps: 12, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}
-    output: {every: 4, fields: [mu, sigma, phi, beta]}
-    """)
+from factories import tiny_yaml
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("notebook")
     path = folder / "tiny.yaml"
-    path.write_text(TINY)
+    path.write_text(tiny_yaml(width=9, all_fields=True))
     return path
 
 

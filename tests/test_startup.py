@@ -55,7 +55,7 @@ def test_a_quiet_notice_does_nothing():
 
 
 def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
-    """Spinning OpenMP threads lost 2-3x on a machine with one busy neighbour (agents/kernels/__init__.py)."""
+    """Spinning OpenMP threads lost 2-3x on a machine with one busy neighbour (agents/kernels/openmp.py)."""
     import os
     import subprocess
     import sys
@@ -71,7 +71,7 @@ def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
 
 
 def test_kernels_compile_into_one_per_user_cache_unless_the_user_names_another(tmp_path):
-    """The CLI, notebooks and the tests share ~/.cache/gauge-vfe/numba (agents/kernels/__init__.py): a kernel
+    """The CLI, notebooks and the tests share ~/.cache/gauge-vfe/numba (agents/kernels/cache.py): a kernel
     compiled in a process with no NUMBA_CACHE_DIR lands there and nowhere beside the sources; one the user
     points elsewhere lands there. Also when numba was imported before the package."""
     import os

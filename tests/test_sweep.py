@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -20,19 +19,13 @@ from gauge_vfe import agents
 from gauge_vfe.agents.cli import main
 from gauge_vfe.agents.runner.sweep import SweepError, members, parse_param, run_sweep
 
-TINY = textwrap.dedent("""\
-    name: tiny
-    seed: 1
-    grid: {height: 8, width: 8}
-    agents: {count: 3, support: {shape: disk, radius: 3}}
-    dynamics: {steps: 20, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}
-    output: {every: 10}
-    """)
+from factories import tiny_sweep_yaml
 
 
-def scenario(tmp_path, text=TINY):
+def scenario(tmp_path, text=None):
+    """``text`` (default: the tiny sweep scenario) as ``tiny.yaml`` in ``tmp_path``."""
     p = tmp_path / "tiny.yaml"
-    p.write_text(text)
+    p.write_text(tiny_sweep_yaml() if text is None else text)
     return p
 
 
@@ -101,12 +94,12 @@ def test_a_member_with_bad_input_stops_the_sweep_before_anything_runs(tmp_path):
 
 
 def test_sweep_section_in_the_scenario(tmp_path):
-    text = TINY + "sweep:\n  params: {energy.kappa: [0.5, 1.0], seed: '0:2'}\n"
+    text = tiny_sweep_yaml() + "sweep:\n  params: {energy.kappa: [0.5, 1.0], seed: '0:2'}\n"
     r = CliRunner().invoke(main, ["sweep", str(scenario(tmp_path, text)), "--workers", "1", "-o",
                                   str(tmp_path / "s"), "-q"])
     assert r.exit_code == 0, r.output
     assert len(summary(tmp_path / "s")) == 4
-    bad = TINY + "sweep:\n  params: {seed: 'lots'}\n"
+    bad = tiny_sweep_yaml() + "sweep:\n  params: {seed: 'lots'}\n"
     r = CliRunner().invoke(main, ["sweep", str(scenario(tmp_path, bad)), "-o", str(tmp_path / "b")])
     assert r.exit_code == 2 and "sweep.params.seed: a string must be an integer range" in r.output
     r = CliRunner().invoke(main, ["plot", str(tmp_path / "s")])
@@ -118,7 +111,8 @@ def test_a_killed_worker_gets_its_member_rerun(tmp_path):
 
     from dask.distributed import Client, LocalCluster
 
-    slow = TINY.replace("steps: 20", "steps: 40000").replace("every: 10", "every: 5000")  # several s each
+    slow = (tiny_sweep_yaml().replace("steps: 20", "steps: 40000")  # several s each
+            .replace("every: 10", "every: 5000"))
     out = tmp_path / "sweep"
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster.scheduler_address) as watcher:
@@ -195,7 +189,7 @@ def test_external_scheduler_and_workers_as_processes(tmp_path):
 def test_ctrl_c_ends_a_running_sweep_with_one_line_and_resume_finishes_it(tmp_path):
     """SIGINT while members run: exit 130 with the one `interrupted` line (no worker warnings, no traceback), and
     --resume runs every member to completion."""
-    long = TINY.replace("steps: 20", "steps: 200000").replace("every: 10", "every: 1000")
+    long = tiny_sweep_yaml().replace("steps: 20", "steps: 200000").replace("every: 10", "every: 1000")
     path = scenario(tmp_path, long)
     cmd = [sys.executable, "-m", "gauge_vfe.agents.launch", "sweep", str(path), "--param", "seed=0:2", "--workers",
            "2", "-q", "-o", str(tmp_path / "s")]

@@ -17,7 +17,7 @@ import pytest
 
 from gauge_vfe.agents.runner.sweep import member_threads, run_sweep, thread_plan, usable_cores
 
-from test_sweep import TINY  # the small scenario of the sweep tests
+from factories import tiny_sweep_yaml
 
 RECORD_ENV = "GAUGE_VFE_TEST_THREAD_RECORDS"
 
@@ -101,7 +101,7 @@ def test_member_threads_for_any_cluster(cores, concurrent):
 
 def _sweep_and_read_back(tmp_path, monkeypatch, workers: int) -> list[dict]:
     scenario = tmp_path / "tiny.yaml"
-    scenario.write_text(TINY)
+    scenario.write_text(tiny_sweep_yaml())
     preload = tmp_path / "record_threads.py"
     preload.write_text(PRELOAD)
     records = tmp_path / f"records-{workers}"

@@ -237,8 +237,6 @@ class MovieContext:
         self.energy_steps, self.energy_total = traj.energy("total")
         result = traj.analysis()
         self.analysed = result is not None
-        self._analysis_row = {int(s): k for k, s in enumerate(result.steps)} if result is not None else {}
-        self._result = result
         # colour-by values of every frame: read once, used for the range and for the frames themselves
         # (states are read again per frame, not kept: a long run's states would not fit in memory)
         self._traj = traj

@@ -1,105 +1,13 @@
 """numba kernels over plain arrays (see each module).
 
-Threads that wait for work sleep instead of spinning. numba's OpenMP layer spins by default: with one other busy
-process on a 2-core machine, B1 at 2 threads fell to 157-255 steps/s against 321-359 at 1 thread; with
-OMP_WAIT_POLICY=PASSIVE it ran at 351-353, and on an idle machine B2 at 2 threads ran at 23-27 steps/s passive
-against 19 spinning (benchmarks/bench_engine.py, issue 14). The OpenMP runtime reads the variable when numba first
-loads it, at the first parallel kernel call, which is after this import; a value the user set is kept.
-
-Compiled kernels go to one per-user cache, ``$XDG_CACHE_HOME/gauge-vfe/numba/<digest>`` (``~/.cache/...``),
-unless ``NUMBA_CACHE_DIR`` is set, which is then used as it is: the CLI, notebooks, the tests and sweep workers
-share it, and it works for an install whose package folder is not writable. (numba's own default is a
-``__pycache__`` beside each source file, so a checkout and its tests compiled twice.)
-
-``<digest>`` is 16 hex digits of a sha256 over the names and contents of all ``*.py`` files in this folder. numba
-checks a cached kernel against the path and time stamp of its own source file only, not of the files whose
-functions it calls or inlines: after an edit of ``linalg.py`` (or an upgrade), ``site_terms_kernel`` or
-``information.row_update_kl`` would load from the cache with the old ``linalg.cholesky`` compiled into it. With
-the digest, any change to any kernel source means a new, empty folder, so the kernels compile afresh (a folder
-``NUMBA_CACHE_DIR`` names does not get this protection). Each import touches its digest folder, and digest folders
-nobody imported for 30 days are removed, as are the folders numba made there before the digests (``kernels_``
-and 40 hex digits) once unmodified for 30 days. The kernel modules read the setting when they are imported, after
-this.
+Importing the package sets up how they run, before any kernel module loads: waiting OpenMP threads sleep
+(:mod:`.openmp`), and compiled kernels go to one per-user cache folder per version of these sources
+(:mod:`.cache`). Both only set environment variables (a value the user set is kept), so child processes (sweep
+workers, tests) inherit them.
 """
 
-import hashlib
-import os
-import sys
-import time
+from .cache import use_default_cache
+from .openmp import wait_passively
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_KEEP_DAYS = 30
-_digest = None  # of _HERE, computed once: the sources this process loaded
-
-
-def source_digest(folder: str = _HERE) -> str:
-    """16 hex digits of a sha256 over the name and bytes of every ``*.py`` file in ``folder``, in name order.
-
-    Runs at import: 0.3 ms for this folder (14 files, 78 kB), about 1 ms more for the whole import with the
-    pruning (2-core machine; hashlib, 3-5 ms to import on its own, is loaded by numba anyway).
-    """
-    h = hashlib.sha256()
-    for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
-        with open(os.path.join(folder, name), "rb") as f:
-            data = f.read()
-        h.update(b"%s\0%d\0" % (name.encode(), len(data)))
-        h.update(data)
-    return h.hexdigest()[:16]
-
-
-def cache_root() -> str:
-    """``$XDG_CACHE_HOME/gauge-vfe/numba`` (``~/.cache/gauge-vfe/numba``): the folder of the digest folders."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "gauge-vfe", "numba")
-
-
-def default_cache_dir() -> str:
-    """The numba cache for these kernel sources: ``cache_root()/<source_digest()>``."""
-    global _digest
-    if _digest is None:
-        _digest = source_digest()
-    return os.path.join(cache_root(), _digest)
-
-
-def _is_hex(text: str, digits: int) -> bool:
-    return len(text) == digits and all(c in "0123456789abcdef" for c in text)
-
-
-def _is_ours(name: str) -> bool:
-    """A digest folder, or one that numba made here before the digests: ``kernels_`` and 40 hex digits (numba's
-    own per-source-folder name, which older versions of gauge-vfe left in this root)."""
-    return _is_hex(name, 16) or (name.startswith("kernels_") and _is_hex(name[len("kernels_"):], 40))
-
-
-def prune_old_caches(root: str, keep: str, days: float = _KEEP_DAYS) -> None:
-    """Remove the folders of ``root`` named by 16 hex digits (or numba's older ``kernels_<40 hex digits>``), other
-    than ``keep``, unmodified for ``days`` days.
-
-    Touches ``keep`` first (a folder in use stays). Nothing else in ``root`` is touched; errors are ignored.
-    """
-    try:
-        os.utime(os.path.join(root, keep))  # absent on the first run: numba creates it when a kernel module loads
-    except OSError:
-        pass
-    try:
-        cutoff = time.time() - days * 86400
-        with os.scandir(root) as entries:
-            old = [e.path for e in entries if _is_ours(e.name) and e.name != keep
-                   and e.is_dir(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < cutoff]
-    except OSError:
-        return
-    if old:
-        import shutil
-
-        for path in old:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-if not os.environ.get("NUMBA_CACHE_DIR"):
-    os.environ["NUMBA_CACHE_DIR"] = default_cache_dir()  # also for child processes (sweep workers, tests)
-    if "numba" in sys.modules:  # imported before us: numba read its settings already; the kernels read this
-        sys.modules["numba"].config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
-    # once per process tree: a child inherits NUMBA_CACHE_DIR, and a reload of this module finds it set
-    prune_old_caches(cache_root(), _digest)
+wait_passively()
+use_default_cache()

@@ -118,10 +118,6 @@ class Fiber:
         """The arrays the Lie-group kernels take, in their order."""
         return (self.block_start, self.block_dim, self.block_spin, self.rotate_z, self.z_partner, self.z_rate)
 
-    @property
-    def sparse_generators(self) -> tuple:
-        return (self.gen_a, self.gen_p, self.gen_q, self.gen_val)
-
     def rho(self, phi) -> np.ndarray:
         """rho(exp phi), the (K, K) rotation of a frame phi in this representation (closed form)."""
         from ..kernels.lie import rho_exp

@@ -10,22 +10,32 @@ from ..io.session import analysis_session
 from ..setup.config import AnalysisConfig, ConfigError, make_config
 
 
-def analysis_settings(path: str | Path, **overrides) -> AnalysisConfig:
-    """The run's own ``analysis`` settings with some ``meta_agents`` thresholds replaced (None: keep).
+THRESHOLDS = ("eps_belief", "min_overlap", "eps_prior", "max_scale", "automatic_loops")
 
-    ``overrides``: ``eps_belief``, ``min_overlap``, ``eps_prior``, ``max_scale``, and ``automatic_loops``.
-    Values are validated like the scenario's; a bad one raises :class:`ConfigError`.
-    """
+
+def analysis_config(config: dict, **thresholds) -> AnalysisConfig:
+    """The ``analysis`` section of a run's resolved ``config`` with some thresholds replaced (None: keep):
+    ``eps_belief``, ``min_overlap``, ``eps_prior``, ``max_scale`` (of ``meta_agents``) and ``automatic_loops``
+    (``holonomy.automatic``). Validated like a scenario; a bad value raises ``ConfigError``."""
+    unknown = sorted(set(thresholds) - set(THRESHOLDS))
+    if unknown:
+        raise TypeError(f"unknown analysis threshold(s) {unknown}: use {', '.join(THRESHOLDS)}")
+    section = dict(config.get("analysis", {}))
+    meta = {**section.get("meta_agents", {}),
+            **{k: v for k, v in thresholds.items() if k != "automatic_loops" and v is not None}}
+    holonomy = dict(section.get("holonomy", {}))
+    if thresholds.get("automatic_loops") is not None:
+        holonomy["automatic"] = thresholds["automatic_loops"]
+    return make_config({**config, "analysis": {**section, "meta_agents": meta, "holonomy": holonomy}}).analysis
+
+
+def analysis_settings(path: str | Path, **overrides) -> AnalysisConfig:
+    """The run's own ``analysis`` settings with some thresholds replaced (:func:`analysis_config`), a bad value's
+    key named as the ``vfe analyze`` option that set it (``--eps-belief``) in the :class:`ConfigError`."""
     with load(path) as traj:
         config = traj.config
-    section = dict(config.get("analysis", {}))
-    meta = {**section.get("meta_agents", {}), **{k: v for k, v in overrides.items()
-                                                  if k != "automatic_loops" and v is not None}}
-    holonomy = dict(section.get("holonomy", {}))
-    if overrides.get("automatic_loops") is not None:
-        holonomy["automatic"] = overrides["automatic_loops"]
     try:
-        return make_config({**config, "analysis": {**section, "meta_agents": meta, "holonomy": holonomy}}).analysis
+        return analysis_config(config, **overrides)
     except ConfigError as exc:
         raise ConfigError([(key.replace("analysis.meta_agents.", "--").replace("_", "-"), msg)
                            for key, msg in exc.problems]) from None
