@@ -113,6 +113,10 @@ def test_check_output_refuses_runs_inputs_and_links(runs, tmp_path):
     os.link(a, hard)
     with pytest.raises(OutputRefused, match="would overwrite the run file"):
         check_output(hard, [a], "plot")
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputRefused, match="not a regular file"):  # refused without opening it (no hang)
+        check_output(fifo, [a], "plot")
     check_output(tmp_path / "new.mp4", [a], "render")  # a new path is fine
     (tmp_path / "old.png").write_bytes(b"\x89PNG earlier plot")
     check_output(tmp_path / "old.png", [a], "plot")  # an earlier output of the command's own kind is replaced

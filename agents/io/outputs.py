@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,8 +32,11 @@ class OutputRefused(ValueError):
 
 
 def is_hdf5(path: Path) -> bool:
-    """Whether ``path`` starts with HDF5's signature (at 0 or after a user block)."""
+    """Whether ``path`` is a regular file starting with HDF5's signature (at 0 or after a user block). Only a
+    regular file is opened: reading a FIFO would wait for a writer forever."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as fh:
             for offset in _USERBLOCK_OFFSETS:
                 fh.seek(offset)
@@ -84,6 +88,9 @@ def check_output(target, inputs=(), command: str = "output") -> None:
         raise OutputRefused(f"{where}: a live run is writing this file (pid {holder.get('pid', '?')}); "
                             "refusing to replace it")
     if target.exists():
+        if not target.is_file():
+            raise OutputRefused(f"{where}: exists and is not a regular file (a FIFO or a device?); refusing to "
+                                "replace it")
         kind = trajectory_kind(target)
         if kind is not None:
             raise OutputRefused(f"{where}: exists and is {kind}; refusing to replace it: choose another output")
