@@ -337,3 +337,22 @@ def test_a_sweep_interrupted_and_resumed_leaves_no_renamed_aside_members(tmp_pat
     assert d.rc == 0, d.err[-1000:]
     assert sorted(q.name for q in folder.glob("*.h5")) == ["m0000.h5", "m0001.h5", "summary.h5"]
     assert no_temporaries(folder) == []
+
+
+# --- inputs (issue 27, item 4: a FIFO named as an input hung `vfe run`) ---------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "grid: {height: 8, width: 8}\nobservations:\n  kind: file\n  path: obs.npy\n",
+    "grid: {height: 8, width: 8}\nagents:\n  count: 1\n  support: {shape: mask, path: obs.npy}\n",
+])
+def test_an_input_naming_a_fifo_is_refused_at_once_with_one_line(tmp_path, text):
+    os.mkfifo(tmp_path / "obs.npy")  # nobody ever writes it: opening it to read would wait forever
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(text)
+    for command in ("validate", "run"):
+        d = faults.run_cli([command, scenario, "-q"] if command == "run" else [command, scenario], 120,
+                           cwd=tmp_path)
+        assert d.rc == 2, (d.rc, d.err[-500:])
+        assert len(d.err_lines) == 1 and "obs.npy is not a regular file (a FIFO or a device)" in d.err_lines[0], \
+            d.err
+    assert not list(tmp_path.glob("**/*.h5"))

@@ -362,11 +362,17 @@ def load_scenario(path: str | Path | None = None, overrides=(), text: str | None
             _LOADED.pop(next(iter(_LOADED)))
     for key, f in referenced_files(config):
         try:
-            found = _resolve(scenario.base_dir, f).exists()
+            target = _resolve(scenario.base_dir, f)
+            found = target.exists()
+            # by stat alone: a FIFO is never opened (reading one waits for a writer forever), nor a device
+            special = found and not target.is_dir() and not target.is_file()
         except OSError as exc:  # a name too long, a loop of links
             raise ScenarioError([scenario.locate(key, f"cannot use this path ({exc.strerror or exc})")]) from None
         if not found:
             raise ScenarioError([scenario.locate(key, f"file not found: {f}")])
+        if special:
+            raise ScenarioError([scenario.locate(key, f"{f} is not a regular file (a FIFO or a device); input files "
+                                                      "must be regular files")])
     if check_files:
         from .preflight import file_problems
 
