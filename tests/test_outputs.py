@@ -315,6 +315,9 @@ def test_an_interrupted_member_is_resumed_in_place_or_restarted_never_kept_aside
     assert row["status"] == "completed", row
     with gv.load(out) as traj:
         assert traj.started_at != started and traj.last_step == 2000  # started again in its own file
+    out.write_bytes(b"\x89HDF\r\n\x1a\n and then nothing")  # an attempt that cannot be continued (damaged)
+    row = run_member(str(scenario), {"seed": 3}, str(out), 1, resume=True)
+    assert row["status"] == "completed" and row["last_step"] == 2000, row
     assert sorted(p.name for p in tmp_path.glob("*.h5")) == ["m0000.h5"]
 
 
