@@ -276,6 +276,9 @@ def render(run_file, output, frames, size, color_by, fps, camera, clim, holonomy
                                   progress=progress, fps=fps, title_card=not no_title_card, **options)
     except (ValueError, IndexError) as exc:
         _fail([str(exc)])
+    except KeyboardInterrupt:  # the movie was written to a temporary file, now removed: the target is untouched
+        bar.close()
+        exit_interrupted(f"interrupted; {output} left as it was")
     finally:
         bar.close()
     for r in reports:
@@ -306,19 +309,25 @@ def plot(run, output, quantity, x_param):
     """Plots of RUN.h5 (energy, holonomy, meta-agents, hierarchy, attention, beliefs), or phase diagrams of a
     SWEEP_DIR."""
     from .. import viz
+    from .io.outputs import OutputRefused
 
     if Path(run).is_dir():
         if not (Path(run) / "summary.csv").exists():
             _fail([f"{run}: not a sweep folder (no summary.csv)"])
         try:
             paths = viz.plots.plot_sweep(run, output, quantities=[quantity] if quantity else None, x=x_param)
+        except OutputRefused as exc:
+            _fail([str(exc)])
         except ValueError as exc:
             _fail([str(exc)], code=EXIT_RUN_FAILED)
     else:
         if output is None:
             _fail(["-o/--output: a folder for the plots is needed"])
-        with _trajectory(run) as traj:
-            paths = viz.plot_all(traj, output)
+        try:
+            with _trajectory(run) as traj:
+                paths = viz.plot_all(traj, output)
+        except OutputRefused as exc:
+            _fail([str(exc)])
     for path in paths:
         click.echo(f"wrote {path}")
 

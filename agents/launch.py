@@ -13,8 +13,8 @@ EXIT_INTERRUPTED = 130
 _as_the_vfe_process = False  # set by main(): the process is ours to end (not a test or a notebook calling the CLI)
 
 
-def exit_interrupted() -> None:
-    """Say ``interrupted`` and exit 130, at once.
+def exit_interrupted(line: str = "interrupted") -> None:
+    """Say ``interrupted`` (or ``line``) and exit 130, at once.
 
     Not ``sys.exit``: after a KeyboardInterrupt had been raised inside some imports (numba, h5py, ...) and
     caught, CPython still ended the process by re-raising SIGINT (exit -2) whatever we exited with: measured in
@@ -22,7 +22,7 @@ def exit_interrupted() -> None:
     ``os._exit``. Every file is closed by then (the run's own ``finally`` blocks have run), so leaving at once
     loses nothing. Called in-process (click's test runner, a notebook), it raises ``SystemExit(130)`` instead.
     """
-    sys.stderr.write("interrupted\n")
+    sys.stderr.write(line + "\n")
     if not _as_the_vfe_process:
         sys.exit(EXIT_INTERRUPTED)
     sys.stdout.flush()

@@ -41,6 +41,12 @@ Fault classes (``--only`` names)::
                remounted 16x bigger and the run resumed (``--diskfull``, 3)
     analyze    SIGKILL to `vfe analyze` on a copy of the finished reference file at a uniformly random time in
                [0, T_analyze] (``--analyze-kills``, 10); then `vfe analyze` again
+    outputs    commands that only add a file (``--outputs`` rounds, 3): `vfe export` aimed at another run's file
+               and at its own input through a symlink (must be refused: exit 2, one line, that file untouched);
+               SIGKILL to `vfe render` (mp4, gif) and `vfe plot`, and SIGINT to `vfe render` (mp4), at a uniformly
+               random time in their run time, over an earlier output at the same path (it must survive
+               byte-identical unless the command completed; SIGINT: exit 130 and one line). Counted in the notes:
+               earlier outputs lost, refusals not clean, tracebacks.
 
 Columns:
 
@@ -94,7 +100,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("mu", "sigma", "phi")
 SKIP_ATTRS = {"started_at", "finished_at", "resumed_at", "writer_pid", "writer_host", "pid", "host", "hostname"}
-CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze")
+CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs")
 EXIT_INTERRUPTED = 130
 
 SCENARIO = """\
@@ -886,6 +892,73 @@ def trial_analyze_kill(ref: Reference, delay: float) -> Trial:
     return t
 
 
+OUTPUT_CASES = ("export onto a run", "export onto its input", "render mp4 SIGKILL", "render gif SIGKILL",
+                "render mp4 SIGINT", "plot SIGKILL")
+
+
+def _output_command(case: str, target: Path, source: Path) -> list:
+    if case.startswith("render"):
+        return ["render", source, "-o", target, "--size", "320x240", "--fps", "4", "--no-title-card", "-q"]
+    return ["plot", source, "-o", target]
+
+
+def _snapshot(target: Path) -> list[bytes]:
+    """The bytes of an output (a file, or a plot folder's visible PNGs by name)."""
+    if target.is_dir():
+        return [p.read_bytes() for p in sorted(target.glob("*.png")) if not p.name.startswith(".")]
+    return [target.read_bytes()] if target.exists() else []
+
+
+def trial_output(ref: Reference, case: str, r: random.Random) -> Trial:
+    """One case of :data:`OUTPUT_CASES`; ``extra``: lost (an earlier output or another file changed, and is not
+    the complete new output), clean (the expected exit code and one stderr line), traceback."""
+    folder = ref.new_dir("outputs")
+    t = Trial("outputs", None, phase=case)
+    if case.startswith("export"):
+        if case == "export onto a run":  # another run's trajectory as the output
+            source, victim = ref.path, folder / "other.h5"
+            target = victim
+        else:  # the input itself, through a symlink
+            source = victim = folder / "run.h5"
+            target = folder / "run-link.vtkhdf"
+            target.symlink_to(victim)
+        shutil.copyfile(ref.path, victim)
+        before = victim.read_bytes()
+        d = run_cli(["export", source, "-o", target, "-q"], ref.timeout)
+        t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:160]
+        t.extra.update(lost=victim.read_bytes() != before, clean=d.rc == 2 and len(d.err_lines) == 1,
+                       traceback="Traceback" in d.err)
+        shutil.rmtree(folder, ignore_errors=True)
+        return t
+    suffix = ".mp4" if "mp4" in case else ".gif" if "gif" in case else ""
+    target = folder / (f"movie{suffix}" if suffix else "plots")
+    timing = folder / (f"complete{suffix}" if suffix else "complete")
+    full = run_cli(_output_command(case, timing, ref.path), ref.timeout)  # the complete output and its time
+    complete = _snapshot(timing)
+    if suffix:  # an earlier output of the command's own kind at the path: sentinel bytes
+        target.write_bytes(b"earlier output")
+    else:
+        target.mkdir()
+        for p in sorted(timing.glob("*.png")):
+            (target / p.name).write_bytes(b"earlier output " + p.name.encode())
+    earlier = _snapshot(target)
+    sig = signal.SIGINT if "SIGINT" in case else signal.SIGKILL
+    t.delay = r.random() * full.wall
+    t0 = time.monotonic()
+    p = spawn(vfe_cmd(*_output_command(case, target, ref.path)))
+    t.sent = signal_at(p, t0, t.delay, sig)
+    d = finish(p, t0, ref.timeout, t.sent)
+    t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:160]
+    now = _snapshot(target)
+    # each file on its own: a plot killed between two PNGs leaves some earlier and some new ones, none lost
+    lost = len(now) != len(earlier) or any(x not in (e, c) for x, e, c in zip(now, earlier, complete))
+    t.extra.update(lost=lost, completed=now == complete, traceback="Traceback" in d.err)
+    if sig == signal.SIGINT and t.sent and d.rc != 0:
+        t.extra["clean"] = d.rc == EXIT_INTERRUPTED and len(d.err_lines) == 1
+    shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
 # --- the report -----------------------------------------------------------------------------------------------------
 
 def _frac(n: int, d: int) -> str:
@@ -1012,6 +1085,19 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
         again = sum(t.recovery_rc == 0 for t in trials)
         notes.append(f"frames intact {intact}/{n}; analyze again exit 0 {again}/{n}")
         row = ["6 SIGKILL analyze", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n), _frac(corrupt, n)]
+    elif cls == "outputs":
+        lost = sum(bool(t.extra.get("lost")) for t in trials)
+        judged = [t for t in trials if "clean" in t.extra]
+        clean = sum(bool(t.extra.get("clean")) for t in judged)
+        tracebacks = sum(bool(t.extra.get("traceback")) for t in trials)
+        notes.append(f"earlier outputs or other files lost {lost}; refusals and Ctrl-C exits clean "
+                     f"{_frac(clean, len(judged))}; tracebacks {tracebacks}")
+        by_case = collections.Counter(f"{t.phase}: exit {t.rc}" for t in trials)
+        details.append("outcomes: " + _top(by_case, 12))
+        if lost:
+            details.append("lost: " + "; ".join(f"{t.phase} (signal at {t.delay or 0:.2f} s, exit {t.rc})"
+                                                for t in trials if t.extra.get("lost")))
+        row = ["7 outputs (export, render, plot)", str(n), "-", "-", "-"]
     else:
         raise ValueError(cls)
     return row + ["; ".join(notes)], details
@@ -1039,6 +1125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--readers", type=int, default=None, help="reader-held-open trials (3; quick 1)")
     ap.add_argument("--diskfull", type=int, default=None, help="full-disk trials (3; quick 1)")
     ap.add_argument("--analyze-kills", type=int, default=None, help="`vfe analyze` SIGKILL trials (10; quick 2)")
+    ap.add_argument("--outputs", type=int, default=None, help="rounds of the output cases (3; quick 1)")
     ap.add_argument("--steps", type=int, default=None, help="steps of the scenario (150; quick 60)")
     ap.add_argument("--timeout", type=float, default=None, help="per process, s (default max(60, 10 T_total))")
     ap.add_argument("--src", default=None, metavar="DIR",
@@ -1066,7 +1153,8 @@ def main(argv=None) -> int:
               "concurrent": args.races if args.races is not None else (1 if q else 5),
               "reader": args.readers if args.readers is not None else (1 if q else 3),
               "diskfull": args.diskfull if args.diskfull is not None else (1 if q else 3),
-              "analyze": args.analyze_kills if args.analyze_kills is not None else (2 if q else 10)}
+              "analyze": args.analyze_kills if args.analyze_kills is not None else (2 if q else 10),
+              "outputs": args.outputs if args.outputs is not None else (1 if q else 3)}
     steps = args.steps if args.steps is not None else (60 if q else 150)
 
     t_all = time.monotonic()
@@ -1120,6 +1208,10 @@ def main(argv=None) -> int:
         if "analyze" in only:
             r = rng("analyze")
             loop("analyze", counts["analyze"], lambda k: trial_analyze_kill(ref, r.random() * ref.t_analyze()))
+        if "outputs" in only:
+            r = rng("outputs")
+            cases = [c for _ in range(counts["outputs"]) for c in OUTPUT_CASES]
+            loop("outputs", len(cases), lambda k: trial_output(ref, cases[k], r))
 
         rows, details = [], []
         for name, trials in results.items():

@@ -316,17 +316,30 @@ PLOTS = (("energy", plot_energy), ("holonomy", plot_holonomy), ("meta_agents", p
          ("hierarchy", plot_hierarchy), ("attention", plot_beta), ("beliefs", plot_beliefs))
 
 
+def save_png(fig, path: Path, inputs=()) -> Path:
+    """``fig`` as a PNG at ``path``, replacing an earlier one only once the new one is complete (a kill or an
+    error mid-write leaves the earlier plot as it was); a ``path`` that is one of ``inputs``, a live run's file or
+    any run trajectory raises :class:`~gauge_vfe.agents.io.outputs.OutputRefused`."""
+    from ..agents.io.outputs import atomic_output, check_output
+
+    check_output(path, inputs, "plot")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return path
+
+
 def plot_all(traj, out_dir) -> list[Path]:
-    """Write every plot as PNG into ``out_dir``; returns the paths."""
+    """Write every plot as PNG into ``out_dir``; returns the paths. A PNG path that is the run file, a live run's
+    file or any run trajectory raises :class:`~gauge_vfe.agents.io.outputs.OutputRefused` before any is
+    written."""
+    from ..agents.io.outputs import check_output
+
     out = Path(out_dir)
+    targets = [(out / f"{name}.png", fn) for name, fn in PLOTS]
+    for path, _ in targets:
+        check_output(path, [getattr(traj, "path", None)], "plot")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, fn in PLOTS:
-        fig = fn(traj)
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        written.append(path)
-    return written
+    return [save_png(fn(traj), path, [getattr(traj, "path", None)]) for path, fn in targets]
 
 
 def read_sweep(directory) -> tuple[list[str], list[dict]]:
@@ -519,13 +532,7 @@ def plot_sweep(directory, out_dir=None, quantities=None, x: str | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for q in quantities or SWEEP_QUANTITIES:
-        fig = plot_phase(directory, q, x)
-        path = out / f"phase_{q}.png"
-        fig.savefig(path, dpi=110)
-        written.append(path)
+        written.append(save_png(plot_phase(directory, q, x), out / f"phase_{q}.png"))
     if quantities is None and _measured_separation(read_sweep(directory)[1]):
-        fig = plot_separation(directory)
-        path = out / "separation.png"
-        fig.savefig(path, dpi=110)
-        written.append(path)
+        written.append(save_png(plot_separation(directory), out / "separation.png"))
     return written

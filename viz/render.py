@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..agents.io.outputs import atomic_output, check_output
 from .backend import display_available, offscreen_plotter, renderer_name
 from .scene import FrameDrawer, MovieContext, SceneOptions, font_scale, set_camera, title_lines
 
@@ -122,6 +123,8 @@ def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", 
     ``title_card``: a movie opens with one second naming the scenario and its key parameters (default: on
     for movies). ``report``: called with a :class:`RenderReport` when done (the CLI prints its line).
     ``scene_options``: any :class:`~.scene.SceneOptions` field (view, clim, holonomy_clim, ellipsoid_scale, ...).
+    An earlier file at ``output`` is replaced only once the new one is complete; an ``output`` that is the run
+    file, a live run's file or any run trajectory raises :class:`~gauge_vfe.agents.io.outputs.OutputRefused`.
     """
     output = Path(output)
     kind = output.suffix.lower()
@@ -135,9 +138,12 @@ def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", 
             raise ValueError("no frames selected")
         if kind == ".png":
             idx = idx[:1]
+        check_output(output, [traj.path], "render")
         ctx = MovieContext(traj, idx, options)
         output.parent.mkdir(parents=True, exist_ok=True)
-        info = _write(ctx, output, kind, size, fps, title_card if title_card is not None else True, progress)
+        with atomic_output(output) as tmp:  # an earlier file at output survives until this one is complete
+            info = _write(ctx, tmp, kind, size, fps, title_card if title_card is not None else True, progress)
+        info.path = output
     finally:
         if owned:
             traj.close()
@@ -189,6 +195,7 @@ def contact_sheet(traj, output, n: int = 9, tile=(640, 360), color_by: str = "|m
     options = SceneOptions(color_by=color_by, **scene_options)
     traj, owned = _open(traj)
     try:
+        check_output(output, [traj.path], "render")
         n_frames = len(traj.frame_steps)
         idx = sorted({int(round(v)) for v in np.linspace(0, n_frames - 1, min(n, n_frames))})
         ctx = MovieContext(traj, idx, options)
@@ -209,7 +216,8 @@ def contact_sheet(traj, output, n: int = 9, tile=(640, 360), color_by: str = "|m
     for r in range(1, rows):
         sheet[r * h - 1:r * h + 1, :] = 160
     output.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(sheet).save(output, optimize=True)
+    with atomic_output(output) as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG", optimize=True)
     if report is not None:
         report(info)
     return output
@@ -274,7 +282,9 @@ class SceneImage:
     def save(self, path) -> Path:
         import imageio.v3 as iio
 
-        iio.imwrite(path, self.pixels)
+        check_output(path, (), "save")
+        with atomic_output(path) as tmp:
+            iio.imwrite(tmp, self.pixels)
         return Path(path)
 
 
@@ -294,7 +304,9 @@ class InteractiveScene:
                 f'border: none"></iframe>')
 
     def save(self, path) -> Path:
-        Path(path).write_text(self.html, encoding="utf-8")
+        check_output(path, (), "save")
+        with atomic_output(path) as tmp:
+            tmp.write_text(self.html, encoding="utf-8")
         return Path(path)
 
 

@@ -30,7 +30,6 @@ through ``time_values``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ import h5py
 import numpy as np
 
 from ..model.energy import TERMS
+from .outputs import atomic_output, check_output
 from .reader import Trajectory, load
 
 FORMATS = ("vtkhdf",)
@@ -75,10 +75,12 @@ def export(traj_or_path, out, format: str = "vtkhdf", *, energy_densities: bool 
            progress=None) -> ExportResult:
     """Write the run ``traj_or_path`` (a :class:`Trajectory` or a run file) to ``out`` as ``format``.
 
-    ``out`` is replaced if it exists (it is written beside it and renamed, so a failure leaves no partial
-    file). ``energy_densities=False`` skips recomputing the densities (one energy evaluation per frame).
-    ``progress(done, total)`` is called after each frame. Bad input (an unknown format, ``out`` being the run
-    file itself, a run without logged frames) raises ``ValueError``; an unreadable run raises ``OSError``.
+    An earlier export at ``out`` is replaced only once the new one is complete (:func:`~.outputs.atomic_output`:
+    a failure or an interrupt leaves it as it was). ``energy_densities=False`` skips recomputing the densities
+    (one energy evaluation per frame). ``progress(done, total)`` is called after each frame. Bad input (an
+    unknown format, a run without logged frames) raises ``ValueError``; an ``out`` that is the run file itself,
+    a live run's file or any run trajectory raises :class:`~.outputs.OutputRefused` (a ``ValueError``) before
+    anything is written; an unreadable run raises ``OSError``.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}: expected {', '.join(FORMATS)}")
@@ -109,8 +111,7 @@ def _meta_ids(result, traj: Trajectory) -> dict[int, np.ndarray]:
 
 def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress) -> ExportResult:
     t0 = time.perf_counter()
-    if out.exists() and out.resolve() == traj.path.resolve():
-        raise ValueError(f"{out}: the export would overwrite the run file itself; choose another output")
+    check_output(out, [traj.path], "export")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out}: the folder {out.parent} does not exist")
     steps = np.asarray(traj.frame_steps)
@@ -153,8 +154,7 @@ def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress
         grid[agent_of_row, traj.index] = rows
         return grid.reshape((N, H, W) + rows.shape[1:])
 
-    tmp = out.with_name(out.name + ".part")
-    try:
+    with atomic_output(out) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["source"] = str(traj.path)
             f.attrs["creator"] = "gauge-vfe export (docs: gauge_vfe.agents.io.export)"
@@ -214,10 +214,6 @@ def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress
                 if progress is not None:
                     progress(k + 1, T)
             arrays = sorted(cells)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return ExportResult(out, "vtkhdf", steps, arrays, notes, time.perf_counter() - t0)
 
 

@@ -1,19 +1,20 @@
 """A sweep's summary: ``summary.csv`` (for any tool) and its typed twin ``summary.h5`` (one dataset per column).
 
-Both are rewritten atomically (a temporary file renamed over the old one) as members finish, so an
-interrupted sweep keeps every finished member. :func:`read_summary` gives the rows back with numbers as
-numbers.
+Both are rewritten atomically (:func:`~.outputs.atomic_output`: a temporary file, fsynced, renamed over the old
+one) as members finish, so an interrupted sweep keeps every finished member. :func:`read_summary` gives the rows
+back with numbers as numbers.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from .outputs import atomic_output
 
 TEXT_COLUMNS = ("member", "status", "message", "path")
 
@@ -21,15 +22,12 @@ TEXT_COLUMNS = ("member", "status", "message", "path")
 def write_summary(directory: Path, columns: list[str], rows: list[dict]) -> None:
     directory = Path(directory)
     ordered = sorted(rows, key=lambda r: r["member"])
-    tmp = directory / "summary.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
+    with atomic_output(directory / "summary.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
         for r in ordered:
             w.writerow({k: r.get(k, "") for k in columns})
-    os.replace(tmp, directory / "summary.csv")
-    tmp = directory / "summary.h5.tmp"
-    with h5py.File(tmp, "w") as f:
+    with atomic_output(directory / "summary.h5") as tmp, h5py.File(tmp, "w") as f:
         for k in columns:
             col = [r.get(k, "") for r in ordered]
             if col and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
@@ -38,7 +36,6 @@ def write_summary(directory: Path, columns: list[str], rows: list[dict]) -> None
             else:
                 f.create_dataset(k, data=np.array([str(v) for v in col], dtype=h5py.string_dtype()))
         f.attrs["columns"] = json.dumps(columns)
-    os.replace(tmp, directory / "summary.h5")
 
 
 def read_summary(directory: Path) -> tuple[list[str], list[dict]]:

@@ -5,9 +5,10 @@
 Each member is an ordinary run (:func:`agents.run.run_scenario`) writing its own trajectory file, with its
 overrides recorded in the file (``/parameters/config_json``) and in the sweep's summary. The summary
 (``summary.csv`` and its HDF5 twin ``summary.h5``) is rewritten as members finish, so an interrupted sweep
-keeps every finished member; ``--resume`` skips completed members and reruns the rest. A member that fails
-(a bad override, a divergence) is recorded with its status and message and never stops the others. Dask
-reschedules a member whose worker dies.
+keeps every finished member; ``--resume`` skips completed members and continues the rest in place from their
+checkpoints. A member that fails (a bad override, a divergence) is recorded with its status and message and
+never stops the others. Dask reschedules a member whose worker dies; the new attempt starts the member again in
+its own file (an interrupted attempt is never renamed aside, so no ``m0002.1.h5`` is left beside it).
 
 Each worker runs one member at a time with ``numba`` limited to ``cores // workers`` threads, so workers do
 not oversubscribe the machine.
@@ -28,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from ..analysis.pipeline import SEPARATION_FIELDS
+from ..io.outputs import atomic_output
 from ..io.sweep_store import read_summary, write_summary
 from ..model.energy import TERMS
 
@@ -144,11 +146,34 @@ def member_threads(concurrent: int, cores: int | None = None) -> int:
     return max(1, cores // max(1, int(concurrent)))
 
 
-def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: int) -> dict:
-    """Run one member (on a worker). Never raises for a bad member: the failure is the returned row."""
+def _attempt(sc, output: str, resume: bool):
+    """Run a member into ``output``, where a file can only be an earlier attempt of this same member (the parent
+    moved anything else aside before submitting): a worker that died, or an interrupted sweep. With ``resume``
+    it is continued in place; otherwise, or when it cannot be continued, the partial file is removed and the
+    member starts again. Never renamed aside (``m0002.1.h5``): an interrupt leaves no second copy of a member."""
+    from ..io.lock import RunFileBusy, writer_active
+    from ..setup.scenario import ScenarioError
+    from .run import run_scenario
+
+    path = Path(output)
+    if path.exists():
+        holder = writer_active(path)
+        if holder is not None:  # an earlier attempt lives on (a worker Dask gave up on): never touch its file
+            raise RunFileBusy(path, holder)
+        if resume:
+            try:
+                return run_scenario(sc, output, resume=True)
+            except ScenarioError:  # e.g. damaged, or the scenario changed in a way resume refuses
+                pass
+        path.unlink(missing_ok=True)
+    return run_scenario(sc, output)
+
+
+def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: int, resume: bool = False) -> dict:
+    """Run one member (on a worker). Never raises for a bad member: the failure is the returned row.
+    ``resume``: continue an interrupted earlier attempt at ``output`` in place (see :func:`_attempt`)."""
     import numba
 
-    from .run import run_scenario
     from ..setup.scenario import ScenarioError, load_scenario
 
     numba.set_num_threads(max(1, min(numba_threads, numba.config.NUMBA_NUM_THREADS)))
@@ -156,7 +181,7 @@ def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: 
     row = {"status": "failed", "message": "", "wall_time": 0.0, "last_step": -1, "path": output}
     try:
         sc = load_scenario(scenario_path, [_override_text(k, v) for k, v in overrides.items()])
-        res = run_scenario(sc, output)
+        res = _attempt(sc, output, resume)
         row.update(status=res.status, message=res.message, last_step=res.last_step,
                    uphill_steps=res.energy_increases)
         for k, v in res.energy.items():
@@ -217,7 +242,7 @@ def validate_members(scenario_path: Path, all_members: list[dict]) -> None:
         where = f"member m{k:04d} ({', '.join(_override_text(key, v) for key, v in overrides.items())})"
         try:
             sc = load_scenario(scenario_path, [_override_text(key, v) for key, v in overrides.items()])
-            build(sc.config, sc.base_dir)
+            build(sc.config, sc.base_dir, sc.inputs)
         except ScenarioError as exc:
             raise SweepError(f"{where}: {exc.messages[0]}") from None
         except (ValueError, OSError) as exc:
@@ -245,7 +270,8 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
         if old["members"] != json.loads(json.dumps(all_members)):
             raise SweepError(f"{directory}: --resume with other parameters than the sweep there")
     validate_members(scenario_path, all_members)
-    spec_path.write_text(json.dumps(spec, indent=1))
+    with atomic_output(spec_path) as tmp:
+        tmp.write_text(json.dumps(spec, indent=1))
     previous = {r["member"]: r for r in read_summary(directory)[1]} if resume else {}
     rows: dict[str, dict] = {}
     todo = []
@@ -257,6 +283,13 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
             rows[name] = {**old, **base}
             continue
         todo.append((name, ov, base))
+        member_file = directory / f"{name}.h5"
+        if not resume and member_file.exists():
+            # a file of an earlier sweep in this folder: kept as NAME.k.h5 (as `vfe run` keeps an earlier run),
+            # here, once, so that a file a worker finds at its member's path is always its own earlier attempt
+            from .run import keep_earlier
+
+            keep_earlier(member_file)
     t0 = time.perf_counter()
     if todo:
         cluster = None
@@ -284,8 +317,8 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
             futures = {}
             for name, ov, base in todo:
                 out = str((directory / f"{name}.h5").resolve())
-                fut = client.submit(run_member, str(scenario_path), ov, out, threads, key=f"{directory.name}-{name}",
-                                    pure=False, retries=2)
+                fut = client.submit(run_member, str(scenario_path), ov, out, threads, resume,
+                                    key=f"{directory.name}-{name}", pure=False, retries=2)
                 futures[fut] = (name, base)
             done = 0
             try:

@@ -69,16 +69,23 @@ def referenced_files(config: Config) -> list[tuple[str, str]]:
 
 
 def missing_files(config: Config, base_dir: str | Path) -> list[tuple[str, str]]:
-    """``file not found`` (or an unusable path) for each file the scenario names: the first, cheap check."""
+    """``file not found`` (or an unusable path, or not a regular file) for each file the scenario names: the
+    first, cheap check."""
     problems = []
     for key, f in referenced_files(config):
         try:
-            found = resolve(base_dir, f).exists()
+            target = resolve(base_dir, f)
+            found = target.exists()
+            # by stat alone: a FIFO is never opened (reading one waits for a writer forever), nor a device
+            special = found and not target.is_dir() and not target.is_file()
         except OSError as exc:  # a name too long, a loop of links
             problems.append((key, f"cannot use this path ({exc.strerror or exc})"))
             continue
         if not found:
             problems.append((key, f"file not found: {f}"))
+        elif special:
+            problems.append((key, f"{f} is not a regular file (a FIFO or a device); input files must be regular "
+                                  "files"))
     return problems
 
 

@@ -1,0 +1,155 @@
+"""Output paths of the commands that only add a file (``export``, ``render``, ``plot``, a sweep's summaries).
+
+The rule (docs/model.md#file): such a command never replaces a file it did not make for this purpose, and an
+earlier output of its own kind survives until the new one is complete.
+
+* :func:`check_output` refuses, with one line naming the path, an output that is the command's input (also
+  through a symlink or a hard link: compared by device and inode), a live run's file (its writer holds the
+  lock), or any run trajectory of this project (or an HDF5 file that cannot be opened to prove it is not one,
+  such as a killed run's file). It reads at most the signature and the root's names; nothing is written.
+* :func:`atomic_output` gives a temporary path beside the target (same folder, so the rename stays on one file
+  system; hidden; same suffix, so writers that pick the format by suffix still work). On success the file is
+  fsynced and renamed over the target; on any failure or interrupt it is removed and the target is as it was.
+  A SIGKILL can leave the hidden temporary behind: the next write to the same target removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+
+from .lock import writer_active
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_USERBLOCK_OFFSETS = (0, 512, 1024, 2048, 4096, 8192)  # where HDF5 may put the superblock (0, then 2^k >= 512)
+
+
+class OutputRefused(ValueError):
+    """The output path names a file this command must not replace (one line, naming it)."""
+
+
+def is_hdf5(path: Path) -> bool:
+    """Whether ``path`` is a regular file starting with HDF5's signature (at 0 or after a user block). Only a
+    regular file is opened: reading a FIFO would wait for a writer forever."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as fh:
+            for offset in _USERBLOCK_OFFSETS:
+                fh.seek(offset)
+                if fh.read(8) == HDF5_SIGNATURE:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def trajectory_kind(path: Path) -> str | None:
+    """Why ``path`` must be treated as a run trajectory ("a run file", "an HDF5 file that cannot be opened"),
+    or None when it is not one (not HDF5, or an HDF5 file without the run's ``/parameters`` and ``/checkpoint``).
+    Opened read-only without HDF5's file lock: nothing is written, and a live writer is not disturbed."""
+    if not is_hdf5(path):
+        return None
+    import h5py
+
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            run = "parameters" in f and "checkpoint" in f and "config_json" in f["parameters"].attrs
+    except (OSError, KeyError, ValueError):
+        return "an HDF5 file that cannot be opened (a killed or live run's file?)"
+    return "a run's trajectory file" if run else None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(target, inputs=(), command: str = "output") -> None:
+    """Raise :class:`OutputRefused` if ``target`` must not be replaced by ``command``; see the module docstring.
+
+    ``inputs``: the files the command reads (the run file). A target that does not exist yet is fine.
+    """
+    target = Path(target)
+    where = f"{command}: {target}"
+    if target.is_dir():
+        raise OutputRefused(f"{where}: is a folder; give a file name")
+    for source in inputs:
+        if source is not None and _same_file(target, Path(source)):
+            raise OutputRefused(f"{where}: would overwrite the run file {source} itself (the input); "
+                                "choose another output")
+    holder = writer_active(target)
+    if holder is not None:
+        raise OutputRefused(f"{where}: a live run is writing this file (pid {holder.get('pid', '?')}); "
+                            "refusing to replace it")
+    if target.exists():
+        if not target.is_file():
+            raise OutputRefused(f"{where}: exists and is not a regular file (a FIFO or a device?); refusing to "
+                                "replace it")
+        kind = trajectory_kind(target)
+        if kind is not None:
+            raise OutputRefused(f"{where}: exists and is {kind}; refusing to replace it: choose another output")
+
+
+def temporary_path(target: Path) -> Path:
+    """A hidden name beside ``target`` with its suffix: ``.movie.mp4.<pid>-<token>.part.mp4``."""
+    return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part{target.suffix}")
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove temporaries of ``target`` left by processes that no longer live (a SIGKILL mid-write)."""
+    prefix = f".{target.name}."
+    try:
+        names = os.listdir(target.parent if str(target.parent) else ".")
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(f".part{target.suffix}")):
+            continue
+        pid = name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            (target.parent / name).unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_output(target):
+    """``with atomic_output("movie.mp4") as tmp: write(tmp)``: the target is replaced only once the body has
+    finished and ``tmp`` holds a non-empty file; otherwise ``tmp`` is removed and the target left as it was."""
+    target = Path(target)
+    _remove_stale(target)
+    tmp = temporary_path(target)
+    try:
+        yield tmp
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise OSError(f"{target}: the writer produced no file; nothing was replaced")
+        _fsync(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        _fsync(target.parent if str(target.parent) else Path("."), directory=True)  # the rename itself
+    except OSError:
+        pass  # some file systems cannot fsync a folder; the file's data is already on disk
+
+
+__all__ = ["OutputRefused", "atomic_output", "check_output", "is_hdf5", "temporary_path", "trajectory_kind"]
