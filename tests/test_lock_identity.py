@@ -199,3 +199,36 @@ def test_the_lock_is_the_files_in_one_process_too(tmp_path):
     assert all(writer_active(n) is None for n in [path] + names)
     with RunLock(tmp_path / "hard.h5"):  # free again, by any name
         pass
+
+
+def test_a_new_run_locks_its_new_file_and_frees_the_one_it_kept(scenario, tmp_path):
+    """A fresh run over an existing file keeps that file as NAME.1.h5: while the run lives its new file is locked
+    (a hard link to it is refused) and the kept one is not (`vfe analyze` may use it)."""
+    from gauge_vfe.agents.io.lock import RunFileBusy, RunLock, writer_active
+    from gauge_vfe.agents.runner.run import run_scenario
+    from gauge_vfe.agents.setup.scenario import load_scenario
+
+    out = tmp_path / "run.h5"
+    sc = load_scenario(scenario, ["dynamics.steps=10"])
+    assert run_scenario(sc, out).status == "completed"
+    seen = {}
+
+    class Probe:
+        def start(self, sim):
+            os.link(out, tmp_path / "hard.h5")
+            seen["new"] = writer_active(tmp_path / "hard.h5")
+            seen["kept"] = writer_active(tmp_path / "run.1.h5")
+            with pytest.raises(RunFileBusy):
+                RunLock(tmp_path / "hard.h5").acquire()
+            RunLock(tmp_path / "run.1.h5").acquire().release()
+
+        def update(self, sim, info):
+            pass
+
+        def finish(self, sim, outcome):
+            pass
+
+    res = run_scenario(load_scenario(scenario, ["dynamics.steps=10"]), out, observers=[Probe()])
+    assert res.status == "completed" and res.kept_earlier == tmp_path / "run.1.h5"
+    assert seen["new"]["pid"] == os.getpid() and seen["kept"] is None
+    assert writer_active(out) is None and writer_active(tmp_path / "run.1.h5") is None

@@ -26,7 +26,9 @@ is locked, else the process found holding the file lock (``/proc/*/fdinfo``). Re
 lock (another process has the file open for writing, e.g. ``vfe analyze``, or is reading it while this one
 wants to write) gets :class:`FileInUse` from :func:`in_use_error`, naming that process when it can be found.
 
-Without OFD locks (not Linux) only the lock file is used, keyed by the path as before.
+Without OFD locks (not Linux) only the lock file is used, keyed by the path as before. On NFS, where ``flock``
+is emulated with byte-range locks, the two would meet; HDF5's SWMR, which the writer uses, needs a local file
+system anyway.
 """
 
 from __future__ import annotations
@@ -230,15 +232,20 @@ class RunLock:
         if self._fd is not None:
             self._write_record()
 
+    def uncover(self) -> None:
+        """Drop the file locks taken so far, keeping the lock file: the file they cover was renamed aside (an
+        earlier run kept as ``NAME.k.h5``) and is no longer this run's, so ``vfe analyze`` may use it."""
+        for fd in self._file_fds:
+            os.close(fd)
+        self._file_fds = []
+
     def _write_record(self) -> None:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:500]}
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, json.dumps(info).encode(), 0)
 
     def release(self) -> None:
-        for fd in self._file_fds:
-            os.close(fd)  # drops the file's OFD lock
-        self._file_fds = []
+        self.uncover()  # closing the descriptors drops the files' OFD locks
         if self._fd is None:
             return
         try:

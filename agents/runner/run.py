@@ -140,6 +140,7 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
         if fresh:
             if path.exists():
                 kept = keep_earlier(path)  # under the lock: never a live file
+                lock.uncover()  # the kept file is no longer this run's: its own lock goes with it
             writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, lock,
                                              out.dtype, out.fields, out.compression, out.compression_level)
     except BaseException:
