@@ -1,10 +1,11 @@
 """The run lock is one lock per FILE, not per path (issue 26, item 2; agents/io/lock.py).
 
-Each case starts a real `vfe run` in a subprocess, lets it reach its step loop (its progress bar shows step
-STOP_AT, so the file holds frames and a checkpoint) and stops it with SIGSTOP: a stopped process is a live
-writer (its locks and open file stay), and the attack no longer races the run's end on a loaded machine. Then
-the attack, under another name of the file: it must exit 2 with one line naming the live run, and leave the
-file's bytes as they were. After SIGCONT the run must end `completed` with every frame in its file.
+The cases are benchmarks/faults.py's ``lock`` class (one implementation for both): a real `vfe run` in a
+subprocess reaches its step loop (the file holds frames and a checkpoint) and is stopped with SIGSTOP: a
+stopped process is a live writer (its locks and open file stay), and the attack no longer races the run's end
+on a loaded machine. The attack, under another name of the file, must exit 2 with one line naming the live run
+and leave the file's bytes as they were. After SIGCONT the run must end `completed`, bit-identical to an
+uninterrupted run.
 
 Before this lock, `--resume` through a symlink or after `RUN.h5.lock` was deleted, and `vfe analyze` through a
 hard link, destroyed the live file; `vfe repair` through a symlink reported "repaired".
@@ -25,117 +26,39 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import faults  # noqa: E402
 
-STEPS, EVERY, STOP_AT = 600, 50, 20
 TIMEOUT = 300.0
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+def ref(tmp_path_factory):
+    """The uninterrupted run every stopped-and-continued run must equal (faults.LOCK_STEPS steps)."""
     folder = tmp_path_factory.mktemp("lock-identity")
-    yield faults.write_scenario(folder, steps=STEPS, every=EVERY)
+    reference = faults.make_reference(folder, steps=faults.LOCK_STEPS, every=faults.LOCK_EVERY, warmup=False,
+                                      analyze=False)
+    yield reference
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def scenario(ref):
+    return ref.scenario
 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-class LiveRun:
-    """A `vfe run` stopped (SIGSTOP) inside its step loop; :meth:`finish` lets it go on and end."""
-
-    def __init__(self, scenario: Path, out: Path):
-        self.out = out
-        self.t0 = time.monotonic()
-        self.p = faults.spawn(faults.vfe_cmd(*faults.run_args(scenario, out, quiet=False)))
-        seen, self.early_err = faults.wait_for_step(self.p, STOP_AT, TIMEOUT)
-        if seen is None or seen >= STEPS:
-            self.p.kill()
-            pytest.fail(f"the run ended or stalled before step {STOP_AT}: {self.early_err[-500:]}")
-        os.kill(self.p.pid, signal.SIGSTOP)
-
-    def finish(self) -> faults.Done:
-        os.kill(self.p.pid, signal.SIGCONT)
-        return faults.finish(self.p, self.t0, TIMEOUT)
-
-
-def _assert_refused(d: faults.Done, live: LiveRun, before: str) -> None:
-    assert d.rc == 2, (d.rc, d.err)
-    assert len(d.err_lines) == 1, d.err_lines  # one line, no traceback
-    line = d.err_lines[0]
-    assert "another process" in line and f"pid {live.p.pid}" in line, line
-    assert _sha(live.out) == before, "the refused command changed the live file"
-
-
-def _assert_completed(live: LiveRun) -> None:
-    from gauge_vfe import agents
-
-    d = live.finish()
-    assert d.rc == 0, (d.rc, d.err[-800:])
-    with agents.load(live.out) as traj:
-        assert traj.status == "completed"
-        assert list(traj.frame_steps) == list(range(0, STEPS + 1, EVERY))
-        assert traj.last_step == STEPS
-        traj.field("mu", frame=-1)  # the last frame reads
-
-
-def _attack(scenario: Path, tmp_path: Path, make_name, command) -> None:
-    out = tmp_path / "run.h5"
-    live = LiveRun(scenario, out)
-    try:
-        name = make_name(out)
-        before = _sha(out)
-        d = faults.run_cli(command(scenario, name), TIMEOUT)
-        _assert_refused(d, live, before)
-    except BaseException:
-        live.p.kill()
-        raise
-    _assert_completed(live)
-
-
-def _symlink(out: Path) -> Path:
-    link = out.parent / "elsewhere" / "link.h5"
-    link.parent.mkdir()
-    link.symlink_to(out)
-    return link
-
-
-def _hard_link(out: Path) -> Path:
-    link = out.parent / "hard.h5"
-    os.link(out, link)
-    return link
-
-
-def _dot_dot(out: Path) -> Path:
-    (out.parent / "sub").mkdir()
-    return out.parent / "sub" / ".." / out.name
-
-
-def _lock_removed(out: Path) -> Path:
-    lock = out.with_name(out.name + ".lock")
-    assert lock.exists()
-    lock.unlink()
-    return out
-
-
-def _resume(scenario, name):
-    return faults.run_args(scenario, name, "--resume")
-
-
-def _analyze(scenario, name):
-    return ["analyze", name]
-
-
-def _repair(scenario, name):
-    return ["repair", name]
-
-
-@pytest.mark.parametrize("make_name, command", [
-    (_symlink, _resume), (_hard_link, _analyze), (_symlink, _repair), (_lock_removed, _resume),
-    (_hard_link, _resume), (_dot_dot, _resume)],
-    ids=["resume-symlink", "analyze-hard-link", "repair-symlink", "resume-lock-file-removed",
-         "resume-hard-link", "resume-dot-dot"])
-def test_a_live_run_is_refused_by_every_name_of_its_file(scenario, tmp_path, make_name, command):
-    _attack(scenario, tmp_path, make_name, command)
+@pytest.mark.parametrize("case", list(faults.LOCK_CASES))
+def test_a_live_run_is_refused_by_every_name_of_its_file(ref, case):
+    t = faults.trial_lock(ref, case)
+    assert not t.extra.get("skipped"), t.extra
+    assert t.rc == 2 and t.extra["err_lines"] == 1, (t.rc, t.err)  # one line, no traceback
+    assert "another process is writing this file" in t.err, t.err
+    assert t.extra["clean_refusal"], t.err  # it names the live run's pid
+    assert t.extra["untouched"], "the refused command changed the live file"
+    assert t.extra["run_rc"] == 0, t.extra["run_err"]
+    assert t.file.get("recorded_status") == "completed" and t.file.get("readable"), t.file
+    assert t.identical, t.diffs  # every frame, bit for bit as an uninterrupted run
 
 
 def test_a_second_analyze_or_an_inspect_during_analyze_names_the_first(scenario, tmp_path):
