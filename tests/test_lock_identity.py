@@ -102,7 +102,7 @@ def test_the_lock_is_the_files_in_one_process_too(tmp_path):
     """Unit level: a second RunLock on the same file through a hard link, a symlink or `..` is refused in the
     same process (an OFD lock belongs to its open file description), a reader sees the writer by every name,
     and closing another descriptor of the file does not drop the lock."""
-    from gauge_vfe.agents.io.lock import RunFileBusy, RunLock, writer_active
+    from gauge_vfe.agents.io.lock import RunFileBusy, RunLock, holder, writer_active
 
     path = tmp_path / "run.h5"
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
@@ -116,7 +116,7 @@ def test_the_lock_is_the_files_in_one_process_too(tmp_path):
         for name in names:
             with pytest.raises(RunFileBusy, match=f"pid {os.getpid()}"):
                 RunLock(name).acquire()
-            assert writer_active(name)["pid"] == os.getpid()
+            assert writer_active(name) is not None and holder(name)["pid"] == os.getpid()
         # a refused lock leaves no lock file of its own behind
         assert sorted(p.name for p in tmp_path.iterdir()) == ["hard.h5", "run.h5", "run.h5.lock", "sub", "sym.h5"]
     assert all(writer_active(n) is None for n in [path] + names)
@@ -127,7 +127,7 @@ def test_the_lock_is_the_files_in_one_process_too(tmp_path):
 def test_a_new_run_locks_its_new_file_and_frees_the_one_it_kept(scenario, tmp_path):
     """A fresh run over an existing file keeps that file as NAME.1.h5: while the run lives its new file is locked
     (a hard link to it is refused) and the kept one is not (`vfe analyze` may use it)."""
-    from gauge_vfe.agents.io.lock import RunFileBusy, RunLock, writer_active
+    from gauge_vfe.agents.io.lock import RunFileBusy, RunLock, holder, writer_active
     from gauge_vfe.agents.runner.run import run_scenario
     from gauge_vfe.agents.setup.scenario import load_scenario
 
@@ -139,7 +139,7 @@ def test_a_new_run_locks_its_new_file_and_frees_the_one_it_kept(scenario, tmp_pa
     class Probe:
         def start(self, sim):
             os.link(out, tmp_path / "hard.h5")
-            seen["new"] = writer_active(tmp_path / "hard.h5")
+            seen["new"] = holder(tmp_path / "hard.h5")
             seen["kept"] = writer_active(tmp_path / "run.1.h5")
             with pytest.raises(RunFileBusy):
                 RunLock(tmp_path / "hard.h5").acquire()
