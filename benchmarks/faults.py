@@ -80,6 +80,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import hashlib
 import json
 import os
 import random
@@ -837,8 +838,7 @@ LOCK_CASES = {
 }
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -865,12 +865,12 @@ def trial_lock(ref: Reference, case: str, stop_at: int = 20) -> Trial:
     t.sent = True
     try:
         name = make_name(out)
-        before = _sha256(out)
+        before = file_sha256(out)
         d = run_cli(command(ref.scenario, name), ref.timeout)
         t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:300]
         t.extra["err_lines"] = len(d.err_lines)
         t.extra["clean_refusal"] = d.rc == 2 and len(d.err_lines) == 1 and f"pid {p.pid}" in d.err_lines[0]
-        t.extra["untouched"] = _sha256(out) == before
+        t.extra["untouched"] = file_sha256(out) == before
     finally:
         os.kill(p.pid, signal.SIGCONT)
     d = finish(p, t0, ref.timeout)

@@ -13,7 +13,6 @@ hard link, destroyed the live file; `vfe repair` through a symlink reported "rep
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -42,10 +41,6 @@ def ref(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scenario(ref):
     return ref.scenario
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("case", list(faults.LOCK_CASES))
@@ -78,14 +73,14 @@ def test_a_second_analyze_or_an_inspect_during_analyze_names_the_first(scenario,
             assert first.poll() is None and time.monotonic() - t0 < TIMEOUT, "the first analyze never opened it"
             time.sleep(0.005)
         os.kill(first.pid, signal.SIGSTOP)
-        before = _sha(out)
+        before = faults.file_sha256(out)
         for command in (["analyze", out], ["inspect", out]):
             d = faults.run_cli(command, TIMEOUT)
             assert d.rc == 2 and len(d.err_lines) == 1, (command[0], d.rc, d.err)
             line = d.err_lines[0]
             assert "another process is reading or writing this file" in line and f"pid {first.pid}" in line, line
             assert "Errno" not in line, line
-        assert _sha(out) == before
+        assert faults.file_sha256(out) == before
     except BaseException:
         first.kill()
         raise
