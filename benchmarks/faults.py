@@ -47,6 +47,10 @@ Fault classes (``--only`` names)::
                random time in their run time, over an earlier output at the same path (it must survive
                byte-identical unless the command completed; SIGINT: exit 130 and one line). Counted in the notes:
                earlier outputs lost, refusals not clean, tracebacks.
+    lock       a command aimed at a live run's file by another name (:data:`LOCK_CASES`: `--resume` through a
+               symlink, a hard link, `..` and after deleting RUN.h5.lock; `vfe analyze` through a hard link;
+               `vfe repair` through a symlink), while the run is stopped (SIGSTOP) in its step loop; then the
+               run goes on (SIGCONT) and must end bit-identical to the reference (``--lock-rounds``, 1 of each)
 
 Columns:
 
@@ -82,6 +86,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import hashlib
 import json
 import os
 import random
@@ -100,7 +105,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("mu", "sigma", "phi")
 SKIP_ATTRS = {"started_at", "finished_at", "resumed_at", "writer_pid", "writer_host", "pid", "host", "hostname"}
-CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs")
+CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "lock")
 EXIT_INTERRUPTED = 130
 
 SCENARIO = """\
@@ -801,6 +806,88 @@ def trial_reader(ref: Reference) -> Trial:
     return t
 
 
+# --- the lock by another name ---------------------------------------------------------------------------------------
+
+def _symlink(out: Path) -> Path:
+    link = out.parent / "elsewhere" / "link.h5"
+    link.parent.mkdir()
+    link.symlink_to(out)
+    return link
+
+
+def _hard_link(out: Path) -> Path:
+    link = out.parent / "hard.h5"
+    os.link(out, link)
+    return link
+
+
+def _dot_dot(out: Path) -> Path:
+    (out.parent / "sub").mkdir()
+    return out.parent / "sub" / ".." / out.name
+
+
+def _lock_removed(out: Path) -> Path:
+    out.with_name(out.name + ".lock").unlink(missing_ok=True)
+    return out
+
+
+LOCK_STEPS, LOCK_EVERY = 600, 50  # the lock cases' run: stopped at step 20, it has frames and a checkpoint
+
+# case: (how the live file is reached, the command aimed at it)
+LOCK_CASES = {
+    "resume-symlink": (_symlink, lambda sc, name: run_args(sc, name, "--resume")),
+    "resume-hard-link": (_hard_link, lambda sc, name: run_args(sc, name, "--resume")),
+    "resume-dot-dot": (_dot_dot, lambda sc, name: run_args(sc, name, "--resume")),
+    "resume-lock-file-removed": (_lock_removed, lambda sc, name: run_args(sc, name, "--resume")),
+    "analyze-hard-link": (_hard_link, lambda sc, name: ["analyze", name]),
+    "repair-symlink": (_symlink, lambda sc, name: ["repair", name]),
+}
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def trial_lock(ref: Reference, case: str, stop_at: int = 20) -> Trial:
+    """A run stopped by SIGSTOP once its progress bar shows ``stop_at`` (a live writer, its locks held, and no
+    race with its end on a loaded machine); the command of ``case`` aimed at its file by another name must exit
+    2 with one line naming the run's pid and leave the file's bytes alone; after SIGCONT the run must end
+    bit-identical to the reference (the scenario's steps must exceed ``stop_at``)."""
+    make_name, command = LOCK_CASES[case]
+    folder = ref.new_dir("lock")
+    out = folder / "run.h5"
+    t = Trial("lock")
+    t.extra["case"] = case
+    t0 = time.monotonic()
+    p = spawn(vfe_cmd(*run_args(ref.scenario, out, quiet=False)))
+    seen, early_err = wait_for_step(p, stop_at, ref.timeout)
+    t.extra["step_seen"] = seen
+    if seen is None:
+        d = finish(p, t0, ref.timeout)
+        t.extra["skipped"] = f"the run ended before step {stop_at} (exit {d.rc})"
+        shutil.rmtree(folder, ignore_errors=True)
+        return t
+    os.kill(p.pid, signal.SIGSTOP)
+    t.sent = True
+    try:
+        name = make_name(out)
+        before = file_sha256(out)
+        d = run_cli(command(ref.scenario, name), ref.timeout)
+        t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:300]
+        t.extra["err_lines"] = len(d.err_lines)
+        t.extra["clean_refusal"] = d.rc == 2 and len(d.err_lines) == 1 and f"pid {p.pid}" in d.err_lines[0]
+        t.extra["untouched"] = file_sha256(out) == before
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    d = finish(p, t0, ref.timeout)
+    t.extra["run_rc"] = d.rc
+    t.extra["run_err"] = (d.err_lines or [""])[-1][:160]
+    t.file, t.diffs = check(out, ref.path) if out.exists() else ({"exists": False}, ["no file"])
+    t.identical = d.rc == 0 and t.file.get("recorded_status") == "completed" and not t.diffs
+    shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
 def _mount(folder: Path, kib: int, remount: bool = False) -> tuple[bool, str]:
     opts = f"remount,size={kib}k" if remount else f"size={kib}k"
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)], capture_output=True, text=True,
@@ -1098,6 +1185,18 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
             details.append("lost: " + "; ".join(f"{t.phase} (signal at {t.delay or 0:.2f} s, exit {t.rc})"
                                                 for t in trials if t.extra.get("lost")))
         row = ["7 outputs (export, render, plot)", str(n), "-", "-", "-"]
+    elif cls == "lock":
+        refused = sum(bool(t.extra.get("clean_refusal")) for t in trials)
+        untouched = sum(bool(t.extra.get("untouched")) for t in trials)
+        notes.append(f"refused (exit 2, one line naming the live run) {refused}/{n}; live file untouched "
+                     f"{untouched}/{n}; live run then completed identical {resumed_ok}/{n}")
+        for t in trials:
+            if not (t.extra.get("clean_refusal") and t.extra.get("untouched") and t.identical):
+                details.append(f"{t.extra.get('case')}: exit {t.rc} ({t.err!r}), untouched {t.extra.get('untouched')}"
+                               f", run exit {t.extra.get('run_rc')} ({t.extra.get('run_err')!r}), {t.diffs[:3]}"
+                               + (f", {t.extra['skipped']}" if t.extra.get("skipped") else ""))
+        row = ["7 lock by another name", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n),
+               _frac(corrupt, n)]
     else:
         raise ValueError(cls)
     return row + ["; ".join(notes)], details
@@ -1126,6 +1225,8 @@ def main(argv=None) -> int:
     ap.add_argument("--diskfull", type=int, default=None, help="full-disk trials (3; quick 1)")
     ap.add_argument("--analyze-kills", type=int, default=None, help="`vfe analyze` SIGKILL trials (10; quick 2)")
     ap.add_argument("--outputs", type=int, default=None, help="rounds of the output cases (3; quick 1)")
+    ap.add_argument("--lock-rounds", type=int, default=None,
+                    help=f"rounds of the {len(LOCK_CASES)} lock-by-another-name cases (1; quick 1)")
     ap.add_argument("--steps", type=int, default=None, help="steps of the scenario (150; quick 60)")
     ap.add_argument("--timeout", type=float, default=None, help="per process, s (default max(60, 10 T_total))")
     ap.add_argument("--src", default=None, metavar="DIR",
@@ -1154,7 +1255,8 @@ def main(argv=None) -> int:
               "reader": args.readers if args.readers is not None else (1 if q else 3),
               "diskfull": args.diskfull if args.diskfull is not None else (1 if q else 3),
               "analyze": args.analyze_kills if args.analyze_kills is not None else (2 if q else 10),
-              "outputs": args.outputs if args.outputs is not None else (1 if q else 3)}
+              "outputs": args.outputs if args.outputs is not None else (1 if q else 3),
+              "lock": args.lock_rounds if args.lock_rounds is not None else 1}
     steps = args.steps if args.steps is not None else (60 if q else 150)
 
     t_all = time.monotonic()
@@ -1212,6 +1314,14 @@ def main(argv=None) -> int:
             r = rng("outputs")
             cases = [c for _ in range(counts["outputs"]) for c in OUTPUT_CASES]
             loop("outputs", len(cases), lambda k: trial_output(ref, cases[k], r))
+
+        if "lock" in only:  # a run long enough to be stopped in its step loop, whatever --steps says
+            lock_dir = tmp / "lock-reference"
+            lock_dir.mkdir()
+            lock_ref = make_reference(lock_dir, LOCK_STEPS, LOCK_EVERY, timeout=args.timeout, warmup=False,
+                                      analyze=False)
+            cases = list(LOCK_CASES)
+            loop("lock", counts["lock"] * len(cases), lambda k: trial_lock(lock_ref, cases[k % len(cases)]))
 
         rows, details = [], []
         for name, trials in results.items():

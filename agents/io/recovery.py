@@ -17,7 +17,7 @@ from pathlib import Path
 
 import h5py
 
-from .lock import RunLock, writer_active
+from .lock import RunLock, in_use_error, writer_active
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -35,6 +35,8 @@ def open_trajectory_file(path: str | Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as exc:
+        if (busy := in_use_error(path, exc)) is not None:  # another process has it open (HDF5's lock)
+            raise busy from None
         if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
             raise OSError(f"{path}: not a readable HDF5 trajectory ({exc})") from None
         return h5py.File(path, "r", swmr=True)

@@ -15,7 +15,7 @@ import h5py
 
 from ..analysis.pipeline import AnalysisResult
 from .analysis_store import create_analysis_datasets, write_analysis
-from .lock import RunLock
+from .lock import RunLock, in_use_error
 from .reader import Trajectory
 from .recovery import clear_consistency_flags, require_hdf5
 from .schema import ANALYSIS_FRAMES, LIBVER
@@ -39,5 +39,9 @@ def analysis_session(path: str | Path):
     path = require_hdf5(path)
     with RunLock(path):
         clear_consistency_flags(path)
-        with h5py.File(path, "a", libver=LIBVER) as f:
+        try:
+            f = h5py.File(path, "a", libver=LIBVER)
+        except OSError as exc:  # a reader (e.g. `vfe inspect`) holds HDF5's own lock on it
+            raise (in_use_error(path, exc) or exc) from None
+        with f:
             yield AnalysisSession(Trajectory(path, handle=f), f)

@@ -62,7 +62,7 @@ from ..model.hierarchy import resume_problem
 from ..model.layout import Layout
 from ..model.state import State
 from .analysis_store import create_analysis_datasets, write_analysis
-from .lock import RunLock
+from .lock import RunLock, in_use_error
 from .reader import Trajectory
 from .recovery import clear_consistency_flags
 from .schema import (ANALYSIS_FRAMES, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, GRAD_FIELDS, H5MD_BOUNDARY,
@@ -166,6 +166,7 @@ class TrajectoryWriter:
         building = path.parent / f".{path.name}.creating-{os.getpid()}"
         f = h5py.File(building, "x", libver=LIBVER)
         try:
+            lock.cover(building)  # locked by its inode before it takes the run's name (docs: io/lock.py)
             _write_static(f, layout, config_json, scenario_yaml, seed)
             comp = {} if compression == "none" else (
                 {"compression": "gzip", "compression_opts": compression_level, "shuffle": True}
@@ -226,7 +227,10 @@ class TrajectoryWriter:
         if not lock.held:
             raise RuntimeError(f"{path}: the run file's lock must be held to write it")
         clear_consistency_flags(path)
-        f = h5py.File(path, "a", libver=LIBVER)
+        try:
+            f = h5py.File(path, "a", libver=LIBVER)
+        except OSError as exc:  # a reader holds HDF5's own lock on it: say so, not "[Errno 11]"
+            raise (in_use_error(path, exc) or exc) from None
         try:
             stored = json.loads(f["parameters"].attrs["config_json"])
             mine = json.loads(config_json)

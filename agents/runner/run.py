@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..analysis.pipeline import AnalysisResult
-from ..io.lock import RunLock
+from ..io.lock import FileInUse, RunLock
 from ..io.writer import NoCheckpointYet, TrajectoryWriter
 from ..model.dynamics import DivergenceError
 from ..model.energy import TERM_TABLE
@@ -134,12 +134,13 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
                 # killed before its first write: the file holds no frame, so the run starts again in it
                 path.unlink()  # under the lock: no live run writes it
             except (ValueError, OSError) as exc:
-                raise ScenarioError([f"{path}: cannot resume: {exc}" if "cannot resume" not in str(exc)
-                                     else str(exc)]) from None
+                raise ScenarioError([str(exc) if isinstance(exc, FileInUse) or "cannot resume" in str(exc)
+                                     else f"{path}: cannot resume: {exc}"]) from None
         fresh = writer is None
         if fresh:
             if path.exists():
                 kept = keep_earlier(path)  # under the lock: never a live file
+                lock.uncover()  # the kept file is no longer this run's: its own lock goes with it
             writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, lock,
                                              out.dtype, out.fields, out.compression, out.compression_level)
     except BaseException:
