@@ -205,3 +205,11 @@ def kill_run_after_frames(scenario_path, out_path, frames: int = 6, timeout: flo
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def bare_tiny_yaml(*, steps: int = 40, every: int = 1, seed: int = 1) -> str:
+    """3 agents on an 8x8 grid, no observations: the cheapest complete run (41 frames at the defaults)."""
+    return (f"name: tiny\nseed: {seed}\ngrid: {{height: 8, width: 8}}\n"
+            "agents: {count: 3, support: {shape: disk, radius: 3}}\n"
+            f"dynamics: {{steps: {steps}, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}}\n"
+            f"output: {{every: {every}}}\n")

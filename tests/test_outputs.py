@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -25,22 +24,13 @@ from gauge_vfe.agents.io.outputs import OutputRefused, atomic_output, check_outp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import faults  # noqa: E402
-
-TINY = textwrap.dedent("""\
-    name: tiny
-    seed: 1
-    grid: {height: 8, width: 8}
-    agents: {count: 3, support: {shape: disk, radius: 3}}
-    dynamics: {steps: 40, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}
-    output: {every: 1}
-    """)
-
+from factories import bare_tiny_yaml, kill_run_after_frames  # noqa: E402
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two finished runs of the tiny scenario (41 logged frames each)."""
     d = tmp_path_factory.mktemp("outputs")
-    (d / "tiny.yaml").write_text(TINY)
+    (d / "tiny.yaml").write_text(bare_tiny_yaml())
     for name, seed in (("a", 1), ("b", 2)):
         with gv.run(d / "tiny.yaml", output=d / f"{name}.h5", progress=False, seed=seed) as t:
             assert t.status == "completed"
@@ -157,7 +147,7 @@ def test_export_replaces_an_earlier_export_only_when_complete(runs, tmp_path):
 
 def test_export_onto_a_live_runs_file_is_refused(runs, tmp_path):
     scenario = tmp_path / "long.yaml"
-    scenario.write_text(TINY.replace("steps: 40", "steps: 200000").replace("every: 1", "every: 1000"))
+    scenario.write_text(bare_tiny_yaml(steps=200000, every=1000))
     live = tmp_path / "live.h5"
     t0 = time.monotonic()
     p = faults.spawn(faults.vfe_cmd("run", scenario, "-o", live, "-q"))
@@ -280,29 +270,31 @@ def test_render_refuses_a_run_file_as_its_output(runs):
 # --- sweeps --------------------------------------------------------------------------------------------------------
 
 def _killed_member(tmp_path, output: Path, seed: int) -> None:
-    """A member file as an interrupted sweep leaves it: its run killed by SIGKILL mid-way."""
+    """A member file as an interrupted sweep leaves it: its run killed by SIGKILL mid-way, once its file holds
+    frames beyond step 0 (waiting on the file, not the progress bar: the writer commits about once a second)."""
     scenario = tmp_path / "member.yaml"
-    scenario.write_text(TINY.replace("steps: 40", "steps: 200000").replace("every: 1", "every: 500"))
+    scenario.write_text(bare_tiny_yaml(steps=200000, every=500, seed=seed))
     output.unlink(missing_ok=True)  # (`vfe run` itself would keep an earlier file aside)
-    p = faults.spawn(faults.vfe_cmd("run", scenario, "-o", output, "--set", f"seed={seed}"))
-    step, _ = faults.wait_for_step(p, 1000, 240)
-    assert step is not None
-    faults._killpg(p, signal.SIGKILL)
-    faults.finish(p, time.monotonic(), 60, signalled=True)
+    kill_run_after_frames(scenario, output, frames=3, timeout=240)
 
 
+# far beyond where the killed run got (it is killed once its file holds frames, about a second in)
+MEMBER_STEPS = 30000
+
+
+@pytest.mark.slow  # three member runs of 30 000 steps: about 45 s
 def test_an_interrupted_member_is_resumed_in_place_or_restarted_never_kept_aside(tmp_path):
     from gauge_vfe.agents.runner.sweep import run_member
 
     scenario = tmp_path / "tiny.yaml"
-    scenario.write_text(TINY.replace("steps: 40", "steps: 2000").replace("every: 1", "every: 500"))
+    scenario.write_text(bare_tiny_yaml(steps=MEMBER_STEPS, every=500))
     out = tmp_path / "m0000.h5"
     _killed_member(tmp_path, out, 3)
     with gv.load(out) as traj:
         started, killed_at = traj.started_at, traj.last_step
-    assert 0 < killed_at < 2000
+    assert 0 < killed_at < MEMBER_STEPS
     row = run_member(str(scenario), {"seed": 3}, str(out), 1, resume=True)  # sweep --resume: in place
-    assert row["status"] == "completed" and row["last_step"] == 2000, row
+    assert row["status"] == "completed" and row["last_step"] == MEMBER_STEPS, row
     with gv.load(out) as traj:
         assert traj.started_at == started  # the same file, continued
     _killed_member(tmp_path, out, 3)
@@ -312,16 +304,16 @@ def test_an_interrupted_member_is_resumed_in_place_or_restarted_never_kept_aside
     row = run_member(str(scenario), {"seed": 3}, str(out), 1, resume=False)  # a retry after a worker died
     assert row["status"] == "completed", row
     with gv.load(out) as traj:
-        assert traj.started_at != started and traj.last_step == 2000  # started again in its own file
+        assert traj.started_at != started and traj.last_step == MEMBER_STEPS  # started again in its own file
     out.write_bytes(b"\x89HDF\r\n\x1a\n and then nothing")  # an attempt that cannot be continued (damaged)
     row = run_member(str(scenario), {"seed": 3}, str(out), 1, resume=True)
-    assert row["status"] == "completed" and row["last_step"] == 2000, row
+    assert row["status"] == "completed" and row["last_step"] == MEMBER_STEPS, row
     assert sorted(p.name for p in tmp_path.glob("*.h5")) == ["m0000.h5"]
 
 
 @pytest.mark.slow
 def test_a_sweep_interrupted_and_resumed_leaves_no_renamed_aside_members(tmp_path):
-    long = TINY.replace("steps: 40", "steps: 4000").replace("every: 1", "every: 500")
+    long = bare_tiny_yaml(steps=4000, every=500)
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(long)
     folder = tmp_path / "s"

@@ -38,6 +38,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import struct
 import sys
 import time
@@ -217,9 +218,10 @@ class RunLock:
             return
         kind = fcntl.F_WRLCK
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)  # never waits on a FIFO
         except PermissionError:  # nobody may write it (e.g. an earlier run kept read-only): a shared lock
-            fd, kind = os.open(path, os.O_RDONLY | os.O_CLOEXEC), fcntl.F_RDLCK  # still meets a live writer
+            # a shared lock still meets a live writer
+            fd, kind = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK), fcntl.F_RDLCK
         try:
             _ofd(fd, fcntl.F_OFD_SETLK, kind)
         except OSError as exc:
@@ -262,14 +264,17 @@ class RunLock:
 
 def _file_locked(path: Path) -> bool:
     """Whether an open file description holds the file lock of ``path`` (False when the file cannot be opened:
-    no file, nothing to disturb)."""
+    no file, nothing to disturb; and for anything but a regular file: no run file)."""
     if not _HAVE_OFD:
         return False
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO at the path opens at once instead of waiting for a writer (forever)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         return _ofd(fd, fcntl.F_OFD_GETLK, fcntl.F_RDLCK) != fcntl.F_UNLCK
     finally:
         os.close(fd)
@@ -279,7 +284,7 @@ def _lock_file_held(path: Path) -> dict | None:
     """The record if a live process holds the ``flock`` of ``RUN.h5.lock`` beside ``path``, else None."""
     lock_file = lock_path(path)
     try:
-        fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(lock_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     try:
