@@ -460,8 +460,10 @@ def _fixed_point(gz, proj, rates, Q, slow, energy_scale) -> dict:
     out = {"grad_norm": grad, "slow_grad_norm": slow_step, "slowest_rate": slow, "energy_scale": energy_scale,
            "amplitude": float("nan"), "ratio": float("nan"), "moving": False, "message": ""}
     if not slow > 0:
-        out["message"] = "the slowest physical rate is not positive: the state is not at a minimum"
-        out["moving"] = grad > 0
+        out["message"] = (f"not at a fixed point, or at a saddle: the slowest physical rate is {slow:.3g} (a mode "
+                          f"that grows) and the state moves {grad:.3g} per step: its spectrum is the local curvature, "
+                          "not a relaxation")
+        out["moving"] = True
         return out
     amp = math.sqrt(2.0 * energy_scale / slow)
     ref = slow * amp
