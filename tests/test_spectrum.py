@@ -272,3 +272,31 @@ def test_cli_spectrum(tmp_path):
         target = str(out) if args else str(tmp_path / "missing.h5")
         r = CliRunner().invoke(main, ["spectrum", target, *args], catch_exceptions=False)
         assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and what in r.output, r.output
+
+
+def test_trajectory_source(tmp_path):
+    """A run file's logged frame: the constants in force there (the coupling's prior at a refresh step), the
+    stored analysis's meta-agent as the default group, tau_bits at the noisy run's clock rate; its checkpoint."""
+    cfg = consensus_config(3, 0.5)
+    cfg["agents"]["init"]["mu"] = {"kind": "random", "per": "agent", "value": [0.4, -0.2, 0.1], "scale": 0.05}
+    cfg["dynamics"]["temperature"] = {"mu": 0.001}
+    cfg["output"] = {"every": 5}
+    cfg["analysis"] = {"enabled": True, "meta_agents": {"eps_belief": 0.05, "min_overlap": 1, "max_scale": 2}}
+    path = tmp_path / "t.h5"
+    with gv.run(cfg, steps=200, output=path, progress=False) as traj:
+        steps, bits = traj.info_bits()
+        rate = bits[(steps > 0) & (steps <= 195)].sum(axis=0).mean() / 195
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpectrumWarning)  # a thermal sample is no fixed point
+        df = gv.spectrum(path, step=195, k=4)
+        ck = gv.spectrum(path, checkpoint=True, k=4)
+    assert df.attrs["step"] == 195 and df.attrs["groups"] == [[0, 1, 2]] and df.attrs["notes"] == []
+    assert np.allclose(df.collective_0[:3], 1) and df.collective_0[3] < 1e-9
+    assert np.allclose(df.rate[:3], 0.02 * 0.3 / 0.8, rtol=1e-6)
+    assert np.allclose(df.tau_bits, rate * df.tau_steps, rtol=1e-12) and rate > 0
+    assert ck.attrs["step"] == 200
+    sim = gv.Simulation.from_config(consensus_config(2, 0.0))
+    with pytest.raises(ValueError, match="current state only"):
+        gv.spectrum(sim, step=5)
+    with pytest.raises(TypeError, match="not dict"):
+        gv.spectrum({})
