@@ -433,7 +433,6 @@ def spectrum(run_file, step, k, as_json):
     import warnings
 
     from .analysis.spectrum import SpectrumWarning, spectrum_lines, spectrum_record
-    from .io.reader import StepNotLogged
     from .runner.spectrum import spectrum as spectrum_of_run
 
     with warnings.catch_warnings(record=True) as caught:
@@ -441,7 +440,7 @@ def spectrum(run_file, step, k, as_json):
         try:
             with _trajectory(run_file) as traj:
                 df = spectrum_of_run(traj, step=step, k=k)
-        except (OSError, KeyError, StepNotLogged, ValueError) as exc:  # SpectrumError is a ValueError
+        except (OSError, KeyError, IndexError, ValueError) as exc:  # StepNotLogged, SpectrumError among them
             _fail([f"{run_file}: " + " ".join(str(exc).strip("'\"").split())])
     if as_json:
         click.echo(json.dumps({"file": run_file, **spectrum_record(df)}, indent=2, allow_nan=False))

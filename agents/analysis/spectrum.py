@@ -31,7 +31,7 @@ import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from ..model.energy import evaluate
 from ..model.layout import Layout
@@ -335,7 +335,11 @@ def _eigen(mp: _Map, Q: sp.csr_matrix, k: int, method: str, tol: float, seed: in
             return phys(z) + shift * (Q @ (QT @ z))
 
         op = LinearOperator((n, n), matvec=shifted, dtype=np.float64)
-    lam, vec = eigsh(op, k=k, which="SA", tol=tol, v0=v0)
+    try:
+        lam, vec = eigsh(op, k=k, which="SA", tol=tol, v0=v0)
+    except ArpackNoConvergence as exc:
+        raise SpectrumError(f"Lanczos found {len(exc.eigenvalues)} of {k} modes to tol = {tol:g} within ARPACK's "
+                            "iterations: raise tol, lower k, or use method='dense' on a small system") from None
     order = np.argsort(lam)
     return lam[order], vec[:, order], "lanczos"
 
