@@ -44,6 +44,7 @@ DENSE_MAX = 200  # below this many free coordinates the dense path is exact and 
 FD_STEP = 1e-5  # the central difference's step, relative to the state's scale (see _Map.hvp)
 ENERGY_SCALE = 1e-6  # nats: the excursion along the slowest mode the fixed-point check compares with
 DPHI_FLAT = 1e-9  # rad: frame differences below this count as constant for the gauge test
+ZERO_RATE = 1e-7  # rates within this fraction of the largest one found are zero modes (flat directions)
 
 
 class SpectrumWarning(RuntimeWarning):
@@ -59,8 +60,8 @@ class Modes:
     """The eigenvectors behind a spectrum table (``df.attrs["modes"]``), in the z coordinates.
 
     ``vectors`` is (n, rows of the table), unit columns in the table's order; ``gauge`` (n, m, scipy sparse) an
-    orthonormal basis of the projected gauge directions (m may be 0); ``fields`` the free fields and ``slices`` their blocks of z;
-    ``row`` the agent-site of every coordinate."""
+    orthonormal basis of the projected gauge directions (m may be 0); ``fields`` the free fields and ``slices``
+    their blocks of z; ``row`` the agent-site of every coordinate."""
 
     vectors: np.ndarray
     gauge: np.ndarray
@@ -432,7 +433,7 @@ def spectrum(layout: Layout, params: EnergyParams, dyn_params: DynamicsParams, s
     part = np.stack([np.bincount(agent_of, sq[:, c], mp.layout.n_agents) for c in range(sq.shape[1])])
     proj = all_vec.T @ gz
     with np.errstate(divide="ignore", invalid="ignore"):
-        offset = np.where(is_gauge, np.nan, proj / all_rates)
+        offset = np.where(is_gauge | (np.abs(all_rates) <= _zero_rate(rates)), np.nan, proj / all_rates)
     taus = tau_steps(all_rates)
     bps = float("nan") if bits_per_step is None else float(bits_per_step)
     df = pd.DataFrame({
@@ -443,8 +444,7 @@ def spectrum(layout: Layout, params: EnergyParams, dyn_params: DynamicsParams, s
     df.index.name = "mode"
 
     physical = ~is_gauge
-    slow = float(all_rates[physical][0]) if physical.any() else float("nan")
-    fixed = _fixed_point(gz, proj[physical], all_rates[physical], Q, slow, energy_scale)
+    fixed = _fixed_point(gz, proj[physical], all_rates[physical], Q, energy_scale)
     df.attrs.update({"modes": Modes(all_vec, Q, mp.fields, dict(mp.slices), mp.row),
                      "gauge": info.as_dict(), "fixed_point": fixed, "method": used,
                      "evaluations": mp.evaluations, "fd_step": mp.h, "n_coordinates": mp.n})
@@ -453,18 +453,31 @@ def spectrum(layout: Layout, params: EnergyParams, dyn_params: DynamicsParams, s
     return df
 
 
-def _fixed_point(gz, proj, rates, Q, slow, energy_scale) -> dict:
+def _zero_rate(rates: np.ndarray) -> float:
+    """Rates within this of 0 are zero modes (flat directions) to the difference error: 1e-7 of the largest rate
+    found (the error is ~1e-10 of the largest rate of A, which the returned ones do not exceed by much)."""
+    return ZERO_RATE * float(np.abs(rates).max()) if rates.size else 0.0
+
+
+def _fixed_point(gz, proj, rates, Q, energy_scale) -> dict:
     """How far the state is from a fixed point. ``grad_norm`` = |P^1/2 g|, the step the map takes (z units);
-    ``amplitude`` = the excursion along the slowest mode that holds ``energy_scale`` nats, sqrt(2 eps / rate);
-    the state is ``moving`` when its step along the returned modes exceeds what that excursion would give,
-    ``rate * amplitude = sqrt(2 eps rate)``: then it is displaced along a slow mode by more than the amplitude."""
+    ``amplitude`` = the excursion along the slowest mode of positive rate that holds ``energy_scale`` nats,
+    sqrt(2 eps / rate); the state is ``moving`` when its step along the returned modes (zero modes aside) exceeds
+    what that excursion would give, ``rate * amplitude = sqrt(2 eps rate)``: then it is displaced along a slow
+    mode by more than the amplitude; or when a mode has a negative rate (a saddle, or far from a minimum)."""
     phys = gz - Q @ (Q.T @ gz) if Q.shape[1] else gz
     grad = float(np.linalg.norm(phys))
-    slow_step = float(np.linalg.norm(proj))
-    out = {"grad_norm": grad, "slow_grad_norm": slow_step, "slowest_rate": slow, "energy_scale": energy_scale,
-           "amplitude": float("nan"), "ratio": float("nan"), "moving": False, "message": ""}
-    if not slow > 0:
-        out["message"] = (f"not at a fixed point, or at a saddle: the slowest physical rate is {slow:.3g} (a mode "
+    zero = _zero_rate(rates)
+    flat = np.abs(rates) <= zero
+    positive = rates[rates > zero]
+    slow = float(positive[0]) if positive.size else float("nan")
+    slow_step = float(np.linalg.norm(proj[~flat]))
+    out = {"grad_norm": grad, "slow_grad_norm": slow_step, "slowest_rate": slow, "zero_modes": int(flat.sum()),
+           "energy_scale": energy_scale, "amplitude": float("nan"), "ratio": float("nan"), "moving": False,
+           "message": ""}
+    if (rates < -zero).any() or not positive.size:
+        lowest = float(rates[0]) if rates.size else float("nan")
+        out["message"] = (f"not at a fixed point, or at a saddle: the slowest physical rate is {lowest:.3g} (a mode "
                           f"that grows) and the state moves {grad:.3g} per step: its spectrum is the local curvature, "
                           "not a relaxation")
         out["moving"] = True
