@@ -10,13 +10,14 @@ and state of a source (:func:`run_model`, the one place that knows how).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..analysis.spectrum import spectrum as spectrum_of_state
+from ..analysis.spectrum import SpectrumWarning, spectrum as spectrum_of_state
 from ..analysis.timescales import bits_per_step as clock_rate
 from ..io.reader import Trajectory, load
 from ..model.layout import Layout
@@ -94,9 +95,14 @@ def spectrum(source, *, step: int | None = None, k: int = 8, checkpoint: bool = 
     ``tol``, ``fd_step``, ``energy_scale``). ``df.attrs`` adds ``step`` and ``notes``.
     """
     model = run_model(source, step=step, checkpoint=checkpoint)
-    df = spectrum_of_state(model.layout, model.energy, model.dynamics, model.state, k=k,
-                           groups=model.groups if groups is None else groups,
-                           bits_per_step=model.bits_per_step if bits_per_step is None else bits_per_step, **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpectrumWarning)
+        df = spectrum_of_state(model.layout, model.energy, model.dynamics, model.state, k=k,
+                               groups=model.groups if groups is None else groups,
+                               bits_per_step=model.bits_per_step if bits_per_step is None else bits_per_step,
+                               **options)
+    for w in caught:  # re-issued at the caller's line, not this module's
+        warnings.warn(w.message, w.category, stacklevel=2)
     df.attrs["step"] = int(model.state.step)
     df.attrs["notes"] = model.notes
     df.attrs["groups"] = model.groups if groups is None else [list(map(int, g)) for g in groups]
