@@ -138,6 +138,27 @@ def test_gauge_tangent_is_the_derivative_of_right_rotation(rng):
     assert np.allclose(d, right_jacobian_inverse(phi) @ xi, atol=1e-7)
 
 
+@pytest.mark.parametrize("smooth", [False, True])
+def test_gauge_directions(smooth):
+    """Without curvature and smoothness, 3 orthonormal directions per occupied site (each in the span of its
+    site's rows' J_r^-1); with smoothness only where the frames are constant along edges (here per agent), and
+    then one rotation per linked set of sites (the whole grid: 3). The global rotation lies in their span."""
+    from gauge_vfe.agents.analysis.spectrum import _Map, gauge_directions
+
+    layout, state = factories.random_system(height=4, width=4, n_agents=3, seed=2)
+    p = factories.params(**({} if smooth else dict(lambda_curv=0.0, lambda_smooth=0.0)))
+    dyn = DynamicsParams(**LR)
+    Q, Qg, info = gauge_directions(_Map(layout, p, dyn, state))
+    assert not info.exact if smooth else info.exact and info.dim == 3 * 16
+    if smooth:  # the frames vary along edges: nothing is projected; constant per agent they do not
+        phi = np.repeat(np.random.default_rng(0).normal(size=(3, 3)), np.diff(layout.offset), axis=0)
+        Q, Qg, info = gauge_directions(_Map(layout, p, dyn, state.replace(phi=phi)))
+        assert info.exact and info.dim == 3
+    Qd = Q.toarray()
+    assert np.allclose(Qd.T @ Qd, np.eye(info.dim), atol=1e-14)
+    assert np.allclose(Qd @ (Qd.T @ Qg), Qg, atol=1e-14)
+
+
 @pytest.mark.parametrize("method", ["gradient", "natural"])
 @pytest.mark.parametrize("boundary,size", [("open", 2), ("periodic", 3)])
 def test_rates_match_a_dense_finite_difference_hessian(method, boundary, size):

@@ -276,16 +276,20 @@ def gauge_directions(mp: _Map) -> tuple[sp.csr_matrix, np.ndarray, GaugeInfo]:
         return empty, Qg, GaugeInfo(False, reason)
     group = _site_groups(layout, coupled)
     n_groups = int(group.max()) + 1 if S else 0
+    order = np.argsort(group, kind="stable")
+    sizes = np.bincount(group, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     data, ri, ci = [], [], []
-    for g in range(n_groups):  # one small QR per group: its three directions touch only its rows
-        rows = np.nonzero(group == g)[0]
-        block = tangent[rows].reshape(-1, 3)  # (3 * len(rows), 3): row r, component b, direction a
-        q = np.linalg.qr(block)[0]
-        idx = (off + 3 * rows[:, None] + np.arange(3)).ravel()
-        for a in range(3):
-            data.append(q[:, a])
-            ri.append(idx)
-            ci.append(np.full(idx.size, 3 * g + a))
+    # a group's three directions touch only its rows: one small QR per group, batched over groups of one size
+    for size in np.unique(sizes):
+        gids = np.nonzero(sizes == size)[0]
+        rows = order[starts[gids][:, None] + np.arange(size)]  # (G, size)
+        block = tangent[rows].reshape(gids.size, 3 * size, 3)  # entry (g, (r, b), a) = tangent[r, b, a]
+        q = np.linalg.qr(block)[0]  # (G, 3 size, 3)
+        idx = (off + 3 * rows[:, :, None] + np.arange(3)).reshape(gids.size, 3 * size)
+        data.append(q.ravel())
+        ri.append(np.repeat(idx, 3, axis=1).ravel())  # q's entries run (g, (r, b), a)
+        ci.append(np.broadcast_to((3 * gids[:, None, None] + np.arange(3)), (gids.size, 3 * size, 3)).ravel())
     Q = sp.csr_matrix((np.concatenate(data), (np.concatenate(ri), np.concatenate(ci))), shape=(mp.n, 3 * n_groups))
     return Q, Qg, GaugeInfo(True, reason, dim=3 * n_groups)
 
