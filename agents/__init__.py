@@ -49,6 +49,7 @@ _PUBLIC = {
     ".runner.notebook_analyze": ("Analysis", "analyze"),
     ".runner.notebook_sweep": ("sweep",),
     ".runner.sweep_table": ("load_sweep",),
+    ".runner.spectrum": ("spectrum",),
     ".analysis.meta_agents": ("ConsensusParams",),
     ".analysis.pipeline": ("AnalysisResult",),
     ".model.state": ("State",),

@@ -423,6 +423,37 @@ def repair(run_file):
 
 
 @main.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--step", type=int, help="the logged frame's step (default: the last frame)")
+@click.option("-k", "k", type=click.IntRange(min=1), default=8, show_default=True, help="physical modes to find")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (strict JSON)")
+def spectrum(run_file, step, k, as_json):
+    """The slowest modes of the run's linearised update map at a logged frame of RUN_FILE: rates, times in steps
+    (and bits), field shares, gauge modes, and how far the state is from a fixed point."""
+    import warnings
+
+    from .analysis.spectrum import SpectrumWarning, spectrum_lines, spectrum_record
+    from .runner.spectrum import spectrum as spectrum_of_run
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpectrumWarning)
+        try:
+            with _trajectory(run_file) as traj:
+                df = spectrum_of_run(traj, step=step, k=k)
+        except (OSError, KeyError, IndexError, ValueError) as exc:  # StepNotLogged, SpectrumError among them
+            _fail([f"{run_file}: " + " ".join(str(exc).strip("'\"").split())])
+    if as_json:
+        click.echo(json.dumps({"file": run_file, **spectrum_record(df)}, indent=2, allow_nan=False))
+    else:
+        click.echo(f"{run_file}: step {df.attrs['step']}")
+        for line in spectrum_lines(df):
+            click.echo(line)
+    for w in caught:
+        if issubclass(w.category, SpectrumWarning):
+            click.echo(f"warning: {w.message}", err=True)
+
+
+@main.command()
 def scenarios():
     """List the shipped scenarios (run one with `vfe run NAME`)."""
     for name, path in shipped_scenarios().items():
