@@ -1,4 +1,7 @@
-"""Names and small shared pieces of the trajectory file format (docs/model.md#file), for writer and reader.
+"""The trajectory file format (docs/model.md#file): its layout table and the small pieces writer and reader share.
+
+:data:`SERIES` is the single source of the logged series: one row each (path, dtype, shape, unit, description,
+chunking), from which the writer creates and appends, :func:`annotate` labels and the reader reads.
 
 Everything a writer changes after the file was created is a dataset, never an attribute or a new object:
 HDF5's single-writer/multiple-reader (SWMR) mode, which keeps the file consistent at every moment for readers
@@ -23,7 +26,6 @@ FORMAT_VERSION = [1, 1]
 # The oldest HDF5 file format with SWMR: files open in HDF5 1.10 tools (h5dump, HDFView, MATLAB); the newest
 # format of HDF5 2.x would not.
 LIBVER = ("v110", "v110")
-FIELDS = ("mu", "sigma", "phi", "beta")
 REQUIRED_FIELDS = ("mu", "sigma", "phi")
 GRAD_FIELDS = ("mu", "sigma", "phi")
 CHECKPOINT_SLOTS = ("slot0", "slot1")
@@ -107,9 +109,9 @@ SERIES: tuple[Series, ...] = (
               ("N",), lambda sizes: max(1, 8192 // max(1, sizes["N"]))),
 )
 SERIES_BY_KEY = {s.key: s for s in SERIES}
-FRAME_SERIES = tuple(s for s in SERIES if s.frame)  # the logged fields, in FIELDS' order
+FRAME_SERIES = tuple(s for s in SERIES if s.frame)  # the fields a run may log (output.fields)
 STEP_SERIES = tuple(s for s in SERIES if not s.frame)  # written every step, with the energies
-assert tuple(s.key for s in FRAME_SERIES) == FIELDS
+FIELDS = tuple(s.key for s in FRAME_SERIES)
 
 # Datasets outside the series (the static arrays written with the file, the analysis) with a unit or description.
 OTHER_ANNOTATIONS = (

@@ -466,10 +466,12 @@ class TrajectoryWriter:
         buf = self._energy_buffer
         if not buf:
             return
-        entries = [_step_values(*b[1:]) for b in buf]
         steps = np.array([b[0] for b in buf], dtype=np.int64)
         for name, series in self._energy_series.items():
-            series.write(steps, np.asarray([e[name] for e in entries], dtype=series.value.dtype))
+            column = _column(buf, name)
+            dtype = series.value.dtype
+            series.write(steps, np.stack(column).astype(dtype, copy=False) if series.value.ndim > 1
+                         else np.asarray(column, dtype=dtype))
         for series in self._energy_series.values():
             series.length += len(buf)
         self._energy_buffer = []
@@ -537,11 +539,22 @@ def _sizes(layout: Layout) -> dict:
     return layout_sizes(layout.n_rows, layout.K, layout.n_agents)
 
 
-def _step_values(total: float, terms: dict, grad_norms: dict, spd_retractions: int, info_bits: np.ndarray,
-                 values: dict) -> dict:
-    """One logged step's value of every series of :data:`.schema.STEP_SERIES`, by its key."""
-    return {"total": total, **terms, **{f"grad_norm/{n}": v for n, v in grad_norms.items()},
-            "spd_retractions": spd_retractions, "info_bits": info_bits, **values}
+def _column(buf: list[tuple], key: str) -> list:
+    """The buffered steps' values (entries of :meth:`TrajectoryWriter.log_energy`'s buffer) of the series ``key``
+    of :data:`.schema.STEP_SERIES`: from log_energy's named arguments, or by key from its further ``values``.
+    Built a column at a time (not a dict per step): logging stays a tuple append."""
+    if key == "total":
+        return [b[1] for b in buf]
+    if key.startswith("grad_norm/"):
+        field = key.removeprefix("grad_norm/")
+        return [b[3][field] for b in buf]
+    if key == "spd_retractions":
+        return [b[4] for b in buf]
+    if key == "info_bits":
+        return [b[5] for b in buf]
+    if key in buf[0][2]:  # an energy term
+        return [b[2][key] for b in buf]
+    return [b[6][key] for b in buf]
 
 
 def _has_space(path: Path, needed: int) -> bool:
