@@ -200,15 +200,16 @@ class TrajectoryWriter:
         return cls(f, path, list(fields), lock, flush_seconds)
 
     @classmethod
-    def resume(cls, path, layout: Layout, config_json: str, lock: RunLock, flush_seconds: float | None = None,
-               refusal: Callable[[State, dict | None], str | None] | None = None):
+    def resume(cls, path, layout: Layout, config_json: str, lock: RunLock, flush_seconds: float | None = None, *,
+               refusal: Callable[[State, dict | None], str | None]):
         """Reopen ``path`` for appending at its checkpoint. Returns ``(writer, checkpoint_state)``.
 
         ``lock`` (held by the caller) proves that no writer is alive, so consistency flags a killed writer
         left are cleared first. Every series is cut back to the checkpoint, and a stored analysis is marked
         missing (the end of the run writes it again). ``refusal(checkpoint_state, checkpoint_rng)`` is the run
         code's policy (which checkpoints the dynamics can continue): a text it returns is raised as a
-        ``ValueError`` before anything in the file changes. The file format's own checks stay here.
+        ``ValueError`` before anything in the file changes; required, so that no caller skips it unawares. The file
+        format's own checks stay here.
         """
         path = Path(path)
         if not lock.held:
@@ -228,7 +229,7 @@ class TrajectoryWriter:
             state = read_checkpoint(f)
             if state is None:
                 raise NoCheckpointYet(f"{path}: the run was stopped before its first write (no checkpoint)")
-            if refusal is not None and (problem := refusal(state, read_checkpoint_rng(f))) is not None:
+            if (problem := refusal(state, read_checkpoint_rng(f))) is not None:
                 raise ValueError(f"{path}: {problem}")
             if state.mu.shape != (layout.n_rows, layout.K):
                 raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
