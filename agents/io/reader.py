@@ -282,7 +282,7 @@ class Trajectory:
             self._layout = self.layout()
         layout = self._layout
         every = (self.config.get("observations") or {}).get("resample_every")
-        if every and step >= every:
+        if every and step >= every and layout.observations is not None:
             raise NotReproducible(f"{self.path}: step {step} was evaluated against streaming observation draw "
                                   f"{step // every} (observations.resample_every = {every}), which the file does "
                                   "not hold: pass evaluate(layout=) built with the set-up code's with_draw")
