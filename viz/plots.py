@@ -69,12 +69,9 @@ def attention_matrix(traj, frame: int = -1) -> np.ndarray:
     if "beta" in traj.fields:
         beta = traj.rows("beta", frame)
     else:
-        from ..agents.model.energy import beta_matrix, evaluate
-        from ..agents.setup.config import make_config
+        from ..agents.model.energy import beta_matrix
 
-        layout = traj.layout()
-        ev = evaluate(layout, make_config(traj.config).energy, traj.state(frame), want_grad=False)
-        beta = beta_matrix(layout, ev)
+        beta = beta_matrix(traj.layout(), traj.evaluate(frame))
     agent = np.repeat(np.arange(traj.n_agents), np.diff(traj.offset))
     w = traj.chi
     out = np.zeros((traj.n_agents, traj.n_agents))

@@ -139,7 +139,7 @@ def readable_range(lo: float, hi: float, rel: float = 1e-3) -> tuple[float, floa
     return lo - pad, hi + pad
 
 
-def frame_values(traj, frame: int, state, options: SceneOptions, layout=None, energy_params=None) -> np.ndarray:
+def frame_values(traj, frame: int, state, options: SceneOptions, layout=None) -> np.ndarray:
     """The colour-by quantity per agent-site of one frame."""
     c = options.color_by
     if c == "agent":
@@ -150,19 +150,15 @@ def frame_values(traj, frame: int, state, options: SceneOptions, layout=None, en
         return np.linalg.norm(state.mu, axis=1)
     if c == "trace_sigma":
         return np.trace(state.sigma, axis1=1, axis2=2)
-    from ..agents.model.energy import evaluate
-    from ..agents.setup.config import make_config
-
-    layout = layout if layout is not None else traj.layout()
     if c == "kl_prior":
+        layout = layout if layout is not None else traj.layout()
         prec, m = layout.prior_precision, layout.prior_mu
         d = m - state.mu
         K = state.mu.shape[1]
         _, ld_q = np.linalg.slogdet(state.sigma)
         return 0.5 * (np.einsum("sij,sji->s", prec, state.sigma) + np.einsum("si,sij,sj->s", d, prec, d) - K
                       + layout.prior_logdet - ld_q)
-    params = energy_params if energy_params is not None else make_config(traj.config).energy
-    ev = evaluate(layout, params, state, want_grad=False)
+    ev = traj.evaluate(frame)  # the run's layout and energy parameters at that frame
     return sum(ev.densities.values())  # free-energy density per agent-site
 
 
@@ -228,19 +224,14 @@ class MovieContext:
         self.frames = list(frames)
         self.frame_steps = traj.frame_steps
         self.gap = layer_gap(self.H, self.W)
-        self.layout = traj.layout() if options.color_by in ("kl_prior", "free_energy") else None
-        self.energy_params = None
-        if options.color_by == "free_energy":
-            from ..agents.setup.config import make_config
-
-            self.energy_params = make_config(traj.config).energy
+        self.layout = traj.layout() if options.color_by == "kl_prior" else None
         self.energy_steps, self.energy_total = traj.energy("total")
         result = traj.analysis()
         self.analysed = result is not None
         # colour-by values of every frame: read once, used for the range and for the frames themselves
         # (states are read again per frame, not kept: a long run's states would not fit in memory)
         self._traj = traj
-        self.values = {f: frame_values(traj, f, traj.state(f), options, self.layout, self.energy_params)
+        self.values = {f: frame_values(traj, f, traj.state(f), options, self.layout)
                        for f in self.frames}
         if options.color_by == "agent":
             self.clim = None

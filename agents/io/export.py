@@ -12,8 +12,8 @@ outside the agent's support:
 * ``chi``: the support weight, stored once (every step's offset points at it);
 * ``energy_<term>`` for each term of the action and ``energy_total``, their sum: the per-agent-site energy
   densities, which the run file does not hold. They are recomputed from each logged frame's state
-  (``traj.state``) with the project's :func:`~gauge_vfe.agents.model.energy.evaluate`, so that their sum over
-  agents and sites is the logged energy of that step;
+  (:meth:`Trajectory.evaluate <gauge_vfe.agents.io.reader.Trajectory.evaluate>`: the run's layout, parameters
+  and the frame's state), so that their sum over agents and sites is the logged energy of that step;
 * ``meta_id_scale<s>`` for s = 2 .. max_scale: the id of the scale-s meta-agent the agent belongs to, -1 when it
   belongs to none; and ``plaquette_angle`` (rad): both from the stored analysis (``traj.analysis()``), NaN on
   frames the analysis did not cover, and absent (with a note) when the run has no stored analysis.
@@ -39,7 +39,7 @@ import numpy as np
 
 from ..model.energy import TERMS
 from .outputs import atomic_output, check_output
-from .reader import Trajectory, load
+from .reader import NotReproducible, Trajectory, load
 
 FORMATS = ("vtkhdf",)
 VTKHDF_VERSION = (2, 0)  # the first version with transient (Steps) ImageData
@@ -134,13 +134,6 @@ def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress
         if (pick < 0).any():
             notes.append(f"the stored analysis does not cover {int((pick < 0).sum())} of the {T} logged frames: "
                          "their meta-agent ids and plaquette angles are NaN")
-    layout = params = None
-    if energy_densities:
-        from ..model.energy import evaluate
-        from ..setup.config import make_config
-
-        layout, params = traj.layout(), make_config(traj.config).energy
-
     quantities = {"mu": traj.K, "mu_norm": 1, "trace_sigma": 1, "phi": 3}
     if energy_densities:
         quantities.update({f"energy_{t}": 1 for t in TERMS + ("total",)})
@@ -198,7 +191,12 @@ def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress
                           "trace_sigma": on_grid(np.trace(sigma, axis1=1, axis2=2)),
                           "phi": on_grid(traj.rows("phi", k))}
                 if energy_densities:
-                    dens = evaluate(layout, params, traj.state(k), want_grad=False).densities
+                    try:
+                        dens = traj.evaluate(k).densities
+                    except NotReproducible as exc:  # e.g. a streaming observation draw: NaN, and said once
+                        dens = {t: np.full(agent_of_row.size, np.nan) for t in TERMS}
+                        if not any(n.startswith("no energy densities") for n in notes):
+                            notes.append(f"no energy densities for some frames (NaN): {exc}")
                     for t in TERMS:
                         values[f"energy_{t}"] = on_grid(dens[t])
                     values["energy_total"] = on_grid(sum(dens[t] for t in TERMS))

@@ -11,6 +11,8 @@ The file layout is docs/model.md#file; only this package (``gauge_vfe.agents.io`
     traj.steps                              # the logged frames' steps
     traj.field("mu", step=200, agent=3)     # by step: (H, W, K); a step not logged names the nearest ones
     traj.state(step=200)
+    traj.energy_params                      # the run's EnergyParams (weights), from the stored configuration
+    traj.evaluate(-1)                       # Evaluation of a logged frame: densities, terms, beta, as the run had it
     traj.to_xarray()                        # every logged array as a labelled xarray.Dataset
 
 Logged frames are addressed either by ``frame`` (their index, negative from the end) or by ``step`` (keyword
@@ -20,25 +22,35 @@ only); with neither, the last frame.
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from ..analysis.coupling import coupled_layout
+from ..analysis.meta_agents import ConsensusParams
 from ..analysis.pipeline import AnalysisResult
-from ..model.energy import TERMS
+from ..model.energy import TERMS, Evaluation
+from ..model.energy import evaluate as evaluate_energy
 from ..model.fiber import make_fiber
 from ..model.grid import Grid
-from .recovery import open_trajectory_file, writer_alive
+from ..model.hierarchy import HierarchyParams
 from ..model.layout import Layout, Observations, build_layout
+from ..model.params import EnergyParams
 from ..model.state import State
 from .analysis_store import read_analysis
 from .lock import writer_active
-from .schema import committed_frames, read_checkpoint, run_record
+from .recovery import open_trajectory_file, writer_alive
+from .schema import FRAME_SERIES, SERIES_BY_KEY, committed_frames, frame_path, read_checkpoint, run_record
 
 
 class StepNotLogged(IndexError):
     """A step asked for that is not a logged frame's (an IndexError, like a frame index out of range)."""
+
+
+class NotReproducible(ValueError):
+    """The layout in force at a step needs what the file does not hold (see :meth:`Trajectory.layout_at`)."""
 
 
 class Trajectory:
@@ -67,8 +79,9 @@ class Trajectory:
         self.index = f["agents/sites/index"][...]
         self.chi = f["agents/support"][...]
         self.n_agents = self.offset.size - 1
-        self.fields = [name for name in ("mu", "sigma", "phi", "beta") if f"particles/agents/{name}" in f]
+        self.fields = [s.key for s in FRAME_SERIES if s.path in f]
         self._analysis = _NOT_READ
+        self._layout: Layout | None = None  # the stored layout, built once for evaluate
 
     # --- context manager -------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -111,7 +124,15 @@ class Trajectory:
         if not self.fields:
             return np.zeros(0, dtype=np.int64)
         n = committed_frames(self._f, self.fields)
-        return self._f[f"particles/agents/{self.fields[0]}/step"][:n]
+        return self._f[f"{frame_path(self.fields[0])}/step"][:n]
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of a series logged every step, by its key in :data:`.schema.SERIES` (``total``, a
+        term, ``grad_norm/mu``, ``spd_retractions``, ``info_bits``)."""
+        series = SERIES_BY_KEY.get(key)
+        if series is None or series.frame:
+            raise KeyError(f"unknown series {key!r}")
+        return self._series(series.path)
 
     def _series(self, group: str) -> tuple[np.ndarray, np.ndarray]:
         n = self._complete([group])
@@ -127,30 +148,30 @@ class Trajectory:
         """(steps, values) of an energy term (weights included) at every step."""
         if term not in ("total",) + TERMS:
             raise KeyError(f"unknown energy term {term!r}")
-        return self._series(f"observables/energy/{term}")
+        return self.series(term)
 
     def energies(self) -> dict[str, np.ndarray]:
         """Every term's values (and ``step``) as arrays of equal length."""
-        groups = [f"observables/energy/{t}" for t in ("total",) + TERMS]
+        groups = [SERIES_BY_KEY[t].path for t in ("total",) + TERMS]
         n = self._complete(groups)
         out = {"step": self._f[groups[0]]["step"][:n]}
-        for term in ("total",) + TERMS:
-            out[term] = self._f[f"observables/energy/{term}/value"][:n]
+        for term, group in zip(("total",) + TERMS, groups):
+            out[term] = self._f[f"{group}/value"][:n]
         return out
 
     def grad_norm(self, field: str) -> tuple[np.ndarray, np.ndarray]:
-        return self._series(f"observables/grad_norm/{field}")
+        return self.series(f"grad_norm/{field}")
 
     def spd_retractions(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._series("observables/spd_retractions")
+        return self.series("spd_retractions")
 
     def info_bits(self, cumulative: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(steps (E,), values (E, N)): the bits of belief update of every agent in the step that produced each
         state (0 at step 0; docs/model.md#information-time). ``cumulative``: the information clock, their running
         sum over the logged steps. Empty for files written before information time was logged."""
-        if "observables/info_bits" not in self._f:
+        if SERIES_BY_KEY["info_bits"].path not in self._f:
             return np.zeros(0, dtype=np.int64), np.zeros((0, self.n_agents))
-        steps, values = self._series("observables/info_bits")
+        steps, values = self.series("info_bits")
         return steps, (np.cumsum(values, axis=0) if cumulative else values)
 
     # --- fields ----------------------------------------------------------------------------------------------
@@ -192,7 +213,7 @@ class Trajectory:
         """A logged field per agent-site, (S, ...), as stored (float32 or float64)."""
         if name not in self.fields:
             raise KeyError(f"field {name!r} was not logged (logged: {self.fields})")
-        return self._f[f"particles/agents/{name}/value"][self._frame_index(frame, step)]
+        return self._f[f"{frame_path(name)}/value"][self._frame_index(frame, step)]
 
     def field(self, name: str, frame: int | None = None, agent: int | None = None, *,
               step: int | None = None) -> np.ndarray:
@@ -221,8 +242,7 @@ class Trajectory:
         ck = self.checkpoint()
         if ck is not None and ck.step == step:
             return ck
-        return State.from_arrays(*(self._f[f"particles/agents/{n}/value"][idx] for n in ("mu", "sigma", "phi")),
-                                 step)
+        return State.from_arrays(*(self._f[f"{frame_path(n)}/value"][idx] for n in ("mu", "sigma", "phi")), step)
 
     def checkpoint(self) -> State | None:
         """The last checkpoint (float64), or None if the run wrote none."""
@@ -245,10 +265,53 @@ class Trajectory:
         return build_layout(self.grid, make_fiber(self.spins), chis, f["agents/prior/mu"][...],
                             f["agents/prior/sigma"][...], obs)
 
+    # --- the energy as the run evaluated it ------------------------------------------------------------------
+    @cached_property
+    def energy_params(self) -> EnergyParams:
+        """The energy weights the run used: the stored configuration's ``energy`` section, validated by the
+        model's own schema as the run's set-up validated it (the stored section is complete: every default)."""
+        return EnergyParams.model_validate(self.config.get("energy") or {})
+
+    def layout_at(self, step: int) -> Layout:
+        """The layout in force at ``step``: the stored one (:meth:`layout`) and, when the run had the hierarchy
+        coupling on (rho > 0), its coupled prior, recomputed (as the run does) from the logged state at the last
+        refresh step. :class:`NotReproducible` when the file does not hold what that needs: a refresh step that
+        was not logged, or a streaming observation draw after the first (``observations.resample_every``), which
+        only the set-up code draws (build that layout there and pass it to :meth:`evaluate`)."""
+        if self._layout is None:
+            self._layout = self.layout()
+        layout = self._layout
+        every = (self.config.get("observations") or {}).get("resample_every")
+        if every and step >= every and layout.observations is not None:
+            raise NotReproducible(f"{self.path}: step {step} was evaluated against streaming observation draw "
+                                  f"{step // every} (observations.resample_every = {every}), which the file does "
+                                  "not hold: pass evaluate(layout=) built with the set-up code's with_draw")
+        hierarchy = HierarchyParams.model_validate(self.config.get("hierarchy") or {})
+        if hierarchy.enabled and hierarchy.rho > 0:
+            refresh = step - step % hierarchy.every
+            try:
+                at_refresh = self.state(step=refresh)
+            except StepNotLogged:
+                raise NotReproducible(f"{self.path}: the hierarchy targets in force at step {step} were computed "
+                                      f"at step {refresh}, which was not logged") from None
+            consensus = ConsensusParams.model_validate((self.config.get("analysis") or {}).get("meta_agents") or {})
+            layout = coupled_layout(layout, at_refresh, hierarchy, consensus)[0]  # as the run's updater does
+        return layout
+
+    def evaluate(self, frame: int | None = None, *, step: int | None = None, layout: Layout | None = None,
+                 want_grad: bool = False) -> Evaluation:
+        """The energy evaluation of a logged frame (``frame`` index or ``step``; the last with neither) as the run
+        had it: :meth:`layout_at` (or ``layout``), :attr:`energy_params` and the frame's :meth:`state`. Its
+        ``terms`` are the logged energies of that step when the state is exact (a float64 log, or the
+        checkpoint); ``densities`` and ``beta`` are what the file does not store."""
+        state = self.state(frame, step=step)
+        layout = self.layout_at(state.step) if layout is None else layout
+        return evaluate_energy(layout, self.energy_params, state, want_grad=want_grad)
+
     @property
     def dtype(self) -> str:
         """The logged fields' precision (``float32`` or ``float64``); ``-`` when no field is logged."""
-        return str(self._f[f"particles/agents/{self.fields[0]}/value"].dtype) if self.fields else "-"
+        return str(self._f[f"{frame_path(self.fields[0])}/value"].dtype) if self.fields else "-"
 
     def analysis(self) -> AnalysisResult | None:
         """The stored meta-agent and holonomy analysis (``vfe analyze``, or the end of ``vfe run``), or None."""
@@ -280,7 +343,7 @@ class Trajectory:
         read frame by frame, a 20 000-frame run spent most of its analysis in HDF5 calls."""
         steps = self.frame_steps
         ck = self.checkpoint()
-        data = [self._f[f"particles/agents/{n}/value"] for n in ("mu", "sigma", "phi")]
+        data = [self._f[f"{frame_path(n)}/value"] for n in ("mu", "sigma", "phi")]
         per_frame = sum(d.dtype.itemsize * int(np.prod(d.shape[1:])) for d in data)
         block = max(1, block_bytes // max(per_frame, 1))
         for lo in range(0, steps.size, block):

@@ -1,4 +1,7 @@
-"""Names and small shared pieces of the trajectory file format (docs/model.md#file), for writer and reader.
+"""The trajectory file format (docs/model.md#file): its layout table and the small pieces writer and reader share.
+
+:data:`SERIES` is the single source of the logged series: one row each (path, dtype, shape, unit, description,
+chunking), from which the writer creates and appends, :func:`annotate` labels and the reader reads.
 
 Everything a writer changes after the file was created is a dataset, never an attribute or a new object:
 HDF5's single-writer/multiple-reader (SWMR) mode, which keeps the file consistent at every moment for readers
@@ -10,6 +13,8 @@ resizable, with the file.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -21,7 +26,6 @@ FORMAT_VERSION = [1, 1]
 # The oldest HDF5 file format with SWMR: files open in HDF5 1.10 tools (h5dump, HDFView, MATLAB); the newest
 # format of HDF5 2.x would not.
 LIBVER = ("v110", "v110")
-FIELDS = ("mu", "sigma", "phi", "beta")
 REQUIRED_FIELDS = ("mu", "sigma", "phi")
 GRAD_FIELDS = ("mu", "sigma", "phi")
 CHECKPOINT_SLOTS = ("slot0", "slot1")
@@ -40,36 +44,115 @@ H5MD_BOUNDARY = {"open": "none", "periodic": "periodic"}  # grid.boundary -> H5M
 # Unit strings follow the syntax of H5MD's units module ("u+2" is u squared) with this model's own symbols
 # (docs/model.md#units): nat (energy), rad (angles), site (grid spacing), u (the fiber's belief unit). The file
 # declares no h5md/modules/units system, since none of these is an SI symbol.
-UNITS = {
-    "particles/agents/box/edges": "site",
-    "particles/agents/position": "site",
-    "particles/agents/mu/value": "u",
-    "particles/agents/sigma/value": "u+2",
-    "particles/agents/phi/value": "rad",
-    **{f"observables/energy/{t}/value": "nat" for t in ("total",) + ENERGY_TERMS},
-    "observables/grad_norm/mu/value": "nat u-1",
-    "observables/grad_norm/sigma/value": "nat u-2",
-    "observables/grad_norm/phi/value": "nat rad-1",
-    "observables/holonomy/plaquette_angle": "rad",
-    "observables/holonomy/loops/angle": "rad",
-    "observables/info_bits/value": "bit",
-}
-DESCRIPTIONS = {
-    "particles/agents/box": "the base grid: axis 0 is y (height), axis 1 is x (width), spacing 1 site",
-    "particles/agents/position": "(y, x) site of each agent-site row; agent i owns rows "
-                                 "/agents/sites/offset[i]:offset[i+1]",
-    "particles/agents/mu/value": "belief mean of each agent-site row, in its agent's gauge frame",
-    "particles/agents/sigma/value": "belief covariance of each agent-site row",
-    "particles/agents/phi/value": "gauge frame (so(3) vector, |phi| a rotation angle) of each agent-site row",
-    "particles/agents/beta/value": "attention weights: row (i, c), column j holds beta_ij(c) (dimensionless)",
-    **{f"particles/agents/{n}/time": "the step count as a float (descent has no physical time)" for n in FIELDS},
-    **{f"observables/energy/{t}/value": f"{t} energy (weights included)" for t in ("total",) + ENERGY_TERMS},
-    **{f"observables/grad_norm/{n}/value": f"norm of dE/d{n} over all agent-sites" for n in GRAD_FIELDS},
-    "observables/spd_retractions/value": "agent-site covariance steps retracted to stay positive definite",
-    "observables/info_bits/value": "bits of belief update of each agent (column) in the step that produced the "
-                                   "state: sum_c chi KL(q_t+1 || q_t) / ln 2 (docs/model.md#information-time)",
-    "observables/holonomy/plaquette_angle": "holonomy angle of the plaquette based at each row, NaN where undefined",
-}
+
+# --- the file layout: one row per logged series (docs/model.md#file) ---------------------------------------------
+OUTPUT_DTYPE = "output"  # a Series' dtype: the run's ``output.dtype`` (float32 or float64)
+TIME_DESCRIPTION = "the step count as a float (descent has no physical time)"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One step-indexed series of the file: a group ``path`` holding ``step`` (int64), for a logged frame field
+    also ``time`` (float64), and ``value``. The writer creates and appends, :func:`annotate` labels and the
+    reader reads every series from these rows alone, so a new logged series is one row of :data:`SERIES` (and
+    its value handed to the writer under ``key``).
+
+    ``trailing``: the value's shape after the entry axis, in the layout's sizes (``S`` agent-site rows, ``K``
+    fiber dimension, ``N`` agents) or integers. ``chunk_rows``: entries per chunk of ``value``, an int or a
+    function of the sizes. ``frame``: a logged field (entries are frames, compressed one per chunk, committed by
+    their ``step`` entries last); otherwise one entry per step, written with the energies.
+    """
+
+    key: str
+    path: str
+    dtype: str
+    trailing: tuple = ()
+    unit: str | None = None
+    description: str | None = None
+    chunk_rows: int | Callable[[dict], int] = 1024
+    frame: bool = False
+
+    def shape(self, sizes: dict) -> tuple[int, ...]:
+        """The value's trailing shape for a layout of these ``sizes`` (:func:`layout_sizes`)."""
+        return tuple(sizes[d] if isinstance(d, str) else d for d in self.trailing)
+
+    def annotations(self):
+        """(dataset path, unit, description) of this series' datasets that carry them."""
+        yield f"{self.path}/value", self.unit, self.description
+        if self.frame:
+            yield f"{self.path}/time", None, TIME_DESCRIPTION
+
+
+def _frame(name, trailing, unit, description) -> Series:
+    return Series(name, f"{H5MD_PARTICLES}/{name}", OUTPUT_DTYPE, trailing, unit, description, 1, frame=True)
+
+
+def _per_step(key, path, dtype, unit, description, trailing=(), chunk_rows=1024) -> Series:
+    return Series(key, path, dtype, trailing, unit, description, chunk_rows)
+
+
+SERIES: tuple[Series, ...] = (
+    _frame("mu", ("S", "K"), "u", "belief mean of each agent-site row, in its agent's gauge frame"),
+    _frame("sigma", ("S", "K", "K"), "u+2", "belief covariance of each agent-site row"),
+    _frame("phi", ("S", 3), "rad", "gauge frame (so(3) vector, |phi| a rotation angle) of each agent-site row"),
+    _frame("beta", ("S", "N"), None, "attention weights: row (i, c), column j holds beta_ij(c) (dimensionless)"),
+    *(_per_step(t, f"observables/energy/{t}", "float64", "nat", f"{t} energy (weights included)")
+      for t in ("total",) + ENERGY_TERMS),
+    *(_per_step(f"grad_norm/{n}", f"observables/grad_norm/{n}", "float64", unit,
+                f"norm of dE/d{n} over all agent-sites")
+      for n, unit in zip(GRAD_FIELDS, ("nat u-1", "nat u-2", "nat rad-1"))),
+    _per_step("spd_retractions", "observables/spd_retractions", "int64", None,
+              "agent-site covariance steps retracted to stay positive definite"),
+    _per_step("info_bits", INFO_BITS, "float64", "bit",
+              "bits of belief update of each agent (column) in the step that produced the state: sum_c chi "
+              "KL(q_t+1 || q_t) / ln 2 (docs/model.md#information-time)",
+              ("N",), lambda sizes: max(1, 8192 // max(1, sizes["N"]))),
+)
+SERIES_BY_KEY = {s.key: s for s in SERIES}
+FRAME_SERIES = tuple(s for s in SERIES if s.frame)  # the fields a run may log (output.fields)
+STEP_SERIES = tuple(s for s in SERIES if not s.frame)  # written every step, with the energies
+FIELDS = tuple(s.key for s in FRAME_SERIES)
+
+# Datasets outside the series (the static arrays written with the file, the analysis) with a unit or description.
+OTHER_ANNOTATIONS = (
+    ("particles/agents/box/edges", "site", None),
+    ("particles/agents/box", None, "the base grid: axis 0 is y (height), axis 1 is x (width), spacing 1 site"),
+    ("particles/agents/position", "site", "(y, x) site of each agent-site row; agent i owns rows "
+                                          "/agents/sites/offset[i]:offset[i+1]"),
+    ("observables/holonomy/plaquette_angle", "rad", "holonomy angle of the plaquette based at each row, NaN "
+                                                    "where undefined"),
+    ("observables/holonomy/loops/angle", "rad", None),
+)
+
+
+def annotations():
+    """(path, unit, description) of every object of the file that carries a unit or a description."""
+    for series in SERIES:
+        yield from series.annotations()
+    yield from OTHER_ANNOTATIONS
+
+
+def layout_sizes(n_rows: int, K: int, n_agents: int) -> dict:
+    """The sizes a :class:`Series`' ``trailing`` names."""
+    return {"S": n_rows, "K": K, "N": n_agents}
+
+
+def frame_path(name: str) -> str:
+    """The group of a logged field (``mu``, ``sigma``, ``phi``, ``beta``)."""
+    return SERIES_BY_KEY[name].path
+
+
+def create_series(f: h5py.File, series: Series, sizes: dict, output_dtype: str | None = None,
+                  **compression) -> h5py.Group:
+    """The empty datasets of ``series`` (``compression`` applies to the value of a frame field)."""
+    g = f.create_group(series.path)
+    series_dataset(g, "step", np.int64)
+    if series.frame:
+        series_dataset(g, "time", np.float64)
+    dtype = output_dtype if series.dtype == OUTPUT_DTYPE else series.dtype
+    rows = series.chunk_rows(sizes) if callable(series.chunk_rows) else series.chunk_rows
+    series_dataset(g, "value", dtype, series.shape(sizes), chunk_rows=rows, **(compression if series.frame else {}))
+    return g
 
 
 def h5md_string(obj, name: str, text: str) -> None:
@@ -80,12 +163,13 @@ def h5md_string(obj, name: str, text: str) -> None:
 
 def annotate(f: h5py.File) -> None:
     """``unit`` (variable-length ASCII, as H5MD's units module says) and ``description`` attributes on every
-    dataset of :data:`UNITS` and :data:`DESCRIPTIONS` present in ``f`` (attributes: before SWMR starts)."""
-    for table, key, dtype in ((UNITS, "unit", h5py.string_dtype("ascii")),
-                              (DESCRIPTIONS, "description", h5py.string_dtype("utf-8"))):
-        for path, text in table.items():
-            if path in f:
-                f[path].attrs.create(key, text, dtype=dtype)
+    object of :func:`annotations` present in ``f`` (attributes: before SWMR starts)."""
+    for path, unit, description in annotations():
+        if path in f:
+            if unit is not None:
+                f[path].attrs.create("unit", unit, dtype=h5py.string_dtype("ascii"))
+            if description is not None:
+                f[path].attrs.create("description", description, dtype=h5py.string_dtype("utf-8"))
 
 
 def series_dataset(group: h5py.Group, name: str, dtype, trailing: tuple = (), chunk_rows: int = 1024,
@@ -158,4 +242,4 @@ def read_checkpoint_rng(f: h5py.File) -> dict | None:
 
 def committed_frames(f: h5py.File, fields: list[str]) -> int:
     """Logged frames whose every field is complete: a frame's ``step`` entries are written last (the commit)."""
-    return min((f[f"particles/agents/{name}/step"].shape[0] for name in fields), default=0)
+    return min((f[f"{frame_path(name)}/step"].shape[0] for name in fields), default=0)

@@ -52,23 +52,22 @@ import platform
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
 
-from ..model.energy import TERMS
-from ..model.dynamics import noise_resume_problem
-from ..model.hierarchy import resume_problem
 from ..model.layout import Layout
 from ..model.state import State
+from . import schema  # STEP_SERIES read by attribute: the table as it is when a file is made or resumed
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
 from .reader import Trajectory
 from .recovery import clear_consistency_flags
-from .schema import (ANALYSIS_FRAMES, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, GRAD_FIELDS, H5MD_BOUNDARY,
-                     H5MD_PARTICLES, LIBVER, STATUS_LENGTH, TIME_LENGTH, annotate, committed_frames, fixed_text,
-                     h5md_string, read_checkpoint, run_record, series_dataset, text_dataset, write_text)
-from .schema import CHECKPOINT_RNG, INFO_BITS, read_checkpoint_rng
+from .schema import (ANALYSIS_FRAMES, CHECKPOINT_RNG, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, H5MD_BOUNDARY,
+                     H5MD_PARTICLES, INFO_BITS, LIBVER, REQUIRED_FIELDS, SERIES_BY_KEY, STATUS_LENGTH, TIME_LENGTH,
+                     annotate, committed_frames, create_series, fixed_text, frame_path, h5md_string, layout_sizes,
+                     read_checkpoint, read_checkpoint_rng, run_record, text_dataset, write_text)
 
 # The flush budget: buffered frames and energies are written at least this often (seconds of wall time), so a
 # SIGKILL loses at most this long (plus one step) of logging, and SWMR readers lag at most this much.
@@ -127,7 +126,7 @@ class TrajectoryWriter:
         self._broken = False  # an HDF5 write failed: the handle must not be used again
         self._frames = committed_frames(f, fields)
         # every dataset the run appends to, looked up once: a lookup by path costs as much as a small write
-        self._field_datasets = {name: f[f"particles/agents/{name}"] for name in fields}
+        self._field_datasets = {name: f[frame_path(name)] for name in fields}
         self._energy_series = _energy_series(f)
         self._checkpoint_slots = [f[f"checkpoint/{slot}"] for slot in CHECKPOINT_SLOTS]
         self._checkpoint_active = f["checkpoint/active"]
@@ -171,32 +170,17 @@ class TrajectoryWriter:
             comp = {} if compression == "none" else (
                 {"compression": "gzip", "compression_opts": compression_level, "shuffle": True}
                 if compression == "gzip" else {"compression": "lzf", "shuffle": True})
-            S, K, N = layout.n_rows, layout.K, layout.n_agents
-            shapes = {"mu": (S, K), "sigma": (S, K, K), "phi": (S, 3), "beta": (S, N)}
+            sizes = _sizes(layout)
             for name in fields:
-                g = f.create_group(f"particles/agents/{name}")
-                series_dataset(g, "step", np.int64)
-                series_dataset(g, "time", np.float64)
-                series_dataset(g, "value", dtype, shapes[name], chunk_rows=1, **comp)
-            for term in ("total",) + TERMS:
-                g = f.create_group(f"observables/energy/{term}")
-                series_dataset(g, "step", np.int64)
-                series_dataset(g, "value", np.float64)
-            for name in GRAD_FIELDS:
-                g = f.create_group(f"observables/grad_norm/{name}")
-                series_dataset(g, "step", np.int64)
-                series_dataset(g, "value", np.float64)
-            g = f.create_group("observables/spd_retractions")
-            series_dataset(g, "step", np.int64)
-            series_dataset(g, "value", np.int64)
-            _create_info_bits(f, N)
-            create_analysis_datasets(f, N, S)
+                create_series(f, SERIES_BY_KEY[name], sizes, dtype, **comp)
+            for series in schema.STEP_SERIES:
+                create_series(f, series, sizes)
+            create_analysis_datasets(f, layout.n_agents, layout.n_rows)
             ck = f.create_group("checkpoint")
             for slot in CHECKPOINT_SLOTS:
                 g = ck.create_group(slot)
-                g.create_dataset("mu", shape=(S, K), dtype=np.float64)
-                g.create_dataset("sigma", shape=(S, K, K), dtype=np.float64)
-                g.create_dataset("phi", shape=(S, 3), dtype=np.float64)
+                for name in REQUIRED_FIELDS:  # the state in float64, shaped as its logged field
+                    g.create_dataset(name, shape=SERIES_BY_KEY[name].shape(sizes), dtype=np.float64)
                 g.create_dataset("step", shape=(1,), dtype=np.int64, data=[-1])
                 text_dataset(g, CHECKPOINT_RNG, "")  # the Langevin noise's generator and key (JSON), with the state
             ck.create_dataset("active", shape=(1,), dtype=np.int8, data=[-1])
@@ -216,12 +200,16 @@ class TrajectoryWriter:
         return cls(f, path, list(fields), lock, flush_seconds)
 
     @classmethod
-    def resume(cls, path, layout: Layout, config_json: str, lock: RunLock, flush_seconds: float | None = None):
+    def resume(cls, path, layout: Layout, config_json: str, lock: RunLock, flush_seconds: float | None = None, *,
+               refusal: Callable[[State, dict | None], str | None]):
         """Reopen ``path`` for appending at its checkpoint. Returns ``(writer, checkpoint_state)``.
 
         ``lock`` (held by the caller) proves that no writer is alive, so consistency flags a killed writer
         left are cleared first. Every series is cut back to the checkpoint, and a stored analysis is marked
-        missing (the end of the run writes it again).
+        missing (the end of the run writes it again). ``refusal(checkpoint_state, checkpoint_rng)`` is the run
+        code's policy (which checkpoints the dynamics can continue): a text it returns is raised as a
+        ``ValueError`` before anything in the file changes; required, so that no caller skips it unawares. The file
+        format's own checks stay here.
         """
         path = Path(path)
         if not lock.held:
@@ -241,20 +229,19 @@ class TrajectoryWriter:
             state = read_checkpoint(f)
             if state is None:
                 raise NoCheckpointYet(f"{path}: the run was stopped before its first write (no checkpoint)")
-            if (problem := resume_problem(mine, state.step)) is not None:  # docs/model.md#hierarchy-coupling
-                raise ValueError(f"{path}: {problem}")
-            if (problem := noise_resume_problem(mine, read_checkpoint_rng(f))) is not None:  # model.md#noise
+            if (problem := refusal(state, read_checkpoint_rng(f))) is not None:
                 raise ValueError(f"{path}: {problem}")
             if state.mu.shape != (layout.n_rows, layout.K):
                 raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
             _commit_written_frames(f, state.step)
             _truncate_after(f, state.step)
-            if INFO_BITS not in f:  # a file of an older version: the series starts at the resumed step
-                _create_info_bits(f, layout.n_agents)
+            for series in schema.STEP_SERIES:  # a series an older version did not log starts at the resumed step
+                if series.path not in f:
+                    create_series(f, series, _sizes(layout))
             for slot in CHECKPOINT_SLOTS:
                 if CHECKPOINT_RNG not in f["checkpoint"][slot]:
                     text_dataset(f["checkpoint"][slot], CHECKPOINT_RNG, "")
-            fields = [name for name in FIELDS if f"particles/agents/{name}" in f]
+            fields = [name for name in FIELDS if frame_path(name) in f]
             if "status" not in f["parameters"]:
                 raise ValueError(f"{path}: cannot resume a file written by an older version of gauge-vfe")
             if ANALYSIS_FRAMES not in f:
@@ -306,16 +293,17 @@ class TrajectoryWriter:
         return len(self._frame_buffer)
 
     def log_energy(self, step: int, terms: dict, grad_norms: dict, spd_retractions: int,
-                   info_bits: np.ndarray | None = None, frame_follows: bool = False) -> None:
+                   info_bits: np.ndarray | None = None, frame_follows: bool = False, **values) -> None:
         """Buffer one step's energies, with the bits of belief update per agent of the step that produced the
-        state (zeros when not given, e.g. at step 0); written when the flush budget is spent.
+        state (zeros when not given, e.g. at step 0); written when the flush budget is spent. ``values``: any
+        further series of :data:`.schema.STEP_SERIES`, by key.
 
         ``frame_follows``: the caller logs this step's frame next; a write that is due waits for it, so that the
         batch ends with that frame and the checkpoint is taken there."""
         if info_bits is None:
             info_bits = np.zeros(self._n_agents)
         self._energy_buffer.append((step, sum(terms.values()), terms, grad_norms, spd_retractions,
-                                    np.asarray(info_bits, dtype=np.float64)))
+                                    np.asarray(info_bits, dtype=np.float64), values))
         if not frame_follows:
             self._flush_if_due()
 
@@ -479,16 +467,12 @@ class TrajectoryWriter:
         buf = self._energy_buffer
         if not buf:
             return
-        columns = {"total": [b[1] for b in buf]}
-        for t in TERMS:
-            columns[t] = [b[2][t] for b in buf]
-        for name in GRAD_FIELDS:
-            columns[f"grad_norm/{name}"] = [b[3][name] for b in buf]
-        columns["spd_retractions"] = np.array([b[4] for b in buf], dtype=np.int64)
-        columns["info_bits"] = np.stack([b[5] for b in buf])
         steps = np.array([b[0] for b in buf], dtype=np.int64)
         for name, series in self._energy_series.items():
-            series.write(steps, np.asarray(columns[name], dtype=series.value.dtype))
+            column = _column(buf, name)
+            dtype = series.value.dtype
+            series.write(steps, np.stack(column).astype(dtype, copy=False) if series.value.ndim > 1
+                         else np.asarray(column, dtype=dtype))
         for series in self._energy_series.values():
             series.length += len(buf)
         self._energy_buffer = []
@@ -552,10 +536,26 @@ def _without_new_unset_keys(stored, mine):
     return mine
 
 
-def _create_info_bits(f: h5py.File, n_agents: int) -> None:
-    g = f.create_group(INFO_BITS)
-    series_dataset(g, "step", np.int64)
-    series_dataset(g, "value", np.float64, (n_agents,), chunk_rows=max(1, 8192 // max(1, n_agents)))
+def _sizes(layout: Layout) -> dict:
+    return layout_sizes(layout.n_rows, layout.K, layout.n_agents)
+
+
+def _column(buf: list[tuple], key: str) -> list:
+    """The buffered steps' values (entries of :meth:`TrajectoryWriter.log_energy`'s buffer) of the series ``key``
+    of :data:`.schema.STEP_SERIES`: from log_energy's named arguments, or by key from its further ``values``.
+    Built a column at a time (not a dict per step): logging stays a tuple append."""
+    if key == "total":
+        return [b[1] for b in buf]
+    if key.startswith("grad_norm/"):
+        field = key.removeprefix("grad_norm/")
+        return [b[3][field] for b in buf]
+    if key == "spd_retractions":
+        return [b[4] for b in buf]
+    if key == "info_bits":
+        return [b[5] for b in buf]
+    if key in buf[0][2]:  # an energy term
+        return [b[2][key] for b in buf]
+    return [b[6][key] for b in buf]
 
 
 def _has_space(path: Path, needed: int) -> bool:
@@ -597,12 +597,8 @@ class _Series:
 
 
 def _energy_series(f: h5py.File) -> dict[str, _Series]:
-    """Every series written with the energies, by the name :meth:`TrajectoryWriter._flush_energies` uses."""
-    series = {name: _Series(f[f"observables/energy/{name}"]) for name in ("total",) + TERMS}
-    series.update({f"grad_norm/{name}": _Series(f[f"observables/grad_norm/{name}"]) for name in GRAD_FIELDS})
-    series["spd_retractions"] = _Series(f["observables/spd_retractions"])
-    series["info_bits"] = _Series(f[INFO_BITS])
-    return series
+    """Every series written with the energies (:data:`.schema.STEP_SERIES`), by its key."""
+    return {series.key: _Series(f[series.path]) for series in schema.STEP_SERIES}
 
 
 def _put(ds, start: int, values: np.ndarray) -> None:
@@ -624,7 +620,7 @@ def _commit_written_frames(f: h5py.File, step: int) -> None:
     last committed frame's step and not after ``step`` count: anything else is a write that a kill cut off
     (whose unwritten entries read as 0), which the truncation that follows removes.
     """
-    groups = [f[f"particles/agents/{name}"] for name in FIELDS if f"particles/agents/{name}" in f]
+    groups = [f[frame_path(name)] for name in FIELDS if frame_path(name) in f]
     n = committed_frames(f, [g.name.rsplit("/", 1)[-1] for g in groups])
     written = min(min(g["value"].shape[0], g["time"].shape[0]) for g in groups)
     if written <= n:
@@ -656,10 +652,10 @@ def _truncate_after(f: h5py.File, step: int) -> None:
 
     f.visititems(visit)
     # frames: every field cut to the shortest committed length
-    fields = [name for name in FIELDS if f"particles/agents/{name}" in f]
+    fields = [name for name in FIELDS if frame_path(name) in f]
     n = committed_frames(f, fields)
     for name in fields:
-        for ds in f[f"particles/agents/{name}"].values():
+        for ds in f[frame_path(name)].values():
             if ds.shape[0] > n:
                 ds.resize(n, axis=0)
 

@@ -24,18 +24,27 @@ import json
 import numpy as np
 
 from ..model.energy import TERMS
+from .schema import SERIES_BY_KEY, STEP_SERIES, frame_path
 
 _FIELD_DIMS = {"mu": ("k",), "sigma": ("k", "l"), "phi": ("a",), "beta": ("j",)}
-_FIELD_ATTRS = {
-    "mu": ("u", "belief mean, in the agent's own gauge frame"),
-    "sigma": ("u2", "belief covariance"),
-    "phi": ("rad", "gauge frame: so(3) vector along the generators G_1, G_2, G_3 (|phi| is a rotation angle)"),
-    "beta": ("1", "attention weight beta_ij(c) of agent i (agent) on agent j (j) at the site"),
+# descriptions of the fields on the grid (the file's, in the layout table, describe its agent-site rows)
+_FIELD_DESCRIPTIONS = {
+    "mu": "belief mean, in the agent's own gauge frame",
+    "sigma": "belief covariance",
+    "phi": "gauge frame: so(3) vector along the generators G_1, G_2, G_3 (|phi| is a rotation angle)",
+    "beta": "attention weight beta_ij(c) of agent i (agent) on agent j (j) at the site",
 }
+# the scalar series logged every step besides the energies (stacked by term) become ``energy_step`` variables
+_STEP_VARIABLES = tuple(s for s in STEP_SERIES if s.key not in ("total",) + TERMS and not s.trailing)
 
 
 def _attrs(units: str, description: str) -> dict:
     return {"units": units, "description": description}
+
+
+def _units(series) -> str:
+    """CF's spelling of a layout table unit (``u+2`` -> ``u2``); ``1`` for dimensionless."""
+    return series.unit.replace("+", "") if series.unit else "1"
 
 
 def _frames(traj, steps) -> np.ndarray:
@@ -78,16 +87,16 @@ def trajectory_dataset(traj, steps=None, fields=None):
         "j": ("j", np.arange(N), _attrs("1", "attended agent j")),
     }
     if len(traj.fields):
-        time = f[f"particles/agents/{traj.fields[0]}/time"]
+        time = f[f"{frame_path(traj.fields[0])}/time"]
         coords["time"] = ("step", time[: len(traj.frame_steps)][frames].astype(np.float64),
                           _attrs("1", "the step count as a float (the file's H5MD time)"))
     data = {}
     for name in fields:
-        ds = f[f"particles/agents/{name}/value"]
+        ds = f[f"{frame_path(name)}/value"]
         n = len(traj.frame_steps)  # committed frames: a live or killed run's file may hold one more, partial
         values = ds[:n] if frames.size == n else ds[frames.tolist()] if frames.size else ds[:0]
         data[name] = (("step", "agent", "y", "x") + _FIELD_DIMS[name], _scatter(traj, values, agent_of_row),
-                      _attrs(*_FIELD_ATTRS[name]))
+                      _attrs(_units(SERIES_BY_KEY[name]), _FIELD_DESCRIPTIONS[name]))
     data["chi"] = (("agent", "y", "x"), _scatter(traj, traj.chi[None], agent_of_row)[0],
                    _attrs("1", "support weight chi_i(c) in (0, 1]; NaN outside the support"))
     energies = traj.energies()
@@ -97,14 +106,10 @@ def trajectory_dataset(traj, steps=None, fields=None):
     coords["term"] = ("term", np.array(terms), _attrs("1", "energy term (total: their sum)"))
     data["energy"] = (("energy_step", "term"), np.stack([energies[t] for t in terms], axis=1),
                       _attrs("nat", "energy by term, weights included, of the state at each step"))
-    for name, units in (("mu", "nat u-1"), ("sigma", "nat u-2"), ("phi", "nat rad-1")):
-        s, v = traj.grad_norm(name)
+    for series in _STEP_VARIABLES:  # grad_norm_mu, ..., spd_retractions
+        s, v = traj.series(series.key)
         if s.size == energies["step"].size:
-            data[f"grad_norm_{name}"] = ("energy_step", v, _attrs(units, f"norm of dE/d{name} over all agent-sites"))
-    s, v = traj.spd_retractions()
-    if s.size == energies["step"].size:
-        data["spd_retractions"] = ("energy_step", v, _attrs("1", "covariance steps retracted to stay positive "
-                                                                "definite in the step that produced the state"))
+            data[series.key.replace("/", "_")] = ("energy_step", v, _attrs(_units(series), series.description))
     result = traj.analysis()
     if result is not None:
         _add_analysis(traj, result, frame_steps, agent_of_row, coords, data)

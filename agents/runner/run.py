@@ -26,6 +26,7 @@ from ..setup.build import build
 from ..setup.preflight import check_output_path
 from ..setup.scenario import Scenario, ScenarioError
 from .observers import EndOfRunAnalysis, ProgressBar, RunFile, TrajectoryObserver
+from .resume import resume_refusal
 from .simulation import EnergyIncreaseWarning, Simulation
 from .startup import CompilationNotice
 
@@ -128,7 +129,8 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
             if not path.exists():
                 raise ScenarioError([f"{path}: nothing to resume (no such file)"])
             try:
-                writer, state = TrajectoryWriter.resume(path, sim.layout, config_json, lock)
+                writer, state = TrajectoryWriter.resume(path, sim.layout, config_json, lock,
+                                                        refusal=resume_refusal(config_json))
                 sim.set_state(state)  # the noise continues by itself: it depends on the seed and the step only
             except NoCheckpointYet:
                 # killed before its first write: the file holds no frame, so the run starts again in it
