@@ -152,7 +152,6 @@ def plot_meta_agents(traj):
         hi = np.array([x.max() if x.size else np.nan for x in sizes])
         ax2.plot(steps, mean, color=colors[s], label=f"scale {s}: mean")
         ax2.fill_between(steps, lo, hi, color=colors[s], alpha=0.2, step=None, label=f"scale {s}: min to max")
-    names = {v: k for k, v in EVENT_KINDS.items()}
     ev = result.events
     for kind, (marker, color) in EVENT_STYLE.items():
         sel = ev[ev["kind"] == EVENT_KINDS[kind]]
@@ -161,7 +160,6 @@ def plot_meta_agents(traj):
         k = np.clip(np.searchsorted(steps, sel["step"]), 0, len(steps) - 1)
         ax1.scatter(sel["step"], counts[k, sel["scale"]], marker=marker, color=color, s=40, zorder=5,
                     label=f"{kind} ({sel.size})")
-    del names
     ax1.set_ylabel("meta-agents")
     ax1.yaxis.get_major_locator().set_params(integer=True)
     ax1.set_ylim(bottom=0)
