@@ -315,7 +315,9 @@ def plot(run, output, quantity, x_param):
         if not (Path(run) / "summary.csv").exists():
             _fail([f"{run}: not a sweep folder (no summary.csv)"])
         try:
-            paths = viz.plots.plot_sweep(run, output, quantities=[quantity] if quantity else None, x=x_param)
+            from ..viz.sweep_plots import plot_sweep
+
+            paths = plot_sweep(run, output, quantities=[quantity] if quantity else None, x=x_param)
         except OutputRefused as exc:
             _fail([str(exc)])
         except ValueError as exc:

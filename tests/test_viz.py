@@ -24,7 +24,7 @@ from gauge_vfe.agents.io.sweep_store import write_summary
 from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.setup.scenario import load_scenario
 from gauge_vfe.agents.setup.shipped import shipped_scenarios
-from gauge_vfe.viz import plots
+from gauge_vfe.viz import plots, sweep_plots
 from gauge_vfe.viz.backend import count_renders, offscreen_plotter
 from gauge_vfe.viz.scene import (ELLIPSOID_RADIUS, TOP_VIEW_WIDTH, FrameDrawer, MovieContext, SceneOptions,
                                  add_frame, agent_color, meta_color, nice_number, readable_range, set_camera)
@@ -396,15 +396,15 @@ def test_sweep_plots_have_readable_labels_and_do_not_magnify_noise(tmp_path):
              "meta_agents": 2, "energy_total": 100 + 0.01 * seed, "uphill_steps": 0}
             for k, (kappa, seed) in enumerate((a, b) for a in (0.5, 1, 2, 4) for b in range(3))]
     write_summary(tmp_path, columns, rows)
-    fig = plots.plot_phase(tmp_path, "meta_agents")
+    fig = sweep_plots.plot_phase(tmp_path, "meta_agents")
     ax = fig.axes[0]
     assert ax.get_ylabel() == "meta-agents at the end" and ax.get_xlabel() == "kappa (energy.kappa)"
     lo, hi = ax.get_ylim()
     assert lo <= 0 and 2 < hi < 3  # a constant 2 on an axis from 0, not on 1.9 to 2.1
-    lo, hi = plots.plot_phase(tmp_path, "energy_total").axes[0].get_ylim()
+    lo, hi = sweep_plots.plot_phase(tmp_path, "energy_total").axes[0].get_ylim()
     assert lo == 0  # 100.00 to 100.02 is noise at this size
-    assert plots.honest_limits([1.0, 3.0]) is None  # data that do vary keep matplotlib's limits
-    assert plots.honest_limits([-5.0, -5.01]) == pytest.approx((-5.01 * 1.15, 0.0))
+    assert sweep_plots.honest_limits([1.0, 3.0]) is None  # data that do vary keep matplotlib's limits
+    assert sweep_plots.honest_limits([-5.0, -5.01]) == pytest.approx((-5.01 * 1.15, 0.0))
 
 
 def test_show_renders_a_logged_step_inline_without_a_display(quick, tmp_path, monkeypatch):

@@ -12,26 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..agents.model.energy import TERM_TABLE, TOTAL_COLOR
+from .figure import figure, legend_outside, save_png
 
 TERM_COLORS = {"total": TOTAL_COLOR, **{t.name: t.color for t in TERM_TABLE}}
-
-
-FIGURE_KEYS = ("figsize", "dpi", "constrained_layout", "layout")
-
-
-def _figure(*args, **kw):
-    """``plt.subplots`` without pyplot: a Figure outside pyplot's registry, so a notebook shows the returned
-    figure once (the inline backend would also show every open pyplot figure) and nothing piles up in memory."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(**{k: kw.pop(k) for k in FIGURE_KEYS if k in kw})
-    return fig, fig.subplots(*args, **kw)
-
-
-def _legend_outside(ax, **kw) -> None:
-    """The legend to the right of the axes, never over the data."""
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kw)
 
 
 def _run_name(traj) -> str:
@@ -48,7 +31,7 @@ def plot_energy(traj):
     """Every energy term against the step (symmetric-log axis: the alignment term may be negative), the legend
     outside the data."""
     e = traj.energies()
-    fig, ax = _figure(figsize=(8, 4.5), constrained_layout=True)
+    fig, ax = figure(figsize=(8, 4.5), constrained_layout=True)
     for term, color in TERM_COLORS.items():
         v = e[term]
         if term == "total" or np.any(v != 0):
@@ -59,7 +42,7 @@ def plot_energy(traj):
     ax.set_xlabel("step")
     ax.set_ylabel("energy (nats, weights included)")
     ax.set_title(f"{_run_name(traj)}: energy by term")
-    _legend_outside(ax, title="term")
+    legend_outside(ax, title="term")
     ax.grid(alpha=0.3)
     return fig
 
@@ -99,7 +82,7 @@ def plot_beta(traj, frame: int = -1):
     A = attention_matrix(traj, frame)
     order, ids = meta_order(traj, frame)
     n = traj.n_agents
-    fig, ax = _figure(figsize=(6.2, 5.6), constrained_layout=True)
+    fig, ax = figure(figsize=(6.2, 5.6), constrained_layout=True)
     im = ax.imshow(A[np.ix_(order, order)], cmap="viridis", vmin=0)
     fig.colorbar(im, ax=ax, label="attention beta_ij (mean over the overlap)", shrink=0.85)
     ax.set_xticks(range(n), order, fontsize=7)
@@ -134,7 +117,7 @@ def plot_meta_agents(traj):
     split events marked where they happen."""
     from ..agents.analysis.pipeline import EVENT_KINDS
 
-    fig, (ax1, ax2) = _figure(2, 1, figsize=(8, 5.5), sharex=True, constrained_layout=True)
+    fig, (ax1, ax2) = figure(2, 1, figsize=(8, 5.5), sharex=True, constrained_layout=True)
     result = traj.analysis()
     if result is None:
         _not_analysed(ax1)
@@ -169,7 +152,7 @@ def plot_meta_agents(traj):
     ax2.set_xlabel("step")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        _legend_outside(ax)
+        legend_outside(ax)
     ax1.set_title(f"{_run_name(traj)}: meta-agents per scale, with events")
     return fig
 
@@ -194,13 +177,13 @@ def plot_hierarchy(traj):
 
     result = traj.analysis()
     if result is None:
-        fig, ax = _figure(figsize=(8, 3), constrained_layout=True)
+        fig, ax = figure(figsize=(8, 3), constrained_layout=True)
         _not_analysed(ax)
         return fig
     scales = [s for s in range(2, result.counts.shape[1]) if result.counts[:, s].any()] or [2]
     n = traj.n_agents
     order, _ = meta_order(traj, -1)
-    fig, axes = _figure(len(scales), 1, figsize=(8, 1.2 + 0.22 * n * len(scales)), sharex=True,
+    fig, axes = figure(len(scales), 1, figsize=(8, 1.2 + 0.22 * n * len(scales)), sharex=True,
                         constrained_layout=True, squeeze=False)
     steps = result.steps
     dt = steps[1] - steps[0] if len(steps) > 1 else 1
@@ -242,7 +225,7 @@ def holonomy_quantiles(traj, qs=(0.05, 0.25, 0.5, 0.75, 0.95)):
 def plot_holonomy_over_time(traj, ax=None):
     """The distribution of plaquette holonomy angles over time: median, 25-75 % and 5-95 % bands, and max."""
     if ax is None:
-        fig, ax = _figure(figsize=(8, 4), constrained_layout=True)
+        fig, ax = figure(figsize=(8, 4), constrained_layout=True)
     else:
         fig = ax.figure
     q = holonomy_quantiles(traj)
@@ -259,13 +242,13 @@ def plot_holonomy_over_time(traj, ax=None):
     ax.set_ylabel("plaquette angle (rad)")
     ax.set_title(f"{_run_name(traj)}: plaquette holonomy over time")
     ax.grid(alpha=0.3)
-    _legend_outside(ax)
+    legend_outside(ax)
     return fig
 
 
 def plot_holonomy(traj, frame: int = -1):
     """Plaquette holonomy: its distribution over time (bands) and, beside it, the histogram of one frame."""
-    fig, (ax1, ax2) = _figure(1, 2, figsize=(11, 4), constrained_layout=True, width_ratios=(2.2, 1))
+    fig, (ax1, ax2) = figure(1, 2, figsize=(11, 4), constrained_layout=True, width_ratios=(2.2, 1))
     plot_holonomy_over_time(traj, ax1)
     angles = traj.plaquette_angles(frame)
     if angles is None:
@@ -287,7 +270,7 @@ def plot_beliefs(traj, frame: int = -1, component: int | None = None):
     n = traj.n_agents
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = _figure(rows, cols, figsize=(2.2 * cols + 1, 2.2 * rows + 0.6), constrained_layout=True,
+    fig, axes = figure(rows, cols, figsize=(2.2 * cols + 1, 2.2 * rows + 0.6), constrained_layout=True,
                         squeeze=False)
     mu = traj.field("mu", frame)
     vals = np.linalg.norm(mu, axis=-1) if component is None else mu[..., component]
@@ -311,18 +294,6 @@ PLOTS = (("energy", plot_energy), ("holonomy", plot_holonomy), ("meta_agents", p
          ("hierarchy", plot_hierarchy), ("attention", plot_beta), ("beliefs", plot_beliefs))
 
 
-def save_png(fig, path: Path, inputs=()) -> Path:
-    """``fig`` as a PNG at ``path``, replacing an earlier one only once the new one is complete (a kill or an
-    error mid-write leaves the earlier plot as it was); a ``path`` that is one of ``inputs``, a live run's file or
-    any run trajectory raises :class:`~gauge_vfe.agents.io.outputs.OutputRefused`."""
-    from ..agents.io.outputs import atomic_output, check_output
-
-    check_output(path, inputs, "plot")
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    return path
-
-
 def plot_all(traj, out_dir) -> list[Path]:
     """Write every plot as PNG into ``out_dir``; returns the paths. A PNG path that is the run file, a live run's
     file or any run trajectory raises :class:`~gauge_vfe.agents.io.outputs.OutputRefused` before any is
@@ -335,199 +306,3 @@ def plot_all(traj, out_dir) -> list[Path]:
         check_output(path, [getattr(traj, "path", None)], "plot")
     out.mkdir(parents=True, exist_ok=True)
     return [save_png(fn(traj), path, [getattr(traj, "path", None)]) for path, fn in targets]
-
-
-def read_sweep(directory) -> tuple[list[str], list[dict]]:
-    """(swept parameter names, completed members' rows) from a sweep folder's summary."""
-    from ..agents.io.sweep_store import read_summary
-
-    columns, rows = read_summary(directory)
-    params = [k[len("param:"):] for k in columns if k.startswith("param:")]
-    return params, [r for r in rows if r["status"] == "completed"]
-
-
-def _num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return np.nan
-
-
-QUANTITY_LABELS = {
-    "meta_agents": "meta-agents at the end", "meta_max_scale": "highest meta-agent scale",
-    "energy_total": "total energy at the end (nats)", "holonomy_mean": "mean plaquette angle, last frame (rad)",
-    "holonomy_max": "largest plaquette angle, last frame (rad)", "wall_time": "wall time (s)",
-    "last_step": "last step", "uphill_steps": "uphill steps",
-}
-INTEGER_QUANTITIES = ("meta_agents", "meta_max_scale", "last_step", "uphill_steps")
-
-
-def label(column: str) -> str:
-    """A readable axis label for a summary column or a swept parameter (its key kept for reference)."""
-    if column in QUANTITY_LABELS:
-        return QUANTITY_LABELS[column]
-    if column.startswith("energy_"):
-        return f"{column[len('energy_'):]} energy at the end (nats)"
-    if "." in column:  # a swept parameter: its own name first, then where it lives in the scenario
-        return f"{column.rsplit('.', 1)[1].replace('_', ' ')} ({column})"
-    return column.replace("_", " ")
-
-
-def honest_limits(values, integer: bool = False, rel_noise: float = 0.05) -> tuple[float, float] | None:
-    """Axis limits that do not magnify noise: when the data vary by less than ``rel_noise`` of their size
-    (a constant 2, or 2 +- 0.01), the axis starts at zero (or ends there, for negative data) instead of
-    zooming into the third digit. None: leave matplotlib's limits (the data do vary)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if not v.size:
-        return None
-    lo, hi = float(v.min()), float(v.max())
-    size = max(abs(lo), abs(hi))
-    if integer and lo >= 0:
-        return (0.0, max(hi, 1.0) * 1.15)  # counts: always from zero
-    if size == 0:
-        return (-1.0, 1.0)
-    if hi - lo >= rel_noise * size:
-        return None
-    if lo >= 0:
-        return (0.0, hi * 1.15)
-    if hi <= 0:
-        return (lo * 1.15, 0.0)
-    return (-1.15 * size, 1.15 * size)
-
-
-def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, group: str | None = None):
-    """A summary quantity against one swept parameter (and one line per value of a second), mean and spread
-    (standard deviation) over every other swept parameter, e.g. the seeds."""
-    params, rows = read_sweep(directory)
-    free = [p for p in params if p != "seed"] or params
-    x = x or free[0]
-    group = group if group is not None else next((p for p in free if p != x), None)
-    fig, ax = _figure(figsize=(7.5, 4.5), constrained_layout=True)
-    shown = []
-    groups = sorted({r[f"param:{group}"] for r in rows}, key=_num) if group else [None]
-    for g in groups:
-        sel = [r for r in rows if g is None or r[f"param:{group}"] == g]
-        xs = sorted({_num(r[f"param:{x}"]) for r in sel})
-        means, stds, ns = [], [], []
-        for xv in xs:
-            vals = np.array([_num(r[quantity]) for r in sel if _num(r[f"param:{x}"]) == xv])
-            vals = vals[np.isfinite(vals)]
-            means.append(vals.mean() if vals.size else np.nan)
-            stds.append(vals.std() if vals.size > 1 else 0.0)
-            ns.append(vals.size)
-        name = f"{label(group).split(' (')[0]} = {g}" if group else None
-        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
-        shown += [m + d for m, d in zip(means, stds)] + [m - d for m, d in zip(means, stds)]
-        # points with a member whose energy went up in some step: ringed in red (their step sizes are too large)
-        up = [(xv, m) for xv, m in zip(xs, means)
-              if any(_num(r.get("uphill_steps", 0)) > 0 for r in sel if _num(r[f"param:{x}"]) == xv)]
-        if up:
-            ax.scatter(*zip(*up), s=160, facecolors="none", edgecolors="red", linewidths=1.5, zorder=5,
-                       label=None if "went uphill" in ax.get_legend_handles_labels()[1] else "went uphill")
-    if len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) > 20:
-        ax.set_xscale("log")
-    integer = quantity in INTEGER_QUANTITIES
-    limits = honest_limits(shown, integer=integer)
-    if limits is not None:
-        ax.set_ylim(*limits)
-    if integer:
-        ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel(label(x))
-    ax.set_ylabel(label(quantity))
-    n_rep = max(ns) if ns else 0
-    ax.set_title(f"{label(quantity)} against {label(x).split(' (')[0]}\n(mean and standard deviation over "
-                 f"{n_rep} members per point)", fontsize=10)
-    _legend_outside(ax)
-    ax.grid(alpha=0.3)
-    return fig
-
-
-SWEEP_QUANTITIES = ("meta_agents", "meta_max_scale", "energy_total", "energy_alignment", "holonomy_mean")
-RATIO_PARAMS = ("energy.alpha", "energy.lambda_align")  # swept: the x axis is lambda_align / alpha
-
-
-def _measured_separation(rows) -> bool:
-    return any(np.isfinite(_num(r.get("separation"))) or np.isfinite(_num(r.get("separation_lower"))) for r in rows)
-
-
-def plot_separation(directory, x: str | None = None):
-    """The time-scale separation tau_collective / tau_relative of each member (docs/model.md#separation) with
-    its error bar, against ``x`` (default: lambda_align / alpha when alpha or lambda_align is swept), one panel
-    per value of the next swept parameter and one line per value of the one after; any further parameter
-    (e.g. a seed) gives each member its own point. A collective mode too slow for its run is drawn as a lower
-    bound (a triangle pointing up); a member with no meta-agent, or no resolved time, as a cross on the axis."""
-    params, rows = read_sweep(directory)
-    if x is None:
-        x = "lambda_align_over_alpha" if any(p in params for p in RATIO_PARAMS) else params[0]
-    rest = [p for p in params if p not in RATIO_PARAMS and p != x] if x == "lambda_align_over_alpha" else \
-        [p for p in params if p != x]
-    panel, line = (rest + [None, None])[:2]
-
-    def xval(r):
-        return _num(r[x] if x in r else r[f"param:{x}"])
-
-    def values(key):
-        return sorted({r[f"param:{key}"] for r in rows}, key=_num) if key else [None]
-
-    def named(key, value):  # the key without its section: "temperature.mu = 0.01", "rho = 0.9"
-        return f"{key.split('.', 1)[-1]} = {value}"
-
-    panels = values(panel)
-    fig, axes = _figure(1, len(panels), figsize=(4.2 * len(panels) + 1.8, 4.2), sharey=True, squeeze=False,
-                        constrained_layout=True)
-    all_y = []
-    for ax, pv in zip(axes[0], panels):
-        for k, lv in enumerate(values(line)):
-            sel = [r for r in rows if (pv is None or r[f"param:{panel}"] == pv) and
-                   (lv is None or r[f"param:{line}"] == lv)]
-            sel.sort(key=xval)
-            color = f"C{k}"
-            name = named(line, lv) if line else None
-            xs = np.array([xval(r) for r in sel])
-            ys = np.array([_num(r.get("separation")) for r in sel])
-            es = np.array([_num(r.get("separation_err")) for r in sel])
-            ok = np.isfinite(ys)
-            ax.errorbar(xs[ok], ys[ok], yerr=np.where(np.isfinite(es[ok]), es[ok], 0.0), marker="o", capsize=3,
-                        color=color, label=name)
-            all_y += list(ys[ok])
-            lower = np.array([_num(r.get("separation_lower")) for r in sel])
-            lo = ~ok & np.isfinite(lower)
-            if lo.any():
-                ax.scatter(xs[lo], lower[lo], marker="^", s=70, color=color, zorder=5,
-                           label=None if "lower bound (too slow for the run)" in ax.get_legend_handles_labels()[1]
-                           else "lower bound (too slow for the run)")
-                all_y += list(lower[lo])
-            none = ~ok & ~lo
-            if none.any():
-                ax.scatter(xs[none], np.zeros(none.sum()), marker="x", s=60, color=color, zorder=5,
-                           transform=ax.get_xaxis_transform(), clip_on=False,
-                           label=None if "no meta-agent / not resolved" in ax.get_legend_handles_labels()[1]
-                           else "no meta-agent / not resolved")
-        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_xlabel("lambda_align / alpha" if x == "lambda_align_over_alpha" else label(x))
-        ax.set_title(named(panel, pv) if panel else "", fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-    if all_y and min(all_y) > 0:
-        axes[0][0].set_yscale("log")
-    axes[0][0].set_ylabel("tau_collective / tau_relative (steps)")
-    fig.suptitle("time-scale separation of the scale-2 meta-agents (error bars: Madras-Sokal)", fontsize=10)
-    _legend_outside(axes[0][-1])
-    return fig
-
-
-def plot_sweep(directory, out_dir=None, quantities=None, x: str | None = None) -> list[Path]:
-    """Phase diagrams of summary quantities (default: the main ones) against ``x`` (default: the first swept
-    parameter other than the seed), as PNGs (default: into the sweep folder); with the default quantities, also
-    the time-scale separation (``separation.png``, :func:`plot_separation`) when a member measured one."""
-    if not read_sweep(directory)[1]:
-        raise ValueError(f"{directory}: no completed member to plot (see summary.csv)")
-    out = Path(out_dir) if out_dir is not None else Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for q in quantities or SWEEP_QUANTITIES:
-        written.append(save_png(plot_phase(directory, q, x), out / f"phase_{q}.png"))
-    if quantities is None and _measured_separation(read_sweep(directory)[1]):
-        written.append(save_png(plot_separation(directory), out / "separation.png"))
-    return written
