@@ -295,7 +295,7 @@ def view(run_file, color_by):
 
     try:
         viz.view(run_file, color_by=color_by)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:  # no display; a frame the file cannot re-evaluate (streaming)
         _fail([str(exc)])
 
 
