@@ -243,3 +243,51 @@ def test_series_come_as_replica_frame_feature_arrays():
     assert as_replicas(np.zeros((4, 2, 3))).shape == (1, 4, 6)
     with pytest.raises(ValueError, match="different shapes"):
         as_replicas(np.zeros(4), np.zeros(5))
+
+
+def test_deeptime_implied_timescales_match_the_spectrum_on_a_linear_case(one_thread):
+    """Two agents sharing a 4x4 grid, one fixed frame, Sigma frozen, mu at T > 0: per site a linear system whose
+    collective and relative modes are AR(1) (docs/model.md#separation). Their gauge-invariant agent series from
+    4 independent replicas, as (replica, frame, feature), through deeptime's TICA: the implied timescales match
+    gv.spectrum's tau_steps of the two physical rates (and the closed form)."""
+    deeptime = pytest.importorskip("deeptime")
+    import gauge_vfe as gv
+    from gauge_vfe.agents.analysis.gauge_series import prior_offsets
+
+    prior = [0.3, -0.2, 0.5]
+    alpha, lam, lr, s = 1.0, 1.0, 0.02, 1.0
+
+    def sim(seed):
+        return Simulation.from_config({
+            "seed": seed, "grid": {"height": 4, "width": 4}, "fiber": {"spins": [1]},
+            "agents": {"count": 2, "support": {"shape": "whole"}, "init": {"mu": {"value": prior}}},
+            "priors": {"mu": {"value": prior}, "sigma": {"value": s}},
+            "energy": {"alpha": alpha, "lambda_align": lam},
+            "dynamics": {"lr_mu": lr, "lr_sigma": 0.0, "lr_phi": 0.0, "temperature": {"mu": 0.01}},
+            "output": {"every": 1}}, keep_history=False)
+
+    replicas = []
+    for seed in range(4):
+        sm = sim(seed)
+        xs = []
+        for _ in range(8000):
+            sm.step()
+            xs.append(prior_offsets(sm.layout, sm.state))
+        replicas.append(np.array(xs))
+    x = as_replicas(*replicas)
+    assert x.shape == (4, 8000, 6)
+    lag = 8
+    model = deeptime.decomposition.TICA(lagtime=lag, dim=6).fit(list(x)).fetch_model()
+    its = np.sort(np.asarray(model.timescales(lagtime=lag)))[::-1]
+    # closed form: a_c = 1 - lr alpha / s (3 components), a_r = 1 - lr (alpha + 4 lam) / s (3), tau = -1/ln a
+    a_c, a_r = 1 - lr * alpha / s, 1 - lr * (alpha + 4 * lam) / s
+    want_c, want_r = -1 / np.log(a_c), -1 / np.log(a_r)
+    df = gv.spectrum(sim(0), k=2 * 16 * 3, method="dense")
+    taus = np.sort(df[~df["gauge"]]["tau_steps"].to_numpy())[::-1]
+    np.testing.assert_allclose(taus[0], want_c, rtol=1e-6)
+    np.testing.assert_allclose(taus[-1], want_r, rtol=1e-6)
+    print(f"TICA {its}, spectrum {taus[0]:.2f} / {taus[-1]:.2f}")
+    # each estimate within 15 % (the spread of 4 x 8000 steps), the mean of the three within 5 %
+    np.testing.assert_allclose(its[:3], taus[0], rtol=0.15)
+    np.testing.assert_allclose(its[3:], taus[-1], rtol=0.15)
+    np.testing.assert_allclose([its[:3].mean(), its[3:].mean()], [taus[0], taus[-1]], rtol=0.05)

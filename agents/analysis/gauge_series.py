@@ -46,7 +46,8 @@ def transported_offsets(layout: Layout, state: State, meta_layout: Layout, meta_
                         members) -> dict[int, np.ndarray]:
     """For each base agent ``a`` in ``members``: the ``chi_a``-weighted mean over its support of
     ``Omega_aM mu_M - mu_a`` (``Omega_aM = R_a R_M^T``), ``M`` the coarse-grained agent ``k`` of ``meta_layout``,
-    whose support covers its members' (the union)."""
+    whose support is its members' union (less sites where every member's chi is below coarse-graining's
+    1e-6 cut: those rows are left out, their weight is negligible)."""
     R = frame_matrices(layout, state)
     mrows = np.arange(meta_layout.offset[k], meta_layout.offset[k + 1])
     RM = frame_matrices(meta_layout, meta_state)[mrows]
@@ -54,10 +55,9 @@ def transported_offsets(layout: Layout, state: State, meta_layout: Layout, meta_
     at_site[meta_layout.index[mrows]] = np.arange(mrows.size)
     out = {}
     for a in members:
-        rows = layout.rows_of(int(a))
+        rows = np.arange(layout.offset[a], layout.offset[a + 1])
         p = at_site[layout.index[rows]]
-        if (p < 0).any():
-            raise ValueError(f"member {a} has sites outside its meta-agent's support")
+        rows, p = rows[p >= 0], p[p >= 0]
         muM = np.einsum("sji,sj->si", RM[p], meta_state.mu[mrows][p])  # R_M^T mu_M
         d = np.einsum("sij,sj->si", R[rows], muM) - state.mu[rows]  # R_a R_M^T mu_M - mu_a
         w = layout.chi[rows]
