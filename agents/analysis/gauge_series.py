@@ -43,14 +43,16 @@ def prior_offsets(layout: Layout, state: State) -> np.ndarray:
 
 
 def transported_offsets(layout: Layout, state: State, meta_layout: Layout, meta_state: State, k: int,
-                        members) -> dict[int, np.ndarray]:
+                        members, frames: np.ndarray | None = None,
+                        meta_frames: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """For each base agent ``a`` in ``members``: the ``chi_a``-weighted mean over its support of
     ``Omega_aM mu_M - mu_a`` (``Omega_aM = R_a R_M^T``), ``M`` the coarse-grained agent ``k`` of ``meta_layout``,
     whose support is its members' union (less sites where every member's chi is below coarse-graining's
-    1e-6 cut: those rows are left out, their weight is negligible)."""
-    R = frame_matrices(layout, state)
+    1e-6 cut: those rows are left out, their weight is negligible). ``frames``, ``meta_frames``: the two layouts'
+    frame matrices when the caller has them (one computation per frame, not per meta-agent)."""
+    R = frame_matrices(layout, state) if frames is None else frames
     mrows = np.arange(meta_layout.offset[k], meta_layout.offset[k + 1])
-    RM = frame_matrices(meta_layout, meta_state)[mrows]
+    RM = (frame_matrices(meta_layout, meta_state) if meta_frames is None else meta_frames)[mrows]
     at_site = -np.ones(layout.grid.n_sites, dtype=np.int64)
     at_site[meta_layout.index[mrows]] = np.arange(mrows.size)
     out = {}

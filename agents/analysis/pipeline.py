@@ -265,12 +265,16 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
         elif frames_fixed and not np.array_equal(phi0, state.phi):
             frames_fixed = False
         ids_by_level = []
+        frames_base = None  # the agents' frame matrices, computed once the frame has a meta-agent
         for level, mem in zip(levels, base):
             scale = level.scale + 1
             ids = tracker.update(step, scale, mem)
             ids_by_level.append(ids)
             counts[f, scale] = len(ids)
-            inv = prior_offsets(level.layout, level.state) if ids else None
+            if ids:
+                inv = prior_offsets(level.layout, level.state)
+                frames_base = frame_matrices(layout, state) if frames_base is None else frames_base
+                frames_meta = frame_matrices(level.layout, level.state)
             for k, (mid, m) in enumerate(zip(ids, mem)):
                 if scale == 2:
                     labels[f, m] = mid
@@ -279,7 +283,7 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
                 entry["steps"].append(step)
                 entry["meta"].append(_common_mean(level.layout, level.state, level.layout.rows_of(k)))
                 entry["inv_meta"].append(inv[k])
-                rel = transported_offsets(layout, state, level.layout, level.state, k, m)
+                rel = transported_offsets(layout, state, level.layout, level.state, k, m, frames_base, frames_meta)
                 snap = coarse_snapshot(level.layout, level.state, k)
                 if mid in last_cg and last_cg[mid][0] == prev_step:
                     intervals.setdefault(mid, {"scale": scale, "rows": []})["rows"].append(
