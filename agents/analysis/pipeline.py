@@ -20,6 +20,8 @@ import numpy as np
 
 from ..model.layout import Layout
 from ..model.state import State
+from .gauge_series import (bits_per_scale, coarse_bits, coarse_snapshot, lifetime_table, prior_offsets,
+                           support_means, transported_offsets)
 from .holonomy import automatic_loops, loop_from_waypoints, loop_holonomy, plaquette_angles
 from .measures import frame_matrices
 from .meta_agents import Tracker, base_members, hierarchy
@@ -42,6 +44,12 @@ TIMESCALE_DETAIL_DTYPE = np.dtype([
     ("n_frames", "i8"), ("every", "i8"), ("window", "i8"), ("stationary", "?"), ("resolved", "?"),
     ("tau_frames", "f8"), ("tau_frames_err", "f8"), ("tau_blocking_frames", "f8"), ("tau_steps", "f8"),
     ("tau_steps_err", "f8"), ("bits_per_step", "f8"), ("tau_bits", "f8"), ("tau_bits_err", "f8")])
+
+# series_detail: the timescale_detail columns, the series each row measures and whether it is gauge-invariant
+SERIES_DETAIL_DTYPE = np.dtype(TIMESCALE_DETAIL_DTYPE.descr + [("series", "U24"), ("gauge_invariant", "?")])
+SERIES_NAMES = {(True, 0): "own-frame prior offset", (True, 1): "own-frame prior offset",
+                (True, 2): "transported offset", (False, 0): "common frame", (False, 1): "common frame",
+                (False, 2): "common frame"}
 
 
 @dataclass
@@ -73,12 +81,20 @@ class AnalysisResult:
     # TIMESCALE_DETAIL_DTYPE rows, kind coded by TIMESCALE_KINDS: ``id`` the agent (kind agent) or the meta-agent,
     # ``member`` the base member of a relative mode (else -1). Empty in files analysed before it existed.
     timescale_detail: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=TIMESCALE_DETAIL_DTYPE))
+    # Computed by analyze_frames, not stored in the run file (docs/model.md#invariant-series):
+    # SERIES_DETAIL_DTYPE rows: the gauge-invariant series, and the common-frame ones only where frames are fixed
+    series_detail: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=SERIES_DETAIL_DTYPE))
+    bits_by_meta: np.ndarray | None = None  # gauge_series.BITS_SCALE_DTYPE: time in bits per scale
+    lifetime_stats: np.ndarray | None = None  # gauge_series.LIFETIME_STATS_DTYPE: steps and member bits
+    # the gauge-invariant series themselves: "agent" (F, N, K); "collective" {id: (steps, (F_M, K))};
+    # "relative" {(id, member): (steps, (F_a, K))}
+    invariant_series: dict = field(default_factory=dict)
 
-    def timescales_by_scale(self) -> list[dict]:
+    def timescales_by_scale(self, detail: np.ndarray | None = None) -> list[dict]:
         """Per scale and kind (agents are scale 1): how many series, how many resolved, and the mean over the
         resolved ones of tau in steps and bits, each with the error of that mean (the rows' errors combined as
-        independent, ``sqrt(sum err^2) / n``)."""
-        d = self.timescale_detail
+        independent, ``sqrt(sum err^2) / n``). ``detail``: the rows to summarise (default ``timescale_detail``)."""
+        d = self.timescale_detail if detail is None else detail
         names = {v: k for k, v in TIMESCALE_KINDS.items()}
         out = []
         for scale, kind in sorted({(int(r["scale"]), int(r["kind"])) for r in d}):
@@ -94,7 +110,27 @@ class AnalysisResult:
             out.append(row)
         return out
 
-    def separation(self, scale: int = 2) -> dict:
+    def invariant_separation(self, scale: int = 2) -> dict:
+        """:meth:`separation` over the gauge-invariant rows of ``series_detail`` only."""
+        d = self.series_detail
+        return self.separation(scale, detail=d[d["gauge_invariant"]])
+
+    def series_array(self, kind: str = "agent", ident: int | None = None, member: int | None = None) -> np.ndarray:
+        """A gauge-invariant series as ``(replica, frame, feature)`` with one replica: ``agent`` (all agents'
+        K-vectors side by side, frames where the analysis skipped a frame dropped), or the ``collective`` mode
+        of meta-agent ``ident``, or the ``relative`` mode of its base ``member``."""
+        from .gauge_series import as_replicas
+        s = self.invariant_series
+        if kind == "agent":
+            x = s["agent"]
+            return as_replicas(x[np.isfinite(x).all(axis=(1, 2))])
+        if kind == "collective":
+            return as_replicas(s["collective"][ident][1])
+        if kind == "relative":
+            return as_replicas(s["relative"][(ident, member)][1])
+        raise ValueError(f"series kind {kind!r}: expected agent, collective or relative")
+
+    def separation(self, scale: int = 2, detail: np.ndarray | None = None) -> dict:
         """The time-scale separation at ``scale`` (docs/model.md#separation): the mean resolved time of the
         collective modes over that of the relative modes (``separation``) and over that of the agents
         (``separation_agent``), in steps and in bits, with errors combined from the means' relative errors.
@@ -104,7 +140,7 @@ class AnalysisResult:
         over the relative time (the mean of the bounds of such series; NaN otherwise). Values are NaN where there
         is nothing to measure (no meta-agent
         at that scale, or no resolved row)."""
-        by = {(r["scale"], r["kind"]): r for r in self.timescales_by_scale()}
+        by = {(r["scale"], r["kind"]): r for r in self.timescales_by_scale(detail)}
         nan = float("nan")
         out = {}
         for name, key in (("agent", (1, "agent")), ("collective", (scale, "collective")),
@@ -124,7 +160,7 @@ class AnalysisResult:
         out["separation"], out["separation_err"] = ratio("collective", "relative", "steps")
         out["separation_bits"], out["separation_bits_err"] = ratio("collective", "relative", "bits")
         out["separation_agent"], out["separation_agent_err"] = ratio("collective", "agent", "steps")
-        d = self.timescale_detail
+        d = self.timescale_detail if detail is None else detail
         slow = d[(d["scale"] == scale) & (d["kind"] == TIMESCALE_KINDS["collective"]) & np.isinf(d["tau_frames"])]
         rel = out["tau_relative_steps"]
         # a bound on the mean time of the too-slow series: the mean of their bounds (one meta-agent that split
@@ -169,9 +205,7 @@ def _common_mean(layout: Layout, state: State, rows) -> np.ndarray:
 def _agent_means(layout: Layout, state: State) -> np.ndarray:
     """(N, K): every agent's chi-weighted mean over its support of R^T mu, as :func:`_common_mean`."""
     R = frame_matrices(layout, state)
-    w = layout.chi[:, None] * np.einsum("sji,sj->si", R, state.mu)
-    starts = np.asarray(layout.offset[:-1], dtype=np.int64)
-    return np.add.reduceat(w, starts, axis=0) / np.add.reduceat(layout.chi, starts)[:, None]
+    return support_means(layout, np.einsum("sji,sj->si", R, state.mu))
 
 
 def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, progress=None,
@@ -194,6 +228,12 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
     # id -> {"scale", "steps": [...], "meta": [...], "members": {agent: [...]}, "at": {agent: [index in "meta"]}}
     series: dict[int, dict] = {}
     agent_series = np.full((F, N, layout.K), np.nan)  # per frame, NaN where the frame was skipped
+    agent_invariant = np.full((F, N, layout.K), np.nan)  # the gauge-invariant agent series (gauge_series)
+    # id -> (step, coarse-grained belief) at its last analysed frame; id -> {"scale", "rows"}: bits intervals
+    last_cg: dict[int, tuple[int, dict]] = {}
+    intervals: dict[int, dict] = {}
+    prev_step = None  # step of the previous analysed (usable) frame
+    phi0, frames_fixed = None, True  # the common-frame series is kept only when no frame ever moved
     angles = np.full((F, layout.n_rows), np.nan)
     summary = np.zeros((F, len(HOLONOMY_SUMMARY_COLUMNS)))
     loop_angle = np.zeros((F, len(loop_defs)))
@@ -219,20 +259,39 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
             continue
         base = base_members(levels)
         means = agent_series[f] = _agent_means(layout, state)
+        agent_invariant[f] = prior_offsets(layout, state)
+        if phi0 is None:
+            phi0 = state.phi.copy()
+        elif frames_fixed and not np.array_equal(phi0, state.phi):
+            frames_fixed = False
         ids_by_level = []
+        frames_base = None  # the agents' frame matrices, computed once the frame has a meta-agent
         for level, mem in zip(levels, base):
             scale = level.scale + 1
             ids = tracker.update(step, scale, mem)
             ids_by_level.append(ids)
             counts[f, scale] = len(ids)
+            if ids:
+                inv = prior_offsets(level.layout, level.state)
+                frames_base = frame_matrices(layout, state) if frames_base is None else frames_base
+                frames_meta = frame_matrices(level.layout, level.state)
             for k, (mid, m) in enumerate(zip(ids, mem)):
                 if scale == 2:
                     labels[f, m] = mid
-                entry = series.setdefault(mid, {"scale": scale, "steps": [], "meta": [], "members": {}, "at": {}})
+                entry = series.setdefault(mid, {"scale": scale, "steps": [], "meta": [], "members": {}, "at": {},
+                                                "inv_meta": [], "inv_rel": {}})
                 entry["steps"].append(step)
                 entry["meta"].append(_common_mean(level.layout, level.state, level.layout.rows_of(k)))
+                entry["inv_meta"].append(inv[k])
+                rel = transported_offsets(layout, state, level.layout, level.state, k, m, frames_base, frames_meta)
+                snap = coarse_snapshot(level.layout, level.state, k)
+                if mid in last_cg and last_cg[mid][0] == prev_step:
+                    intervals.setdefault(mid, {"scale": scale, "rows": []})["rows"].append(
+                        (prev_step, step, coarse_bits(snap, last_cg[mid][1]), [int(a) for a in m]))
+                last_cg[mid] = (step, snap)
                 for a in m:
                     entry["members"].setdefault(int(a), []).append(means[a])
+                    entry["inv_rel"].setdefault(int(a), []).append(rel[int(a)])
                     # membership can change while the id stays: where in the meta-agent's series a is a member
                     entry["at"].setdefault(int(a), []).append(len(entry["meta"]) - 1)
         # Scales the hierarchy did not reach in this frame have no meta-agents: the tracker must see that,
@@ -255,6 +314,7 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
         summary[f] = (fin.mean() if fin.size else np.nan, fin.max() if fin.size else np.nan, fin.size)
         for li, lp in enumerate(loop_defs):
             loop_angle[f, li], loop_axis[f, li], _ = loop_holonomy(layout, state, lp)
+        prev_step = step
         if progress is not None:
             progress(f + 1, F)
     if f + 1 != F:
@@ -268,6 +328,12 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
         timescales.append((mid, entry["scale"], tau_meta, tau_members, ratio))
     detail = _timescale_detail(steps, agent_series, series, info_bits)
     first = int(steps[0]) if F else 0
+    lifetimes = np.array([(mid, series[mid]["scale"], tracker.born.get(mid, first),
+                           tracker.died.get(mid, -1)) for mid in sorted(series)], dtype=LIFETIME_DTYPE)
+    invariant = {"agent": agent_invariant,
+                 "collective": {mid: (np.array(e["steps"]), np.array(e["inv_meta"])) for mid, e in series.items()},
+                 "relative": {(mid, a): (np.array(e["steps"])[e["at"][a]], np.array(v))
+                              for mid, e in series.items() for a, v in e["inv_rel"].items()}}
     return AnalysisResult(
         params=params.model_dump() if hasattr(params, "model_dump") else dict(params.__dict__),
         steps=steps, labels=labels, counts=counts,
@@ -275,13 +341,17 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
         members=np.concatenate(members_flat).astype(np.int64) if members_flat else np.zeros(0, dtype=np.int64),
         members_offset=np.concatenate([[0], np.cumsum([m.size for m in members_flat])]).astype(np.int64),
         events=np.array([(s, EVENT_KINDS[k], sc, i, o) for s, k, sc, i, o in tracker.events], dtype=EVENT_DTYPE),
-        lifetimes=np.array([(mid, series[mid]["scale"], tracker.born.get(mid, first), tracker.died.get(mid, -1))
-                            for mid in sorted(series)], dtype=LIFETIME_DTYPE),
+        lifetimes=lifetimes,
         timescales=np.array(timescales, dtype=TIMESCALE_DTYPE),
         plaquette_angle=angles, holonomy_summary=summary,
         loop_names=[lp.name for lp in loop_defs],
         loop_definitions=[{"name": lp.name, "rows": lp.rows.tolist(), "kinds": lp.kinds.tolist()} for lp in loop_defs],
         loop_angle=loop_angle, loop_axis=loop_axis, notes=notes, timescale_detail=detail,
+        series_detail=_series_detail(steps, agent_series, agent_invariant, series, info_bits, frames_fixed),
+        bits_by_meta=bits_per_scale(intervals, info_bits),
+        lifetime_stats=lifetime_table(lifetimes, int(steps[-1]) if F else 0,
+                                      {mid: sorted(e["members"]) for mid, e in series.items()}, info_bits),
+        invariant_series=invariant,
     )
 
 
@@ -289,6 +359,33 @@ def _timescale_detail(steps, agent_series, series, info_bits) -> np.ndarray:
     """The rows of ``timescale_detail``: each agent (scale 1), each meta-agent's collective mode (its
     coarse-grained belief's common-frame mean) and each base member's relative mode (the member's common-frame
     mean minus the collective one, at the frames where it is a base member), docs/model.md#timescale-detail."""
+    return _timescale_rows(steps, agent_series, series, info_bits, "meta",
+                           lambda entry, a, idx, meta: np.array(entry["members"][a]) - meta[idx])
+
+
+def _series_detail(steps, agent_series, agent_invariant, series, info_bits, frames_fixed: bool) -> np.ndarray:
+    """The rows of ``series_detail`` (docs/model.md#invariant-series): the gauge-invariant series of every agent,
+    collective and relative mode, and, only when no logged frame's ``phi`` differs from the first's (frames fixed,
+    ``lr_phi = 0`` and no frame noise), the common-frame rows of ``timescale_detail`` too, each row naming its
+    series and whether it is gauge-invariant."""
+    parts = [(_timescale_rows(steps, agent_invariant, series, info_bits, "inv_meta",
+                              lambda entry, a, idx, meta: np.array(entry["inv_rel"][a])), True)]
+    if frames_fixed:
+        parts.append((_timescale_detail(steps, agent_series, series, info_bits), False))
+    out = []
+    for rows, invariant in parts:
+        table = np.zeros(rows.size, dtype=SERIES_DETAIL_DTYPE)
+        for name in TIMESCALE_DETAIL_DTYPE.names:
+            table[name] = rows[name]
+        table["gauge_invariant"] = invariant
+        table["series"] = [SERIES_NAMES[(invariant, int(k))] for k in rows["kind"]]
+        out.append(table)
+    return np.concatenate(out)
+
+
+def _timescale_rows(steps, agent_series, series, info_bits, meta_key: str, relative) -> np.ndarray:
+    """Time-scale rows (``TIMESCALE_DETAIL_DTYPE``) of the agents' series ``agent_series`` (F, N, K), each
+    meta-agent's ``entry[meta_key]`` and each member's ``relative(entry, a, frame indices, meta)``."""
     every = frame_spacing(steps)
     rows = []
 
@@ -305,12 +402,12 @@ def _timescale_detail(steps, agent_series, series, info_bits) -> np.ndarray:
         ok = np.isfinite(agent_series[:, a]).all(axis=1)
         add("agent", a, 1, -1, agent_series[ok, a], steps[ok], [a])
     for mid, entry in sorted(series.items()):
-        at, meta = np.array(entry["steps"], dtype=np.int64), np.array(entry["meta"])
+        at, meta = np.array(entry["steps"], dtype=np.int64), np.array(entry[meta_key])
         members = sorted(entry["members"])
         add("collective", mid, entry["scale"], -1, meta, at, members)
         for a in members:  # over the frames where a is a member
             idx = np.array(entry["at"][a], dtype=np.int64)
-            add("relative", mid, entry["scale"], a, np.array(entry["members"][a]) - meta[idx], at[idx], [a])
+            add("relative", mid, entry["scale"], a, relative(entry, a, idx, meta), at[idx], [a])
     return np.array(rows, dtype=TIMESCALE_DETAIL_DTYPE)
 
 
