@@ -11,10 +11,16 @@ earlier output of its own kind survives until the new one is complete.
   system; hidden; same suffix, so writers that pick the format by suffix still work). On success the file is
   fsynced and renamed over the target; on any failure or interrupt it is removed and the target is as it was.
   A SIGKILL can leave the hidden temporary behind: the next write to the same target removes it.
+* A full disk is one line, not a crash: :func:`is_disk_full` is the one test of "this error is ENOSPC" (h5py
+  puts the C errno only in its text), :func:`atomic_output` turns it into :class:`NoSpaceLeft` ("no space left
+  on device while writing X; nothing was replaced"), and :func:`h5_output` / :func:`release_h5` close an HDF5
+  handle whose write failed without letting HDF5 write through it again (closing it normally re-flushes its
+  caches into the full disk, and HDF5 then crashes with a segmentation fault, at once or at exit).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -29,6 +35,46 @@ _USERBLOCK_OFFSETS = (0, 512, 1024, 2048, 4096, 8192)  # where HDF5 may put the 
 
 class OutputRefused(ValueError):
     """The output path names a file this command must not replace (one line, naming it)."""
+
+
+class NoSpaceLeft(OSError):
+    """The disk filled up while writing ``target``; the earlier file there (if any) is as it was."""
+
+    def __init__(self, target, replaced: str = "nothing was replaced"):
+        self.target = Path(target)
+        super().__init__(errno.ENOSPC, f"no space left on device while writing {target}; {replaced}")
+
+    def line(self) -> str:
+        return self.strerror
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` reports a full disk: h5py raises RuntimeError/OSError with the C errno only in the text."""
+    text = str(exc)
+    return getattr(exc, "errno", None) == errno.ENOSPC or "errno = 28" in text or "No space left on device" in text
+
+
+def release_h5(f) -> None:
+    """Close the h5py file ``f`` after one of its writes failed, without another write reaching the disk.
+
+    HDF5 keeps dirty metadata and chunks in memory; an ordinary close writes them again, fails again, and leaves
+    HDF5 in a state that crashes the interpreter. The file's descriptor is first pointed at ``/dev/null`` (so
+    the close's writes go nowhere and succeed): use this only on a file that is then discarded, or whose
+    committed content does not depend on the unwritten part (a run file's analysis has its commit marker)."""
+    try:
+        fd = f.id.get_vfd_handle()
+    except Exception:  # noqa: BLE001 - closed already, or a driver without a descriptor: nothing to redirect
+        fd = None
+    if isinstance(fd, int) and fd >= 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+    try:
+        f.close()
+    except Exception:  # noqa: BLE001 - the file is being discarded; its close has nothing left to save
+        pass
 
 
 def is_hdf5(path: Path) -> bool:
@@ -143,8 +189,10 @@ def atomic_output(target):
             raise OSError(f"{target}: the writer produced no file; nothing was replaced")
         _fsync(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, NoSpaceLeft) and is_disk_full(exc):
+            raise NoSpaceLeft(target) from None
         raise
     try:
         _fsync(target.parent if str(target.parent) else Path("."), directory=True)  # the rename itself
@@ -152,4 +200,37 @@ def atomic_output(target):
         pass  # some file systems cannot fsync a folder; the file's data is already on disk
 
 
-__all__ = ["OutputRefused", "atomic_output", "check_output", "is_hdf5", "temporary_path", "trajectory_kind"]
+@contextmanager
+def full_disk_names(target, replaced: str = "nothing was replaced"):
+    """Within the block, an ``OSError`` that reports a full disk (outside an HDF5 write: a lock file, a plain
+    write in place) becomes :class:`NoSpaceLeft` naming ``target``."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, NoSpaceLeft) or not is_disk_full(exc):
+            raise
+        raise NoSpaceLeft(target, replaced) from None
+
+
+@contextmanager
+def h5_output(target, **kw):
+    """``with h5_output("x.vtkhdf") as f: f.create_dataset(...)``: an HDF5 file written through
+    :func:`atomic_output`. A failed write (a full disk) releases the handle with :func:`release_h5` and raises
+    :class:`NoSpaceLeft`; the target is as it was."""
+    import h5py
+
+    with atomic_output(target) as tmp:
+        f = h5py.File(tmp, "w", **kw)
+        try:
+            yield f
+            f.close()
+        except BaseException as exc:
+            if f.id.valid:
+                release_h5(f)  # never an ordinary close after a failed write, nor for a file being discarded
+            if is_disk_full(exc):
+                raise NoSpaceLeft(target) from None
+            raise
+
+
+__all__ = ["NoSpaceLeft", "OutputRefused", "atomic_output", "check_output", "full_disk_names", "h5_output", "is_disk_full", "is_hdf5",
+           "release_h5", "temporary_path", "trajectory_kind"]

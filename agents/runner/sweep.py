@@ -232,13 +232,59 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def validate_members(scenario_path: Path, all_members: list[dict]) -> None:
-    """Load and build every member's scenario before any cluster starts: a misspelled key or a bad value
-    fails the sweep up front (:class:`SweepError` naming the member), not in a worker an hour later."""
+GRID_VALUES_CHECKED = 200  # distinct values of one swept key checked up front; the rest by their member's worker
+
+
+def validate_grid(scenario_path: Path, params: list[tuple[str, list]], fixed: dict | None = None) -> None:
+    """Validate the parameter grid once, before any cluster starts, in time independent of the number of
+    members: every swept key exists, its values (the first :data:`GRID_VALUES_CHECKED` distinct ones, and the
+    least and greatest number) are each valid alone (as a scenario's ``sweep:`` section is checked), and the first
+    member loads and builds. A :class:`SweepError` names the key or the member. The other members are validated
+    lazily, by the worker that runs them: a combination that is bad only together becomes that member's failed
+    row, never the sweep's end (a 100,000-member sweep starts its first member within seconds)."""
+    from ..setup.config import check_value
+    from ..setup.scenario import ScenarioError, load_scenario
+
+    fixed_texts = [_override_text(key, v) for key, v in (fixed or {}).items()]
+    try:
+        base = load_scenario(scenario_path, fixed_texts).config.model_dump(mode="python", by_alias=True,
+                                                                             exclude={"sweep"})
+    except ScenarioError as exc:
+        raise SweepError(exc.messages[0]) from None
+    for key, values in params:
+        if key.split(".")[0] == "sweep":
+            raise SweepError(f"--param {key}: the sweep section cannot sweep itself")
+        for value in _representatives(values):
+            why = check_value(base, key, value)
+            if why == "no such key":
+                raise SweepError(f"--param {key}: no such key in a scenario")
+            if why is not None:
+                raise SweepError(f"--param {key}={json.dumps(value)}: {why}")
+    first = {key: values[0] for key, values in params if values}  # member m0000, of a product or a zip alike
+    validate_members(scenario_path, [{**(fixed or {}), **first}])
+
+
+def _representatives(values: list) -> list:
+    """The values of one key that stand for all of them: the first distinct ones, and the extreme numbers."""
+    seen, out = set(), []
+    for v in values:
+        tag = json.dumps(v, sort_keys=True, default=str)
+        if tag not in seen:
+            seen.add(tag)
+            out.append(v)
+            if len(out) == GRID_VALUES_CHECKED:
+                break
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return out + ([min(numbers), max(numbers)] if numbers else [])
+
+
+def validate_members(scenario_path: Path, some_members: list[dict]) -> None:
+    """Load and build each of ``some_members``' scenarios (:class:`SweepError` naming the member): a misspelled
+    key or a bad value fails the sweep up front, not in a worker an hour later."""
     from ..setup.build import build
     from ..setup.scenario import ScenarioError, load_scenario
 
-    for k, overrides in enumerate(all_members):
+    for k, overrides in enumerate(some_members):
         where = f"member m{k:04d} ({', '.join(_override_text(key, v) for key, v in overrides.items())})"
         try:
             sc = load_scenario(scenario_path, [_override_text(key, v) for key, v in overrides.items()])
@@ -269,7 +315,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
         old = json.loads(spec_path.read_text())
         if old["members"] != json.loads(json.dumps(all_members)):
             raise SweepError(f"{directory}: --resume with other parameters than the sweep there")
-    validate_members(scenario_path, all_members)
+    validate_grid(scenario_path, params, fixed)
     with atomic_output(spec_path) as tmp:
         tmp.write_text(json.dumps(spec, indent=1))
     previous = {r["member"]: r for r in read_summary(directory)[1]} if resume else {}
@@ -315,14 +361,28 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
             slots = sum(max(1, int(w.get("nthreads", 1))) for w in client.scheduler_info()["workers"].values())
             threads = member_threads(slots)
             futures = {}
-            for name, ov, base in todo:
+            pending = iter(todo)
+
+            def submit_next() -> None:
+                """Members go to the cluster a few at a time (2 per slot in flight): submitting 100,000 tasks
+                up front would take minutes before the first one ran, and hold them all in memory."""
+                item = next(pending, None)
+                if item is None:
+                    return
+                name, ov, base = item
                 out = str((directory / f"{name}.h5").resolve())
                 fut = client.submit(run_member, str(scenario_path), ov, out, threads, resume,
                                     key=f"{directory.name}-{name}", pure=False, retries=2)
                 futures[fut] = (name, base)
+                flow.add(fut)
+
+            flow = as_completed()
+            for _ in range(2 * slots):
+                submit_next()
             done = 0
             try:
-                for fut in as_completed(futures):
+                for fut in flow:
+                    submit_next()
                     name, base = futures[fut]
                     try:
                         row = fut.result()
