@@ -33,9 +33,14 @@ def _fail(messages, code=EXIT_BAD_INPUT):
 
 
 def _no_space(exc) -> None:
-    """A full disk outside the run (:class:`~.io.outputs.NoSpaceLeft`): its one line, exit 1. The writer has
-    released its HDF5 handle without writing again, so an ordinary exit is safe."""
-    _fail([exc.strerror], EXIT_RUN_FAILED)
+    """A full disk outside the run (:class:`~.io.outputs.NoSpaceLeft`): its one line, and exit 1 at once. The
+    writer has released its HDF5 handle and removed its temporary file; but after a write that failed inside HDF5,
+    freeing HDF5's remaining objects (as an ordinary exit does) can crash, so leave as `vfe run` does after a
+    DiskFullError: nothing is left to save."""
+    click.echo(f"error: {exc.strerror}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_RUN_FAILED)
 
 
 def _scenario(name: str, sets=(), seed=None, steps=None, max_memory=None, check_memory: bool = False):

@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from ..model.energy import TERMS
-from .outputs import check_output, h5_output
+from .outputs import check_output, h5_output, require_space
 from .reader import NotReproducible, Trajectory, load
 
 FORMATS = ("vtkhdf",)
@@ -184,7 +184,9 @@ def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress
             cells.create_dataset(name, data=chi_grid[i][None])
             offsets.create_dataset(name, data=np.zeros(T, dtype=np.int64))
 
+        frame_bytes = sum(ds.size // T * ds.dtype.itemsize for ds in datasets.values())  # uncompressed: a bound
         for k in range(T):
+            require_space(out, frame_bytes)  # before HDF5 writes: a write failing inside HDF5 is not recoverable
             mu = traj.rows("mu", k).astype(np.float64)
             sigma = traj.rows("sigma", k).astype(np.float64)
             values = {"mu": on_grid(mu), "mu_norm": on_grid(np.sqrt(np.sum(mu * mu, axis=1))),

@@ -200,6 +200,22 @@ def atomic_output(target):
         pass  # some file systems cannot fsync a folder; the file's data is already on disk
 
 
+SPACE_RESERVE_BYTES = 1 << 20  # kept free beside an output: HDF5's metadata, the rename, other writers
+
+
+def require_space(target, needed: int) -> None:
+    """Raise :class:`NoSpaceLeft` unless ``needed`` bytes (and :data:`SPACE_RESERVE_BYTES`) are free beside
+    ``target``. Called before each batch of HDF5 writes, so a full disk is found while the handle is still sound:
+    a write that fails inside HDF5 leaves it in a state where even a released handle may crash at exit."""
+    folder = Path(target).parent
+    try:
+        st = os.statvfs(folder if str(folder) else ".")
+    except OSError:
+        return  # no statistics (an unusual file system): the write itself will tell
+    if st.f_bavail * st.f_frsize < needed + SPACE_RESERVE_BYTES:
+        raise NoSpaceLeft(target)
+
+
 @contextmanager
 def full_disk_names(target, replaced: str = "nothing was replaced"):
     """Within the block, an ``OSError`` that reports a full disk (outside an HDF5 write: a lock file, a plain
@@ -215,10 +231,13 @@ def full_disk_names(target, replaced: str = "nothing was replaced"):
 @contextmanager
 def h5_output(target, **kw):
     """``with h5_output("x.vtkhdf") as f: f.create_dataset(...)``: an HDF5 file written through
-    :func:`atomic_output`. A failed write (a full disk) releases the handle with :func:`release_h5` and raises
-    :class:`NoSpaceLeft`; the target is as it was."""
+    :func:`atomic_output`. Too little room (:func:`require_space`, here and by the writer before each batch) or a
+    failed write (a full disk) releases the handle with :func:`release_h5` and raises :class:`NoSpaceLeft`; the
+    target is as it was. After a write that failed inside HDF5 a process should leave soon (the CLI leaves at once,
+    as ``vfe run`` does after its DiskFullError): HDF5 may still crash when its objects are freed."""
     import h5py
 
+    require_space(target, 0)  # the reserve at least, before HDF5 holds a handle that a failed write would ruin
     with atomic_output(target) as tmp:
         f = h5py.File(tmp, "w", **kw)
         try:
@@ -233,4 +252,4 @@ def h5_output(target, **kw):
 
 
 __all__ = ["NoSpaceLeft", "OutputRefused", "atomic_output", "check_output", "full_disk_names", "h5_output", "is_disk_full", "is_hdf5",
-           "release_h5", "temporary_path", "trajectory_kind"]
+           "release_h5", "require_space", "temporary_path", "trajectory_kind"]
