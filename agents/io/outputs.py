@@ -13,9 +13,11 @@ earlier output of its own kind survives until the new one is complete.
   A SIGKILL can leave the hidden temporary behind: the next write to the same target removes it.
 * A full disk is one line, not a crash: :func:`is_disk_full` is the one test of "this error is ENOSPC" (h5py
   puts the C errno only in its text), :func:`atomic_output` turns it into :class:`NoSpaceLeft` ("no space left
-  on device while writing X; nothing was replaced"), and :func:`h5_output` / :func:`release_h5` close an HDF5
-  handle whose write failed without letting HDF5 write through it again (closing it normally re-flushes its
-  caches into the full disk, and HDF5 then crashes with a segmentation fault, at once or at exit).
+  on device while writing X; nothing was replaced"). HDF5 outputs (:func:`h5_output`) check the room before
+  writing (:func:`require_space`), so the handle is usually still sound and is closed with its cached data sent
+  to /dev/null (:func:`release_h5`); a write that failed inside HDF5 leaves HDF5 broken (closing the file then
+  crashes it), so that handle is never written through, closed or freed again (:func:`abandon_h5`) and the CLI
+  leaves at once, as ``vfe run`` does after a DiskFullError.
 """
 
 from __future__ import annotations
@@ -54,27 +56,41 @@ def is_disk_full(exc: BaseException) -> bool:
     return getattr(exc, "errno", None) == errno.ENOSPC or "errno = 28" in text or "No space left on device" in text
 
 
-def release_h5(f) -> None:
-    """Close the h5py file ``f`` after one of its writes failed, without another write reaching the disk.
+_ABANDONED: list = []  # h5py files whose write failed: never closed, never freed (see abandon_h5)
 
-    HDF5 keeps dirty metadata and chunks in memory; an ordinary close writes them again, fails again, and leaves
-    HDF5 in a state that crashes the interpreter. The file's descriptor is first pointed at ``/dev/null`` (so
-    the close's writes go nowhere and succeed): use this only on a file that is then discarded, or whose
-    committed content does not depend on the unwritten part (a run file's analysis has its commit marker)."""
+
+def _redirect_to_null(f) -> None:
+    """Point the file's descriptor at /dev/null: whatever HDF5 writes through it from now on goes nowhere."""
     try:
         fd = f.id.get_vfd_handle()
     except Exception:  # noqa: BLE001 - closed already, or a driver without a descriptor: nothing to redirect
-        fd = None
+        return
     if isinstance(fd, int) and fd >= 0:
         null = os.open(os.devnull, os.O_RDWR)
         try:
             os.dup2(null, fd)
         finally:
             os.close(null)
+
+
+def release_h5(f) -> None:
+    """Close a sound h5py file that is being discarded (its temporary is removed, or the room check refused the
+    next write) without writing into the full disk: its cached data go to /dev/null, and the close succeeds."""
+    _redirect_to_null(f)
     try:
         f.close()
     except Exception:  # noqa: BLE001 - the file is being discarded; its close has nothing left to save
         pass
+
+
+def abandon_h5(f) -> None:
+    """Leave an h5py file whose write failed inside HDF5 (a full disk) without touching it again.
+
+    After such a failure HDF5's state is broken: closing the file, freeing its objects, even asking for its file
+    descriptor can crash the interpreter (a segmentation fault). So the handle is kept, never used, closed or
+    freed, as the run's writer does after its DiskFullError; the process should then leave with ``os._exit`` (the
+    CLI does) rather than let HDF5 tidy up at exit. Its temporary file is unlinked all the same."""
+    _ABANDONED.append(f)
 
 
 def is_hdf5(path: Path) -> bool:
@@ -244,12 +260,14 @@ def h5_output(target, **kw):
             yield f
             f.close()
         except BaseException as exc:
-            if f.id.valid:
-                release_h5(f)  # never an ordinary close after a failed write, nor for a file being discarded
+            if is_disk_full(exc) and not isinstance(exc, NoSpaceLeft):
+                abandon_h5(f)  # a write failed inside HDF5: the handle must not be touched again
+            elif f.id.valid:  # never an ordinary close: the file is discarded, and the disk may be full
+                release_h5(f)
             if is_disk_full(exc):
                 raise NoSpaceLeft(target) from None
             raise
 
 
 __all__ = ["NoSpaceLeft", "OutputRefused", "atomic_output", "check_output", "full_disk_names", "h5_output", "is_disk_full", "is_hdf5",
-           "release_h5", "require_space", "temporary_path", "trajectory_kind"]
+           "abandon_h5", "release_h5", "require_space", "temporary_path", "trajectory_kind"]

@@ -4,7 +4,7 @@
 consistency flags a killed writer may have left, and opens the file once, for reading the logged frames and
 writing the results through the same handle. The results go into the analysis datasets with their commit
 marker (:mod:`.analysis_store`), so a kill here leaves the frames intact and the analysis marked missing; so does
-a full disk (:class:`~.outputs.NoSpaceLeft`, the handle released without another write).
+a full disk (:class:`~.outputs.NoSpaceLeft`, the handle abandoned without another write; the CLI leaves at once).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import h5py
 from ..analysis.pipeline import AnalysisResult
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
-from .outputs import NoSpaceLeft, is_disk_full, release_h5
+from .outputs import NoSpaceLeft, abandon_h5, is_disk_full
 from .reader import Trajectory
 from .recovery import clear_consistency_flags, require_hdf5
 from .schema import ANALYSIS_FRAMES, LIBVER
@@ -49,11 +49,10 @@ def analysis_session(path: str | Path):
             yield AnalysisSession(Trajectory(path, handle=f), f)
             f.close()
         except BaseException as exc:
-            if f.id.valid:
-                if not is_disk_full(exc):
-                    f.close()
-                    raise
-                release_h5(f)  # an ordinary close would write into the full disk again and crash HDF5
+            if is_disk_full(exc):
+                abandon_h5(f)  # after a failed write HDF5 crashes on close: the handle is never touched again
+            elif f.id.valid:
+                f.close()
             if is_disk_full(exc):
                 raise NoSpaceLeft(f"the analysis into {path}", "nothing was replaced: the logged frames are intact "
                                   "and the analysis is marked missing (run vfe analyze again)") from None
