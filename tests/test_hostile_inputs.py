@@ -107,11 +107,11 @@ def test_sweep_grid_value_checked_once(tmp_path):
 
     path = tmp_path / "s.yaml"
     path.write_text(bare_tiny_yaml())
-    with pytest.raises(SweepError, match="agents.count=true: .*boolean"):
+    with pytest.raises(SweepError, match="member m0001 .*agents.count: true is a boolean"):
         validate_grid(path, [("agents.count", [2, True])])
     with pytest.raises(SweepError, match="no such key"):
         validate_grid(path, [("energy.kapa", [1.0])])
-    with pytest.raises(SweepError, match=r"energy.kappa=-1.*greater than 0"):
+    with pytest.raises(SweepError, match=r"member m4999 \(energy.kappa=-1\): energy.kappa: .*greater than 0"):
         validate_grid(path, [("energy.kappa", list(range(1, 5000)) + [-1])])  # the extremes stand for the rest
     validate_grid(path, [("seed", list(range(100_000)))])  # quick: not one load per member
 

@@ -4,9 +4,9 @@
 
 Each member is an ordinary run (:func:`agents.run.run_scenario`) writing its own trajectory file, with its
 overrides recorded in the file (``/parameters/config_json``) and in the sweep's summary. The summary
-(``summary.csv`` and its HDF5 twin ``summary.h5``) is rewritten as members finish, so an interrupted sweep
-keeps every finished member; ``--resume`` skips completed members and continues the rest in place from their
-checkpoints. A member that fails (a bad override, a divergence) is recorded with its status and message and
+(``summary.csv`` and its HDF5 twin ``summary.h5``) is rewritten as members finish (at most every
+``SUMMARY_SECONDS``, and when the sweep ends or is interrupted), so an interrupted sweep keeps every finished
+member; ``--resume`` skips completed members and continues the rest in place from their checkpoints. A member that fails (a bad override, a divergence) is recorded with its status and message and
 never stops the others. Dask reschedules a member whose worker dies; the new attempt starts the member again in
 its own file (an interrupted attempt is never renamed aside, so no ``m0002.1.h5`` is left beside it).
 
@@ -29,13 +29,16 @@ from pathlib import Path
 import yaml
 
 from ..analysis.pipeline import SEPARATION_FIELDS
-from ..io.outputs import atomic_output
+from ..io.outputs import NoSpaceLeft, atomic_output
 from ..io.sweep_store import read_summary, write_summary
 from ..model.energy import TERMS
 
 SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "uphill_steps", "path"] + \
     [f"energy_{t}" for t in ("total",) + TERMS] + ["meta_agents", "meta_max_scale", "holonomy_mean", "holonomy_max"] + \
     ["lambda_align_over_alpha"] + SEPARATION_FIELDS
+
+
+SUMMARY_SECONDS = 2.0  # the summary is rewritten at most this often while members finish (and once at the end)
 
 
 class SweepError(ValueError):
@@ -235,7 +238,8 @@ def _main_thread() -> bool:
 GRID_VALUES_CHECKED = 200  # distinct values of one swept key checked up front; the rest by their member's worker
 
 
-def validate_grid(scenario_path: Path, params: list[tuple[str, list]], fixed: dict | None = None) -> None:
+def validate_grid(scenario_path: Path, params: list[tuple[str, list]], fixed: dict | None = None,
+                  zip_params: bool = False) -> None:
     """Validate the parameter grid once, before any cluster starts, in time independent of the number of
     members: every swept key exists, its values (the first :data:`GRID_VALUES_CHECKED` distinct ones, and the
     least and greatest number) are each valid alone (as a scenario's ``sweep:`` section is checked), and the first
@@ -259,9 +263,29 @@ def validate_grid(scenario_path: Path, params: list[tuple[str, list]], fixed: di
             if why == "no such key":
                 raise SweepError(f"--param {key}: no such key in a scenario")
             if why is not None:
-                raise SweepError(f"--param {key}={json.dumps(value)}: {why}")
+                k, member = _first_member_with(params, key, value, zip_params)
+                raise SweepError(f"{_member_label(k, {**(fixed or {}), **member})}: {key}: {why}")
     first = {key: values[0] for key, values in params if values}  # member m0000, of a product or a zip alike
     validate_members(scenario_path, [{**(fixed or {}), **first}])
+
+
+def _first_member_with(params: list[tuple[str, list]], key: str, value, zip_params: bool) -> tuple[int, dict]:
+    """(index, overrides) of the first member whose ``key`` is ``value`` (the others at their first values in a
+    product), computed without listing the members."""
+    keys = [k for k, _ in params]
+    lists = dict(params)
+    j = next(i for i, v in enumerate(lists[key]) if v == value and type(v) is type(value))
+    if zip_params:
+        return j, {k: lists[k][j] for k in keys}
+    later = keys[keys.index(key) + 1:]
+    stride = 1
+    for k in later:
+        stride *= len(lists[k])
+    return j * stride, {k: (value if k == key else lists[k][0]) for k in keys}
+
+
+def _member_label(k: int, overrides: dict) -> str:
+    return f"member m{k:04d} ({', '.join(_override_text(key, v) for key, v in overrides.items())})"
 
 
 def _representatives(values: list) -> list:
@@ -285,7 +309,7 @@ def validate_members(scenario_path: Path, some_members: list[dict]) -> None:
     from ..setup.scenario import ScenarioError, load_scenario
 
     for k, overrides in enumerate(some_members):
-        where = f"member m{k:04d} ({', '.join(_override_text(key, v) for key, v in overrides.items())})"
+        where = _member_label(k, overrides)
         try:
             sc = load_scenario(scenario_path, [_override_text(key, v) for key, v in overrides.items()])
             build(sc.config, sc.base_dir, sc.inputs)
@@ -315,7 +339,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
         old = json.loads(spec_path.read_text())
         if old["members"] != json.loads(json.dumps(all_members)):
             raise SweepError(f"{directory}: --resume with other parameters than the sweep there")
-    validate_grid(scenario_path, params, fixed)
+    validate_grid(scenario_path, params, fixed, zip_params)
     with atomic_output(spec_path) as tmp:
         tmp.write_text(json.dumps(spec, indent=1 if len(all_members) <= 1000 else None))  # 100k members: 0.1 s
     previous = {r["member"]: r for r in read_summary(directory)[1]} if resume else {}
@@ -357,6 +381,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                 if previous_handler is not None:
                     signal.signal(signal.SIGINT, previous_handler)
             client = Client(cluster)
+        no_room = False
         try:
             # members at once: one per worker thread (an external worker may run several)
             slots = sum(max(1, int(w.get("nthreads", 1))) for w in client.scheduler_info()["workers"].values())
@@ -380,7 +405,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
             flow = as_completed()
             for _ in range(2 * slots):
                 submit_next()
-            done = 0
+            done, last_summary = 0, -SUMMARY_SECONDS
             try:
                 for fut in flow:
                     submit_next()
@@ -392,7 +417,9 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                                "path": str(directory / f"{name}.h5")}
                     rows[name] = {**base, **row}
                     done += 1
-                    write_summary(directory, summary_columns(keys), list(rows.values()))
+                    if time.monotonic() - last_summary >= SUMMARY_SECONDS:  # rewritten whole: not per member
+                        write_summary(directory, summary_columns(keys), list(rows.values()))
+                        last_summary = time.monotonic()
                     if progress is not None:
                         progress(done, len(todo))
             except KeyboardInterrupt:
@@ -400,8 +427,12 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                 for fut in futures:
                     fut.cancel()
                 raise
+            except NoSpaceLeft:
+                no_room = True  # the summary did not fit: not tried again on the way out (HDF5 may be broken)
+                raise
         finally:
-            write_summary(directory, summary_columns(keys), list(rows.values()))
+            if not no_room:
+                write_summary(directory, summary_columns(keys), list(rows.values()))
             client.close()
             if cluster is not None:
                 cluster.close()
