@@ -269,5 +269,5 @@ def h5_output(target, **kw):
             raise
 
 
-__all__ = ["NoSpaceLeft", "OutputRefused", "atomic_output", "check_output", "full_disk_names", "h5_output", "is_disk_full", "is_hdf5",
-           "abandon_h5", "release_h5", "require_space", "temporary_path", "trajectory_kind"]
+__all__ = ["NoSpaceLeft", "OutputRefused", "abandon_h5", "atomic_output", "check_output", "full_disk_names",
+           "h5_output", "is_disk_full", "is_hdf5", "release_h5", "require_space", "temporary_path", "trajectory_kind"]

@@ -6,9 +6,13 @@ Each member is an ordinary run (:func:`agents.run.run_scenario`) writing its own
 overrides recorded in the file (``/parameters/config_json``) and in the sweep's summary. The summary
 (``summary.csv`` and its HDF5 twin ``summary.h5``) is rewritten as members finish (at most every
 ``SUMMARY_SECONDS``, and when the sweep ends or is interrupted), so an interrupted sweep keeps every finished
-member; ``--resume`` skips completed members and continues the rest in place from their checkpoints. A member that fails (a bad override, a divergence) is recorded with its status and message and
-never stops the others. Dask reschedules a member whose worker dies; the new attempt starts the member again in
+member; ``--resume`` skips completed members and continues the rest in place from their checkpoints. A member
+that fails (a bad override, a divergence) is recorded with its status and message and never stops the others. Dask reschedules a member whose worker dies; the new attempt starts the member again in
 its own file (an interrupted attempt is never renamed aside, so no ``m0002.1.h5`` is left beside it).
+
+The parameter grid is validated once, up front (each swept value alone, and the first member built); the other
+members are validated by the worker that runs them and handed to the cluster a few at a time, so a sweep of any
+size starts within seconds.
 
 Each worker runs one member at a time with ``numba`` limited to ``cores // workers`` threads, so workers do
 not oversubscribe the machine.
