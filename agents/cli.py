@@ -32,6 +32,17 @@ def _fail(messages, code=EXIT_BAD_INPUT):
     sys.exit(code)
 
 
+def _no_space(exc) -> None:
+    """A full disk outside the run (:class:`~.io.outputs.NoSpaceLeft`): its one line, and exit 1 at once. The
+    writer has released its HDF5 handle and removed its temporary file; but after a write that failed inside HDF5,
+    freeing HDF5's remaining objects (as an ordinary exit does) can crash, so leave as `vfe run` does after a
+    DiskFullError: nothing is left to save."""
+    click.echo(f"error: {exc.strerror}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_RUN_FAILED)
+
+
 def _scenario(name: str, sets=(), seed=None, steps=None, max_memory=None, check_memory: bool = False):
     """Load and check a scenario (:func:`prepare_scenario`), or print one error line and exit 2."""
     from .setup.scenario import prepare_scenario
@@ -215,6 +226,7 @@ def inspect(run_file, as_json):
 @click.option("--no-auto-loops", is_flag=True, help="only the scenario's own holonomy loops")
 def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loops):
     """Detect and track meta-agents and measure holonomy in every frame of RUN_FILE (written into it)."""
+    from .io.outputs import NoSpaceLeft
     from .runner.analyze import analysis_settings, analyze_run
     from .runner.inspect import meta_agent_lines, summarize_run
 
@@ -222,6 +234,8 @@ def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loo
         settings = analysis_settings(run_file, eps_belief=eps_belief, min_overlap=min_overlap, eps_prior=eps_prior,
                                      max_scale=max_scale, automatic_loops=False if no_auto_loops else None)
         result = analyze_run(run_file, settings)
+    except NoSpaceLeft as exc:
+        _no_space(exc)
     except (OSError, KeyError, RuntimeError, ValueError) as exc:  # ConfigError is a ValueError
         _fail([f"{k}: {m}" for k, m in exc.problems] if isinstance(exc, ConfigError) else [str(exc)])
     p = settings.meta_agents
@@ -258,6 +272,7 @@ def render(run_file, output, frames, size, color_by, fps, camera, clim, holonomy
            panel_2d, quiet):
     """Render RUN_FILE offscreen to a movie (MP4, GIF), one frame (PNG) or a contact sheet (PNG)."""
     from .. import viz
+    from .io.outputs import NoSpaceLeft
 
     try:
         width, height = (int(v) for v in size.lower().split("x"))
@@ -276,6 +291,10 @@ def render(run_file, output, frames, size, color_by, fps, camera, clim, holonomy
                                   progress=progress, fps=fps, title_card=not no_title_card, **options)
     except (ValueError, IndexError) as exc:
         _fail([str(exc)])
+    except NoSpaceLeft as exc:
+        _no_space(exc)
+    except (OSError, RuntimeError) as exc:  # the encoder failed: the target is untouched, and no "wrote" line
+        _fail([f"render failed: {' '.join(str(exc).split())}"], EXIT_RUN_FAILED)
     except KeyboardInterrupt:  # the movie was written to a temporary file, now removed: the target is untouched
         bar.close()
         exit_interrupted(f"interrupted; {output} left as it was")
@@ -309,7 +328,7 @@ def plot(run, output, quantity, x_param):
     """Plots of RUN.h5 (energy, holonomy, meta-agents, hierarchy, attention, beliefs), or phase diagrams of a
     SWEEP_DIR."""
     from .. import viz
-    from .io.outputs import OutputRefused
+    from .io.outputs import NoSpaceLeft, OutputRefused
 
     if Path(run).is_dir():
         if not (Path(run) / "summary.csv").exists():
@@ -320,6 +339,8 @@ def plot(run, output, quantity, x_param):
             paths = plot_sweep(run, output, quantities=[quantity] if quantity else None, x=x_param)
         except OutputRefused as exc:
             _fail([str(exc)])
+        except NoSpaceLeft as exc:
+            _no_space(exc)
         except ValueError as exc:
             _fail([str(exc)], code=EXIT_RUN_FAILED)
     else:
@@ -330,6 +351,8 @@ def plot(run, output, quantity, x_param):
                 paths = viz.plot_all(traj, output)
         except OutputRefused as exc:
             _fail([str(exc)])
+        except NoSpaceLeft as exc:
+            _no_space(exc)
     for path in paths:
         click.echo(f"wrote {path}")
 
@@ -348,6 +371,7 @@ def plot(run, output, quantity, x_param):
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume, quiet):
     """Run SCENARIO over a grid of parameters on a Dask cluster; writes OUTPUT/summary.csv and summary.h5."""
+    from .io.outputs import NoSpaceLeft
     from .runner.sweep import SweepError, run_sweep, swept_parameters
     from .setup.scenario import parse_override
 
@@ -361,6 +385,8 @@ def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume
         result = run_sweep(sc.path, swept, output, zip_params, workers, scheduler, resume, progress, fixed)
     except SweepError as exc:
         _fail([str(exc)])
+    except NoSpaceLeft as exc:
+        _no_space(exc)
     except KeyboardInterrupt:
         click.echo(f"interrupted: finished members are in {output}/summary.csv; continue with --resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -387,6 +413,7 @@ def export(run_file, fmt, output, quiet):
     """Write RUN_FILE as a time series on the grid that ParaView and VisIt open (VTKHDF ImageData): per agent
     mu, |mu|, tr Sigma, phi, chi, energy densities, meta-agent ids per scale and the plaquette angle."""
     from .io.export import export as export_run
+    from .io.outputs import NoSpaceLeft
 
     output = output or str(Path(run_file).with_suffix(".vtkhdf"))
     bars = []
@@ -399,6 +426,8 @@ def export(run_file, fmt, output, quiet):
     try:
         with _trajectory(run_file) as traj:
             result = export_run(traj, output, fmt, progress=progress)
+    except NoSpaceLeft as exc:
+        _no_space(exc)
     except (OSError, ValueError) as exc:
         _fail([" ".join(str(exc).split())])
     finally:
@@ -414,10 +443,13 @@ def export(run_file, fmt, output, quiet):
 def repair(run_file):
     """Clear the HDF5 consistency flags a killed run left in RUN_FILE, so every HDF5 tool opens it."""
     from .io.lock import RunFileBusy
+    from .io.outputs import NoSpaceLeft
     from .io.recovery import repair as repair_file
 
     try:
         cleared = repair_file(run_file)
+    except NoSpaceLeft as exc:
+        _no_space(exc)
     except (OSError, RunFileBusy) as exc:
         _fail([str(exc)])
     click.echo(f"{run_file}: {'repaired: it opens in every HDF5 tool' if cleared else 'nothing to repair'}"

@@ -51,6 +51,11 @@ Fault classes (``--only`` names)::
                symlink, a hard link, `..` and after deleting RUN.h5.lock; `vfe analyze` through a hard link;
                `vfe repair` through a symlink), while the run is stopped (SIGSTOP) in its step loop; then the
                run goes on (SIGCONT) and must end bit-identical to the reference (``--lock-rounds``, 1 of each)
+    diskout    (root only) a full disk outside the run (:data:`DISKOUT_CASES`): `vfe export` (twice, and once with
+               the room check off, so the write fails inside HDF5), `vfe analyze` on a copy in the tmpfs, `vfe
+               plot`, `vfe render` (gif), each into a tmpfs filled to its last KiBs over an earlier output. Must
+               be exit 1 and one 'no space left on device ... nothing was replaced' line, no segmentation fault, no
+               traceback, no "wrote", the earlier output and the input byte-identical (``--diskout``, 1 round)
 
 Columns:
 
@@ -105,7 +110,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("mu", "sigma", "phi")
 SKIP_ATTRS = {"started_at", "finished_at", "resumed_at", "writer_pid", "writer_host", "pid", "host", "hostname"}
-CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "lock")
+CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "lock", "diskout")
 EXIT_INTERRUPTED = 130
 
 SCENARIO = """\
@@ -950,6 +955,85 @@ def trial_diskfull(ref: Reference, fraction: float) -> Trial:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+DISKOUT_CASES = ("export", "export again", "export failing inside HDF5", "analyze", "plot", "render gif")
+
+
+def _fill(folder: Path, left_kib: int) -> None:
+    """Filler files until only about ``left_kib`` KiB are free in ``folder``'s file system."""
+    k = 0
+    while (free := shutil.disk_usage(folder).free) > left_kib * 1024:
+        try:
+            with open(folder / f"filler{k}", "wb") as fh:
+                fh.write(b"\0" * min(free - left_kib * 1024, 1 << 20))
+        except OSError:
+            return
+        k += 1
+
+
+def trial_diskout(ref: Reference, case: str) -> Trial:
+    """One case of :data:`DISKOUT_CASES`; ``extra``: segfault, clean (exit 1, one no-space line), traceback,
+    earlier_intact (the earlier output and the input byte-identical; analyze: the frames still load)."""
+    folder = ref.new_dir("diskout")
+    mnt = folder / "mnt"
+    mnt.mkdir()
+    t = Trial("diskout", None)
+    t.phase = case
+    kib = int(ref.size * 2 / 1024) + 4096
+    ok, err = _mount(mnt, kib)
+    if not ok:
+        t.extra["skipped"] = f"mount failed: {err}"
+        shutil.rmtree(folder, ignore_errors=True)
+        return t
+    try:
+        source = ref.path
+        if case.startswith("export"):
+            target = mnt / "x.vtkhdf"
+            run_cli(["export", source, "-o", target, "-q"], ref.timeout)
+            args = ["export", source, "-o", target, "-q"]
+        elif case == "analyze":
+            target = source = mnt / "run.h5"
+            shutil.copyfile(ref.path, source)
+            args = ["analyze", source]
+        elif case == "plot":
+            target = mnt / "plots"
+            run_cli(["plot", source, "-o", target], ref.timeout)
+            args = ["plot", source, "-o", target]
+        else:
+            target = mnt / "m.gif"
+            args = ["render", source, "-o", target, "--size", "320x240", "--fps", "4", "--no-title-card", "-q"]
+            run_cli(args, ref.timeout)
+        before, input_before = _snapshot(target), _snapshot(source) if case != "analyze" else []
+        _fill(mnt, 64 if case.startswith("export") else 0)  # export: room to start, and fail mid-write
+        rounds = 2 if case == "export again" else 1
+        for _ in range(rounds):
+            if case == "export failing inside HDF5":
+                code = ("import sys; import gauge_vfe.agents.io.outputs as o; o.SPACE_RESERVE_BYTES = -10**9; "
+                        "from gauge_vfe.agents.cli import main; "
+                        f"sys.argv = ['vfe', *{[str(a) for a in args]!r}]; main()")
+                d = finish(spawn([sys.executable, "-c", code]), time.monotonic(), ref.timeout)
+            else:
+                d = run_cli(args, ref.timeout)
+        t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:200]
+        t.extra["segfault"] = d.rc in (-11, 139)
+        t.extra["traceback"] = "Traceback" in d.err
+        no_space = len(d.err_lines) == 1 and "no space left on device while writing" in d.err_lines[0] and \
+            "nothing was replaced" in d.err_lines[0]
+        # analyze may fit (its datasets exist up front): exit 0 is then right too
+        t.extra["clean"] = (d.rc == 1 and no_space and "wrote" not in d.out) or (case == "analyze" and d.rc == 0)
+        t.extra["temporaries"] = [p.name for p in mnt.rglob("*") if ".part" in p.name]
+        for filler in mnt.glob("filler*"):  # room for the probe's own copy
+            filler.unlink()
+        if case == "analyze":
+            t.file = probe(source)
+            t.extra["earlier_intact"] = bool(t.file.get("readable"))
+        else:
+            t.extra["earlier_intact"] = _snapshot(target) == before and _snapshot(source) == input_before
+        return t
+    finally:
+        _umount(mnt)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def trial_analyze_kill(ref: Reference, delay: float) -> Trial:
     """SIGKILL `vfe analyze` of a finished file; then the frames must be intact and `vfe analyze` must work."""
     folder = ref.new_dir("analyze")
@@ -1185,6 +1269,21 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
             details.append("lost: " + "; ".join(f"{t.phase} (signal at {t.delay or 0:.2f} s, exit {t.rc})"
                                                 for t in trials if t.extra.get("lost")))
         row = ["7 outputs (export, render, plot)", str(n), "-", "-", "-"]
+    elif cls == "diskout":
+        skipped = [t for t in trials if t.extra.get("skipped")]
+        if skipped and len(skipped) == n:
+            return ["8 full disk outside the run", str(n), "-", "-", "-",
+                    "skipped: " + skipped[0].extra["skipped"]], details
+        segv = sum(bool(t.extra.get("segfault")) for t in trials)
+        clean = sum(bool(t.extra.get("clean")) for t in trials)
+        tracebacks = sum(bool(t.extra.get("traceback")) for t in trials)
+        lost = sum(not t.extra.get("earlier_intact") for t in trials)
+        left = sum(bool(t.extra.get("temporaries")) for t in trials)
+        notes.append(f"segfaults {segv}; tracebacks {tracebacks}; exit 1 + one 'no space' line {clean}/{n}; earlier "
+                     f"outputs or inputs changed {lost}; temporaries left {left}")
+        details.append("outcomes: " + _top(collections.Counter(f"{t.phase}: exit {t.rc}: {t.err[:80]}"
+                                                               for t in trials), 8))
+        row = ["8 full disk outside the run", str(n), "-", "-", "-"]
     elif cls == "lock":
         refused = sum(bool(t.extra.get("clean_refusal")) for t in trials)
         untouched = sum(bool(t.extra.get("untouched")) for t in trials)
@@ -1225,6 +1324,7 @@ def main(argv=None) -> int:
     ap.add_argument("--diskfull", type=int, default=None, help="full-disk trials (3; quick 1)")
     ap.add_argument("--analyze-kills", type=int, default=None, help="`vfe analyze` SIGKILL trials (10; quick 2)")
     ap.add_argument("--outputs", type=int, default=None, help="rounds of the output cases (3; quick 1)")
+    ap.add_argument("--diskout", type=int, default=None, help="rounds of the full-disk-outside-the-run cases (1)")
     ap.add_argument("--lock-rounds", type=int, default=None,
                     help=f"rounds of the {len(LOCK_CASES)} lock-by-another-name cases (1; quick 1)")
     ap.add_argument("--steps", type=int, default=None, help="steps of the scenario (150; quick 60)")
@@ -1256,7 +1356,8 @@ def main(argv=None) -> int:
               "diskfull": args.diskfull if args.diskfull is not None else (1 if q else 3),
               "analyze": args.analyze_kills if args.analyze_kills is not None else (2 if q else 10),
               "outputs": args.outputs if args.outputs is not None else (1 if q else 3),
-              "lock": args.lock_rounds if args.lock_rounds is not None else 1}
+              "lock": args.lock_rounds if args.lock_rounds is not None else 1,
+              "diskout": args.diskout if args.diskout is not None else 1}
     steps = args.steps if args.steps is not None else (60 if q else 150)
 
     t_all = time.monotonic()
@@ -1314,6 +1415,14 @@ def main(argv=None) -> int:
             r = rng("outputs")
             cases = [c for _ in range(counts["outputs"]) for c in OUTPUT_CASES]
             loop("outputs", len(cases), lambda k: trial_output(ref, cases[k], r))
+
+        if "diskout" in only:
+            ok, why = can_mount()
+            if ok:
+                cases = [c for _ in range(counts["diskout"]) for c in DISKOUT_CASES]
+                loop("diskout", len(cases), lambda k: trial_diskout(ref, cases[k]))
+            else:
+                results["diskout"] = [Trial("diskout", extra={"skipped": f"needs root ({why[:60]})"})]
 
         if "lock" in only:  # a run long enough to be stopped in its step loop, whatever --steps says
             lock_dir = tmp / "lock-reference"

@@ -152,6 +152,25 @@ def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", 
     return output
 
 
+def _finish_movie(pl) -> None:
+    """Close the movie's encoder here, where its failure is seen: pyvista's ``close`` suppresses every error of
+    the encoder, so a movie whose encoder died (a full disk) would be reported as written. A full disk's error is
+    raised as it is (:func:`~gauge_vfe.agents.io.outputs.atomic_output` names the target); any other encoder
+    failure becomes an ``OSError`` saying so. Either way the temporary file is removed and nothing replaced."""
+    from ..agents.io.outputs import is_disk_full
+
+    writer, pl.mwriter = getattr(pl, "mwriter", None), None
+    if writer is None:
+        return
+    try:
+        writer.close()
+    except Exception as exc:  # noqa: BLE001 - imageio raises IOError, RuntimeError or ValueError by backend
+        if is_disk_full(exc):
+            raise
+        raise OSError(f"the movie encoder failed ({' '.join(str(exc).split())[:300]}); nothing was replaced") \
+            from None
+
+
 def _write(ctx: MovieContext, output: Path, kind: str, size, fps: int, title_card: bool, progress) -> RenderReport:
     pl = _plotter(size, ctx.options)
     try:
@@ -177,6 +196,7 @@ def _write(ctx: MovieContext, output: Path, kind: str, size, fps: int, title_car
                 pl.write_frame()  # renders, then appends the image
             if progress is not None:
                 progress(k + 1, len(ctx.frames))
+        _finish_movie(pl)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         return RenderReport(output, renderer_name(pl), len(ctx.frames), tuple(size), seconds, cpu)
     finally:

@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from ..model.energy import TERMS
-from .outputs import atomic_output, check_output
+from .outputs import check_output, h5_output, require_space
 from .reader import NotReproducible, Trajectory, load
 
 FORMATS = ("vtkhdf",)
@@ -80,7 +80,8 @@ def export(traj_or_path, out, format: str = "vtkhdf", *, energy_densities: bool 
     (one energy evaluation per frame). ``progress(done, total)`` is called after each frame. Bad input (an
     unknown format, a run without logged frames) raises ``ValueError``; an ``out`` that is the run file itself,
     a live run's file or any run trajectory raises :class:`~.outputs.OutputRefused` (a ``ValueError``) before
-    anything is written; an unreadable run raises ``OSError``.
+    anything is written; an unreadable run raises ``OSError``; a full disk raises :class:`~.outputs.NoSpaceLeft`
+    (an ``OSError``) with the earlier export as it was.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}: expected {', '.join(FORMATS)}")
@@ -147,71 +148,72 @@ def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress
         grid[agent_of_row, traj.index] = rows
         return grid.reshape((N, H, W) + rows.shape[1:])
 
-    with atomic_output(out) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["source"] = str(traj.path)
-            f.attrs["creator"] = "gauge-vfe export (docs: gauge_vfe.agents.io.export)"
-            f.attrs["config_json"] = json.dumps(traj.config, sort_keys=True)
-            described = {**_QUANTITIES, **{f"meta_id_scale{s}": ("1", f"id of the agent's scale-{s} meta-agent, "
-                                                                      "-1 if none (stored analysis)") for s in meta}}
-            f.attrs["arrays_json"] = json.dumps({q: {"units": described[q][0], "description": described[q][1]}
-                                                 for q in [*quantities, "chi"]}, sort_keys=True)
-            g = f.create_group("VTKHDF")
-            g.attrs["Version"] = np.array(VTKHDF_VERSION, dtype=np.int64)
-            g.attrs.create("Type", np.bytes_("ImageData"), dtype=h5py.string_dtype("ascii", len("ImageData")))
-            g.attrs["WholeExtent"] = np.array([0, W, 0, H, 0, 0], dtype=np.int64)  # point extent: W x H cells
-            g.attrs["Origin"] = np.array([-0.5, -0.5, 0.0])  # cell (row y, column x) centred at (x, y)
-            g.attrs["Spacing"] = np.ones(3)
-            g.attrs["Direction"] = np.eye(3).ravel()
-            cells = g.create_group("CellData")
-            st = g.create_group("Steps")
-            st.attrs["NSteps"] = np.int64(T)
-            st.create_dataset("Values", data=steps.astype(np.float64))
-            offsets = st.create_group("CellDataOffsets")
-            g.create_group("PointData")
-            st.create_group("PointDataOffsets")
+    with h5_output(out) as f:  # a full disk: NoSpaceLeft, the handle released, nothing replaced
+        f.attrs["source"] = str(traj.path)
+        f.attrs["creator"] = "gauge-vfe export (docs: gauge_vfe.agents.io.export)"
+        f.attrs["config_json"] = json.dumps(traj.config, sort_keys=True)
+        described = {**_QUANTITIES, **{f"meta_id_scale{s}": ("1", f"id of the agent's scale-{s} meta-agent, "
+                                                                  "-1 if none (stored analysis)") for s in meta}}
+        f.attrs["arrays_json"] = json.dumps({q: {"units": described[q][0], "description": described[q][1]}
+                                             for q in [*quantities, "chi"]}, sort_keys=True)
+        g = f.create_group("VTKHDF")
+        g.attrs["Version"] = np.array(VTKHDF_VERSION, dtype=np.int64)
+        g.attrs.create("Type", np.bytes_("ImageData"), dtype=h5py.string_dtype("ascii", len("ImageData")))
+        g.attrs["WholeExtent"] = np.array([0, W, 0, H, 0, 0], dtype=np.int64)  # point extent: W x H cells
+        g.attrs["Origin"] = np.array([-0.5, -0.5, 0.0])  # cell (row y, column x) centred at (x, y)
+        g.attrs["Spacing"] = np.ones(3)
+        g.attrs["Direction"] = np.eye(3).ravel()
+        cells = g.create_group("CellData")
+        st = g.create_group("Steps")
+        st.attrs["NSteps"] = np.int64(T)
+        st.create_dataset("Values", data=steps.astype(np.float64))
+        offsets = st.create_group("CellDataOffsets")
+        g.create_group("PointData")
+        st.create_group("PointDataOffsets")
 
-            datasets = {}
-            chi_grid = on_grid(traj.chi)
-            for i in range(N):
-                for q, c in quantities.items():
-                    name = agent_array_name(traj, i, q)
-                    shape = (T, H, W) + ((c,) if c > 1 else ())
-                    datasets[i, q] = cells.create_dataset(name, shape=shape, dtype=dtype, chunks=(1,) + shape[1:],
-                                                          compression="gzip", shuffle=True)
-                    offsets.create_dataset(name, data=np.arange(T, dtype=np.int64))  # step k: entry k
-                name = agent_array_name(traj, i, "chi")  # constant in time: stored once, every step reads entry 0
-                cells.create_dataset(name, data=chi_grid[i][None])
-                offsets.create_dataset(name, data=np.zeros(T, dtype=np.int64))
+        datasets = {}
+        chi_grid = on_grid(traj.chi)
+        for i in range(N):
+            for q, c in quantities.items():
+                name = agent_array_name(traj, i, q)
+                shape = (T, H, W) + ((c,) if c > 1 else ())
+                datasets[i, q] = cells.create_dataset(name, shape=shape, dtype=dtype, chunks=(1,) + shape[1:],
+                                                      compression="gzip", shuffle=True)
+                offsets.create_dataset(name, data=np.arange(T, dtype=np.int64))  # step k: entry k
+            name = agent_array_name(traj, i, "chi")  # constant in time: stored once, every step reads entry 0
+            cells.create_dataset(name, data=chi_grid[i][None])
+            offsets.create_dataset(name, data=np.zeros(T, dtype=np.int64))
 
-            for k in range(T):
-                mu = traj.rows("mu", k).astype(np.float64)
-                sigma = traj.rows("sigma", k).astype(np.float64)
-                values = {"mu": on_grid(mu), "mu_norm": on_grid(np.sqrt(np.sum(mu * mu, axis=1))),
-                          "trace_sigma": on_grid(np.trace(sigma, axis1=1, axis2=2)),
-                          "phi": on_grid(traj.rows("phi", k))}
-                if energy_densities:
-                    try:
-                        dens = traj.evaluate(k).densities
-                    except NotReproducible as exc:  # e.g. a streaming observation draw: NaN, and said once
-                        dens = {t: np.full(agent_of_row.size, np.nan) for t in TERMS}
-                        if not any(n.startswith("no energy densities") for n in notes):
-                            notes.append(f"no energy densities for some frames (NaN): {exc}")
-                    for t in TERMS:
-                        values[f"energy_{t}"] = on_grid(dens[t])
-                    values["energy_total"] = on_grid(sum(dens[t] for t in TERMS))
-                if result is not None:
-                    j = int(pick[k])
-                    for s, ids in meta.items():
-                        per_row = ids[j][agent_of_row] if j >= 0 else np.full(agent_of_row.size, np.nan)
-                        values[f"meta_id_scale{s}"] = on_grid(per_row)
-                    values["plaquette_angle"] = on_grid(result.plaquette_angle[j] if j >= 0
-                                                        else np.full(agent_of_row.size, np.nan))
-                for (i, q), ds in datasets.items():
-                    ds[k] = values[q][i].reshape(ds.shape[1:])  # a one-component mu (K = 1) is stored as a scalar
-                if progress is not None:
-                    progress(k + 1, T)
-            arrays = sorted(cells)
+        frame_bytes = sum(ds.size // T * ds.dtype.itemsize for ds in datasets.values())  # uncompressed: a bound
+        for k in range(T):
+            require_space(out, frame_bytes)  # before HDF5 writes: a write failing inside HDF5 is not recoverable
+            mu = traj.rows("mu", k).astype(np.float64)
+            sigma = traj.rows("sigma", k).astype(np.float64)
+            values = {"mu": on_grid(mu), "mu_norm": on_grid(np.sqrt(np.sum(mu * mu, axis=1))),
+                      "trace_sigma": on_grid(np.trace(sigma, axis1=1, axis2=2)),
+                      "phi": on_grid(traj.rows("phi", k))}
+            if energy_densities:
+                try:
+                    dens = traj.evaluate(k).densities
+                except NotReproducible as exc:  # e.g. a streaming observation draw: NaN, and said once
+                    dens = {t: np.full(agent_of_row.size, np.nan) for t in TERMS}
+                    if not any(n.startswith("no energy densities") for n in notes):
+                        notes.append(f"no energy densities for some frames (NaN): {exc}")
+                for t in TERMS:
+                    values[f"energy_{t}"] = on_grid(dens[t])
+                values["energy_total"] = on_grid(sum(dens[t] for t in TERMS))
+            if result is not None:
+                j = int(pick[k])
+                for s, ids in meta.items():
+                    per_row = ids[j][agent_of_row] if j >= 0 else np.full(agent_of_row.size, np.nan)
+                    values[f"meta_id_scale{s}"] = on_grid(per_row)
+                values["plaquette_angle"] = on_grid(result.plaquette_angle[j] if j >= 0
+                                                    else np.full(agent_of_row.size, np.nan))
+            for (i, q), ds in datasets.items():
+                ds[k] = values[q][i].reshape(ds.shape[1:])  # a one-component mu (K = 1) is stored as a scalar
+            if progress is not None:
+                progress(k + 1, T)
+        arrays = sorted(cells)
     return ExportResult(out, "vtkhdf", steps, arrays, notes, time.perf_counter() - t0)
 
 

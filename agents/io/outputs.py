@@ -11,10 +11,18 @@ earlier output of its own kind survives until the new one is complete.
   system; hidden; same suffix, so writers that pick the format by suffix still work). On success the file is
   fsynced and renamed over the target; on any failure or interrupt it is removed and the target is as it was.
   A SIGKILL can leave the hidden temporary behind: the next write to the same target removes it.
+* A full disk is one line, not a crash: :func:`is_disk_full` is the one test of "this error is ENOSPC" (h5py
+  puts the C errno only in its text), :func:`atomic_output` turns it into :class:`NoSpaceLeft` ("no space left
+  on device while writing X; nothing was replaced"). HDF5 outputs (:func:`h5_output`) check the room before
+  writing (:func:`require_space`), so the handle is usually still sound and is closed with its cached data sent
+  to /dev/null (:func:`release_h5`); a write that failed inside HDF5 leaves HDF5 broken (closing the file then
+  crashes it), so that handle is never written through, closed or freed again (:func:`abandon_h5`) and the CLI
+  leaves at once, as ``vfe run`` does after a DiskFullError.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -29,6 +37,60 @@ _USERBLOCK_OFFSETS = (0, 512, 1024, 2048, 4096, 8192)  # where HDF5 may put the 
 
 class OutputRefused(ValueError):
     """The output path names a file this command must not replace (one line, naming it)."""
+
+
+class NoSpaceLeft(OSError):
+    """The disk filled up while writing ``target``; the earlier file there (if any) is as it was."""
+
+    def __init__(self, target, replaced: str = "nothing was replaced"):
+        self.target = Path(target)
+        super().__init__(errno.ENOSPC, f"no space left on device while writing {target}; {replaced}")
+
+    def line(self) -> str:
+        return self.strerror
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` reports a full disk: h5py raises RuntimeError/OSError with the C errno only in the text."""
+    text = str(exc)
+    return getattr(exc, "errno", None) == errno.ENOSPC or "errno = 28" in text or "No space left on device" in text
+
+
+_ABANDONED: list = []  # h5py files whose write failed: never closed, never freed (see abandon_h5)
+
+
+def _redirect_to_null(f) -> None:
+    """Point the file's descriptor at /dev/null: whatever HDF5 writes through it from now on goes nowhere."""
+    try:
+        fd = f.id.get_vfd_handle()
+    except Exception:  # noqa: BLE001 - closed already, or a driver without a descriptor: nothing to redirect
+        return
+    if isinstance(fd, int) and fd >= 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+
+
+def release_h5(f) -> None:
+    """Close a sound h5py file that is being discarded (its temporary is removed, or the room check refused the
+    next write) without writing into the full disk: its cached data go to /dev/null, and the close succeeds."""
+    _redirect_to_null(f)
+    try:
+        f.close()
+    except Exception:  # noqa: BLE001 - the file is being discarded; its close has nothing left to save
+        pass
+
+
+def abandon_h5(f) -> None:
+    """Leave an h5py file whose write failed inside HDF5 (a full disk) without touching it again.
+
+    After such a failure HDF5's state is broken: closing the file, freeing its objects, even asking for its file
+    descriptor can crash the interpreter (a segmentation fault). So the handle is kept, never used, closed or
+    freed, as the run's writer does after its DiskFullError; the process should then leave with ``os._exit`` (the
+    CLI does) rather than let HDF5 tidy up at exit. Its temporary file is unlinked all the same."""
+    _ABANDONED.append(f)
 
 
 def is_hdf5(path: Path) -> bool:
@@ -143,8 +205,10 @@ def atomic_output(target):
             raise OSError(f"{target}: the writer produced no file; nothing was replaced")
         _fsync(tmp)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, NoSpaceLeft) and is_disk_full(exc):
+            raise NoSpaceLeft(target) from None
         raise
     try:
         _fsync(target.parent if str(target.parent) else Path("."), directory=True)  # the rename itself
@@ -152,4 +216,58 @@ def atomic_output(target):
         pass  # some file systems cannot fsync a folder; the file's data is already on disk
 
 
-__all__ = ["OutputRefused", "atomic_output", "check_output", "is_hdf5", "temporary_path", "trajectory_kind"]
+SPACE_RESERVE_BYTES = 1 << 20  # kept free beside an output: HDF5's metadata, the rename, other writers
+
+
+def require_space(target, needed: int) -> None:
+    """Raise :class:`NoSpaceLeft` unless ``needed`` bytes (and :data:`SPACE_RESERVE_BYTES`) are free beside
+    ``target``. Called before each batch of HDF5 writes, so a full disk is found while the handle is still sound:
+    a write that fails inside HDF5 leaves it in a state where even a released handle may crash at exit."""
+    folder = Path(target).parent
+    try:
+        st = os.statvfs(folder if str(folder) else ".")
+    except OSError:
+        return  # no statistics (an unusual file system): the write itself will tell
+    if st.f_bavail * st.f_frsize < needed + SPACE_RESERVE_BYTES:
+        raise NoSpaceLeft(target)
+
+
+@contextmanager
+def full_disk_names(target, replaced: str = "nothing was replaced"):
+    """Within the block, an ``OSError`` that reports a full disk (outside an HDF5 write: a lock file, a plain
+    write in place) becomes :class:`NoSpaceLeft` naming ``target``."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, NoSpaceLeft) or not is_disk_full(exc):
+            raise
+        raise NoSpaceLeft(target, replaced) from None
+
+
+@contextmanager
+def h5_output(target, **kw):
+    """``with h5_output("x.vtkhdf") as f: f.create_dataset(...)``: an HDF5 file written through
+    :func:`atomic_output`. Too little room (:func:`require_space`, here and by the writer before each batch) or a
+    failed write (a full disk) releases the handle with :func:`release_h5` and raises :class:`NoSpaceLeft`; the
+    target is as it was. After a write that failed inside HDF5 a process should leave soon (the CLI leaves at once,
+    as ``vfe run`` does after its DiskFullError): HDF5 may still crash when its objects are freed."""
+    import h5py
+
+    require_space(target, 0)  # the reserve at least, before HDF5 holds a handle that a failed write would ruin
+    with atomic_output(target) as tmp:
+        f = h5py.File(tmp, "w", **kw)
+        try:
+            yield f
+            f.close()
+        except BaseException as exc:
+            if is_disk_full(exc) and not isinstance(exc, NoSpaceLeft):
+                abandon_h5(f)  # a write failed inside HDF5: the handle must not be touched again
+            elif f.id.valid:  # never an ordinary close: the file is discarded, and the disk may be full
+                release_h5(f)
+            if is_disk_full(exc):
+                raise NoSpaceLeft(target) from None
+            raise
+
+
+__all__ = ["NoSpaceLeft", "OutputRefused", "abandon_h5", "atomic_output", "check_output", "full_disk_names",
+           "h5_output", "is_disk_full", "is_hdf5", "release_h5", "require_space", "temporary_path", "trajectory_kind"]

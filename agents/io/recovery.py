@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 
 from .lock import RunLock, in_use_error, writer_active
+from .outputs import full_disk_names
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -64,7 +65,7 @@ def repair(path: str | Path) -> bool:
     """``vfe repair``: clear the consistency flags a killed writer left, so that every HDF5 tool opens the
     file. Refuses while a writer holds the file (:class:`~.lock.RunFileBusy`). Returns True if flags were set."""
     path = require_hdf5(path)
-    with RunLock(path):
+    with full_disk_names(path, "the file was not changed"), RunLock(path):  # the lock file may not fit
         return clear_consistency_flags(path)
 
 

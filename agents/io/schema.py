@@ -219,24 +219,34 @@ def run_record(f: h5py.File) -> dict:
     return {k: str(p.attrs.get(k, "")) for k in ("status", "message", "finished_at")}
 
 
-def read_checkpoint(f: h5py.File) -> State | None:
-    """The committed checkpoint (float64 state and step), or None before the first one."""
-    ck = f["checkpoint"]
-    active = int(ck["active"][0])
+def checkpoint_slot(f: h5py.File) -> str | None:
+    """The committed checkpoint's slot, None before the first; an index naming no slot (a damaged file) raises
+    ValueError naming the file, not IndexError."""
+    active = int(f["checkpoint"]["active"][0])
     if active < 0:
         return None
-    g = ck[CHECKPOINT_SLOTS[active]]
+    if active >= len(CHECKPOINT_SLOTS):
+        raise ValueError(f"{f.filename}: the checkpoint index is corrupt ({active}; expected -1 to "
+                         f"{len(CHECKPOINT_SLOTS) - 1}): the file is damaged")
+    return CHECKPOINT_SLOTS[active]
+
+
+def read_checkpoint(f: h5py.File) -> State | None:
+    """The committed checkpoint (float64 state and step), or None before the first one."""
+    slot = checkpoint_slot(f)
+    if slot is None:
+        return None
+    g = f["checkpoint"][slot]
     return State.from_arrays(g["mu"][...], g["sigma"][...], g["phi"][...], int(g["step"][0]))
 
 
 def read_checkpoint_rng(f: h5py.File) -> dict | None:
     """The Langevin noise's generator description stored with the committed checkpoint (older versions: numpy's
     ``bit_generator.state``), or None (none stored, or no checkpoint yet)."""
-    ck = f["checkpoint"]
-    active = int(ck["active"][0])
-    if active < 0 or CHECKPOINT_RNG not in ck[CHECKPOINT_SLOTS[active]]:
+    slot = checkpoint_slot(f)
+    if slot is None or CHECKPOINT_RNG not in f["checkpoint"][slot]:
         return None
-    text = read_text(ck[CHECKPOINT_SLOTS[active]][CHECKPOINT_RNG])
+    text = read_text(f["checkpoint"][slot][CHECKPOINT_RNG])
     return json.loads(text) if text else None
 
 

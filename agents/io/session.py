@@ -3,7 +3,8 @@
 :func:`analysis_session` takes the run file's lock (a file whose writer is alive is refused), clears the
 consistency flags a killed writer may have left, and opens the file once, for reading the logged frames and
 writing the results through the same handle. The results go into the analysis datasets with their commit
-marker (:mod:`.analysis_store`), so a kill here leaves the frames intact and the analysis marked missing.
+marker (:mod:`.analysis_store`), so a kill here leaves the frames intact and the analysis marked missing; so does
+a full disk (:class:`~.outputs.NoSpaceLeft`, the handle abandoned without another write; the CLI leaves at once).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import h5py
 from ..analysis.pipeline import AnalysisResult
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
+from .outputs import NoSpaceLeft, abandon_h5, is_disk_full
 from .reader import Trajectory
 from .recovery import clear_consistency_flags, require_hdf5
 from .schema import ANALYSIS_FRAMES, LIBVER
@@ -43,5 +45,15 @@ def analysis_session(path: str | Path):
             f = h5py.File(path, "a", libver=LIBVER)
         except OSError as exc:  # a reader (e.g. `vfe inspect`) holds HDF5's own lock on it
             raise (in_use_error(path, exc) or exc) from None
-        with f:
+        try:
             yield AnalysisSession(Trajectory(path, handle=f), f)
+            f.close()
+        except BaseException as exc:
+            if is_disk_full(exc):
+                abandon_h5(f)  # after a failed write HDF5 crashes on close: the handle is never touched again
+            elif f.id.valid:
+                f.close()
+            if is_disk_full(exc):
+                raise NoSpaceLeft(f"the analysis into {path}", "nothing was replaced: the logged frames are intact "
+                                  "and the analysis is marked missing (run vfe analyze again)") from None
+            raise

@@ -1,7 +1,8 @@
 """A sweep's summary: ``summary.csv`` (for any tool) and its typed twin ``summary.h5`` (one dataset per column).
 
 Both are rewritten atomically (:func:`~.outputs.atomic_output`: a temporary file, fsynced, renamed over the old
-one) as members finish, so an interrupted sweep keeps every finished member. :func:`read_summary` gives the rows
+one) as members finish, so an interrupted sweep keeps every finished member; a full disk raises
+:class:`~.outputs.NoSpaceLeft` and leaves the earlier summaries as they were. :func:`read_summary` gives the rows
 back with numbers as numbers.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .outputs import atomic_output
+from .outputs import atomic_output, h5_output
 
 TEXT_COLUMNS = ("member", "status", "message", "path")
 
@@ -27,7 +28,7 @@ def write_summary(directory: Path, columns: list[str], rows: list[dict]) -> None
         w.writeheader()
         for r in ordered:
             w.writerow({k: r.get(k, "") for k in columns})
-    with atomic_output(directory / "summary.h5") as tmp, h5py.File(tmp, "w") as f:
+    with h5_output(directory / "summary.h5") as f:  # a full disk: NoSpaceLeft, never a second write through f
         for k in columns:
             col = [r.get(k, "") for r in ordered]
             if col and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)

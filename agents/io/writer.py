@@ -62,6 +62,7 @@ from ..model.state import State
 from . import schema  # STEP_SERIES read by attribute: the table as it is when a file is made or resumed
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
+from .outputs import is_disk_full
 from .reader import Trajectory
 from .recovery import clear_consistency_flags
 from .schema import (ANALYSIS_FRAMES, CHECKPOINT_RNG, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, H5MD_BOUNDARY,
@@ -105,10 +106,7 @@ def versions() -> dict:
             "package": __version__}
 
 
-def _is_disk_full(exc: BaseException) -> bool:
-    # h5py reports a failed write as RuntimeError/OSError with the C errno only in the text
-    return getattr(exc, "errno", None) == errno.ENOSPC or "errno = 28" in str(exc) or \
-        "No space left on device" in str(exc)
+_is_disk_full = is_disk_full  # the one test of ENOSPC, shared with every other writer (.outputs)
 
 
 class TrajectoryWriter:

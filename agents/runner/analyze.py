@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..analysis.pipeline import AnalysisResult, analyze_frames
+from ..io.outputs import full_disk_names
 from ..io.reader import load
 from ..io.session import analysis_session
 from ..setup.config import AnalysisConfig, ConfigError, make_config
@@ -44,10 +45,11 @@ def analysis_settings(path: str | Path, **overrides) -> AnalysisConfig:
 def analyze_run(path: str | Path, settings: AnalysisConfig | None = None, progress=None) -> AnalysisResult:
     """Analyse every logged frame of the run at ``path`` and store the result in the file.
 
-    ``settings`` default to the run's own (``analysis_settings(path)``). A run still being written is refused.
+    ``settings`` default to the run's own (``analysis_settings(path)``). A run still being written is refused. A
+    full disk (for the lock file or the results) raises :class:`~..io.outputs.NoSpaceLeft`; the frames are intact.
     """
     settings = settings if settings is not None else analysis_settings(path)
-    with analysis_session(path) as session:
+    with full_disk_names(f"the analysis into {path}", "nothing was replaced"), analysis_session(path) as session:
         traj = session.trajectory
         result = analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings, progress,
                                 info_bits=traj.info_bits())

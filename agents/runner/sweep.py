@@ -4,11 +4,15 @@
 
 Each member is an ordinary run (:func:`agents.run.run_scenario`) writing its own trajectory file, with its
 overrides recorded in the file (``/parameters/config_json``) and in the sweep's summary. The summary
-(``summary.csv`` and its HDF5 twin ``summary.h5``) is rewritten as members finish, so an interrupted sweep
-keeps every finished member; ``--resume`` skips completed members and continues the rest in place from their
-checkpoints. A member that fails (a bad override, a divergence) is recorded with its status and message and
-never stops the others. Dask reschedules a member whose worker dies; the new attempt starts the member again in
+(``summary.csv`` and its HDF5 twin ``summary.h5``) is rewritten as members finish (at most every
+``SUMMARY_SECONDS``, and when the sweep ends or is interrupted), so an interrupted sweep keeps every finished
+member; ``--resume`` skips completed members and continues the rest in place from their checkpoints. A member
+that fails (a bad override, a divergence) is recorded with its status and message and never stops the others. Dask reschedules a member whose worker dies; the new attempt starts the member again in
 its own file (an interrupted attempt is never renamed aside, so no ``m0002.1.h5`` is left beside it).
+
+The parameter grid is validated once, up front (each swept value alone, and the first member built); the other
+members are validated by the worker that runs them and handed to the cluster a few at a time, so a sweep of any
+size starts within seconds.
 
 Each worker runs one member at a time with ``numba`` limited to ``cores // workers`` threads, so workers do
 not oversubscribe the machine.
@@ -29,13 +33,16 @@ from pathlib import Path
 import yaml
 
 from ..analysis.pipeline import SEPARATION_FIELDS
-from ..io.outputs import atomic_output
+from ..io.outputs import NoSpaceLeft, atomic_output
 from ..io.sweep_store import read_summary, write_summary
 from ..model.energy import TERMS
 
 SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "uphill_steps", "path"] + \
     [f"energy_{t}" for t in ("total",) + TERMS] + ["meta_agents", "meta_max_scale", "holonomy_mean", "holonomy_max"] + \
     ["lambda_align_over_alpha"] + SEPARATION_FIELDS
+
+
+SUMMARY_SECONDS = 2.0  # the summary is rewritten at most this often while members finish (and once at the end)
 
 
 class SweepError(ValueError):
@@ -232,14 +239,81 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def validate_members(scenario_path: Path, all_members: list[dict]) -> None:
-    """Load and build every member's scenario before any cluster starts: a misspelled key or a bad value
-    fails the sweep up front (:class:`SweepError` naming the member), not in a worker an hour later."""
+GRID_VALUES_CHECKED = 200  # distinct values of one swept key checked up front; the rest by their member's worker
+
+
+def validate_grid(scenario_path: Path, params: list[tuple[str, list]], fixed: dict | None = None,
+                  zip_params: bool = False) -> None:
+    """Validate the parameter grid once, before any cluster starts, in time independent of the number of
+    members: every swept key exists, its values (the first :data:`GRID_VALUES_CHECKED` distinct ones, and the
+    least and greatest number) are each valid alone (as a scenario's ``sweep:`` section is checked), and the first
+    member loads and builds. A :class:`SweepError` names the key or the member. The other members are validated
+    lazily, by the worker that runs them: a combination that is bad only together becomes that member's failed
+    row, never the sweep's end (a 100,000-member sweep starts its first member within seconds)."""
+    from ..setup.config import check_value
+    from ..setup.scenario import ScenarioError, load_scenario
+
+    fixed_texts = [_override_text(key, v) for key, v in (fixed or {}).items()]
+    try:
+        base = load_scenario(scenario_path, fixed_texts).config.model_dump(mode="python", by_alias=True,
+                                                                             exclude={"sweep"})
+    except ScenarioError as exc:
+        raise SweepError(exc.messages[0]) from None
+    for key, values in params:
+        if key.split(".")[0] == "sweep":
+            raise SweepError(f"--param {key}: the sweep section cannot sweep itself")
+        for value in _representatives(values):
+            why = check_value(base, key, value)
+            if why == "no such key":
+                raise SweepError(f"--param {key}: no such key in a scenario")
+            if why is not None:
+                k, member = _first_member_with(params, key, value, zip_params)
+                raise SweepError(f"{_member_label(k, {**(fixed or {}), **member})}: {key}: {why}")
+    first = {key: values[0] for key, values in params if values}  # member m0000, of a product or a zip alike
+    validate_members(scenario_path, [{**(fixed or {}), **first}])
+
+
+def _first_member_with(params: list[tuple[str, list]], key: str, value, zip_params: bool) -> tuple[int, dict]:
+    """(index, overrides) of the first member whose ``key`` is ``value`` (the others at their first values in a
+    product), computed without listing the members."""
+    keys = [k for k, _ in params]
+    lists = dict(params)
+    j = next(i for i, v in enumerate(lists[key]) if v == value and type(v) is type(value))
+    if zip_params:
+        return j, {k: lists[k][j] for k in keys}
+    later = keys[keys.index(key) + 1:]
+    stride = 1
+    for k in later:
+        stride *= len(lists[k])
+    return j * stride, {k: (value if k == key else lists[k][0]) for k in keys}
+
+
+def _member_label(k: int, overrides: dict) -> str:
+    return f"member m{k:04d} ({', '.join(_override_text(key, v) for key, v in overrides.items())})"
+
+
+def _representatives(values: list) -> list:
+    """The values of one key that stand for all of them: the first distinct ones, and the extreme numbers."""
+    seen, out = set(), []
+    for v in values:
+        tag = json.dumps(v, sort_keys=True, default=str)
+        if tag not in seen:
+            seen.add(tag)
+            out.append(v)
+            if len(out) == GRID_VALUES_CHECKED:
+                break
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return out + ([min(numbers), max(numbers)] if numbers else [])
+
+
+def validate_members(scenario_path: Path, some_members: list[dict]) -> None:
+    """Load and build each of ``some_members``' scenarios (:class:`SweepError` naming the member): a misspelled
+    key or a bad value fails the sweep up front, not in a worker an hour later."""
     from ..setup.build import build
     from ..setup.scenario import ScenarioError, load_scenario
 
-    for k, overrides in enumerate(all_members):
-        where = f"member m{k:04d} ({', '.join(_override_text(key, v) for key, v in overrides.items())})"
+    for k, overrides in enumerate(some_members):
+        where = _member_label(k, overrides)
         try:
             sc = load_scenario(scenario_path, [_override_text(key, v) for key, v in overrides.items()])
             build(sc.config, sc.base_dir, sc.inputs)
@@ -269,12 +343,13 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
         old = json.loads(spec_path.read_text())
         if old["members"] != json.loads(json.dumps(all_members)):
             raise SweepError(f"{directory}: --resume with other parameters than the sweep there")
-    validate_members(scenario_path, all_members)
+    validate_grid(scenario_path, params, fixed, zip_params)
     with atomic_output(spec_path) as tmp:
-        tmp.write_text(json.dumps(spec, indent=1))
+        tmp.write_text(json.dumps(spec, indent=1 if len(all_members) <= 1000 else None))  # 100k members: 0.1 s
     previous = {r["member"]: r for r in read_summary(directory)[1]} if resume else {}
     rows: dict[str, dict] = {}
     todo = []
+    existing = set(os.listdir(directory))  # one listing, not a stat per member (100,000 stats took 2 s)
     for k, ov in enumerate(all_members):
         name = f"m{k:04d}"
         base = {"member": name, **{f"param:{key}": ov[key] for key in keys}}
@@ -283,8 +358,8 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
             rows[name] = {**old, **base}
             continue
         todo.append((name, ov, base))
-        member_file = directory / f"{name}.h5"
-        if not resume and member_file.exists():
+        if not resume and f"{name}.h5" in existing:
+            member_file = directory / f"{name}.h5"
             # a file of an earlier sweep in this folder: kept as NAME.k.h5 (as `vfe run` keeps an earlier run),
             # here, once, so that a file a worker finds at its member's path is always its own earlier attempt
             from .run import keep_earlier
@@ -310,19 +385,34 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                 if previous_handler is not None:
                     signal.signal(signal.SIGINT, previous_handler)
             client = Client(cluster)
+        no_room = False
         try:
             # members at once: one per worker thread (an external worker may run several)
             slots = sum(max(1, int(w.get("nthreads", 1))) for w in client.scheduler_info()["workers"].values())
             threads = member_threads(slots)
             futures = {}
-            for name, ov, base in todo:
+            pending = iter(todo)
+
+            def submit_next() -> None:
+                """Members go to the cluster a few at a time (2 per slot in flight): submitting 100,000 tasks
+                up front would take minutes before the first one ran, and hold them all in memory."""
+                item = next(pending, None)
+                if item is None:
+                    return
+                name, ov, base = item
                 out = str((directory / f"{name}.h5").resolve())
                 fut = client.submit(run_member, str(scenario_path), ov, out, threads, resume,
                                     key=f"{directory.name}-{name}", pure=False, retries=2)
                 futures[fut] = (name, base)
-            done = 0
+                flow.add(fut)
+
+            flow = as_completed()
+            for _ in range(2 * slots):
+                submit_next()
+            done, last_summary = 0, -SUMMARY_SECONDS
             try:
-                for fut in as_completed(futures):
+                for fut in flow:
+                    submit_next()
                     name, base = futures[fut]
                     try:
                         row = fut.result()
@@ -331,7 +421,9 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                                "path": str(directory / f"{name}.h5")}
                     rows[name] = {**base, **row}
                     done += 1
-                    write_summary(directory, summary_columns(keys), list(rows.values()))
+                    if time.monotonic() - last_summary >= SUMMARY_SECONDS:  # rewritten whole: not per member
+                        write_summary(directory, summary_columns(keys), list(rows.values()))
+                        last_summary = time.monotonic()
                     if progress is not None:
                         progress(done, len(todo))
             except KeyboardInterrupt:
@@ -339,8 +431,12 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
                 for fut in futures:
                     fut.cancel()
                 raise
+            except NoSpaceLeft:
+                no_room = True  # the summary did not fit: not tried again on the way out (HDF5 may be broken)
+                raise
         finally:
-            write_summary(directory, summary_columns(keys), list(rows.values()))
+            if not no_room:
+                write_summary(directory, summary_columns(keys), list(rows.values()))
             client.close()
             if cluster is not None:
                 cluster.close()

@@ -11,10 +11,13 @@ from these models.
 from __future__ import annotations
 
 import math
+import re
+import types
+import typing
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import (AfterValidator, ConfigDict, Field, ValidationError, WrapValidator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WrapValidator,
                       field_validator, model_validator)
 
 from ..analysis.meta_agents import ConsensusParams
@@ -78,13 +81,83 @@ ScalarVectorOrMatrix = Annotated[float | list[float] | list[list[float]],
                                  _numbers("a number, a list of numbers (diagonal) or a list of rows (matrix)", 2)]
 
 
-def _clean_name(value: str) -> str:
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._+=,@-]*"  # a run's and a scenario's name: it names files and log lines
+MAX_NAME_LENGTH = 128
+_NAME = re.compile(NAME_PATTERN)
+
+
+def name_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a run or scenario name, or None. Letters, digits and ``. _ + = , @ -`` only (not
+    first: a name starting with '-' or '.' reads as an option or a hidden file): no '/', no space, no newline."""
     if not value.strip():
-        raise ValueError("the name is empty")
-    if any(c in value for c in "/\\\x00") or value in (".", ".."):
-        raise ValueError(f"{value!r}: a name cannot contain '/', '\\' or NUL, nor be '.' or '..' (it names the "
-                         "output file runs/NAME.h5)")
+        return "the name is empty"
+    if len(value) > MAX_NAME_LENGTH:
+        return f"a name has at most {MAX_NAME_LENGTH} characters (this one has {len(value)})"
+    if _NAME.fullmatch(value) is None:
+        bad = next((c for c in value if _NAME.fullmatch("a" + c) is None), value[0])
+        return (f"{value!r}: a name cannot contain {bad!r} (nor start with '.' or '-'): it names the output file "
+                "runs/NAME.h5; use letters, digits and . _ + = , @ -")
+    return None
+
+
+def _clean_name(value: str) -> str:
+    if (why := name_problem(value)) is not None:
+        raise ValueError(why)
     return value
+
+
+# --- booleans are not numbers: YAML's `true` and `--set x=true` are refused where a number is expected ---------
+
+def _takes_bool(annotation) -> bool:
+    """Whether a field of this type accepts true/false as such (bool, Any, or a union holding one)."""
+    if annotation is bool or annotation is Any:
+        return True
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _takes_bool(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_bool(a) for a in args)
+    if origin is Literal:
+        return any(isinstance(a, bool) for a in args)
+    return False
+
+
+def _unions(annotation) -> tuple:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _unions(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return tuple(m for a in args for m in _unions(a))
+    return (annotation,)
+
+
+def bool_problems(annotation, value, path: str = "") -> list[tuple[str, str]]:
+    """(key path, message) of every ``true``/``false`` in ``value`` where ``annotation`` expects no boolean.
+
+    pydantic (lax) reads true as 1 and 1.0, so ``agents.count: true`` would mean one agent: this walks the raw
+    data along the schema before pydantic sees it."""
+    if isinstance(value, bool):
+        if _takes_bool(annotation) or not any(m in (int, float) for m in _unions(annotation)):
+            return []  # a bool, or a type pydantic refuses true for by itself (text, a list)
+        return [(path, f"{str(value).lower()} is a boolean, not a number (write 1 or 0 if a number is meant)")]
+    out = []
+    for member in _unions(annotation):
+        origin, args = typing.get_origin(member), typing.get_args(member)
+        if isinstance(value, dict) and isinstance(member, type) and issubclass(member, BaseModel):
+            shape = member.model_fields.get("shape")
+            if shape is not None and value.get("shape", "disk") != shape.default:
+                continue  # a support of another shape
+            for name, field in member.model_fields.items():
+                key = field.alias or name
+                if key in value:
+                    out += bool_problems(field.annotation, value[key], f"{path}.{key}" if path else key)
+            return out
+        if isinstance(value, list) and origin in (list, tuple) and args:
+            items = args if origin is tuple and Ellipsis not in args else (args[0],) * len(value)
+            for i, (item, ann) in enumerate(zip(value, items)):
+                out += bool_problems(ann, item, f"{path}.{i}")
+            return out
+    return out
 
 
 # --- grid and fiber ---------------------------------------------------------------------------------------------
@@ -343,7 +416,7 @@ class Config(_Strict):
                 problems.append((where, "the sweep section cannot sweep itself"))
                 continue
             for i, value in enumerate(values):
-                why = _check_value(base, key, value)
+                why = check_value(base, key, value)
                 if why == "no such key":
                     problems.append((where, f"{key}: no such key in a scenario"))
                     break
@@ -370,6 +443,21 @@ def _vector_length(path: str, value, n: int) -> list[tuple[str, str]]:
     if isinstance(value, list) and len(value) != n:
         return [(f"{path}.value", f"needs {n} components, got {len(value)}")]
     return []
+
+
+def check_value(base: dict, key: str, value) -> str | None:
+    """Why ``key = value`` alone is not valid in the resolved configuration ``base`` (a ``model_dump``): "no such
+    key", a wrong type (a boolean for a number too), out of range; or None. A sweep checks its grid with this."""
+    if bools := bool_problems(Config, _with_value({}, key, value)):
+        return bools[0][1]
+    return _check_value(base, key, value)
+
+
+def _with_value(data: dict, key: str, value) -> dict:
+    """``{a: {b: value}}`` for key ``a.b`` (list indices as keys: bool_problems then finds no list to walk)."""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
 
 
 def _check_value(base: dict, key: str, value) -> str | None:
@@ -449,6 +537,9 @@ def make_config(data: dict | Config | None = None) -> Config:
     if isinstance(data, Config):
         config = data
     else:
+        bools = bool_problems(Config, data) if isinstance(data, dict) else []
+        if bools:
+            raise ConfigError(bools)
         try:
             config = Config.model_validate(data or {})
         except ValidationError as exc:

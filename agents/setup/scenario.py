@@ -3,9 +3,11 @@
 Every problem is reported as ``FILE:LINE: key.path: message`` (or ``--set key.path=value: message`` for a
 command-line override), found by mapping pydantic's error locations onto the YAML node tree.
 
-Reading is defensive: the file must be UTF-8 text of at most ``MAX_SCENARIO_BYTES``, hold one non-empty YAML
-mapping, use no duplicate keys, and its aliases may add at most ``MAX_ALIAS_NODES`` nodes when expanded (a
-"billion laughs" document is refused before it is expanded).
+Reading is defensive: the file must be a regular file of UTF-8 text of at most ``MAX_SCENARIO_BYTES`` (checked
+before it is read), hold one non-empty YAML mapping, use no duplicate keys, no list longer than ``MAX_LIST_ITEMS``
+(checked on the node tree, before any value is built), and its aliases may add at most ``MAX_ALIAS_NODES`` nodes
+when expanded (a "billion laughs" document is refused before it is expanded). The limits are stated in the
+scenario reference (:mod:`.schema_doc`).
 
 :func:`prepare_scenario` is set-up's one entry point (the CLI, ``Simulation.from_scenario``, ``gv.run`` and
 ``gv.sweep`` call it): the YAML and schema here, then the memory model (:mod:`.memory`) and the files the scenario
@@ -15,6 +17,7 @@ line, before anything is built.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +28,9 @@ from .inputs import Inputs, missing_files, read_inputs
 from .memory import memory_problem, parse_memory_limit
 from .shipped import resolve_scenario
 
-MAX_SCENARIO_BYTES = 10 * 2**20  # a scenario is a page of YAML; 10 MiB holds explicit lists of 100k supports
+MAX_SCENARIO_BYTES = 2**20  # a scenario is a page of YAML; 1 MiB holds explicit lists of 10k supports, and parses
+# in seconds (PyYAML reads about 1 MB/s and keeps ~100 bytes per node: 10 MB took a minute and 1.3 GiB)
+MAX_LIST_ITEMS = 10_000  # items of any one list (supports, loop waypoints, a sweep's values)
 MAX_ALIAS_NODES = 10_000  # nodes that alias expansion may add to a document
 MAX_DEPTH = 64  # nesting of mappings and lists (the schema needs 6)
 
@@ -109,11 +114,12 @@ def _read_text_checked(path: Path, name: str) -> str:
     if not path.is_file():
         raise ScenarioError([f"{name}: not a regular file"])
     try:
-        size = path.stat().st_size
+        with open(path, "rb") as fh:  # at most one byte past the bound, even if the file grows meanwhile
+            raw = fh.read(MAX_SCENARIO_BYTES + 1)
+            size = max(len(raw), os.fstat(fh.fileno()).st_size)
         if size > MAX_SCENARIO_BYTES:
             raise ScenarioError([f"{name}: {size} bytes is too large for a scenario file "
                                  f"(at most {MAX_SCENARIO_BYTES // 2**20} MiB)"])
-        raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError([f"{name}: cannot read the scenario file ({exc.strerror or exc})"]) from None
     return decode_text(raw, name)
@@ -182,6 +188,8 @@ def _check_node_tree(node, name: str, where: str = "") -> None:
                 label = str(k.value) if isinstance(k, yaml.ScalarNode) else "?"
                 total += walk(v, path + (label,), depth + 1)
         elif isinstance(n, yaml.SequenceNode):
+            if len(n.value) > MAX_LIST_ITEMS:
+                fail(n, path, f"a list of {len(n.value)} items: at most {MAX_LIST_ITEMS} are allowed")
             for i, item in enumerate(n.value):
                 total += walk(item, path + (str(i),), depth + 1)
         active.discard(nid)
@@ -212,6 +220,9 @@ class _Loader(yaml.SafeLoader):
 
 def parse_yaml(text: str, name: str, where: str = ""):
     """(node tree, data) of one YAML document, or (None, None) for an empty one; errors as ScenarioError."""
+    if len(text) > MAX_SCENARIO_BYTES:  # text given directly (a notebook, --set): the file's bound, before parsing
+        raise ScenarioError([f"{name}: {len(text)} characters is too large for a scenario "
+                             f"(at most {MAX_SCENARIO_BYTES // 2**20} MiB)"])
     try:
         loader = _Loader(text)
     except yaml.YAMLError as exc:  # the reader checks the characters at once

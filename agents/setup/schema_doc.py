@@ -86,10 +86,45 @@ def _rows(model: type[BaseModel], prefix: str, seen: set) -> list[str]:
     return rows
 
 
+def limits_markdown() -> str:
+    """What a scenario may be (its size, lists, names, booleans) and where its paths lead: from the constants the
+    checks use, so the page states the limits the code enforces."""
+    from .config import MAX_NAME_LENGTH, NAME_PATTERN
+    from .scenario import MAX_ALIAS_NODES, MAX_DEPTH, MAX_LIST_ITEMS, MAX_SCENARIO_BYTES
+
+    return f"""
+## Limits
+
+Checked before the YAML is parsed or its values are built, so a hostile or mistaken file is refused within a
+second with one line (exit code 2):
+
+- a scenario file is a regular file (not a FIFO or a device) of UTF-8 text of at most {MAX_SCENARIO_BYTES} bytes
+  ({MAX_SCENARIO_BYTES // 2**20} MiB); the same bound holds for scenario text given directly;
+- no list holds more than {MAX_LIST_ITEMS} items (`agents.supports`, loop waypoints, a sweep's values);
+- mappings and lists nest at most {MAX_DEPTH} levels; aliases may add at most {MAX_ALIAS_NODES} nodes when
+  expanded; a key appears once per mapping;
+- `true` and `false` are booleans, never numbers: `agents.count: true` or `--set agents.count=true` is refused
+  (write 1);
+- `name` (the run's name, which names the default output `runs/NAME.h5`) is 1 to {MAX_NAME_LENGTH} characters of
+  `{NAME_PATTERN}`: letters, digits and `. _ + = , @ -`, not starting with `.` or `-`; no `/`, space or newline;
+- a sweep checks its grid once (every swept key, and each value alone) and builds its first member before it
+  starts; every other member is validated by the worker that runs it (a bad combination is that member's failed
+  row), so a sweep of any size starts within seconds.
+
+## Paths
+
+Every file path in a scenario (`observations.path`, `agents.init.from.path`, a mask support's `path`,
+`output.path`) is either absolute, or relative to **the folder of the scenario file** (not the current folder).
+A relative path may lead outside that folder (`../data/obs.npy`, `output.path: ../elsewhere/x.h5`): gauge-vfe is
+a local tool and reads and writes what its user can. Input files must be regular files; a FIFO or a device is
+refused. Without `output.path` (and without `-o`) a run writes `runs/NAME.h5` relative to the current folder.
+"""
+
+
 def reference_markdown() -> str:
     lines = [HEADER, "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     lines += _rows(Config, "", set())
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + limits_markdown()
 
 
 if __name__ == "__main__":  # pragma: no cover
