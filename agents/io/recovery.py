@@ -17,6 +17,7 @@ from pathlib import Path
 
 import h5py
 
+from .integrity import TrajectoryFileError
 from .lock import RunLock, in_use_error, writer_active
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -39,6 +40,20 @@ def open_trajectory_file(path: str | Path) -> h5py.File:
             raise busy from None
         if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
             raise OSError(f"{path}: not a readable HDF5 trajectory ({exc})") from None
+        return h5py.File(path, "r", swmr=True)
+
+
+def open_read_only(path: str | Path) -> h5py.File:
+    """Open for reading without changing a byte (``vfe verify``, the resume pre-check): flags a killed writer
+    left are read past in SWMR-read mode, never cleared."""
+    path = require_hdf5(path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if (busy := in_use_error(path, exc)) is not None:
+            raise busy from None
+        if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
+            raise TrajectoryFileError(f"{path}: not a readable HDF5 file ({' '.join(str(exc).split())})") from None
         return h5py.File(path, "r", swmr=True)
 
 

@@ -1,0 +1,209 @@
+"""Checksums and damaged or foreign files (issue 26, items 1 and 5; docs/model.md#file-integrity).
+
+One small real run (6x6 grid, two agents) is copied and damaged in each test:
+
+* a flipped bit in an energy value, in a logged frame's chunk and in the checkpoint is reported as "damaged at
+  <dataset>" with the steps affected by the reader, ``vfe inspect`` and ``vfe verify``, never as a value;
+  ``--resume`` is refused with one line naming the checkpoint slot, and the input keeps every byte;
+* a checkpoint whose arrays were changed consistently (their fletcher32 valid) fails its sha256;
+* a foreign HDF5 file, a look-alike with a malformed JSON attribute and files whose datasets claim huge shapes
+  fed to every command that reads a run file and to ``gv.load``: exit 2, one line naming the file, no
+  traceback, no MemoryError, the file untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gauge_vfe.agents.cli import main
+from gauge_vfe.agents.io.integrity import DamagedData, TrajectoryFileError
+from gauge_vfe.agents.io.reader import load
+from gauge_vfe.agents.model.energy import TERMS
+
+SCENARIO = ("grid: {height: 6, width: 6}\nagents:\n  supports: [{radius: 2, center: [2, 2]}, {radius: 2, "
+            "center: [3, 3]}]\ndynamics: {steps: 20}\noutput: {every: 2}\nanalysis: {enabled: false}\n")
+
+
+def invoke(*argv):
+    try:
+        return CliRunner().invoke(main, [str(a) for a in argv], catch_exceptions=False)
+    except BaseException as exc:  # a traceback (or MemoryError): the file was not handled
+        pytest.fail(f"{argv}: raised {type(exc).__name__}: {exc}")
+
+
+def one_error_line(r, code: int = 2) -> str:
+    assert r.exit_code == code, (r.exit_code, r.output)
+    assert "Traceback" not in r.output
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("integrity")
+    (d / "s.yaml").write_text(SCENARIO)
+    r = CliRunner().invoke(main, ["run", str(d / "s.yaml"), "-o", str(d / "run.h5"), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return d / "run.h5"
+
+
+@pytest.fixture
+def copy(run, tmp_path) -> Path:
+    shutil.copy(run.parent / "s.yaml", tmp_path / "s.yaml")
+    return Path(shutil.copy(run, tmp_path / "run.h5"))
+
+
+def flip_bit(path: Path, dataset: str, chunk: int = 0, byte: int = 3) -> None:
+    """Flip one bit of a stored chunk of ``dataset`` (the file's bytes, as a failing disk would)."""
+    with h5py.File(path, "r") as f:
+        ds = f[dataset]
+        info = ds.id.get_chunk_info(chunk)
+        offset = info.byte_offset + min(byte, info.size - 5)
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([b ^ 0x10]))
+
+
+def test_every_dataset_carries_a_checksum(run):
+    unchecked = []
+    with h5py.File(run, "r") as f:
+        f.visititems(lambda name, obj: unchecked.append(name) if isinstance(obj, h5py.Dataset) and not
+                     obj.fletcher32 and obj.size else None)
+    assert unchecked == []
+    r = invoke("verify", run)
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith(f"{run}: intact")
+
+
+def test_energy_bit_flip_is_damage_not_a_value(copy):
+    total = "observables/energy/total/value"
+    flip_bit(copy, total)
+    before = copy.read_bytes()
+    with load(copy) as traj:
+        with pytest.raises(DamagedData, match=f"damaged at /{total} \\(entries 0\\.\\.20, steps 0\\.\\.20\\)"):
+            traj.energy("total")
+        assert all(traj.energy(t)[1].size == 21 for t in TERMS)  # the other terms read intact
+    line = one_error_line(invoke("inspect", copy))
+    assert f"damaged at /{total}" in line and "steps 0..20" in line
+    r = invoke("verify", copy)
+    assert r.exit_code == 1
+    damaged = [ln for ln in r.output.splitlines() if "damaged at" in ln]
+    assert len(damaged) == 1 and f"/{total}" in damaged[0], r.output
+    assert copy.read_bytes() == before
+
+
+def test_frame_chunk_bit_flip_names_its_step(copy):
+    flip_bit(copy, "particles/agents/mu/value", chunk=4)
+    with load(copy) as traj:
+        with pytest.raises(DamagedData, match="damaged at /particles/agents/mu/value \\(entries 4\\.\\.4, "
+                                              "steps 8\\.\\.8\\)"):
+            traj.field("mu", frame=4)
+        assert np.isfinite(traj.rows("mu", frame=3)).all()  # the frames around it read intact
+        assert np.isfinite(traj.rows("mu", frame=5)).all()
+    r = invoke("verify", copy)
+    assert r.exit_code == 1
+    assert "damaged at /particles/agents/mu/value (entries 4..4, steps 8..8)" in r.output
+
+
+@pytest.mark.parametrize("dataset", ["checkpoint/slot0/mu", "checkpoint/slot0/step"])
+def test_checkpoint_bit_flip_refuses_resume_untouched(copy, dataset):
+    flip_bit(copy, dataset, byte=0)
+    before = copy.read_bytes()
+    line = one_error_line(invoke("run", copy.parent / "s.yaml", "-o", copy, "--resume", "--steps", "30", "-q"))
+    assert str(copy) in line and f"damaged at /{dataset}" in line, line
+    assert copy.read_bytes() == before
+    r = invoke("verify", copy)
+    assert r.exit_code == 1 and f"damaged at /{dataset}" in r.output, r.output
+
+
+def test_checkpoint_sha256_mismatch_refuses_resume(copy):
+    with h5py.File(copy, "r+") as f:  # a consistent rewrite: its fletcher32 is valid, its sha256 is not
+        mu = f["checkpoint/slot0/mu"]
+        mu[0, 0] = mu[0, 0] + 1e-9
+    before = copy.read_bytes()
+    line = one_error_line(invoke("run", copy.parent / "s.yaml", "-o", copy, "--resume", "--steps", "30", "-q"))
+    assert str(copy) in line and "checkpoint slot0" in line and "sha256" in line, line
+    assert copy.read_bytes() == before
+
+
+def test_resume_of_an_intact_file_still_works(copy):
+    r = invoke("run", copy.parent / "s.yaml", "-o", copy, "--resume", "--steps", "24", "-q")
+    assert r.exit_code == 0, r.output
+    assert invoke("verify", copy).exit_code == 0
+
+
+# --- foreign, look-alike and huge-shape files -------------------------------------------------------------------
+def _foreign(path: Path, run: Path):
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(3)
+        f.create_group("data").attrs["owner"] = "another program"
+
+
+def _lookalike(path: Path, run: Path):
+    shutil.copy(run, path)
+    with h5py.File(path, "r+") as f:
+        f["parameters"].attrs["config_json"] = '{"grid": {"height": 6,'
+
+
+def _huge_series(path: Path, run: Path):
+    shutil.copy(run, path)
+    with h5py.File(path, "r+") as f:  # 2^35 entries claimed: 256 GiB of float64, no chunk allocated
+        f["observables/energy/total/value"].resize((2 ** 35,))
+        f["observables/energy/total/step"].resize((2 ** 35,))
+
+
+def _huge_rows(path: Path, run: Path):
+    shutil.copy(run, path)
+    with h5py.File(path, "r+") as f:  # frames of 2^30 rows claimed (the static part says 26)
+        n = f["particles/agents/mu/value"].shape[0]
+        del f["particles/agents/mu/value"]
+        f.create_dataset("particles/agents/mu/value", shape=(n, 2 ** 30, 3), chunks=(1, 2 ** 16, 3),
+                         dtype=np.float32, maxshape=(None, 2 ** 30, 3))
+
+
+KINDS = {"foreign": (_foreign, "not a gauge-vfe trajectory"), "lookalike": (_lookalike, "malformed JSON"),
+         "huge-series": (_huge_series, "claims shape"), "huge-rows": (_huge_rows, "claims shape")}
+COMMANDS = {
+    "inspect": lambda p, d: ["inspect", p],
+    "analyze": lambda p, d: ["analyze", p],
+    "plot": lambda p, d: ["plot", p, "-o", d / "plots"],
+    "render": lambda p, d: ["render", p, "-o", d / "frame.png"],
+    "export": lambda p, d: ["export", p, "-o", d / "out.vtkhdf"],
+    "verify": lambda p, d: ["verify", p],
+    "spectrum": lambda p, d: ["spectrum", p],
+    "resume": lambda p, d: ["run", d / "s.yaml", "-o", p, "--resume", "--steps", "30", "-q"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_bad_files_get_one_line(run, tmp_path, kind, command):
+    make, fragment = KINDS[kind]
+    shutil.copy(run.parent / "s.yaml", tmp_path / "s.yaml")
+    path = tmp_path / "bad.h5"
+    make(path, run)
+    before = path.read_bytes()
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    line = one_error_line(invoke(*COMMANDS[command](path, tmp_path)))
+    assert str(path) in line and fragment in line, line
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no output, no lock left behind
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_load_raises_one_exception_type(run, tmp_path, kind):
+    make, fragment = KINDS[kind]
+    path = tmp_path / "bad.h5"
+    make(path, run)
+    with pytest.raises(TrajectoryFileError, match=fragment) as info:
+        load(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
