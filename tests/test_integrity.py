@@ -16,6 +16,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import sys
+
 import h5py
 import numpy as np
 import pytest
@@ -25,6 +27,9 @@ from gauge_vfe.agents.cli import main
 from gauge_vfe.agents.io.integrity import DamagedData, TrajectoryFileError
 from gauge_vfe.agents.io.reader import load
 from gauge_vfe.agents.model.energy import TERMS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import faults  # noqa: E402
 
 SCENARIO = ("grid: {height: 6, width: 6}\nagents:\n  supports: [{radius: 2, center: [2, 2]}, {radius: 2, "
             "center: [3, 3]}]\ndynamics: {steps: 20}\noutput: {every: 2}\nanalysis: {enabled: false}\n")
@@ -60,17 +65,7 @@ def copy(run, tmp_path) -> Path:
     return Path(shutil.copy(run, tmp_path / "run.h5"))
 
 
-def flip_bit(path: Path, dataset: str, chunk: int = 0, byte: int = 3) -> None:
-    """Flip one bit of a stored chunk of ``dataset`` (the file's bytes, as a failing disk would)."""
-    with h5py.File(path, "r") as f:
-        ds = f[dataset]
-        info = ds.id.get_chunk_info(chunk)
-        offset = info.byte_offset + min(byte, info.size - 5)
-    with open(path, "r+b") as fh:
-        fh.seek(offset)
-        b = fh.read(1)[0]
-        fh.seek(offset)
-        fh.write(bytes([b ^ 0x10]))
+flip_bit = faults.flip_bit  # one bit of a stored chunk, as a failing disk would
 
 
 def test_every_dataset_carries_a_checksum(run):
@@ -141,47 +136,9 @@ def test_resume_of_an_intact_file_still_works(copy):
     assert invoke("verify", copy).exit_code == 0
 
 
-# --- foreign, look-alike and huge-shape files -------------------------------------------------------------------
-def _foreign(path: Path, run: Path):
-    with h5py.File(path, "w") as f:
-        f["x"] = np.arange(3)
-        f.create_group("data").attrs["owner"] = "another program"
-
-
-def _lookalike(path: Path, run: Path):
-    shutil.copy(run, path)
-    with h5py.File(path, "r+") as f:
-        f["parameters"].attrs["config_json"] = '{"grid": {"height": 6,'
-
-
-def _huge_series(path: Path, run: Path):
-    shutil.copy(run, path)
-    with h5py.File(path, "r+") as f:  # 2^35 entries claimed: 256 GiB of float64, no chunk allocated
-        f["observables/energy/total/value"].resize((2 ** 35,))
-        f["observables/energy/total/step"].resize((2 ** 35,))
-
-
-def _huge_rows(path: Path, run: Path):
-    shutil.copy(run, path)
-    with h5py.File(path, "r+") as f:  # frames of 2^30 rows claimed (the static part says 26)
-        n = f["particles/agents/mu/value"].shape[0]
-        del f["particles/agents/mu/value"]
-        f.create_dataset("particles/agents/mu/value", shape=(n, 2 ** 30, 3), chunks=(1, 2 ** 16, 3),
-                         dtype=np.float32, maxshape=(None, 2 ** 30, 3))
-
-
-KINDS = {"foreign": (_foreign, "not a gauge-vfe trajectory"), "lookalike": (_lookalike, "malformed JSON"),
-         "huge-series": (_huge_series, "claims shape"), "huge-rows": (_huge_rows, "claims shape")}
-COMMANDS = {
-    "inspect": lambda p, d: ["inspect", p],
-    "analyze": lambda p, d: ["analyze", p],
-    "plot": lambda p, d: ["plot", p, "-o", d / "plots"],
-    "render": lambda p, d: ["render", p, "-o", d / "frame.png"],
-    "export": lambda p, d: ["export", p, "-o", d / "out.vtkhdf"],
-    "verify": lambda p, d: ["verify", p],
-    "spectrum": lambda p, d: ["spectrum", p],
-    "resume": lambda p, d: ["run", d / "s.yaml", "-o", p, "--resume", "--steps", "30", "-q"],
-}
+# --- foreign, look-alike and huge-shape files (benchmarks/faults.py's damage class, the same makers) -------------
+KINDS = {k: faults.DAMAGE_CASES[k] for k in ("foreign", "look-alike", "huge series", "huge rows", "superblock bit")}
+COMMANDS = {**faults.DAMAGE_COMMANDS, "spectrum": lambda p, d, sc: ["spectrum", p]}
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -193,7 +150,7 @@ def test_bad_files_get_one_line(run, tmp_path, kind, command):
     make(path, run)
     before = path.read_bytes()
     listing = sorted(p.name for p in tmp_path.iterdir())
-    line = one_error_line(invoke(*COMMANDS[command](path, tmp_path)))
+    line = one_error_line(invoke(*COMMANDS[command](path, tmp_path, tmp_path / "s.yaml")))
     assert str(path) in line and fragment in line, line
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no output, no lock left behind
@@ -207,3 +164,25 @@ def test_load_raises_one_exception_type(run, tmp_path, kind):
     with pytest.raises(TrajectoryFileError, match=fragment) as info:
         load(path)
     assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_files_without_checksums_still_read_and_resume(run, tmp_path, monkeypatch):
+    """A file as versions before the checksums wrote it: no fletcher32, no checkpoint sha256."""
+    from gauge_vfe.agents.io import schema
+
+    shutil.copy(run.parent / "s.yaml", tmp_path / "s.yaml")
+    old = tmp_path / "old.h5"
+    monkeypatch.setattr(schema, "CHECKSUM", {})
+    r = invoke("run", tmp_path / "s.yaml", "-o", old, "-q")
+    assert r.exit_code == 0, r.output
+    with h5py.File(old, "r+") as f:
+        for slot in schema.CHECKPOINT_SLOTS:
+            del f[f"checkpoint/{slot}/{schema.CHECKPOINT_HASH}"]
+        assert not f["observables/energy/total/value"].fletcher32
+    with load(old) as traj:
+        assert traj.energy("total")[1].size == 21 and traj.checkpoint().step == 20
+    r = invoke("verify", old)
+    assert r.exit_code == 0 and "without a checksum" in r.output, r.output
+    monkeypatch.undo()
+    r = invoke("run", tmp_path / "s.yaml", "-o", old, "--resume", "--steps", "24", "-q")
+    assert r.exit_code == 0, r.output

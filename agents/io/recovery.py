@@ -30,7 +30,7 @@ def open_trajectory_file(path: str | Path) -> h5py.File:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if not is_hdf5(path):
-        raise OSError(f"{path}: not an HDF5 file")
+        raise TrajectoryFileError(f"{path}: not an HDF5 file")
     if writer_active(path) is None and os.access(path, os.W_OK):
         clear_consistency_flags(path)
     try:
@@ -39,7 +39,8 @@ def open_trajectory_file(path: str | Path) -> h5py.File:
         if (busy := in_use_error(path, exc)) is not None:  # another process has it open (HDF5's lock)
             raise busy from None
         if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
-            raise OSError(f"{path}: not a readable HDF5 trajectory ({exc})") from None
+            raise TrajectoryFileError(f"{path}: not a readable HDF5 trajectory ({' '.join(str(exc).split())})") \
+                from None
         return h5py.File(path, "r", swmr=True)
 
 
@@ -71,7 +72,7 @@ def require_hdf5(path: str | Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if not is_hdf5(path):
-        raise OSError(f"{path}: not an HDF5 file")
+        raise TrajectoryFileError(f"{path}: not an HDF5 file")
     return path
 
 
