@@ -186,3 +186,24 @@ def test_files_without_checksums_still_read_and_resume(run, tmp_path, monkeypatc
     monkeypatch.undo()
     r = invoke("run", tmp_path / "s.yaml", "-o", old, "--resume", "--steps", "24", "-q")
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("command", sorted(faults.DAMAGE_COMMANDS))
+@pytest.mark.parametrize("case", ["energy bit", "frame bit", "checkpoint bit"])
+def test_bit_flips_fed_to_every_command(run, tmp_path, case, command):
+    """A command that reads the damaged part reports it (exit 2, or 1 from verify) and never a value; analyze and
+    --resume check the whole file before writing; none changes the file."""
+    make, fragment = faults.DAMAGE_CASES[case]
+    shutil.copy(run.parent / "s.yaml", tmp_path / "s.yaml")
+    path = tmp_path / "run.h5"
+    make(path, run)
+    before = path.read_bytes()
+    r = invoke(*faults.DAMAGE_COMMANDS[command](path, tmp_path, tmp_path / "s.yaml"))
+    if command == "verify":
+        assert r.exit_code == 1 and fragment in r.output, r.output
+    elif command in faults.READS_DAMAGE[case]:
+        line = one_error_line(r)
+        assert str(path) in line and fragment in line, line
+    else:
+        assert r.exit_code in (0, 2) and "Traceback" not in r.output
+    assert path.read_bytes() == before

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import h5py
 
-from .integrity import TrajectoryFileError
+from .integrity import DamagedData, TrajectoryFileError, check_file, verify
+from .schema import CheckpointMismatch, read_checkpoint
 from .lock import RunLock, in_use_error, writer_active
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -56,6 +57,25 @@ def open_read_only(path: str | Path) -> h5py.File:
         if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
             raise TrajectoryFileError(f"{path}: not a readable HDF5 file ({' '.join(str(exc).split())})") from None
         return h5py.File(path, "r", swmr=True)
+
+
+def require_intact(path: str | Path) -> None:
+    """Before a command writes a run file (``--resume``, ``vfe analyze``): it is this project's and consistent,
+    every chunk passes its checksum and the committed checkpoint matches its sha256; else
+    :class:`TrajectoryFileError` (one line naming the file and the first damage). Read-only and before the
+    file is opened for writing or its flags cleared, so a refusal leaves every byte as it was. Reads the whole
+    file once (the analysis reads every frame anyway; a resume pays one read of the file)."""
+    with open_read_only(path) as f:
+        check_file(f, path)
+        result = verify(f, path)
+        if result.damaged:
+            more = len(result.damaged) - 1
+            raise DamagedData(f"{path}: {result.damaged[0]}" + (f" (and {more} more damaged dataset"
+                                                                  f"{'s' if more > 1 else ''})" if more else ""))
+        try:
+            read_checkpoint(f)
+        except CheckpointMismatch as exc:
+            raise DamagedData(f"{path}: {exc}") from None
 
 
 def is_hdf5(path: Path) -> bool:

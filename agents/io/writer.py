@@ -63,9 +63,9 @@ from . import schema  # STEP_SERIES read by attribute: the table as it is when a
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
 from .reader import Trajectory
-from .recovery import clear_consistency_flags, open_read_only
-from .integrity import TrajectoryFileError, check_file
-from .schema import (ANALYSIS_FRAMES, CHECKPOINT_HASH, CHECKPOINT_RNG, CHECKPOINT_SLOTS, CheckpointMismatch, FIELDS, FORMAT_VERSION, H5MD_BOUNDARY,
+from .recovery import clear_consistency_flags, require_intact
+from .integrity import TrajectoryFileError
+from .schema import (ANALYSIS_FRAMES, CHECKPOINT_HASH, CHECKPOINT_RNG, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, H5MD_BOUNDARY,
                      H5MD_PARTICLES, INFO_BITS, LIBVER, REQUIRED_FIELDS, SERIES_BY_KEY, STATUS_LENGTH, TIME_LENGTH,
                      annotate, checkpoint_hash, committed_frames, create_series, fixed_dataset, fixed_text, frame_path, h5md_string, layout_sizes,
                      read_checkpoint, read_checkpoint_rng, run_record, text_dataset, write_text)
@@ -532,18 +532,11 @@ class TrajectoryWriter:
 
 
 def _check_resumable(path: Path) -> None:
-    """Before the file is opened for writing (or its flags cleared): it is this project's, consistent, and its
-    committed checkpoint reads intact and matches its sha256. Else a ValueError, one line naming the file (and
-    the checkpoint slot), and the file is left byte for byte as it was."""
-    f = open_read_only(path)
-    with f:
-        try:
-            check_file(f, path)
-            read_checkpoint(f)
-        except CheckpointMismatch as exc:
-            raise ValueError(f"{path}: cannot resume: {exc}") from None
-        except TrajectoryFileError as exc:
-            raise ValueError(f"cannot resume: {exc}") from None
+    """:func:`.recovery.require_intact`, refused as the resume's one line (a ValueError)."""
+    try:
+        require_intact(path)
+    except TrajectoryFileError as exc:
+        raise ValueError(f"cannot resume: {exc}") from None
 
 
 class NoCheckpointYet(ValueError):
