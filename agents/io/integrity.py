@@ -67,18 +67,21 @@ def bad_entries(ds: h5py.Dataset) -> list[tuple[int, int]]:
 
 
 def _steps_of(ds: h5py.Dataset, lo: int, hi: int) -> str:
-    """The steps of entries lo..hi-1 of a step-indexed series (its sibling ``step``), when readable."""
-    parent = ds.parent
-    if ds.name.rsplit("/", 1)[-1] == "step" or "step" not in parent:
+    """The steps of entries lo..hi-1 of a step-indexed series' ``value`` or ``time`` (its sibling ``step``, when
+    readable), or a checkpoint slot's one step; "" for anything else (e.g. the analysis' records)."""
+    parent, name = ds.parent, ds.name.rsplit("/", 1)[-1]
+    if name == "step" or not isinstance(parent.get("step"), h5py.Dataset):
         return ""
     steps = parent["step"]
     try:
-        s = steps[lo:min(hi, steps.shape[0])]
+        if name in ("value", "time"):
+            s = steps[lo:min(hi, steps.shape[0])]
+            return f", steps {int(s[0])}..{int(s[-1])}" if s.size else ", past the committed steps"
+        if steps.shape == (1,) and parent.name.startswith("/checkpoint/"):
+            return f", the checkpoint of step {int(steps[0])}"
     except OSError:
-        return ""
-    if not s.size:
-        return ""
-    return f", steps {int(s[0])}..{int(s[-1])}"
+        pass
+    return ""
 
 
 def damage_text(ds: h5py.Dataset, ranges: list[tuple[int, int]]) -> str:
