@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .io.integrity import TrajectoryFileError
+from .io.errors import TrajectoryFileError
 from .setup.config import ConfigError
 from .setup.scenario import ScenarioError
 from .launch import EXIT_INTERRUPTED, exit_interrupted

@@ -18,14 +18,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .errors import DamagedData, TrajectoryFileError
 
-class TrajectoryFileError(OSError):
-    """A file that is not a readable trajectory of this project (foreign, look-alike, inconsistent, damaged).
-    An OSError, as a file that does not open is; its text is one line naming the file and what is wrong."""
-
-
-class DamagedData(TrajectoryFileError):
-    """A read whose chunk failed its checksum: the dataset and the entries (and steps) it affects."""
+__all__ = ["DamagedData", "TrajectoryFileError", "check_file", "read", "verify"]
 
 
 def _is_checksum_failure(exc: BaseException) -> bool:
