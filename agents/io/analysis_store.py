@@ -16,7 +16,7 @@ import numpy as np
 
 from ..analysis.pipeline import (EVENT_DTYPE, EVENT_KINDS, HOLONOMY_SUMMARY_COLUMNS, LIFETIME_DTYPE, RECORD_DTYPE,
                                  TIMESCALE_DETAIL_DTYPE, TIMESCALE_DTYPE, TIMESCALE_KINDS, AnalysisResult)
-from .integrity import read
+from .checked import read
 from .schema import ANALYSIS_FRAMES, fixed_dataset, read_text, series_dataset, text_dataset, write_text
 
 META = "observables/meta_agents"

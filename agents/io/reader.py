@@ -40,7 +40,8 @@ from ..model.layout import Layout, Observations, build_layout
 from ..model.params import EnergyParams
 from ..model.state import State
 from .analysis_store import read_analysis
-from .integrity import check_file, read
+from .checked import read
+from .integrity import check_file
 from .lock import writer_active
 from .recovery import open_trajectory_file, writer_alive
 from .schema import FRAME_SERIES, SERIES_BY_KEY, committed_frames, frame_path, read_checkpoint, run_record

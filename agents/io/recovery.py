@@ -17,7 +17,8 @@ from pathlib import Path
 
 import h5py
 
-from .integrity import DamagedData, TrajectoryFileError, check_file, verify
+from .errors import DamagedData, TrajectoryFileError
+from .integrity import check_file, verify
 from .schema import CheckpointMismatch, read_checkpoint
 from .lock import RunLock, in_use_error, writer_active
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..model.energy import TERMS as ENERGY_TERMS
 from ..model.state import State
-from .integrity import read
+from .checked import read
 
 FORMAT_VERSION = [1, 1]
 # The oldest HDF5 file format with SWMR: files open in HDF5 1.10 tools (h5dump, HDFView, MATLAB); the newest
@@ -37,7 +37,7 @@ STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed
 ANALYSIS_FRAMES = "observables/analysis_frames"  # logged frames the stored analysis covers; -1: none
 INFO_BITS = "observables/info_bits"  # {step (E,), value (E, N)}: bits of belief update per step and agent
 CHECKPOINT_RNG = "rng"  # per checkpoint slot: the Langevin noise's generator and key, JSON (docs/model.md#checkpoint)
-CHECKPOINT_HASH = "sha256"  # per checkpoint slot: sha256 of its state, step and rng (files from 1.1 on may lack it)
+CHECKPOINT_HASH = "sha256"  # per checkpoint slot: sha256 of its state, step and rng (absent in older files)
 # Every dataset the writer makes carries HDF5's fletcher32 checksum (docs/model.md#file-integrity): a chunk whose
 # bytes changed fails its read, and the readers report it as damage instead of a value. Only the values are
 # checksummed, so the stored values (and tests/test_bit_identity.py) do not change.
@@ -256,7 +256,7 @@ def checkpoint_hash(mu, sigma, phi, step: int, rng_text: bytes = b"") -> np.ndar
 def read_checkpoint(f: h5py.File) -> State | None:
     """The committed checkpoint (float64 state and step), or None before the first one. A slot whose stored
     sha256 does not match raises :class:`CheckpointMismatch` naming it (a chunk failing its fletcher32 raises
-    :class:`.integrity.DamagedData`): a damaged checkpoint is never returned as a state."""
+    :class:`.errors.DamagedData`): a damaged checkpoint is never returned as a state."""
     ck = f["checkpoint"]
     active = int(read(ck["active"])[0])
     if active < 0:

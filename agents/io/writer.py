@@ -63,12 +63,13 @@ from . import schema  # STEP_SERIES read by attribute: the table as it is when a
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
 from .reader import Trajectory
+from .errors import TrajectoryFileError
 from .recovery import clear_consistency_flags, require_intact
-from .integrity import TrajectoryFileError
-from .schema import (ANALYSIS_FRAMES, CHECKPOINT_HASH, CHECKPOINT_RNG, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, H5MD_BOUNDARY,
-                     H5MD_PARTICLES, INFO_BITS, LIBVER, REQUIRED_FIELDS, SERIES_BY_KEY, STATUS_LENGTH, TIME_LENGTH,
-                     annotate, checkpoint_hash, committed_frames, create_series, fixed_dataset, fixed_text, frame_path, h5md_string, layout_sizes,
-                     read_checkpoint, read_checkpoint_rng, run_record, text_dataset, write_text)
+from .schema import (ANALYSIS_FRAMES, CHECKPOINT_HASH, CHECKPOINT_RNG, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION,
+                     H5MD_BOUNDARY, H5MD_PARTICLES, INFO_BITS, LIBVER, REQUIRED_FIELDS, SERIES_BY_KEY, STATUS_LENGTH,
+                     TIME_LENGTH, annotate, checkpoint_hash, committed_frames, create_series, fixed_dataset,
+                     fixed_text, frame_path, h5md_string, layout_sizes, read_checkpoint, read_checkpoint_rng,
+                     run_record, text_dataset, write_text)
 
 # The flush budget: buffered frames and energies are written at least this often (seconds of wall time), so a
 # SIGKILL loses at most this long (plus one step) of logging, and SWMR readers lag at most this much.

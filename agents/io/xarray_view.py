@@ -24,7 +24,7 @@ import json
 import numpy as np
 
 from ..model.energy import TERMS
-from .integrity import read
+from .checked import read
 from .schema import SERIES_BY_KEY, STEP_SERIES, frame_path
 
 _FIELD_DIMS = {"mu": ("k",), "sigma": ("k", "l"), "phi": ("a",), "beta": ("j",)}
