@@ -1172,11 +1172,13 @@ def trial_damage(ref: Reference, case: str, command: str) -> Trial:
     t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:200]
     located = command == "verify" and d.rc == 1 and "bit" in case and fragment in d.out
     one_line = len(d.err_lines) == 1 and str(path) in d.err_lines[0] and fragment in d.err_lines[0]
-    t.extra.update(case=case, command=command, clean=located or (d.rc == 2 and one_line),
+    silent = d.rc == 0 and command in READS_DAMAGE.get(case, DAMAGE_COMMANDS)
+    read_around = d.rc == 0 and not silent  # it did not need the damaged part, and made its output
+    t.extra.update(case=case, command=command, clean=located or (d.rc == 2 and one_line) or read_around,
                    traceback="Traceback" in d.err or "MemoryError" in d.err,
                    modified=path.read_bytes() != before,
-                   litter=sorted(p.name for p in folder.iterdir()) != listing,
-                   silent=d.rc == 0 and command in READS_DAMAGE.get(case, DAMAGE_COMMANDS), read_around=d.rc == 0)
+                   litter=d.rc != 0 and sorted(p.name for p in folder.iterdir()) != listing,
+                   silent=silent, read_around=read_around)
     shutil.rmtree(folder, ignore_errors=True)
     return t
 
@@ -1334,12 +1336,15 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
                _frac(corrupt, n)]
     elif cls == "damage":
         count = lambda key: sum(bool(t.extra.get(key)) for t in trials)  # noqa: E731
-        notes.append(f"refused cleanly {count('clean')}/{n}; silent wrong values {count('silent')}; tracebacks "
-                     f"{count('traceback')}; inputs modified {count('modified')}; outputs left {count('litter')}; "
-                     f"exit 0 reading around the damage {count('read_around') - count('silent')}")
+        notes.append(f"refused cleanly or read around {count('clean')}/{n}; silent wrong values {count('silent')}; "
+                     f"tracebacks {count('traceback')}; inputs modified {count('modified')}; outputs left by a "
+                     f"refusal {count('litter')}; exit 0 reading around the damage {count('read_around')}")
         for t in trials:
             if not t.extra.get("clean") or t.extra.get("modified") or t.extra.get("traceback"):
                 details.append(f"{t.phase}: exit {t.rc} ({t.err!r}), modified {t.extra.get('modified')}")
+        around = [t.phase for t in trials if t.extra.get("read_around")]
+        if around:
+            details.append("exit 0 without reading the damaged part: " + ", ".join(around))
         row = ["8 damaged and foreign files", str(n), "-", "-", _frac(count("silent"), n)]
     else:
         raise ValueError(cls)
