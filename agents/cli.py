@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from .io.errors import TrajectoryFileError
 from .setup.config import ConfigError
 from .setup.scenario import ScenarioError
 from .launch import EXIT_INTERRUPTED, exit_interrupted
@@ -92,6 +93,23 @@ def _progress_bar(unit: str, quiet: bool):
     return bar, progress
 
 
+class _LazyBar:
+    """A ``progress(done, total)`` callback whose bar starts with the first frame, so that bad input (a
+    foreign or damaged file met before any frame) prints one line only; ``close()`` ends it."""
+
+    def __init__(self, unit: str, quiet: bool):
+        self.unit, self.quiet, self.bar = unit, quiet, None
+
+    def __call__(self, done, total):
+        if self.bar is None:
+            self.bar, self._progress = _progress_bar(self.unit, self.quiet)
+        self._progress(done, total)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
 class _OneLineErrors(click.Group):
     """Usage errors (a bad option value, a missing argument) as one ``error:`` line and exit 2, like every
     other bad input, instead of click's usage block."""
@@ -105,6 +123,8 @@ class _OneLineErrors(click.Group):
             _fail([where + " ".join(exc.format_message().split())])
         except click.Abort:
             exit_interrupted()
+        except TrajectoryFileError as exc:  # a foreign, inconsistent or damaged file, met wherever it is read
+            _fail([" ".join(str(exc).split())])
         except click.ClickException as exc:
             _fail([" ".join(exc.format_message().split())], exc.exit_code)
 
@@ -278,7 +298,7 @@ def render(run_file, output, frames, size, color_by, fps, camera, clim, holonomy
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         _fail([f"--size: expected WxH, got {size!r}"])
-    bar, progress = _progress_bar("frame", quiet)
+    bar = progress = _LazyBar("frame", quiet)
     reports = []
     try:
         options = {"view": camera, "clim": clim, "holonomy_clim": holonomy_clim, "panel_2d": panel_2d,
@@ -416,12 +436,7 @@ def export(run_file, fmt, output, quiet):
     from .io.outputs import NoSpaceLeft
 
     output = output or str(Path(run_file).with_suffix(".vtkhdf"))
-    bars = []
-
-    def progress(done, total):  # the bar starts with the first frame, so bad input prints one line only
-        if not bars:
-            bars.append(_progress_bar("frame", quiet))
-        bars[0][1](done, total)
+    progress = _LazyBar("frame", quiet)
 
     try:
         with _trajectory(run_file) as traj:
@@ -431,8 +446,7 @@ def export(run_file, fmt, output, quiet):
     except (OSError, ValueError) as exc:
         _fail([" ".join(str(exc).split())])
     finally:
-        for bar, _ in bars:
-            bar.close()
+        progress.close()
     for note in result.notes:
         click.echo(f"note: {note}")
     click.echo(result.line())
@@ -454,6 +468,26 @@ def repair(run_file):
         _fail([str(exc)])
     click.echo(f"{run_file}: {'repaired: it opens in every HDF5 tool' if cleared else 'nothing to repair'}"
                " (continue the run with vfe run SCENARIO -o RUN_FILE --resume)")
+
+
+@main.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+def verify(run_file):
+    """Read every chunk of RUN_FILE and check its checksums: exit 0 all intact, 1 damage found (each damaged
+    dataset named with the entries and steps affected), 2 not a gauge-vfe trajectory."""
+    from .io.integrity import check_file
+    from .io.integrity import verify as verify_file
+    from .io.recovery import open_read_only
+
+    try:
+        with open_read_only(run_file) as f:
+            check_file(f, run_file)
+            result = verify_file(f, run_file)
+    except OSError as exc:
+        _fail([" ".join(str(exc).split())])
+    for line in result.lines():
+        click.echo(line)
+    sys.exit(0 if result.intact else EXIT_RUN_FAILED)
 
 
 @main.command()

@@ -56,6 +56,13 @@ Fault classes (``--only`` names)::
                plot`, `vfe render` (gif), each into a tmpfs filled to its last KiBs over an earlier output. Must
                be exit 1 and one 'no space left on device ... nothing was replaced' line, no segmentation fault, no
                traceback, no "wrote", the earlier output and the input byte-identical (``--diskout``, 1 round)
+    damage     a copy of the reference file damaged (:data:`DAMAGE_CASES`: one flipped bit in an energy value, a
+               logged frame's chunk, the checkpoint and the superblock; a foreign HDF5 file, a look-alike with a
+               malformed JSON attribute, datasets claiming huge shapes) fed to every command that reads a run
+               file (:data:`DAMAGE_COMMANDS`). Each must refuse it (exit 2, or 1 from `vfe verify` for damage it
+               located), one stderr line naming the file, no traceback, the file byte-identical. A ``silent wrong
+               value``: a command that reads the damaged part (:data:`READS_DAMAGE`) exiting 0; another command
+               exiting 0 read around the damage (e.g. `inspect` prints no frame) and is counted apart.
 
 Columns:
 
@@ -110,7 +117,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("mu", "sigma", "phi")
 SKIP_ATTRS = {"started_at", "finished_at", "resumed_at", "writer_pid", "writer_host", "pid", "host", "hostname"}
-CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "lock", "diskout")
+CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "lock", "diskout", "damage")
 EXIT_INTERRUPTED = 130
 
 SCENARIO = """\
@@ -1130,6 +1137,136 @@ def trial_output(ref: Reference, case: str, r: random.Random) -> Trial:
     return t
 
 
+# --- damaged and foreign files ---------------------------------------------------------------------------------
+def flip_bit(path: Path, dataset: str, chunk: int = 0, byte: int = 3) -> None:
+    """Flip one bit of a stored chunk of ``dataset`` in the file's bytes, as a failing disk would."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        info = f[dataset].id.get_chunk_info(chunk)
+        offset = info.byte_offset + min(byte, info.size - 5)
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([b ^ 0x10]))
+
+
+def _active_slot(path: Path) -> str:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f"checkpoint/slot{max(0, int(f['checkpoint/active'][0]))}"
+
+
+def _damage_superblock(path: Path, run: Path) -> None:
+    shutil.copyfile(run, path)
+    with open(path, "r+b") as fh:  # the root group's address (superblock v2/v3, 8-byte offsets): bit 20
+        fh.seek(12 + 3 * 8 + 2)
+        b = fh.read(1)[0]
+        fh.seek(12 + 3 * 8 + 2)
+        fh.write(bytes([b ^ 0x10]))
+
+
+def _copy_then(fn):
+    def make(path: Path, run: Path) -> None:
+        shutil.copyfile(run, path)
+        fn(path)
+    return make
+
+
+def damage_foreign(path: Path, run: Path) -> None:
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(3)
+        f.create_group("data").attrs["owner"] = "another program"
+
+
+def damage_lookalike(path: Path, run: Path) -> None:
+    import h5py
+
+    shutil.copyfile(run, path)
+    with h5py.File(path, "r+") as f:
+        f["parameters"].attrs["config_json"] = '{"grid": {"height": 6,'
+
+
+def damage_huge_series(path: Path, run: Path) -> None:
+    import h5py
+
+    shutil.copyfile(run, path)
+    with h5py.File(path, "r+") as f:  # 2^35 entries claimed (256 GiB of float64), no chunk allocated
+        f["observables/energy/total/value"].resize((2 ** 35,))
+        f["observables/energy/total/step"].resize((2 ** 35,))
+
+
+def damage_huge_rows(path: Path, run: Path) -> None:
+    import h5py
+    import numpy as np
+
+    shutil.copyfile(run, path)
+    with h5py.File(path, "r+") as f:  # frames of 2^30 rows claimed (the static part says far fewer)
+        n = f["particles/agents/mu/value"].shape[0]
+        del f["particles/agents/mu/value"]
+        f.create_dataset("particles/agents/mu/value", shape=(n, 2 ** 30, 3), chunks=(1, 2 ** 16, 3),
+                         dtype=np.float32, maxshape=(None, 2 ** 30, 3))
+
+
+# case: (make(path, run), what its one line must contain); shared with tests/test_integrity.py
+DAMAGE_CASES = {
+    "energy bit": (_copy_then(lambda p: flip_bit(p, "observables/energy/total/value")),
+                   "damaged at /observables/energy/total/value"),
+    "frame bit": (_copy_then(lambda p: flip_bit(p, "particles/agents/mu/value", chunk=1)),
+                  "damaged at /particles/agents/mu/value"),
+    "checkpoint bit": (_copy_then(lambda p: flip_bit(p, _active_slot(p) + "/mu", byte=0)), "/checkpoint/slot"),
+    "superblock bit": (_damage_superblock, "not a readable HDF5"),
+    "foreign": (damage_foreign, "not a gauge-vfe trajectory"),
+    "look-alike": (damage_lookalike, "malformed JSON"),
+    "huge series": (damage_huge_series, "claims shape"),
+    "huge rows": (damage_huge_rows, "claims shape"),
+}
+DAMAGE_COMMANDS = {
+    "inspect": lambda p, d, sc: ["inspect", p],
+    "analyze": lambda p, d, sc: ["analyze", p],
+    "plot": lambda p, d, sc: ["plot", p, "-o", d / "plots"],
+    "render": lambda p, d, sc: ["render", p, "-o", d / "frame.png", "--size", "320x240", "-q"],
+    "export": lambda p, d, sc: ["export", p, "-o", d / "out.vtkhdf", "-q"],
+    "verify": lambda p, d, sc: ["verify", p],
+    "resume": lambda p, d, sc: ["run", sc, "-o", p, "--resume", "--steps", "400", "-q"],
+}
+# the commands that read what each bit flip damages: exit 0 from one of them is a silent wrong value (analyze and
+# resume check the whole file before they write; inspect prints the energies; plot draws them; export and render
+# read the frames and the checkpoint)
+READS_DAMAGE = {"energy bit": ("inspect", "plot", "render", "analyze", "verify", "resume"),
+                "frame bit": ("analyze", "export", "verify", "resume"),
+                "checkpoint bit": ("plot", "render", "export", "analyze", "verify", "resume")}
+
+
+def trial_damage(ref: Reference, case: str, command: str) -> Trial:
+    """One case of :data:`DAMAGE_CASES` fed to one command of :data:`DAMAGE_COMMANDS`."""
+    folder = ref.new_dir("damage")
+    t = Trial("damage", None, phase=f"{case} -> {command}")
+    make, fragment = DAMAGE_CASES[case]
+    path = folder / "run.h5"
+    make(path, ref.path)
+    before = path.read_bytes()
+    listing = sorted(p.name for p in folder.iterdir())
+    d = run_cli(DAMAGE_COMMANDS[command](path, folder, ref.scenario), ref.timeout)
+    t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:200]
+    located = command == "verify" and d.rc == 1 and "bit" in case and fragment in d.out
+    one_line = len(d.err_lines) == 1 and str(path) in d.err_lines[0] and fragment in d.err_lines[0]
+    silent = d.rc == 0 and command in READS_DAMAGE.get(case, DAMAGE_COMMANDS)
+    read_around = d.rc == 0 and not silent  # it did not need the damaged part, and made its output
+    t.extra.update(case=case, command=command, clean=located or (d.rc == 2 and one_line) or read_around,
+                   traceback="Traceback" in d.err or "MemoryError" in d.err,
+                   modified=path.read_bytes() != before,
+                   litter=d.rc != 0 and sorted(p.name for p in folder.iterdir()) != listing,
+                   silent=silent, read_around=read_around)
+    shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
 # --- the report -----------------------------------------------------------------------------------------------------
 
 def _frac(n: int, d: int) -> str:
@@ -1296,6 +1433,18 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
                                + (f", {t.extra['skipped']}" if t.extra.get("skipped") else ""))
         row = ["7 lock by another name", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n),
                _frac(corrupt, n)]
+    elif cls == "damage":
+        count = lambda key: sum(bool(t.extra.get(key)) for t in trials)  # noqa: E731
+        notes.append(f"refused cleanly or read around {count('clean')}/{n}; silent wrong values {count('silent')}; "
+                     f"tracebacks {count('traceback')}; inputs modified {count('modified')}; outputs left by a "
+                     f"refusal {count('litter')}; exit 0 reading around the damage {count('read_around')}")
+        for t in trials:
+            if not t.extra.get("clean") or t.extra.get("modified") or t.extra.get("traceback"):
+                details.append(f"{t.phase}: exit {t.rc} ({t.err!r}), modified {t.extra.get('modified')}")
+        around = [t.phase for t in trials if t.extra.get("read_around")]
+        if around:
+            details.append("exit 0 without reading the damaged part: " + ", ".join(around))
+        row = ["8 damaged and foreign files", str(n), "-", "-", _frac(count("silent"), n)]
     else:
         raise ValueError(cls)
     return row + ["; ".join(notes)], details
@@ -1431,6 +1580,10 @@ def main(argv=None) -> int:
                                       analyze=False)
             cases = list(LOCK_CASES)
             loop("lock", counts["lock"] * len(cases), lambda k: trial_lock(lock_ref, cases[k % len(cases)]))
+
+        if "damage" in only:
+            cases = [(c, m) for c in DAMAGE_CASES for m in DAMAGE_COMMANDS]
+            loop("damage", len(cases), lambda k: trial_damage(ref, *cases[k]))
 
         rows, details = [], []
         for name, trials in results.items():

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..analysis.pipeline import (EVENT_DTYPE, EVENT_KINDS, HOLONOMY_SUMMARY_COLUMNS, LIFETIME_DTYPE, RECORD_DTYPE,
                                  TIMESCALE_DETAIL_DTYPE, TIMESCALE_DTYPE, TIMESCALE_KINDS, AnalysisResult)
-from .schema import ANALYSIS_FRAMES, read_text, series_dataset, text_dataset, write_text
+from .checked import read
+from .schema import ANALYSIS_FRAMES, fixed_dataset, read_text, series_dataset, text_dataset, write_text
 
 META = "observables/meta_agents"
 HOLONOMY = "observables/holonomy"
@@ -45,7 +46,7 @@ def create_analysis_datasets(f: h5py.File, n_agents: int, n_rows: int) -> None:
     text_dataset(lg, "definitions", "[]")
     series_dataset(lg, "angle", np.float64, (None,), chunk_rows=256)
     series_dataset(lg, "axis", np.float64, (None, 3), chunk_rows=256)
-    f.create_dataset(ANALYSIS_FRAMES, data=np.array([-1], dtype=np.int64))
+    fixed_dataset(f, ANALYSIS_FRAMES, [-1], dtype=np.int64)
 
 
 def _create_detail(g: h5py.Group) -> None:
@@ -92,18 +93,18 @@ def write_analysis(f: h5py.File, result: AnalysisResult) -> None:
 
 def read_analysis(f: h5py.File) -> AnalysisResult | None:
     """The stored analysis, or None if it was never written completely."""
-    if ANALYSIS_FRAMES not in f or int(f[ANALYSIS_FRAMES][0]) < 0:
+    if ANALYSIS_FRAMES not in f or int(read(f[ANALYSIS_FRAMES])[0]) < 0:
         return None
     g, h = f[META], f[HOLONOMY]
     lg = h["loops"]
     return AnalysisResult(
-        params=json.loads(read_text(g["params"])), steps=g["step"][...], labels=g["labels"][...],
-        counts=g["count"][...], records=g["records"][...], members=g["members"][...],
-        members_offset=g["members_offset"][...], events=g["events"][...], lifetimes=g["lifetimes"][...],
-        timescales=g["timescales"][...], plaquette_angle=h["plaquette_angle"][...],
-        holonomy_summary=h["summary"][...], loop_names=json.loads(read_text(lg["names"])),
-        loop_definitions=json.loads(read_text(lg["definitions"])), loop_angle=lg["angle"][...],
-        loop_axis=lg["axis"][...],
-        timescale_detail=(g["timescale_detail"][...] if "timescale_detail" in g
+        params=json.loads(read_text(g["params"])), steps=read(g["step"]), labels=read(g["labels"]),
+        counts=read(g["count"]), records=read(g["records"]), members=read(g["members"]),
+        members_offset=read(g["members_offset"]), events=read(g["events"]), lifetimes=read(g["lifetimes"]),
+        timescales=read(g["timescales"]), plaquette_angle=read(h["plaquette_angle"]),
+        holonomy_summary=read(h["summary"]), loop_names=json.loads(read_text(lg["names"])),
+        loop_definitions=json.loads(read_text(lg["definitions"])), loop_angle=read(lg["angle"]),
+        loop_axis=read(lg["axis"]),
+        timescale_detail=(read(g["timescale_detail"]) if "timescale_detail" in g
                           else np.zeros(0, dtype=TIMESCALE_DETAIL_DTYPE)),
     )

@@ -40,6 +40,8 @@ from ..model.layout import Layout, Observations, build_layout
 from ..model.params import EnergyParams
 from ..model.state import State
 from .analysis_store import read_analysis
+from .checked import read
+from .integrity import check_file
 from .lock import writer_active
 from .recovery import open_trajectory_file, writer_alive
 from .schema import FRAME_SERIES, SERIES_BY_KEY, committed_frames, frame_path, read_checkpoint, run_record
@@ -60,6 +62,12 @@ class Trajectory:
         self._owns_handle = handle is None
         self._f = open_trajectory_file(self.path) if handle is None else handle
         f = self._f
+        if handle is None:  # a foreign or inconsistent file: one line naming it, before anything is allocated
+            try:
+                check_file(f, self.path)
+            except BaseException:
+                f.close()
+                raise
         p = f["parameters"].attrs
         self.config: dict = json.loads(p["config_json"])
         self.scenario_yaml: str = str(p["scenario_yaml"])
@@ -75,9 +83,9 @@ class Trajectory:
         self.grid = Grid(int(g["height"]), int(g["width"]), str(g["boundary"]))
         self.spins = [int(s) for s in f["fiber"].attrs["irreps"]]
         self.K = int(f["fiber"].attrs["K"])
-        self.offset = f["agents/sites/offset"][...]
-        self.index = f["agents/sites/index"][...]
-        self.chi = f["agents/support"][...]
+        self.offset = read(f["agents/sites/offset"])
+        self.index = read(f["agents/sites/index"])
+        self.chi = read(f["agents/support"])
         self.n_agents = self.offset.size - 1
         self.fields = [s.key for s in FRAME_SERIES if s.path in f]
         self._analysis = _NOT_READ
@@ -124,7 +132,7 @@ class Trajectory:
         if not self.fields:
             return np.zeros(0, dtype=np.int64)
         n = committed_frames(self._f, self.fields)
-        return self._f[f"{frame_path(self.fields[0])}/step"][:n]
+        return read(self._f[f"{frame_path(self.fields[0])}/step"], np.s_[:n])
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of a series logged every step, by its key in :data:`.schema.SERIES` (``total``, a
@@ -137,7 +145,7 @@ class Trajectory:
     def _series(self, group: str) -> tuple[np.ndarray, np.ndarray]:
         n = self._complete([group])
         g = self._f[group]
-        return g["step"][:n], g["value"][:n]
+        return read(g["step"], np.s_[:n]), read(g["value"], np.s_[:n])
 
     @property
     def last_step(self) -> int:
@@ -154,9 +162,9 @@ class Trajectory:
         """Every term's values (and ``step``) as arrays of equal length."""
         groups = [SERIES_BY_KEY[t].path for t in ("total",) + TERMS]
         n = self._complete(groups)
-        out = {"step": self._f[groups[0]]["step"][:n]}
+        out = {"step": read(self._f[groups[0]]["step"], np.s_[:n])}
         for term, group in zip(("total",) + TERMS, groups):
-            out[term] = self._f[f"{group}/value"][:n]
+            out[term] = read(self._f[f"{group}/value"], np.s_[:n])
         return out
 
     def grad_norm(self, field: str) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +221,7 @@ class Trajectory:
         """A logged field per agent-site, (S, ...), as stored (float32 or float64)."""
         if name not in self.fields:
             raise KeyError(f"field {name!r} was not logged (logged: {self.fields})")
-        return self._f[f"{frame_path(name)}/value"][self._frame_index(frame, step)]
+        return read(self._f[f"{frame_path(name)}/value"], np.s_[self._frame_index(frame, step)])
 
     def field(self, name: str, frame: int | None = None, agent: int | None = None, *,
               step: int | None = None) -> np.ndarray:
@@ -242,7 +250,8 @@ class Trajectory:
         ck = self.checkpoint()
         if ck is not None and ck.step == step:
             return ck
-        return State.from_arrays(*(self._f[f"{frame_path(n)}/value"][idx] for n in ("mu", "sigma", "phi")), step)
+        return State.from_arrays(*(read(self._f[f"{frame_path(n)}/value"], np.s_[idx])
+                                   for n in ("mu", "sigma", "phi")), step)
 
     def checkpoint(self) -> State | None:
         """The last checkpoint (float64), or None if the run wrote none."""
@@ -260,10 +269,10 @@ class Trajectory:
             chis.append(c.reshape(H, W))
         obs = None
         if "agents/observation" in f:
-            obs = Observations(f["agents/observation/value"][...], f["agents/observation/C"][...],
-                               f["agents/observation/Rn"][...])
-        return build_layout(self.grid, make_fiber(self.spins), chis, f["agents/prior/mu"][...],
-                            f["agents/prior/sigma"][...], obs)
+            obs = Observations(read(f["agents/observation/value"]), read(f["agents/observation/C"]),
+                               read(f["agents/observation/Rn"]))
+        return build_layout(self.grid, make_fiber(self.spins), chis, read(f["agents/prior/mu"]),
+                            read(f["agents/prior/sigma"]), obs)
 
     # --- the energy as the run evaluated it ------------------------------------------------------------------
     @cached_property
@@ -348,7 +357,7 @@ class Trajectory:
         block = max(1, block_bytes // max(per_frame, 1))
         for lo in range(0, steps.size, block):
             hi = min(steps.size, lo + block)
-            mu, sigma, phi = (d[lo:hi] for d in data)
+            mu, sigma, phi = (read(d, np.s_[lo:hi]) for d in data)
             for k in range(hi - lo):
                 step = int(steps[lo + k])
                 yield ck if ck is not None and ck.step == step else State.from_arrays(mu[k], sigma[k], phi[k], step)

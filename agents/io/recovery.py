@@ -17,6 +17,9 @@ from pathlib import Path
 
 import h5py
 
+from .errors import DamagedData, TrajectoryFileError
+from .integrity import check_file, verify
+from .schema import CheckpointMismatch, read_checkpoint
 from .lock import RunLock, in_use_error, writer_active
 from .outputs import full_disk_names
 
@@ -30,7 +33,7 @@ def open_trajectory_file(path: str | Path) -> h5py.File:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if not is_hdf5(path):
-        raise OSError(f"{path}: not an HDF5 file")
+        raise TrajectoryFileError(f"{path}: not an HDF5 file")
     if writer_active(path) is None and os.access(path, os.W_OK):
         clear_consistency_flags(path)
     try:
@@ -39,8 +42,42 @@ def open_trajectory_file(path: str | Path) -> h5py.File:
         if (busy := in_use_error(path, exc)) is not None:  # another process has it open (HDF5's lock)
             raise busy from None
         if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
-            raise OSError(f"{path}: not a readable HDF5 trajectory ({exc})") from None
+            raise TrajectoryFileError(f"{path}: not a readable HDF5 trajectory ({' '.join(str(exc).split())})") \
+                from None
         return h5py.File(path, "r", swmr=True)
+
+
+def open_read_only(path: str | Path) -> h5py.File:
+    """Open for reading without changing a byte (``vfe verify``, the resume pre-check): flags a killed writer
+    left are read past in SWMR-read mode, never cleared."""
+    path = require_hdf5(path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if (busy := in_use_error(path, exc)) is not None:
+            raise busy from None
+        if "already open for write" not in str(exc) and "consistency flags" not in str(exc):
+            raise TrajectoryFileError(f"{path}: not a readable HDF5 file ({' '.join(str(exc).split())})") from None
+        return h5py.File(path, "r", swmr=True)
+
+
+def require_intact(path: str | Path) -> None:
+    """Before a command writes a run file (``--resume``, ``vfe analyze``): it is this project's and consistent,
+    every chunk passes its checksum and the committed checkpoint matches its sha256; else
+    :class:`TrajectoryFileError` (one line naming the file and the first damage). Read-only and before the
+    file is opened for writing or its flags cleared, so a refusal leaves every byte as it was. Reads the whole
+    file once (the analysis reads every frame anyway; a resume pays one read of the file)."""
+    with open_read_only(path) as f:
+        check_file(f, path)
+        result = verify(f, path)
+        if result.damaged:
+            more = len(result.damaged) - 1
+            raise DamagedData(f"{path}: {result.damaged[0]}" + (f" (and {more} more damaged dataset"
+                                                                  f"{'s' if more > 1 else ''})" if more else ""))
+        try:
+            read_checkpoint(f)
+        except CheckpointMismatch as exc:
+            raise DamagedData(f"{path}: {exc}") from None
 
 
 def is_hdf5(path: Path) -> bool:
@@ -57,7 +94,7 @@ def require_hdf5(path: str | Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if not is_hdf5(path):
-        raise OSError(f"{path}: not an HDF5 file")
+        raise TrajectoryFileError(f"{path}: not an HDF5 file")
     return path
 
 

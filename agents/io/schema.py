@@ -12,6 +12,7 @@ resizable, with the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Callable
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..model.energy import TERMS as ENERGY_TERMS
 from ..model.state import State
+from .checked import read
 
 FORMAT_VERSION = [1, 1]
 # The oldest HDF5 file format with SWMR: files open in HDF5 1.10 tools (h5dump, HDFView, MATLAB); the newest
@@ -35,6 +37,11 @@ STATUSES = ("running", "completed", "interrupted", "diverged", "failed", "killed
 ANALYSIS_FRAMES = "observables/analysis_frames"  # logged frames the stored analysis covers; -1: none
 INFO_BITS = "observables/info_bits"  # {step (E,), value (E, N)}: bits of belief update per step and agent
 CHECKPOINT_RNG = "rng"  # per checkpoint slot: the Langevin noise's generator and key, JSON (docs/model.md#checkpoint)
+CHECKPOINT_HASH = "sha256"  # per checkpoint slot: sha256 of its state, step and rng (absent in older files)
+# Every dataset the writer makes carries HDF5's fletcher32 checksum (docs/model.md#file-integrity): a chunk whose
+# bytes changed fails its read, and the readers report it as damage instead of a value. Only the values are
+# checksummed, so the stored values (and tests/test_bit_identity.py) do not change.
+CHECKSUM = {"fletcher32": True}
 
 # --- H5MD 1.1 metadata (docs/model.md#file-h5md) ---------------------------------------------------------------
 # The particles of the H5MD structure are the agent-sites (rows): every /particles/agents element has the row
@@ -178,7 +185,18 @@ def series_dataset(group: h5py.Group, name: str, dtype, trailing: tuple = (), ch
     shape = (0,) + tuple(0 if t is None else t for t in trailing)
     maxshape = (None,) + tuple(trailing)
     chunks = (chunk_rows,) + tuple(8 if t is None else max(1, t) for t in trailing)
-    return group.create_dataset(name, shape=shape, maxshape=maxshape, chunks=chunks, dtype=dtype, **kw)
+    return group.create_dataset(name, shape=shape, maxshape=maxshape, chunks=chunks, dtype=dtype, **CHECKSUM, **kw)
+
+
+def fixed_dataset(group: h5py.Group, name: str, data=None, *, shape=None, dtype=None) -> h5py.Dataset:
+    """A dataset of fixed shape (the static arrays, the checkpoint slots) with the checksum: chunked as one
+    chunk, since HDF5 filters need chunks. A scalar or empty one cannot be chunked and stays unchecked."""
+    if data is not None:
+        data = np.asarray(data, dtype=dtype)
+        shape, dtype = data.shape, data.dtype
+    size = int(np.prod(shape)) if shape else 0
+    kw = dict(CHECKSUM, chunks=tuple(shape)) if shape and size else {}
+    return group.create_dataset(name, shape=shape, dtype=dtype, data=data, **kw)
 
 
 def text_dataset(group: h5py.Group, name: str, text: str = "") -> h5py.Dataset:
@@ -197,17 +215,17 @@ def write_text(ds: h5py.Dataset, text: str) -> None:
 
 
 def read_text(ds) -> str:
-    return bytes(ds[...]).decode("utf-8", errors="replace")
+    return bytes(read(ds)).decode("utf-8", errors="replace")
 
 
 def fixed_text(group: h5py.Group, name: str, text: str, length: int) -> h5py.Dataset:
-    ds = group.create_dataset(name, shape=(1,), dtype=f"S{length}")
+    ds = fixed_dataset(group, name, shape=(1,), dtype=f"S{length}")
     ds[0] = text.encode()[:length]
     return ds
 
 
 def read_fixed(ds) -> str:
-    return ds[0].decode().rstrip("\x00")
+    return read(ds)[0].decode(errors="replace").rstrip("\x00")
 
 
 def run_record(f: h5py.File) -> dict:
@@ -222,7 +240,7 @@ def run_record(f: h5py.File) -> dict:
 def checkpoint_slot(f: h5py.File) -> str | None:
     """The committed checkpoint's slot, None before the first; an index naming no slot (a damaged file) raises
     ValueError naming the file, not IndexError."""
-    active = int(f["checkpoint"]["active"][0])
+    active = int(read(f["checkpoint"]["active"])[0])
     if active < 0:
         return None
     if active >= len(CHECKPOINT_SLOTS):
@@ -231,13 +249,39 @@ def checkpoint_slot(f: h5py.File) -> str | None:
     return CHECKPOINT_SLOTS[active]
 
 
+class CheckpointMismatch(ValueError):
+    """A checkpoint slot whose arrays do not match the sha256 stored with them."""
+
+
+def checkpoint_hash(mu, sigma, phi, step: int, rng_text: bytes = b"") -> np.ndarray:
+    """sha256 (32 bytes) of a checkpoint: its float64 arrays, shapes, step and noise generator text."""
+    h = hashlib.sha256()
+    for a in (mu, sigma, phi):
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    h.update(np.int64(step).tobytes())
+    h.update(bytes(rng_text))
+    return np.frombuffer(h.digest(), dtype=np.uint8)
+
+
 def read_checkpoint(f: h5py.File) -> State | None:
-    """The committed checkpoint (float64 state and step), or None before the first one."""
+    """The committed checkpoint (float64 state and step), or None before the first one. A slot whose stored
+    sha256 does not match raises :class:`CheckpointMismatch` naming it (a chunk failing its fletcher32 raises
+    :class:`.errors.DamagedData`), and an index naming no slot a ValueError naming the file: a damaged
+    checkpoint is never returned as a state."""
     slot = checkpoint_slot(f)
     if slot is None:
         return None
     g = f["checkpoint"][slot]
-    return State.from_arrays(g["mu"][...], g["sigma"][...], g["phi"][...], int(g["step"][0]))
+    mu, sigma, phi = (read(g[n]) for n in ("mu", "sigma", "phi"))
+    step = int(read(g["step"])[0])
+    if CHECKPOINT_HASH in g:
+        rng = bytes(read(g[CHECKPOINT_RNG])) if CHECKPOINT_RNG in g else b""
+        if not np.array_equal(read(g[CHECKPOINT_HASH]), checkpoint_hash(mu, sigma, phi, step, rng)):
+            raise CheckpointMismatch(f"checkpoint {slot} (step {step}) is damaged: its arrays do not match its "
+                                     "stored sha256")
+    return State.from_arrays(mu, sigma, phi, step)
 
 
 def read_checkpoint_rng(f: h5py.File) -> dict | None:

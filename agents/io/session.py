@@ -19,7 +19,7 @@ from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
 from .outputs import NoSpaceLeft, abandon_h5, is_disk_full
 from .reader import Trajectory
-from .recovery import clear_consistency_flags, require_hdf5
+from .recovery import clear_consistency_flags, require_hdf5, require_intact
 from .schema import ANALYSIS_FRAMES, LIBVER
 
 
@@ -40,6 +40,7 @@ class AnalysisSession:
 def analysis_session(path: str | Path):
     path = require_hdf5(path)
     with RunLock(path):
+        require_intact(path)  # a foreign or damaged file is refused before anything in it changes
         clear_consistency_flags(path)
         try:
             f = h5py.File(path, "a", libver=LIBVER)

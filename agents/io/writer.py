@@ -64,11 +64,13 @@ from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
 from .outputs import is_disk_full
 from .reader import Trajectory
-from .recovery import clear_consistency_flags
-from .schema import (ANALYSIS_FRAMES, CHECKPOINT_RNG, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION, H5MD_BOUNDARY,
-                     H5MD_PARTICLES, INFO_BITS, LIBVER, REQUIRED_FIELDS, SERIES_BY_KEY, STATUS_LENGTH, TIME_LENGTH,
-                     annotate, committed_frames, create_series, fixed_text, frame_path, h5md_string, layout_sizes,
-                     read_checkpoint, read_checkpoint_rng, run_record, text_dataset, write_text)
+from .errors import TrajectoryFileError
+from .recovery import clear_consistency_flags, require_intact
+from .schema import (ANALYSIS_FRAMES, CHECKPOINT_HASH, CHECKPOINT_RNG, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION,
+                     H5MD_BOUNDARY, H5MD_PARTICLES, INFO_BITS, LIBVER, REQUIRED_FIELDS, SERIES_BY_KEY, STATUS_LENGTH,
+                     TIME_LENGTH, annotate, checkpoint_hash, committed_frames, create_series, fixed_dataset,
+                     fixed_text, frame_path, h5md_string, layout_sizes, read_checkpoint, read_checkpoint_rng,
+                     run_record, text_dataset, write_text)
 
 # The flush budget: buffered frames and energies are written at least this often (seconds of wall time), so a
 # SIGKILL loses at most this long (plus one step) of logging, and SWMR readers lag at most this much.
@@ -178,10 +180,11 @@ class TrajectoryWriter:
             for slot in CHECKPOINT_SLOTS:
                 g = ck.create_group(slot)
                 for name in REQUIRED_FIELDS:  # the state in float64, shaped as its logged field
-                    g.create_dataset(name, shape=SERIES_BY_KEY[name].shape(sizes), dtype=np.float64)
-                g.create_dataset("step", shape=(1,), dtype=np.int64, data=[-1])
+                    fixed_dataset(g, name, shape=SERIES_BY_KEY[name].shape(sizes), dtype=np.float64)
+                fixed_dataset(g, "step", [-1], dtype=np.int64)
                 text_dataset(g, CHECKPOINT_RNG, "")  # the Langevin noise's generator and key (JSON), with the state
-            ck.create_dataset("active", shape=(1,), dtype=np.int8, data=[-1])
+                fixed_dataset(g, CHECKPOINT_HASH, shape=(32,), dtype=np.uint8)  # sha256 of the slot, written last
+            fixed_dataset(ck, "active", [-1], dtype=np.int8)
             annotate(f)  # units and descriptions: attributes, so before the SWMR session
             ck.attrs["rng"] = json.dumps({"bit_generator": "PCG64", "root_seed": seed, "purposes": "SeedSequence "
                                           "spawn keys (docs/model.md#random-streams); the Langevin noise is "
@@ -212,6 +215,7 @@ class TrajectoryWriter:
         path = Path(path)
         if not lock.held:
             raise RuntimeError(f"{path}: the run file's lock must be held to write it")
+        _check_resumable(path)  # read-only: a foreign, inconsistent or damaged file is refused untouched
         clear_consistency_flags(path)
         try:
             f = h5py.File(path, "a", libver=LIBVER)
@@ -430,7 +434,7 @@ class TrajectoryWriter:
         if active < 0:
             return
         src, dst = self._checkpoint_slots[active], self._checkpoint_slots[1 - active]
-        for name in ("mu", "sigma", "phi", "step"):
+        for name in ("mu", "sigma", "phi", "step") + ((CHECKPOINT_HASH,) if CHECKPOINT_HASH in dst else ()):
             dst[name][...] = src[name][...]
             dst[name].flush()
         if CHECKPOINT_RNG in src and CHECKPOINT_RNG in dst:
@@ -448,10 +452,15 @@ class TrajectoryWriter:
         for name in ("mu", "sigma", "phi"):
             g[name][...] = getattr(state, name)
             g[name].flush()
+        rng_text = json.dumps(rng_state, sort_keys=True) if rng_state is not None else ""
         if CHECKPOINT_RNG in g:  # written before the switch below: the generator goes with its state
-            write_text(g[CHECKPOINT_RNG], json.dumps(rng_state, sort_keys=True) if rng_state is not None else "")
+            write_text(g[CHECKPOINT_RNG], rng_text)
         g["step"][0] = state.step
         g["step"].flush()
+        if CHECKPOINT_HASH in g:  # what resume checks the slot against (older files' slots have none)
+            g[CHECKPOINT_HASH][...] = checkpoint_hash(state.mu, state.sigma, state.phi, state.step,
+                                                      rng_text.encode("utf-8") if CHECKPOINT_RNG in g else b"")
+            g[CHECKPOINT_HASH].flush()
         self._switch_checkpoint(slot)
 
     def _switch_checkpoint(self, slot: int) -> None:
@@ -519,6 +528,14 @@ class TrajectoryWriter:
             self.lock.release()
         if no_room is not None:
             raise no_room
+
+
+def _check_resumable(path: Path) -> None:
+    """:func:`.recovery.require_intact`, refused as the resume's one line (a ValueError)."""
+    try:
+        require_intact(path)
+    except TrajectoryFileError as exc:
+        raise ValueError(f"cannot resume: {exc}") from None
 
 
 class NoCheckpointYet(ValueError):
@@ -678,9 +695,9 @@ def _write_static(f: h5py.File, layout: Layout, config_json: str, scenario_yaml:
     box.attrs["dimension"] = np.int64(2)
     boundary = H5MD_BOUNDARY[layout.grid.boundary]
     box.attrs.create("boundary", np.array([boundary.encode()] * 2, dtype=h5py.string_dtype("ascii", 8)))
-    box.create_dataset("edges", data=np.array([layout.grid.height, layout.grid.width], dtype=np.float64))
+    fixed_dataset(box, "edges", np.array([layout.grid.height, layout.grid.width], dtype=np.float64))
     W = layout.grid.width
-    particles.create_dataset("position", data=np.stack([layout.index // W, layout.index % W], axis=1)
+    fixed_dataset(particles, "position", np.stack([layout.index // W, layout.index % W], axis=1)
                              .astype(np.int64))
     p = f.create_group("parameters")
     p.attrs["scenario_yaml"] = scenario_yaml
@@ -700,18 +717,18 @@ def _write_static(f: h5py.File, layout: Layout, config_json: str, scenario_yaml:
     fib = f.create_group("fiber")
     fib.attrs["irreps"] = np.array(layout.fiber.spins, dtype=np.int64)
     fib.attrs["K"] = layout.K
-    fib.create_dataset("generators", data=layout.fiber.generators)
+    fixed_dataset(fib, "generators", layout.fiber.generators)
     a = f.create_group("agents")
-    a.create_dataset("sites/offset", data=layout.offset)
-    a.create_dataset("sites/index", data=layout.index)
-    a.create_dataset("support", data=layout.chi)
-    a.create_dataset("prior/mu", data=layout.prior_mu)
-    a.create_dataset("prior/sigma", data=layout.prior_sigma)
+    fixed_dataset(a, "sites/offset", layout.offset)
+    fixed_dataset(a, "sites/index", layout.index)
+    fixed_dataset(a, "support", layout.chi)
+    fixed_dataset(a, "prior/mu", layout.prior_mu)
+    fixed_dataset(a, "prior/sigma", layout.prior_sigma)
     obs = layout.observations
     if obs is not None:
-        a.create_dataset("observation/value", data=obs.value)
-        a.create_dataset("observation/C", data=obs.C)
-        a.create_dataset("observation/Rn", data=obs.Rn)
+        fixed_dataset(a, "observation/value", obs.value)
+        fixed_dataset(a, "observation/C", obs.C)
+        fixed_dataset(a, "observation/Rn", obs.Rn)
 
 
 __all__ = ["TrajectoryWriter", "DiskFullError", "read_checkpoint", "run_record", "versions"]

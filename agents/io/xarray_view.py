@@ -24,6 +24,7 @@ import json
 import numpy as np
 
 from ..model.energy import TERMS
+from .checked import read
 from .schema import SERIES_BY_KEY, STEP_SERIES, frame_path
 
 _FIELD_DIMS = {"mu": ("k",), "sigma": ("k", "l"), "phi": ("a",), "beta": ("j",)}
@@ -88,13 +89,13 @@ def trajectory_dataset(traj, steps=None, fields=None):
     }
     if len(traj.fields):
         time = f[f"{frame_path(traj.fields[0])}/time"]
-        coords["time"] = ("step", time[: len(traj.frame_steps)][frames].astype(np.float64),
+        coords["time"] = ("step", read(time, np.s_[: len(traj.frame_steps)])[frames].astype(np.float64),
                           _attrs("1", "the step count as a float (the file's H5MD time)"))
     data = {}
     for name in fields:
         ds = f[f"{frame_path(name)}/value"]
         n = len(traj.frame_steps)  # committed frames: a live or killed run's file may hold one more, partial
-        values = ds[:n] if frames.size == n else ds[frames.tolist()] if frames.size else ds[:0]
+        values = read(ds, np.s_[:n] if frames.size == n else frames.tolist() if frames.size else np.s_[:0])
         data[name] = (("step", "agent", "y", "x") + _FIELD_DIMS[name], _scatter(traj, values, agent_of_row),
                       _attrs(_units(SERIES_BY_KEY[name]), _FIELD_DESCRIPTIONS[name]))
     data["chi"] = (("agent", "y", "x"), _scatter(traj, traj.chi[None], agent_of_row)[0],
