@@ -313,6 +313,8 @@ def render(run_file, output, frames, size, color_by, fps, camera, clim, holonomy
         _fail([str(exc)])
     except NoSpaceLeft as exc:
         _no_space(exc)
+    except TrajectoryFileError as exc:  # bad input (an OSError too): exit 2, not the encoder's exit 1
+        _fail([" ".join(str(exc).split())])
     except (OSError, RuntimeError) as exc:  # the encoder failed: the target is untouched, and no "wrote" line
         _fail([f"render failed: {' '.join(str(exc).split())}"], EXIT_RUN_FAILED)
     except KeyboardInterrupt:  # the movie was written to a temporary file, now removed: the target is untouched
