@@ -40,7 +40,7 @@ def run_file(tmp_path_factory):
 
 @pytest.fixture
 def disk(tmp_path):
-    """A 4 MiB tmpfs; ``fill(left_kib)`` leaves that much free."""
+    """A 4 MiB tmpfs; ``faults._fill(disk, left_kib)`` leaves that much free."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     ok, err = faults._mount(mnt, 4096)
@@ -50,21 +50,6 @@ def disk(tmp_path):
         yield mnt
     finally:
         faults._umount(mnt)
-
-
-def fill(mnt: Path, left_kib: int) -> None:
-    """Write filler files until only about ``left_kib`` KiB are free."""
-    k = 0
-    while True:
-        free = shutil.disk_usage(mnt).free
-        if free <= left_kib * 1024:
-            return
-        try:
-            with open(mnt / f"filler{k}", "wb") as fh:
-                fh.write(b"\0" * min(free - left_kib * 1024, 1 << 20))
-        except OSError:
-            return
-        k += 1
 
 
 def digest(path: Path) -> str:
@@ -100,7 +85,7 @@ def test_export_to_a_full_disk_keeps_the_earlier_export(run_file, disk):
     earlier = disk / "x.vtkhdf"
     gv.export(run_file, earlier)
     before, run_before = digest(earlier), digest(run_file)
-    fill(disk, 64)
+    faults._fill(disk, 64)
     for _ in range(2):  # twice, as the issue's crash did
         d = vfe("export", run_file, "-o", earlier, "-q")
         one_no_space_line(d, earlier)
@@ -112,7 +97,7 @@ def test_export_to_a_full_disk_keeps_the_earlier_export(run_file, disk):
 def test_export_failing_inside_hdf5_is_one_line_not_a_crash(run_file, disk):
     """With the room check switched off, the write itself fails inside HDF5: the handle is released without a
     second write and the CLI leaves at once (before HDF5 frees its objects)."""
-    fill(disk, 200)
+    faults._fill(disk, 200)
     code = ("import sys; import gauge_vfe.agents.io.outputs as o; o.SPACE_RESERVE_BYTES = -10**9; "
             "from gauge_vfe.agents.cli import main; "
             f"sys.argv = ['vfe', 'export', {str(run_file)!r}, '-o', {str(disk / 'y.vtkhdf')!r}, '-q']; main()")
@@ -126,7 +111,7 @@ def test_export_failing_inside_hdf5_is_one_line_not_a_crash(run_file, disk):
 def test_analyze_on_a_full_disk_keeps_the_frames(run_file, disk):
     copy = disk / "run.h5"
     shutil.copyfile(run_file, copy)
-    fill(disk, 0)
+    faults._fill(disk, 0)
     code = ("import sys; import gauge_vfe.agents.io.outputs as o; "
             "from gauge_vfe.agents.cli import main; "
             f"sys.argv = ['vfe', 'analyze', {str(copy)!r}]; main()")
@@ -140,7 +125,7 @@ def test_analyze_on_a_full_disk_keeps_the_frames(run_file, disk):
 
 @needs_tmpfs
 def test_plot_on_a_full_disk(run_file, disk):
-    fill(disk, 16)
+    faults._fill(disk, 16)
     d = vfe("plot", run_file, "-o", disk / "plots")
     one_no_space_line(d, disk / "plots")
     assert not list((disk / "plots").glob("*.png"))
@@ -152,7 +137,7 @@ def test_sweep_summary_on_a_full_disk_keeps_the_earlier_one(disk):
     rows = [{"member": f"m{k:04d}", "status": "completed", "energy_total": float(k)} for k in range(3)]
     write_summary(disk, ["member", "status", "energy_total"], rows)
     before = {p.name: digest(p) for p in disk.glob("summary.*")}
-    fill(disk, 0)
+    faults._fill(disk, 0)
     with pytest.raises(NoSpaceLeft, match=f"{NO_SPACE} .*summary"):
         write_summary(disk, ["member", "status", "energy_total"], rows * 20000)
     assert {p.name: digest(p) for p in disk.glob("summary.*")} == before
@@ -162,7 +147,7 @@ def test_sweep_summary_on_a_full_disk_keeps_the_earlier_one(disk):
 @needs_tmpfs
 def test_render_whose_encoder_fails_never_says_wrote(run_file, disk):
     pytest.importorskip("pyvista")
-    fill(disk, 8)
+    faults._fill(disk, 8)
     d = vfe("render", run_file, "-o", disk / "m.gif", "--size", "320x240", "--frames", "0:41:4", "-q")
     assert d.rc == 1, (d.rc, d.err[-2000:])
     assert "wrote" not in d.out and "Traceback" not in d.err and len(d.err_lines) == 1, d.err

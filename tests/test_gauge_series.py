@@ -20,14 +20,6 @@ from gauge_vfe.agents.runner.simulation import Simulation
 REL = 1e-9
 
 
-@pytest.fixture
-def one_thread():
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(old)
-
-
 def run(sim: Simulation, n: int, every: int):
     """Step ``sim`` ``n`` times: the logged steps, states and the information clock ``(steps, bits (E, N))``."""
     steps, states, bits = [], [], [(0, np.zeros(sim.layout.n_agents))]

@@ -10,6 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import numba_threads
 
 from gauge_vfe.agents.model.energy import TERMS, evaluate
 
@@ -23,12 +24,8 @@ TOL = 1e-6
 def one_thread():
     """Thousands of tiny evaluations: one thread avoids a parallel region's wake-up cost on each (and a
     busy machine's scheduler stalls); the kernels compute the same numbers with any thread count."""
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+    with numba_threads(1):
+        yield
 
 
 def finite_difference_gradients(layout, p, state):

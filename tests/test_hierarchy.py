@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import numba_threads
 
 from gauge_vfe import agents
 from gauge_vfe.agents.analysis.measures import frame_matrices
@@ -42,12 +43,8 @@ EVERYONE = ConsensusParams(eps_belief=1e9, min_overlap=1)
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Thousands of tiny evaluations (as in test_gradients): one thread avoids a parallel region's wake-up cost."""
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+    with numba_threads(1):
+        yield
 
 
 def coupled_system(spins, boundary, soft, seed, rho=0.6, max_scale=2):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 
 import h5py
-import numba
 import numpy as np
 import pytest
 import scipy.linalg
@@ -37,16 +36,6 @@ Z = 4.0  # tolerance in standard errors: seeded runs, so a pass is reproducible;
 
 # a prior covariance with correlations and unequal variances, so that a wrong matrix factor shows
 S_PRIOR = np.array([[1.0, 0.3, 0.1], [0.3, 0.6, -0.1], [0.1, -0.1, 0.8]])
-
-
-@pytest.fixture
-def one_thread():
-    """The statistical runs step 256 tiny rows thousands of times: on a shared 2-core machine the parallel
-    kernels' thread hand-off costs more than the work. Per-row kernels give the same bits on any thread count."""
-    n = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(n)
 
 
 def replicas(extra: dict, size: int = 16, seed: int = 7) -> Simulation:

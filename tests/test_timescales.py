@@ -6,7 +6,6 @@ agents on one site relax at rates derived from the action, and the measured time
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from scipy.signal import lfilter
@@ -25,15 +24,6 @@ def ar1(a: float, n: int, rng, x0: float | None = None) -> np.ndarray:
     e = rng.normal(size=n)
     start = rng.normal() / np.sqrt(1 - a * a) if x0 is None else x0
     return lfilter([1.0], [1.0, -a], e, zi=[a * start])[0]
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny rows stepped thousands of times: on a shared 2-core machine thread hand-off costs more than the work."""
-    n = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(n)
 
 
 # --- the estimator on AR(1) -----------------------------------------------------------------------------------
