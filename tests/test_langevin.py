@@ -328,6 +328,7 @@ def test_a_checkpoint_of_the_earlier_numpy_noise_resumes_only_without_noise(tmp_
     with h5py.File(path, "r+") as f:
         ck = f["checkpoint"]
         write_text(ck[f"slot{int(ck['active'][0])}"]["rng"], PCG64_STATE)
+        del ck["slot0/sha256"], ck["slot1/sha256"]  # that version stored no checkpoint hash
     if temperature == "0":
         assert run_scenario(scenario(tmp_path, text=text), path, resume=True).status == "completed"
         return
@@ -532,6 +533,7 @@ def test_a_run_written_before_these_keys_existed_still_resumes(tmp_path):
         del cfg["observations"]["resample_every"], cfg["dynamics"]["temperature"]
         f["parameters"].attrs["config_json"] = json.dumps(cfg, sort_keys=True)
         del f["observables/info_bits"], f["checkpoint/slot0/rng"], f["checkpoint/slot1/rng"]
+        del f["checkpoint/slot0/sha256"], f["checkpoint/slot1/sha256"]  # nor a checkpoint hash
     res = run_scenario(scenario(tmp_path, text=text), path, resume=True)
     assert res.status == "completed" and res.last_step == 30
     resumed = datasets(path, rng=True)

@@ -22,6 +22,7 @@ import h5py
 import pytest
 
 from gauge_vfe import agents
+from gauge_vfe.agents.io.schema import checkpoint_hash
 from gauge_vfe.agents.io import writer as writer_module
 from gauge_vfe.agents.io.recovery import open_trajectory_file
 from gauge_vfe.agents.io.writer import TrajectoryWriter
@@ -181,6 +182,9 @@ def killed_copy(tmp_path, monkeypatch, name: str, cut_steps: dict[str, int], che
                 for key in ("mu", "sigma", "phi"):
                     f[f"checkpoint/{slot}/{key}"][...] = getattr(ck, key)
                 f[f"checkpoint/{slot}/step"][0] = ck.step
+                # the slot's hash is written with its arrays (docs/model.md#file-integrity)
+                rng = bytes(f[f"checkpoint/{slot}/rng"][...]) if "rng" in f[f"checkpoint/{slot}"] else b""
+                f[f"checkpoint/{slot}/sha256"][...] = checkpoint_hash(ck.mu, ck.sigma, ck.phi, ck.step, rng)
             earlier.close()
         if cut_off_entry:
             for field in ("mu", "sigma", "phi", "beta"):
