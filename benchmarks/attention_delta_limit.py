@@ -87,7 +87,8 @@ def main() -> None:
         if name in hard:
             ax.axvline(hard[name], color=colors[name], ls=":", lw=1)
     ax.axhline(np.log(n - 1), color="grey", lw=0.8)
-    ax.text(1.5e-3, np.log(n - 1) * 1.02, f"uniform over {n - 1} partners (ln {n - 1})", fontsize=8, color="grey")
+    ax.text(0.98, np.log(n - 1) - 0.02, f"uniform over {n - 1} partners (ln {n - 1})", fontsize=8, color="grey",
+            ha="right", va="top", transform=ax.get_yaxis_transform())
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("sigma (Sigma = sigma^2 I), units of mu")

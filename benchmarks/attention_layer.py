@@ -1,7 +1,7 @@
 """The reverse (key/value) term's share of a plain alignment step on every shipped scenario
 (docs/model.md#step-decomposition).
 
-    python benchmarks/attention_layer.py [--steps 20] [-o docs/results/attention/reverse_share.csv]
+    python benchmarks/attention_layer.py [--steps 20] [--scenarios NAME ...] [-o docs/results/attention/reverse_share.csv]
 
 A plain step moves mu_i by -lr (forward_i + reverse_i): ``forward`` is the derivative of i's own alignment
 density (the attention readout, i as the query), ``reverse`` that of its partners' densities (i as a key and a
@@ -35,12 +35,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("-o", "--output", default="docs/results/attention/reverse_share.csv")
+    ap.add_argument("--scenarios", nargs="*", help="these shipped scenarios only (default: all)")
     args = ap.parse_args()
     from gauge_vfe.agents.runner.simulation import Simulation
     from gauge_vfe.agents.setup.shipped import shipped_scenarios
 
     rows = []
-    for name in sorted(shipped_scenarios()):
+    for name in args.scenarios or sorted(shipped_scenarios()):
         sim = Simulation.from_scenario(name, keep_history=False)
         p = sim.energy_params
         base = {"scenario": name, "form": p.form, "kappa": p.kappa}

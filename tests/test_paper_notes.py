@@ -61,8 +61,8 @@ def test_key_sign_convention(spins):
 def test_expected_mahalanobis_is_the_reverse_kl():
     """E[d^2 / 2] under q_i q_j, d^2 = (x_i - Omega_ij x_j)^T Sigma_i^-1 (x_i - Omega_ij x_j), equals
     KL(Omega_ij q_j || q_i) + K - (ln det Sigma_i - ln det Sigma_j) / 2, the reverse divergence, not the forward
-    KL(q_i || Omega_ij q_j) the alignment uses. Monte Carlo with a fixed seed; the error bar is the samples' own
-    standard error."""
+    KL(q_i || Omega_ij q_j) the alignment uses. Monte Carlo with a fixed seed (the error bar is the samples' own
+    standard error: 24.86 +- 0.04 against 24.77 reverse, 9.23 forward) and exactly from the moments."""
     rng = np.random.default_rng(2024)
     fiber = make_fiber([1])
     K = fiber.K
@@ -84,3 +84,8 @@ def test_expected_mahalanobis_is_the_reverse_kl():
     assert abs(mc - (reverse + const)) < 4 * se, (mc, se, reverse + const)
     assert abs(mc - (forward + const)) > 50 * se, (mc, se, forward + const)
     assert abs(mc - forward) > 50 * se
+    # and exactly, from the moments: E[d^2] = K + tr(Sigma_i^-1 Omega Sigma_j Omega^T) + D^T Sigma_i^-1 D
+    P = np.linalg.inv(sigma[0])
+    D = mu[0] - omega @ mu[1]
+    exact = 0.5 * (K + np.trace(P @ omega @ sigma[1] @ omega.T) + D @ P @ D)
+    assert exact == pytest.approx(reverse + const, rel=1e-12)
