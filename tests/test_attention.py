@@ -222,3 +222,19 @@ def test_attention_only_collapse_conserves_the_mean(form):
         np.testing.assert_allclose(sim.state.mu.mean(axis=0), x0, atol=1e-14, rtol=0)
     if form == "free_energy":  # the weighted form at kappa 1 splits into clusters instead (the benchmark)
         assert np.linalg.norm(sim.state.mu - x0) < 0.7 * spread0  # and the beliefs did move towards it
+
+
+def test_collapse_reaches_the_mean_at_the_linear_rate():
+    """free_energy collapse: once attention is uniform the spread contracts per step by the linear theory's
+    a_r = 1 - lr 2 N lambda_align / ((N - 1) s) (docs/model.md#attention-collapse, #separation at alpha = 0)."""
+    sim = Simulation.from_scenario("attention_collapse", keep_history=False)
+    n, lr, lam = sim.layout.n_agents, sim.dynamics_params.lr_mu, sim.energy_params.lambda_align
+    s = float(sim.state.sigma[0, 0, 0])
+    a_r = 1 - lr * 2 * n * lam / ((n - 1) * s)
+    x0 = sim.state.mu.mean(axis=0)
+    spreads = []
+    for _ in range(250):
+        sim.step()
+        spreads.append(np.linalg.norm(sim.state.mu - x0))
+    assert spreads[-1] / spreads[-2] == pytest.approx(a_r, abs=1e-6)
+    assert spreads[-1] < 1e-4 * np.linalg.norm(Simulation.from_scenario("attention_collapse").state.mu - x0)
