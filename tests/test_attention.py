@@ -103,6 +103,7 @@ def test_one_plain_step_is_attention_plus_reverse_term(form, frames):
     sim = Simulation.from_scenario("attention_layer", overrides)
     st, p = sim.state, sim.energy_params
     lr, lam, kappa = sim.dynamics_params.lr_mu, p.lambda_align, p.kappa
+    assert (np.ptp(st.phi, axis=0).max() > 0.1) == (frames == "distinct")
     s = float(st.sigma[0, 0, 0])
     mu = st.mu
     m = sim.messages()
@@ -238,3 +239,15 @@ def test_collapse_reaches_the_mean_at_the_linear_rate():
         spreads.append(np.linalg.norm(sim.state.mu - x0))
     assert spreads[-1] / spreads[-2] == pytest.approx(a_r, abs=1e-6)
     assert spreads[-1] < 1e-4 * np.linalg.norm(Simulation.from_scenario("attention_collapse").state.mu - x0)
+
+
+def test_messages_do_not_depend_on_the_thread_count():
+    """Each site is computed by one thread (docs/model.md#threads): the same bits on 1 and 2 threads."""
+    layout, state = random_system((1, 2), "periodic", soft=True, observations=False, height=6, width=6, n_agents=4,
+                                  seed=9)
+    p = _alignment_only()
+    one = attention(layout, p, state)
+    with numba_threads(2):
+        two = attention(layout, p, state)
+    for a, b in ((one.messages, two.messages), (one.forward, two.forward), (one.reverse, two.reverse)):
+        np.testing.assert_array_equal(a, b)
