@@ -110,7 +110,7 @@ def main() -> None:
                      label=f"linear theory a_r^t = {a_r:.4f}^t (through the end)")
     axes[0].set_title("spread sqrt(mean |mu_i - xbar|^2)")
     axes[1].set_title("drift of the mean max_a |xbar_a(t) - xbar_a(0)|")
-    axes[1].axhline(np.finfo(float).eps, color="grey", lw=0.8)
+    axes[1].axhline(np.finfo(float).eps, color="grey", lw=0.8, label="machine epsilon (2.2e-16)")
     axes[2].set_title("mean entropy of beta (nats); ln 7 = %.3f" % np.log(7))
     for ax in axes:
         ax.set_xlabel("step")
