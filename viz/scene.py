@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..agents.model.energy import TERM_TABLE
+from .backend import import_pyvista
 
 COLOR_BY = ("agent", "mu", "|mu|", "trace_sigma", "kl_prior", "free_energy")
 VIEWS = ("iso", "top", "side")
@@ -212,7 +213,7 @@ class MovieContext:
     """
 
     def __init__(self, traj, frames: list[int], options: SceneOptions):
-        import pyvista as pv
+        pv = import_pyvista()
 
         self.options = options
         self.name = traj.config.get("name", "")
@@ -314,7 +315,7 @@ class MovieContext:
     def squares(self, sites: np.ndarray, z) -> "object":
         """Unit squares over ``sites`` (cell k over ``sites[k]``) at height ``z`` (a number or one per site): one
         PolyData, so a whole layer is one actor (PyVista's per-actor cost dominates a frame otherwise)."""
-        import pyvista as pv
+        pv = import_pyvista()
 
         x, y = self.xy(sites)
         z = np.broadcast_to(np.asarray(z, dtype=float), x.shape)
@@ -384,7 +385,7 @@ class FrameDrawer:
         self._update(frame)
 
     def _build_static(self, frame: int) -> None:
-        import pyvista as pv
+        pv = import_pyvista()
 
         pl, ctx, o = self.pl, self.ctx, self.o
         fs = font_scale(pl)
@@ -424,7 +425,7 @@ class FrameDrawer:
         return ctx.heat[frame][ctx.site_of_cell]
 
     def _update(self, frame: int) -> None:
-        import pyvista as pv
+        pv = import_pyvista()
 
         pl, ctx, o = self.pl, self.ctx, self.o
         if self.plane is not None and ctx.heat[frame] is not None:

@@ -13,7 +13,6 @@ depends on another's place in the list.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -163,11 +162,12 @@ class ProgressBar:
         self._bar.set_postfix_str(" ".join(parts), refresh=False)
 
     def start(self, sim: Simulation) -> None:
-        from tqdm import tqdm
+        from .progress import progress_bar
 
         total = self.total if self.total is not None else sim.run_until
-        self._bar = tqdm(total=total, initial=sim.state.step, unit="step", dynamic_ncols=True,
-                         disable=not self.enabled, mininterval=0.2, file=sys.stderr)
+        self._bar = progress_bar("step", self.enabled, total=total, initial=sim.state.step, dynamic_ncols=True,
+                                 mininterval=0.2)
+        self._first = True
         self._postfix(sim)
 
     def update(self, sim: Simulation, info: StepInfo) -> None:
@@ -176,6 +176,21 @@ class ProgressBar:
             self._postfix(sim)
             self._last = now
         self._bar.update(1)
+        if self._first:
+            self._restart_clock()
+
+    def _restart_clock(self) -> None:
+        """Time the bar from the end of the first step: a first run compiles the kernels during the build and
+        the first step (runner/startup.py), and a rate that includes a minute of compiling shows an ETA of
+        hours. Until the first step is done the bar shows no rate and no ETA ("?")."""
+        self._first = False
+        bar = self._bar
+        if bar.disable:
+            return
+        done = bar.n
+        bar.reset(total=bar.total)  # a fresh clock and rate average (tqdm's public reset)
+        bar.n = bar.last_print_n = bar.initial = done
+        bar.refresh()
 
     def finish(self, sim: Simulation, outcome: RunOutcome) -> None:
         if self._bar is not None:
