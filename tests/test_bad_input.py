@@ -92,9 +92,9 @@ case("deep-nesting", "name: " + "[" * 80 + "]" * 80 + "\n", "{s}:1: name.0.0.0.0
 # --- keys and types ------------------------------------------------------------------------------------------------
 case("unknown-top-key", "grdi: {height: 8}\n", "{s}:1: grdi: no such key; did you mean 'grid'?")
 case("unknown-grid-key", "grid:\n  height: 8\n  widht: 8\n", "{s}:3: grid.widht: no such key; did you mean 'width'?")
-case("unknown-support-key", "agents:\n  support: {shape: disk, radus: 3}\n", "{s}:2: agents.support.radus: Extra")
-case("unknown-init-key", "agents:\n  init:\n    mu: {kindd: random}\n", "{s}:3: agents.init.mu.kindd: Extra")
-case("unknown-meta-key", "analysis:\n  meta_agents:\n    eps: 0.1\n", "{s}:3: analysis.meta_agents.eps: Extra")
+case("unknown-support-key", "agents:\n  support: {shape: disk, radus: 3}\n", "{s}:2: agents.support.radus: no such key; did you mean 'radius'?")
+case("unknown-init-key", "agents:\n  init:\n    mu: {kindd: random}\n", "{s}:3: agents.init.mu.kindd: no such key; did you mean 'kind'?")
+case("unknown-meta-key", "analysis:\n  meta_agents:\n    eps: 0.1\n", "{s}:3: analysis.meta_agents.eps: no such key")
 case("unknown-line-search-key", "dynamics:\n  line_search: {on: true}\n", "{s}:2: dynamics.line_search.on")
 case("height-not-int", "grid:\n  height: eight\n", "{s}:2: grid.height: Input should be a valid integer")
 case("spins-not-list", "fiber:\n  spins: 1\n", "{s}:2: fiber.spins: Input should be a valid list")

@@ -104,6 +104,7 @@ def _title_card(plotter, ctx: MovieContext) -> None:
 
 
 PANEL_WEIGHTS = (2, 1)  # the 3D view and the top-down panel share the width 2:1
+PANEL_LABEL = "top view: base-plane holonomy\n(colours as in the 3D view)\nand meta-agent layers"
 
 
 def _plotter(size, options: SceneOptions):
@@ -138,6 +139,10 @@ class _Frames:
                 self.plotter.subplot(*where)
             drawer.draw(frame)
             set_camera(self.plotter, self.ctx.bounds, view, aspect)
+            if where == (0, 1):  # the panel says what it shows (its colours are the 3D view's bars)
+                self.plotter.add_text(PANEL_LABEL, position=(0.03, 0.02), viewport=True, color="black",
+                                      font_size=round(10 * font_scale(self.plotter)), render=False,
+                                      name="panel_label")
 
 
 def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", progress=None,

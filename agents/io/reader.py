@@ -156,7 +156,8 @@ class Trajectory:
     def energy(self, term: str = "total") -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of an energy term (weights included) at every step."""
         if term not in ("total",) + TERMS:
-            raise KeyError(f"unknown energy term {term!r}{did_you_mean(term, ('total',) + TERMS, always_list=True)}")
+            hint = did_you_mean(term, ("total",) + TERMS, always_list=True, noun="terms")
+            raise KeyError(f"unknown energy term {term!r}{hint}")
         return self.series(term)
 
     def energies(self) -> dict[str, np.ndarray]:

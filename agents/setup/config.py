@@ -568,7 +568,7 @@ def _plain_message(err: dict) -> str:
     keys at its place (a typo is the usual cause); other messages lose pydantic's "Value error, " prefix."""
     if err["type"] == "extra_forbidden":
         *where, key = err["loc"]
-        return "no such key" + did_you_mean(key, keys_at(where))
+        return "no such key" + did_you_mean(key, keys_at(where), noun="keys here")
     return _strip_prefix(err["msg"])
 
 
@@ -584,6 +584,9 @@ def keys_at(where) -> list[str]:
     included, and skipped), e.g. ``keys_at(["grid"])`` -> height, width, boundary, ..."""
     models: list[type] = [Config]
     for part in where:
+        if isinstance(part, str) and part in SHAPES:  # a support's shape tag: that shape's keys only
+            models = [m for m in models if getattr(m.model_fields.get("shape"), "default", None) == part] or models
+            continue
         if isinstance(part, int) or _is_union_tag(part):
             continue
         models = [m for model in models for name, f in model.model_fields.items() if part in (name, f.alias)
