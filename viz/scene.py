@@ -480,13 +480,16 @@ class FrameDrawer:
             step = int(ctx.frame_steps[frame])
             text = f"{ctx.name}   step {step}   E = {ctx.energy_at(step):.6g} nats"
             if o.agents and o.ellipsoids:
-                text += f"\nellipsoids: 1-sigma radius x {ctx.ellipsoid_scale:g} sites/u ({UNIT_NOTE})"
-            elif "(u" in bar_title(o.color_by, o.component):
-                text += f"\n{UNIT_NOTE}"
+                text += f"\nellipsoids: 1-sigma radius x {ctx.ellipsoid_scale:g} sites/u"
+            if (o.agents and o.ellipsoids) or "(u" in bar_title(o.color_by, o.component):
+                text += f"\n{UNIT_NOTE}"  # a line of its own: the caption stays clear of the legend
             if ctx.holonomy_clim is None:
                 text += "\nbase plane grey: not analysed (vfe analyze)"
-            pl.add_text(text, position="upper_left", font_size=round(10 * font_scale(pl)), color="black",
-                        render=False, name="caption")
+            # a text actor hung from the top left corner (not a corner annotation): it has a bounding box, which
+            # the layout test checks against every other text
+            caption = pl.add_text(text, position=(0.006, 0.99), viewport=True, font_size=round(11 * font_scale(pl)),
+                                  color="black", render=False, name="caption")
+            caption.GetTextProperty().SetVerticalJustificationToTop()
             added.add("caption")
         for name in self._dynamic - added:  # last frame had it, this one does not (e.g. fewer legend lines)
             pl.remove_actor(name, reset_camera=False, render=False)
