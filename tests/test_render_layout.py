@@ -66,7 +66,8 @@ def _overlap(a, b) -> bool:
 
 
 @pytest.mark.parametrize("size,panel_2d", [((1280, 720), False), ((1280, 720), True), ((960, 540), False),
-                                           ((1920, 1080), True)], ids=["frame", "panel-2d", "sheet-tile", "hd-panel"])
+                                           ((1920, 1080), True), ((640, 360), True)],
+                         ids=["frame", "panel-2d", "sheet-tile", "hd-panel", "small-panel"])
 def test_no_text_overlaps_another_or_leaves_the_image(emergence, size, panel_2d):
     with agents.load(emergence) as traj:
         options = SceneOptions(panel_2d=panel_2d)

@@ -104,7 +104,7 @@ def _title_card(plotter, ctx: MovieContext) -> None:
 
 
 PANEL_WEIGHTS = (2, 1)  # the 3D view and the top-down panel share the width 2:1
-PANEL_LABEL = "top view: base-plane holonomy\n(colours as in the 3D view)\nand meta-agent layers"
+PANEL_LABEL = "top view:\nbase-plane holonomy\nand meta-agent layers"  # colours as in the 3D view
 
 
 def _plotter(size, options: SceneOptions):

@@ -47,9 +47,9 @@ HOLONOMY_TITLE = "holonomy\nangle (rad)"
 UNIT_NOTE = "u: the belief unit, set by the priors' scale"  # docs/model.md#units; in every caption with a u
 # Where things go, in fractions of the 3D view: the colour bars in gutters at the left and right edges, the
 # caption above, and the scene fitted (with a margin) into the box between them, so nothing overlaps or is cut.
-LEFT_BAR_X, RIGHT_BAR_X, BAR_WIDTH = 0.04, 0.905, 0.03
+LEFT_BAR_X, RIGHT_BAR_X, BAR_WIDTH = 0.06, 0.905, 0.03
 BAR_Y, BAR_HEIGHT = 0.06, 0.36
-SCENE_BOX = (0.15, 0.87, 0.02, 0.84)  # x0, x1, y0, y1 of the viewport the 3D scene may fill
+SCENE_BOX = (0.17, 0.87, 0.02, 0.84)  # x0, x1, y0, y1 of the viewport the 3D scene may fill
 SCENE_MARGIN = 0.03  # of the viewport, inside the box
 TOP_VIEW_WIDTH = 0.72  # the top view leaves the sides of the picture to the colour bars
 ELLIPSOID_RADIUS = 0.45  # sites: the typical 1-sigma radius, before rounding the factor (0.45 -> 0.5 for Sigma = 1)
@@ -121,7 +121,7 @@ class SceneOptions:
 def font_scale(plotter) -> float:
     """Text sizes are in pixels: scale them with the window (1 at 720 pixels high), by the square root so that a
     small tile of a contact sheet (540 pixels: 0.87) keeps its text legible rather than shrinking it in step."""
-    return float(np.clip(np.sqrt(plotter.window_size[1] / 720), 0.75, 2.0))
+    return float(np.clip(np.sqrt(plotter.window_size[1] / 720), 0.55, 2.0))
 
 
 def round_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:

@@ -148,10 +148,14 @@ class TrajectoryObserver:
 class ProgressBar:
     """A tqdm bar on stderr: step, energy by term, steps/s and time left."""
 
-    def __init__(self, total: int | None = None, enabled: bool = True, refresh_seconds: float = 0.25):
-        """``total``: the step the bar counts to (None: the last step of the run it is attached to)."""
+    def __init__(self, total: int | None = None, enabled: bool = True, refresh_seconds: float = 0.25,
+                 only_when_watched: bool = False):
+        """``total``: the step the bar counts to (None: the last step of the run it is attached to).
+        ``only_when_watched``: no bar when stderr is a log file (``vfe run`` and ``run_scenario``; see
+        runner/progress.py); a bar a script asks for itself is always drawn."""
         self.total = total
         self.enabled = enabled
+        self.only_when_watched = only_when_watched
         self.refresh_seconds = refresh_seconds
         self._bar = None
         self._last = 0.0
@@ -165,8 +169,8 @@ class ProgressBar:
         from .progress import progress_bar
 
         total = self.total if self.total is not None else sim.run_until
-        self._bar = progress_bar("step", self.enabled, total=total, initial=sim.state.step, dynamic_ncols=True,
-                                 mininterval=0.2)
+        self._bar = progress_bar("step", self.enabled, self.only_when_watched, total=total, initial=sim.state.step,
+                                 dynamic_ncols=True, mininterval=0.2)
         self._first = True
         self._postfix(sim)
 

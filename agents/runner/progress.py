@@ -25,8 +25,9 @@ def watched(stream=None) -> bool:
     return type(stream).__module__.startswith("ipykernel")  # a Jupyter kernel's OutStream is no tty
 
 
-def progress_bar(unit: str, enabled: bool = True, **kw):
-    """A tqdm bar on stderr, disabled unless ``enabled`` and stderr is :func:`watched`."""
+def progress_bar(unit: str, enabled: bool = True, only_when_watched: bool = True, **kw):
+    """A tqdm bar on stderr, disabled unless ``enabled`` and (``only_when_watched``) stderr is :func:`watched`."""
     from tqdm import tqdm
 
-    return tqdm(unit=unit, file=sys.stderr, disable=not (enabled and watched(sys.stderr)), **kw)
+    shown = enabled and (watched(sys.stderr) or not only_when_watched)
+    return tqdm(unit=unit, file=sys.stderr, disable=not shown, **kw)
