@@ -107,6 +107,7 @@ def test_kappa_is_on_a_log_axis_and_a_switch_is_labelled_in_words(tmp_path):
     assert legend == ["line search off", "line search on"]  # not "enabled = True"
     ax = sweep_plots.plot_phase(d, "meta_agents", x="dynamics.line_search.enabled").axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["line search off", "line search on"]
+    assert ax.get_xlabel() == "line search (dynamics.line_search.enabled)"  # not "enabled (...)"
     assert ax.get_xscale() == "linear"
     means = sorted(zip(*ax.lines[0].get_data()))
     assert means == [(0.0, 1.0), (1.0, 2.0)]  # off: 1 meta-agent, on: 2 (the booleans were read, not NaN)

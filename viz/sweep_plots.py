@@ -77,8 +77,8 @@ def label(column: str) -> str:
         return QUANTITY_LABELS[column]
     if column.startswith("energy_"):
         return f"{column[len('energy_'):]} energy at the end (nats)"
-    if "." in column:  # a swept parameter: its own name first, then where it lives in the scenario
-        return f"{column.rsplit('.', 1)[1].replace('_', ' ')} ({column})"
+    if "." in column:  # a swept parameter: its own name first (a switch: what it switches), then its key
+        return f"{switch_name(column)} ({column})"
     return column.replace("_", " ")
 
 
