@@ -422,7 +422,7 @@ def test_temperature_forms_and_errors():
     assert t.temperatures == (0.0, 0.0, 0.2) and t.noisy
     assert not make_config({}).dynamics.noisy
     for bad, key, text in ((-1, "dynamics.temperature", ">= 0"), ({"mu": -0.1}, "dynamics.temperature.mu", "greater than or equal to 0"),
-                           ({"nu": 1}, "dynamics.temperature.nu", "Extra"), ("hot", "dynamics.temperature", "hot")):
+                           ({"nu": 1}, "dynamics.temperature.nu", "no such key; the keys here are: mu, phi, sigma"), ("hot", "dynamics.temperature", "hot")):
         with pytest.raises(ConfigError) as err:
             make_config({"dynamics": {"temperature": bad}})
         assert [p for p, _ in err.value.problems] == [key] and text in str(err.value), str(err.value)

@@ -47,6 +47,7 @@ from .integrity import check_file
 from .lock import writer_active
 from .recovery import open_trajectory_file, writer_alive
 from .schema import FRAME_SERIES, SERIES_BY_KEY, committed_frames, frame_path, read_checkpoint, run_record
+from .suggest import did_you_mean
 
 
 class StepNotLogged(IndexError):
@@ -157,7 +158,8 @@ class Trajectory:
     def energy(self, term: str = "total") -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of an energy term (weights included) at every step."""
         if term not in ("total",) + TERMS:
-            raise KeyError(f"unknown energy term {term!r}")
+            hint = did_you_mean(term, ("total",) + TERMS, always_list=True, noun="terms")
+            raise KeyError(f"unknown energy term {term!r}{hint}")
         return self.series(term)
 
     def energies(self) -> dict[str, np.ndarray]:

@@ -153,7 +153,7 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     # the analysis runs when the run file closes (after its final frame), through the same handle
     analysis = EndOfRunAnalysis(run_file, cfg.analysis) if cfg.analysis.enabled else None
     observers = [TrajectoryObserver(run_file, out.every, log_initial=fresh),
-                 ProgressBar(cfg.dynamics.steps, enabled=progress), *observers, notice]
+                 ProgressBar(cfg.dynamics.steps, enabled=progress, only_when_watched=True), *observers, notice]
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted by the simulation, reported below

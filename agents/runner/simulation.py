@@ -150,6 +150,14 @@ class Simulation:
         sc = prepare_scenario(scenario, list(overrides))
         return cls(build(sc.config, sc.base_dir, sc.inputs), keep_history)
 
+    def __repr__(self) -> str:
+        """One line a notebook shows: which run, its size, where it stands and its energy (already computed)."""
+        lay, cfg = self.layout, self.config
+        energy = getattr(self, "_ev", None)
+        total = f", energy {sum(energy.terms.values()):.6g} nats" if energy is not None else ""
+        return (f"<Simulation {cfg.name!r}: {lay.grid.height}x{lay.grid.width} grid, {lay.n_agents} agents, K={lay.K}, "
+                f"step {self.state.step} of {self.run_until}, {cfg.dynamics.method} descent{total}>")
+
     # --- state -----------------------------------------------------------------------------------------------
     @property
     def state(self) -> State:

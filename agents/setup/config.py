@@ -24,6 +24,7 @@ from ..analysis.meta_agents import ConsensusParams
 from ..model.fiber import MAX_SPIN
 from ..model.hierarchy import HierarchyParams
 from ..model.params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams, NonNeg, Pos, StrictModel
+from ..io.suggest import did_you_mean
 from .shapes import SHAPES, DiskSupport, PathText, Support
 
 _Strict = StrictModel
@@ -546,7 +547,7 @@ def make_config(data: dict | Config | None = None) -> Config:
             config = Config.model_validate(data or {})
         except ValidationError as exc:
             raise ConfigError(_merge([(".".join(str(p) for p in err["loc"] if not _is_union_tag(p)),
-                                       _strip_prefix(err["msg"])) for err in exc.errors()])) from None
+                                       _plain_message(err)) for err in exc.errors()])) from None
         except (OverflowError, RecursionError) as exc:  # pathological numbers or nesting, not a crash
             raise ConfigError([("", f"cannot be validated: {type(exc).__name__}: {exc}")]) from None
     problems = config.cross_field_problems()
@@ -562,6 +563,37 @@ def _merge(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if msg not in merged.setdefault(key, []):
             merged[key].append(msg)
     return [(key, "; or ".join(msgs)) for key, msgs in merged.items()]
+
+
+def _plain_message(err: dict) -> str:
+    """pydantic's message for one error, in plain words: an unknown key says so and names the closest valid
+    keys at its place (a typo is the usual cause); other messages lose pydantic's "Value error, " prefix."""
+    if err["type"] == "extra_forbidden":
+        *where, key = err["loc"]
+        return "no such key" + did_you_mean(key, keys_at(where), noun="keys here")
+    return _strip_prefix(err["msg"])
+
+
+def _models_in(annotation) -> list[type]:
+    """The pydantic models an annotation can hold (through Optional, unions, lists and Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def keys_at(where) -> list[str]:
+    """The valid scenario keys under the key path ``where`` (pydantic's location: list indices and union tags
+    included, and skipped), e.g. ``keys_at(["grid"])`` -> height, width, boundary, ..."""
+    models: list[type] = [Config]
+    for part in where:
+        if isinstance(part, str) and part in SHAPES:  # a support's shape tag: that shape's keys only
+            models = [m for m in models if getattr(m.model_fields.get("shape"), "default", None) == part] or models
+            continue
+        if isinstance(part, int) or _is_union_tag(part):
+            continue
+        models = [m for model in models for name, f in model.model_fields.items() if part in (name, f.alias)
+                  for m in _models_in(f.annotation)]
+    return sorted({f.alias or name for model in models for name, f in model.model_fields.items()})
 
 
 def _strip_prefix(msg: str) -> str:
