@@ -15,6 +15,8 @@ The public Python API, re-exported by ``gauge_vfe``:
 * :class:`Simulation` -- build from a config, step, run with observers, read energies, gradients, beta, fields;
   :class:`ProgressBar` is the observer ``vfe run`` shows; updaters (:class:`Periodic` triggers,
   :class:`ObservationResampling`, :class:`HierarchyCoupling`) change the action's constants during a run;
+* :class:`Ensemble` -- R independent replicas of a scenario stepped in one engine, each bit for bit its single
+  run (docs/model.md#replica-ensembles);
 * :func:`make_config` / :class:`Config` -- the validated scenario structure;
 * :func:`evaluate` / :func:`step` -- the energy-and-gradient function and the pure step over plain arrays;
 * :func:`load` / :class:`Trajectory` -- reading a run file; :func:`run_scenario`, :func:`analyze_run`,
@@ -39,6 +41,7 @@ _PUBLIC = {
     ".setup.scenario": ("Scenario", "ScenarioError", "load_scenario"),
     ".setup.shipped": ("shipped_scenarios",),
     ".runner.simulation": ("EnergyIncreaseWarning", "RunOutcome", "Simulation"),
+    ".runner.ensemble": ("Ensemble", "EnsembleOutcome", "ReplicaView"),
     ".runner.observers": ("ProgressBar",),
     ".runner.updaters": ("Periodic", "ObservationResampling", "HierarchyCoupling"),
     ".runner.run": ("RunResult", "run_scenario"),

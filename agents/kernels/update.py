@@ -38,10 +38,13 @@ def _lower_solve(low, g, out):
 
 
 @njit(cache=True, parallel=True)
-def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out, sigma_out, retracted, slope,
-                     kl_rows):
+def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, world, mu_out, sigma_out, retracted,
+                     slope, kl_rows):
     """The deterministic step of every row, and ``kl_rows[r] = KL(new || old)`` in nats, the information
-    clock's per-row share (docs/model.md#information-time), taken here while both beliefs are in cache."""
+    clock's per-row share (docs/model.md#information-time), taken here while both beliefs are in cache.
+
+    ``t`` holds one line-search multiplier per world (replica) and ``world[r]`` is row r's world
+    (docs/model.md#replica-ensembles): a single run passes one multiplier and a world of zeros."""
     S, K = mu.shape
     n_chunks = (S + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
     for ch in prange(n_chunks):
@@ -54,8 +57,8 @@ def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_o
         vecs = np.empty((K, K))
         vals = np.empty(K)
         for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
-            _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out, sigma_out, retracted,
-                        slope, low, tmp, x, e, work, vecs, vals)
+            _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t[world[r]], mu_out, sigma_out,
+                        retracted, slope, low, tmp, x, e, work, vecs, vals)
             kl_rows[r] = kl_cholesky(mu_out[r], sigma_out[r], mu[r], sigma[r], x, e, vals)
 
 
@@ -124,13 +127,15 @@ def noise_slots(K: int) -> int:
 
 
 @njit(cache=True, parallel=True)
-def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi, natural, a_mu, a_sigma, a_phi, base,
-                  slots, mu_out, sigma_out, phi_out, retracted, kl_rows):
+def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi, natural, a_mu, a_sigma, a_phi, bases,
+                  world, world_ptr, slots, mu_out, sigma_out, phi_out, retracted, kl_rows):
     """One Langevin step (docs/model.md#temperature) of every agent-site, and ``kl_rows`` as in
     :func:`update_gaussians`. One pass for all three fields: a kernel launch costs about as much as the phi work.
 
     ``a_mu = sqrt(2 lr_mu T_mu)`` (and likewise for Sigma and phi); row r's standard normal draws are
-    ``noise.normal(base, r * slots + m)``: ``xi`` at slots m < K, the entries ``X_ij`` (i <= j, row by row) of a
+    ``noise.normal(base, r' * slots + m)``, with ``base = bases[world[r]]`` the step's base word of r's world
+    and ``r' = r - world_ptr[world[r]]`` its row within that world (a single run: one world, ``r' = r``; a
+    replica ensemble draws for each replica what its single run draws, docs/model.md#replica-ensembles): ``xi`` at slots m < K, the entries ``X_ij`` (i <= j, row by row) of a
     symmetric standard normal matrix next, phi's three last, drawn only where their amplitude is > 0. The
     deterministic step is :func:`update_gaussians` (T = 0 runs never come here, so they keep their bits); this
     one has no line-search multiplier (refused with noise).
@@ -156,11 +161,14 @@ def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi,
         xi = np.zeros(K)
         xs = np.zeros((K, K))
         for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
-            _row_draws(r, K, a_mu, a_sigma, base, slots, xi, xs)
+            w = world[r]
+            base = bases[w]
+            local = r - world_ptr[w]
+            _row_draws(local, K, a_mu, a_sigma, base, slots, xi, xs)
             _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi, xs,
                           mu_out, sigma_out, retracted, low, tmp, x, e, work, vecs, vals)
             kl_rows[r] = kl_cholesky(mu_out[r], sigma_out[r], mu[r], sigma[r], x, e, vals)
-            first = (r + 1) * slots - 3
+            first = (local + 1) * slots - 3
             for a in range(3):
                 n = normal(base, first + a) if a_phi > 0.0 else 0.0
                 phi_out[r, a] = phi[r, a] - lr_phi * g_phi[r, a] + a_phi * n
@@ -168,7 +176,7 @@ def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi,
 
 @njit(cache=True, inline="always")
 def _row_draws(r, K, a_mu, a_sigma, base, slots, xi, xs):
-    """Row r's normals: ``xi`` (K) for mu and the symmetric ``xs`` (K, K) for Sigma (left as they are, zeros,
+    """Row r's normals (r counted within its world): ``xi`` (K) for mu and the symmetric ``xs`` (K, K) for Sigma (left as they are, zeros,
     for a field at T = 0)."""
     first = r * slots
     if a_mu > 0.0:

@@ -14,10 +14,10 @@ import numpy as np
 from ..kernels.bundles import (Beliefs, ObservationArrays, Outputs, Priors, Weights, fiber_arrays, no_observations,
                                site_tables)
 from ..kernels.gauge_field import gauge_field_terms
-from ..kernels.reductions import sum_of_squares
+from ..kernels.reductions import segment_sums_of_squares, sum_of_squares
 from ..kernels.site_terms import site_terms
 from .arrays import ArrayPool, empty
-from .layout import Layout
+from .layout import Layout, world_sums
 from .params import EnergyParams
 from .state import State
 
@@ -89,6 +89,32 @@ class Evaluation:
             self._grad_norms = {name: float(np.sqrt(sum_of_squares(g))) for name, g in
                                 (("mu", self.grad_mu), ("sigma", self.grad_sigma), ("phi", self.grad_phi))}
         return self._grad_norms
+
+
+def world_terms(layout: Layout, evaluation: Evaluation) -> dict[str, np.ndarray]:
+    """Energy by term per world (R,) of a replica ensemble (docs/model.md#replica-ensembles), each summed as
+    :attr:`Evaluation.terms` sums a single run's."""
+    return {t: world_sums(layout, evaluation.densities[t]) for t in TERMS}
+
+
+def world_totals(layout: Layout, evaluation: Evaluation) -> np.ndarray:
+    """(R,) total energy per world, the terms added in the order :attr:`Evaluation.total` adds them."""
+    total = 0
+    for v in world_terms(layout, evaluation).values():
+        total = total + v
+    return total
+
+
+def world_grad_norms(layout: Layout, evaluation: Evaluation) -> dict[str, np.ndarray]:
+    """Per world (R,), :meth:`Evaluation.grad_norms` bit for bit: each world's block summed in the chunks a
+    single run sums it in (:func:`~agents.kernels.reductions.segment_sums_of_squares`)."""
+    out = {}
+    for name, g in (("mu", evaluation.grad_mu), ("sigma", evaluation.grad_sigma), ("phi", evaluation.grad_phi)):
+        per_row = int(np.prod(g.shape[1:]))
+        sums = np.empty(layout.replicas)
+        segment_sums_of_squares(np.ascontiguousarray(g).reshape(-1), layout.world_ptr * per_row, sums)
+        out[name] = np.sqrt(sums)
+    return out
 
 
 def _observation_args(layout: Layout) -> ObservationArrays:
