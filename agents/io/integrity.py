@@ -20,7 +20,7 @@ import numpy as np
 
 from .checked import bad_entries, damage_text, read
 from .errors import DamagedData, TrajectoryFileError
-from .schema import CHECKPOINT_SLOTS, FORMAT_VERSION, SERIES, layout_sizes
+from .schema import CHECKPOINT_SLOTS, ENSEMBLE_MARK, FORMAT_VERSION, SERIES, layout_sizes
 
 __all__ = ["DamagedData", "TrajectoryFileError", "check_file", "read", "verify"]
 
@@ -51,6 +51,10 @@ def check_file(f: h5py.File, path: str | Path) -> None:
     def bad(what: str):
         raise TrajectoryFileError(f"{path}: {what}")
 
+    if f.attrs.get(ENSEMBLE_MARK, 0):  # an ensemble's index names its replicas' run files (ensemble_store.py)
+        from .ensemble_store import index_refusal
+
+        raise TrajectoryFileError(index_refusal(path, int(f.attrs.get("replicas", 0))))
     for g in REQUIRED_GROUPS:
         if not isinstance(f.get(g), h5py.Group):
             bad(f"not a gauge-vfe trajectory (no /{g} group)")

@@ -89,9 +89,13 @@ class ReplicaView:
 
 def _built_replicas(source, replicas: int | None, seeds, overrides, base_dir) -> tuple[Config, list[Built]]:
     """The config and one Built per replica (each from its own seed); the input files are read once."""
-    from ..setup.scenario import prepare_scenario
+    from ..setup.scenario import Scenario, prepare_scenario
 
-    if isinstance(source, (Config, dict)) or source is None:
+    if isinstance(source, Scenario):  # prepared and checked already (vfe run)
+        if overrides:
+            raise ValueError("overrides apply to a scenario name or file, not to a prepared Scenario")
+        config, inputs, base_dir = source.config, source.inputs, source.base_dir
+    elif isinstance(source, (Config, dict)) or source is None:
         config, inputs = make_config(source), None
         if overrides:
             raise ValueError("overrides apply to a scenario name or file; edit the dict or Config instead")
@@ -138,6 +142,8 @@ class Ensemble:
         if len(states) != len(built):
             raise ValueError(f"{len(states)} initial states for {len(built)} replicas")
         self.layout = tile_layouts(self.replica_layouts)
+        # first pair slot (KL, beta) of each replica in the stacked evaluation
+        self._pair0 = np.concatenate([[0], np.cumsum([int(lay.pair_ptr[-1]) for lay in self.replica_layouts])])
         self._set(states)
 
     # --- state -----------------------------------------------------------------------------------------------
@@ -222,6 +228,16 @@ class Ensemble:
     def states(self) -> list[State]:
         """Every replica's state, as views into the stacked arrays."""
         return [world_state(self.layout, self._state, r) for r in range(self.replicas)]
+
+    def replica_evaluation(self, r: int) -> Evaluation:
+        """Replica r's evaluation as views into the stacked one: what its single run's evaluation holds, bit for
+        bit (its energies, gradient norms, KL and beta are those of its single run)."""
+        rows = world_rows(self.layout, r)
+        pairs = slice(int(self._pair0[r]), int(self._pair0[r + 1]))
+        ev = self._ev
+        grads = [None if g is None else g[rows] for g in (ev.grad_mu, ev.grad_sigma, ev.grad_phi)]
+        return Evaluation({t: d[rows] for t, d in ev.densities.items()}, *grads, ev.kl[pairs], ev.beta[pairs],
+                          ev.status[rows])
 
     def replica(self, r: int) -> ReplicaView:
         """Replica r: its seed, its own layout and its state (views)."""
