@@ -200,3 +200,58 @@ def test_tile_refuses_other_scenarios():
     b = Simulation.from_config(_with(SMALL, agents={"count": 2})).layout
     with pytest.raises(ValueError, match="share"):
         tile_layouts([a, b])
+
+
+# --- files: vfe run --replicas ------------------------------------------------------------------------------------
+
+def _vfe(*args):
+    from click.testing import CliRunner
+
+    from gauge_vfe.agents.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_replica_files_are_single_run_files(tmp_path):
+    """`vfe run --replicas 3`: every replica's file hashes as the single run of its seed (every dataset, the
+    stored configuration included); gv.load reads the index per replica; commands refuse it with one line."""
+    import gauge_vfe as gv
+    from test_bit_identity import trajectory_digest
+
+    common = ["--steps", 15, "--set", "output.every=5", "-q"]
+    with numba_threads(1):
+        r = _vfe("run", "timescales", "--replicas", 3, "-o", tmp_path / "ens.h5", *common)
+        assert r.exit_code == 0, r.output
+        seed = replica_seed(11, 2)
+        r = _vfe("run", "timescales", "--seed", seed, "-o", tmp_path / "one.h5", *common)
+        assert r.exit_code == 0, r.output
+    assert trajectory_digest(tmp_path / "ens.replicas" / "r0002.h5") == trajectory_digest(tmp_path / "one.h5")
+    ens = gv.load(tmp_path / "ens.h5")
+    with ens:
+        assert ens.replicas == 3 and ens.seeds == [replica_seed(11, r) for r in range(3)]
+        assert ens.status == "completed" and ens.replica_status == ["completed"] * 3
+        steps, energy = ens.energy()
+        assert energy.shape == (3, 16)
+        one = gv.load(tmp_path / "one.h5")
+        assert np.array_equal(energy[2], one.energy()[1])
+        assert np.array_equal(ens.info_bits()[1][2], one.info_bits()[1])
+        assert np.array_equal(ens.states(step=15)[2].mu, one.state(step=15).mu)
+        one.close()
+    for command in ("inspect", "analyze", "export"):
+        r = _vfe(command, tmp_path / "ens.h5")
+        assert r.exit_code == 2
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and "replica ensemble of 3" in lines[0] and "ens.replicas/r0000.h5" in lines[0]
+
+
+def test_ensemble_run_refusals(tmp_path):
+    """An existing index or folder is refused untouched; --resume and --replicas 0 are refused; one line each."""
+    (tmp_path / "ens.replicas").mkdir()
+    (tmp_path / "ens.replicas" / "keep.txt").write_text("mine")
+    r = _vfe("run", "timescales", "--replicas", 2, "-o", tmp_path / "ens.h5", "--steps", 2, "-q")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "exists" in r.output
+    assert (tmp_path / "ens.replicas" / "keep.txt").read_text() == "mine" and not (tmp_path / "ens.h5").exists()
+    r = _vfe("run", "timescales", "--replicas", 2, "--resume", "-o", tmp_path / "x.h5", "-q")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "resume" in r.output
+    r = _vfe("run", "timescales", "--replicas", 0, "-q")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "--replicas 0" in r.output
