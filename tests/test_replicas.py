@@ -55,6 +55,10 @@ VARIANTS = {
     "hierarchy": _with(SMALL, hierarchy={"enabled": True, "every": 2, "rho": 0.5},
                        analysis={"enabled": False, "meta_agents": {"eps_belief": 5.0, "min_overlap": 2}}),
     "streaming": _with(SMALL, observations={"resample_every": 4}),
+    # frozen fields: their gradients are skipped (docs/model.md#replica-ensembles), the moving ones keep their bits
+    "frozen": _with(SMALL, dynamics={"lr_sigma": 0.0, "lr_phi": 0.0}),
+    "frozen_langevin": _with(SMALL, dynamics={"lr_sigma": 0.0, "lr_phi": 0.0, "temperature": {"mu": 0.01}}),
+    "frozen_phi_natural": _with(SMALL, dynamics={"method": "natural", "lr_phi": 0.0}),
 }
 
 
@@ -83,12 +87,13 @@ def _check_against_single_runs(cfg: dict, replicas: int, steps: int):
             assert np.array_equal(info.info_bits[r], one.info_bits), where
             assert energies["total"][r] == sim.energy()["total"], where
             assert all(energies[t][r] == v for t, v in sim.energy().items()), where
-            assert all(norms[f][r] == v for f, v in sim.evaluation.grad_norms().items()), where
+            assert all(norms[f][r] == v for f, v in sim.evaluation.grad_norms().items() if f not in ens.frozen), where
+            assert all(np.isnan(norms[f][r]) for f in ens.frozen)
     assert np.array_equal(ens.clock, clock)
     return ens, singles
 
 
-@pytest.mark.parametrize("variant", ["plain", "natural", "line_search", "langevin", "hierarchy"])
+@pytest.mark.parametrize("variant", ["plain", "natural", "line_search", "langevin", "hierarchy", "frozen"])
 def test_replica_is_its_single_run(variant):
     """Each replica equals the single run of its seed, state, records, energies and norms, at every step."""
     with numba_threads(1):
@@ -100,6 +105,14 @@ def test_replica_is_its_single_run(variant):
         assert not np.array_equal(ens.layout.coupled_prior[0], ens.layout.prior_mu)
 
 
+def test_frozen_fields_are_skipped():
+    """Which gradients an ensemble skips: phi at lr_phi = 0; Sigma at lr_sigma = 0 under the plain gradient only."""
+    assert Ensemble(VARIANTS["frozen"], replicas=1).frozen == ("sigma", "phi")
+    assert Ensemble(VARIANTS["frozen_phi_natural"], replicas=1).frozen == ("phi",)
+    assert Ensemble(_with(SMALL, dynamics={"method": "natural", "lr_sigma": 0.0}), replicas=1).frozen == ()
+    assert Ensemble(VARIANTS["frozen"], replicas=1, skip_frozen=False).frozen == ()
+
+
 def test_line_search_backtracks_per_replica():
     """The variant's rates are large enough that replicas backtrack, and by different amounts."""
     with numba_threads(1):
@@ -109,7 +122,7 @@ def test_line_search_backtracks_per_replica():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["langevin_natural", "streaming"])
+@pytest.mark.parametrize("variant", ["langevin_natural", "streaming", "frozen_langevin", "frozen_phi_natural"])
 def test_replica_is_its_single_run_more(variant):
     with numba_threads(1):
         _check_against_single_runs(VARIANTS[variant], 3, 10)

@@ -207,13 +207,26 @@ def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State
     return new, new_ev, info.world(0)
 
 
+def frozen_fields(dyn: DynamicsParams) -> tuple[str, ...]:
+    """The fields whose gradient a step need not compute (docs/model.md#replica-ensembles, frozen fields): phi at
+    ``lr_phi = 0``; Sigma at ``lr_sigma = 0`` under the plain gradient (the natural step recomputes Sigma from its
+    Cholesky factor and the gradient's eigenvectors even at a zero rate, so its bits need the gradient)."""
+    out = ()
+    if dyn.lr_sigma == 0 and dyn.method == "gradient":
+        out += ("sigma",)
+    if dyn.lr_phi == 0:
+        out += ("phi",)
+    return out
+
+
 def step_worlds(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State, ev: Evaluation,
-                noise_keys: np.ndarray | None = None, pool: ArrayPool | None = None):
+                noise_keys: np.ndarray | None = None, pool: ArrayPool | None = None, frozen: tuple[str, ...] = ()):
     """:func:`step` for a layout of R independent worlds (a replica ensemble, docs/model.md#replica-ensembles;
     a single run is R = 1): every world has its own energy, line-search multiplier, Armijo test and noise key
     (``noise_keys`` (R,) uint64), and each world's result is bit for bit that of its own single run. Returns
     ``(new_state, new_evaluation, WorldsStepInfo)``; raises :class:`DivergenceError` naming the first world
-    whose state, gradient or energy broke.
+    whose state, gradient or energy broke. ``frozen`` (from :func:`frozen_fields`): gradients left uncomputed
+    (zeros in the new evaluation); the state moves as with them, up to the sign of a zero entry.
     """
     R = layout.replicas
     e0 = world_totals(layout, ev)
@@ -240,7 +253,7 @@ def step_worlds(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state
             t[searching] *= ls.shrink
             backtracks[searching] += 1
             new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool)
-    new_ev = evaluate(layout, energy, new, want_grad=True, pool=pool)
+    new_ev = evaluate(layout, energy, new, want_grad=True, pool=pool, frozen=frozen)
     check_finite(layout, new, new_ev)
     e1 = world_totals(layout, new_ev)
     jumped = np.abs(e1) > ENERGY_JUMP * np.maximum(np.abs(e0), 1.0)

@@ -134,9 +134,13 @@ def _prior_args(layout: Layout) -> Priors:
 
 
 def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool = True,
-             pool: ArrayPool | None = None) -> Evaluation:
+             pool: ArrayPool | None = None, frozen: tuple[str, ...] = ()) -> Evaluation:
     """The action at ``state``; with ``want_grad`` its exact gradient in (mu, Sigma, phi) too. The large
-    gradient arrays come from ``pool`` if given (a run's :class:`~agents.model.arrays.ArrayPool`)."""
+    gradient arrays come from ``pool`` if given (a run's :class:`~agents.model.arrays.ArrayPool`).
+
+    ``frozen`` names fields (``"sigma"``, ``"phi"``) whose gradient is not wanted: it is not computed (nor the
+    work only it needs) and its array holds zeros; the other gradients and the energy are the same bits
+    (docs/model.md#replica-ensembles, frozen fields)."""
     S, K = layout.n_rows, layout.K
     dens = {t: np.empty(S) for t in TERMS}
     # gradients in the state's type (docs/model.md#precision); densities, KL and beta always in float64
@@ -160,12 +164,15 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
         fiber_arrays(layout.fiber),
         bool(want_grad),
         Outputs(dens["prior"], dens["observation"], dens["alignment"], g_mu, g_sigma, g_phi, kl, beta, status),
+        grad_sigma="sigma" not in frozen, grad_phi="phi" not in frozen,
     )
     gauge_field_terms(
         phi, layout.chi, layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y,
-        float(params.lambda_curv), float(params.lambda_smooth), bool(want_grad),
+        float(params.lambda_curv), float(params.lambda_smooth), bool(want_grad) and "phi" not in frozen,
         dens["curvature"], dens["smoothness"], g_phi,
     )
+    if want_grad and "sigma" in frozen:
+        g_sigma.fill(0.0)  # the prior and observation terms wrote their (cheap) parts: not a gradient
     if not want_grad:
         g_mu = g_sigma = g_phi = None
     return Evaluation(dens, g_mu, g_sigma, g_phi, kl, beta, status)

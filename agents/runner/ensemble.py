@@ -15,7 +15,9 @@ action's constants every few steps, are refreshed replica by replica at their tr
 
 This is the interface the relaxation method (``gv.relax``) builds on; keep it stable:
 
-* ``Ensemble(source, replicas=None, *, initial_states=None, seeds=None, overrides=(), base_dir=None)``
+* ``Ensemble(source, replicas=None, *, initial_states=None, seeds=None, overrides=(), base_dir=None,
+  skip_frozen=True)``: with ``skip_frozen`` the gradient of a field whose step size is 0 is not computed
+  (``.frozen`` names them; their norms read NaN); the states stay the single runs' bits
 * ``.replicas``, ``.seeds``, ``.layout`` (stacked), ``.state`` (stacked :class:`State`), ``.replica_offset``
   ((R+1,) row offsets: replica r owns rows ``replica_offset[r]:replica_offset[r+1]``), ``.replica_layouts``
 * ``.replica(r) -> ReplicaView`` (``.state``, ``.layout``, ``.seed``, ``.energy()``, ``.grad_norms()``,
@@ -36,7 +38,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..model.arrays import ArrayPool
-from ..model.dynamics import DivergenceError, WorldsStepInfo, check_finite, step_worlds
+from ..model.dynamics import DivergenceError, WorldsStepInfo, check_finite, frozen_fields, step_worlds
 from ..model.energy import TERMS, Evaluation, evaluate, world_grad_norms, world_terms
 from ..model.layout import Layout
 from ..model.replicas import stack_states, tile_layouts, world_rows, world_state
@@ -128,8 +130,11 @@ class Ensemble:
     """
 
     def __init__(self, source=None, replicas: int | None = None, *, initial_states: Sequence[State] | None = None,
-                 seeds: Sequence[int] | None = None, overrides: Sequence[str] = (), base_dir=None):
+                 seeds: Sequence[int] | None = None, overrides: Sequence[str] = (), base_dir=None,
+                 skip_frozen: bool = True):
         self.config, built = _built_replicas(source, replicas, seeds, overrides, base_dir)
+        # a frozen field's gradient is not computed (docs/model.md#replica-ensembles): its norm reads NaN
+        self.frozen = frozen_fields(self.config.dynamics) if skip_frozen else ()
         self.seeds = [int(b.config.seed) for b in built]
         self.energy_params = self.config.energy
         self.dynamics_params = self.config.dynamics
@@ -177,11 +182,14 @@ class Ensemble:
                                  f"{self.replica_layouts[r].n_rows}")
         state = stack_states(states)
         self._apply_updaters(state, initial=True)
-        ev = evaluate(self.layout, self.energy_params, state, pool=self._pool)
+        ev = self._evaluate(state)
         check_finite(self.layout, state, ev)
         self._state, self._ev = state, ev
         self.clock = np.zeros((self.replicas, self.layout.n_agents // self.replicas))
         self.energy_increases = np.zeros(self.replicas, dtype=np.int64)
+
+    def _evaluate(self, state: State) -> Evaluation:
+        return evaluate(self.layout, self.energy_params, state, pool=self._pool, frozen=self.frozen)
 
     def _apply_updaters(self, state: State, initial: bool = False) -> bool:
         """The hierarchy coupling's and streaming observations' constants of every replica at ``state``, as each
@@ -222,8 +230,12 @@ class Ensemble:
         return {"total": total, **terms}
 
     def grad_norms(self) -> dict[str, np.ndarray]:
-        """Gradient norms per field and replica, (R,) each, as each single run logs its own."""
-        return world_grad_norms(self.layout, self._ev)
+        """Gradient norms per field and replica, (R,) each, as each single run logs its own; NaN for a frozen
+        field whose gradient was skipped (:attr:`frozen`)."""
+        norms = world_grad_norms(self.layout, self._ev)
+        for name in self.frozen:
+            norms[name] = np.full(self.replicas, np.nan)
+        return norms
 
     def states(self) -> list[State]:
         """Every replica's state, as views into the stacked arrays."""
@@ -249,9 +261,9 @@ class Ensemble:
     def step(self) -> WorldsStepInfo:
         """One step of every replica (raises :class:`DivergenceError` naming the replica; the state is kept)."""
         new, ev, info = step_worlds(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev,
-                                    self.noise_keys, self._pool)
+                                    self.noise_keys, self._pool, self.frozen)
         if self._apply_updaters(new):
-            ev = evaluate(self.layout, self.energy_params, new, pool=self._pool)
+            ev = self._evaluate(new)
             check_finite(self.layout, new, ev)
         self._state, self._ev = new, ev
         self.clock += info.info_bits
@@ -272,7 +284,8 @@ class Ensemble:
         """Take ``steps`` steps (default: the config's ``dynamics.steps`` in all). ``observer(step, states)`` is
         called at the start and at every step that is a multiple of ``observe_every``, ``states`` being one
         :class:`State` view per replica. With ``stop="config"`` and ``dynamics.tol > 0`` the run ends once every
-        replica's gradient norm has met the tolerance (each replica's step of meeting it is in the outcome)."""
+        replica's gradient norm has met the tolerance (each replica's step of meeting it is in the outcome; with
+        ``skip_frozen`` the norm is over the moving fields, the single run's over all)."""
         if steps is None:
             steps = max(0, self.config.dynamics.steps - self._state.step)
         tol = self.config.dynamics.tol if stop == "config" else 0.0
@@ -287,8 +300,8 @@ class Ensemble:
                 self.step()
                 if observer is not None and self._state.step % observe_every == 0:
                     observer(self._state.step, self.states())
-                if tol > 0:
-                    norms = self.grad_norms().values()
+                if tol > 0:  # over the moving fields (a frozen field's gradient is not computed)
+                    norms = [v for k, v in self.grad_norms().items() if k not in self.frozen]
                     met = np.sqrt(sum(v * v for v in norms)) <= tol
                     converged[(converged < 0) & met] = self._state.step
                     if (converged >= 0).all():

@@ -101,7 +101,8 @@ def run_ensemble(scenario: Scenario, replicas: int, output=None) -> EnsembleRunR
             raise ScenarioError([f"{taken}: exists; an ensemble does not replace or resume earlier runs: remove "
                                  "it or choose another -o"])
     try:
-        ens = Ensemble(scenario, replicas)
+        # every gradient computed, frozen fields' too: each file logs its gradient norms as its single run does
+        ens = Ensemble(scenario, replicas, skip_frozen=False)
     except DivergenceError as exc:
         raise ScenarioError([f"{scenario.name}: the initial state cannot be evaluated: {exc}"]) from None
     except ValueError as exc:
