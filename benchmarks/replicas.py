@@ -20,20 +20,26 @@ import warnings
 import numpy as np
 
 
-def _rate(step, seconds: float) -> float:
-    """Steps per second of ``step()``, after a warm-up, as the best of three blocks of ~seconds/3."""
-    for _ in range(3):
+def _block(step, seconds: float) -> float:
+    """Steps per second of ``step()`` over one block of about ``seconds``."""
+    n, t0 = 0, time.perf_counter()
+    while True:
         step()
-    best = 0.0
-    for _ in range(3):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            step()
-            n += 1
-            dt = time.perf_counter() - t0
-            if dt >= seconds / 3:
-                break
-        best = max(best, n / dt)
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= seconds:
+            return n / dt
+
+
+def _rates(steps: list, seconds: float, blocks: int = 4) -> list[float]:
+    """Steps per second of each ``step()`` in ``steps``, after a warm-up, the best of ``blocks`` blocks taken in
+    turns (a machine shared with other work slows both alike, rather than whichever ran during a busy spell)."""
+    for step in steps:
+        _block(step, 0.2)
+    best = [0.0] * len(steps)
+    for _ in range(blocks):
+        for i, step in enumerate(steps):
+            best[i] = max(best[i], _block(step, seconds / blocks))
     return best
 
 
@@ -76,12 +82,11 @@ def measure(scenario: str, replicas: int, seconds: float, overrides: list[str]) 
 
     warnings.simplefilter("ignore", EnergyIncreaseWarning)
     sim = Simulation.from_scenario(scenario, overrides, keep_history=False)
-    single = _rate(sim.step, seconds)
     ens = Ensemble(scenario, replicas=replicas, overrides=overrides)
-    many = _rate(ens.step, seconds)
-    split = _split(ens, max(5, int(many * seconds / 3)))
+    single, many = _rates([sim.step, ens.step], seconds)
+    split = _split(ens, max(5, int(many * seconds / 4)))
     rows = ens.layout.n_rows
-    return {"single_steps": single, "ensemble_steps": many, "member_steps": many * replicas,
+    return {"frozen": ens.frozen, "single_steps": single, "ensemble_steps": many, "member_steps": many * replicas,
             "ratio": many * replicas / single, "rows": rows, "us_per_row": 1e6 * split["total"] / rows,
             "split_us_per_row": {k: 1e6 * v / rows for k, v in split.items()}}
 
@@ -102,7 +107,7 @@ def main(argv=None):
     for label, overrides in cases.items():
         m = measure(args.scenario, args.replicas, args.seconds, overrides)
         s = m["split_us_per_row"]
-        print(f"  {label}:")
+        print(f"  {label} (gradients skipped: {', '.join(m['frozen']) or 'none'}):")
         print(f"    one run:  {m['single_steps']:9.0f} steps/s")
         print(f"    ensemble: {m['ensemble_steps']:9.1f} steps/s = {m['member_steps']:9.0f} member-steps/s "
               f"({m['rows']} rows)")

@@ -160,10 +160,18 @@ def test_world_sums_match_numpy_sum_of_each_block():
         class L:  # world_sums reads only these
             replicas = worlds
             world_ptr = np.arange(worlds + 1) * n
-            index = np.zeros(worlds * n)
 
         got = world_sums(L, values)
         assert np.array_equal(got, [np.sum(values[w * n:(w + 1) * n]) for w in range(worlds)])
+    # unequal worlds whose total is R times the first's (45 + 43 + 48 + 44 = 4 * 45): summed world by world
+    ptr = np.concatenate([[0], np.cumsum([45, 43, 48, 44])])
+    values = rng.standard_normal(180)
+
+    class U:
+        replicas = 4
+        world_ptr = ptr
+
+    assert np.array_equal(world_sums(U, values), [np.sum(values[a:b]) for a, b in zip(ptr[:-1], ptr[1:])])
 
 
 def test_seeds():

@@ -136,7 +136,8 @@ def check_finite(layout: Layout, state: State, evaluation: Evaluation) -> None:
             raise DivergenceError(step, f"energy.{term}", f"non-finite energy density at {_locate(layout, bad)}")
 
 
-def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t: np.ndarray, pool: ArrayPool | None):
+def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t: np.ndarray, pool: ArrayPool | None,
+           frozen: tuple[str, ...] = ()):
     """The deterministic step with line-search multiplier ``t[w]`` in world w; returns the trial state, the
     retractions, the Armijo slope and the per-row KL. The slope is summed per world, in the single run's order
     (docs/model.md#replica-ensembles)."""
@@ -147,7 +148,7 @@ def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t:
     slope = np.empty(S)
     kl_rows = np.empty(S)  # a rejected line-search trial's KL is wasted: a few % of the evaluation it also costs
     update_gaussians(state.mu, state.sigma, ev.grad_mu, ev.grad_sigma, float(dyn.lr_mu), float(dyn.lr_sigma),
-                     dyn.method == "natural", t, layout.world, mu, sigma, retracted, slope, kl_rows)
+                     dyn.method == "natural", t, layout.world, "sigma" in frozen, mu, sigma, retracted, slope, kl_rows)
     # in float64 whatever the state's type (docs/model.md#precision); a no-op conversion for a float64 state
     scale = (t[0] * dyn.lr_phi) if t.shape[0] == 1 else (t * dyn.lr_phi)[layout.world][:, None]
     phi = (state.phi.astype(np.float64, copy=False) - scale * ev.grad_phi.astype(np.float64, copy=False)
@@ -172,7 +173,7 @@ def noise_resume_problem(config: dict, stored: dict | None) -> str | None:
 
 
 def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, noise_keys: np.ndarray,
-              pool: ArrayPool | None):
+              pool: ArrayPool | None, frozen: tuple[str, ...] = ()):
     """x <- x - lr dE/dx + sqrt(2 lr T) (preconditioned) xi for every field (docs/model.md#temperature); the
     draws of the step from ``state.step`` are addressed by world w's key ``noise_keys[w]`` and that step
     (docs/model.md#noise)."""
@@ -188,7 +189,8 @@ def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation,
                             ((dyn.lr_mu, t_mu), (dyn.lr_sigma, t_sigma), (dyn.lr_phi, t_phi)))
     langevin_step(state.mu, state.sigma, state.phi, ev.grad_mu, ev.grad_sigma, ev.grad_phi, float(dyn.lr_mu),
                   float(dyn.lr_sigma), float(dyn.lr_phi), dyn.method == "natural", a_mu, a_sigma, a_phi, bases,
-                  layout.world, layout.world_ptr, slots, mu, sigma, phi, retracted, kl_rows)
+                  layout.world, layout.world_ptr, slots, "sigma" in frozen and t_sigma == 0, mu, sigma, phi, retracted,
+                  kl_rows)
     return State(mu, sigma, phi, state.step + 1), world_sums(layout, retracted, np.int64), kl_rows
 
 
@@ -237,9 +239,9 @@ def step_worlds(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state
             raise ValueError("a step at temperature > 0 needs the run's noise key")
         if dyn.line_search.enabled:
             raise ValueError(NOISE_WITH_LINE_SEARCH)
-        new, n_retracted, kl_rows = _langevin(layout, dyn, state, ev, noise_keys, pool)
+        new, n_retracted, kl_rows = _langevin(layout, dyn, state, ev, noise_keys, pool, frozen)
     else:
-        new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool)
+        new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool, frozen)
     if dyn.line_search.enabled and not dyn.noisy:
         ls = dyn.line_search
         searching = np.ones(R, dtype=bool)  # worlds still backtracking; an accepted world keeps its t
@@ -252,7 +254,7 @@ def step_worlds(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state
                 break
             t[searching] *= ls.shrink
             backtracks[searching] += 1
-            new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool)
+            new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool, frozen)
     new_ev = evaluate(layout, energy, new, want_grad=True, pool=pool, frozen=frozen)
     check_finite(layout, new, new_ev)
     e1 = world_totals(layout, new_ev)

@@ -152,7 +152,8 @@ def world_sums(layout: Layout, values: np.ndarray, dtype=None) -> np.ndarray:
     if R == 1:
         return np.array([np.sum(values, dtype=dtype)])
     ptr = layout.world_ptr
-    if layout.index.shape[0] == R * int(ptr[1]):
+    sizes = np.diff(ptr)
+    if (sizes == sizes[0]).all():
         return np.ascontiguousarray(values).reshape(R, -1).sum(axis=1, dtype=dtype)
     return np.array([np.sum(values[ptr[w]:ptr[w + 1]], dtype=dtype) for w in range(R)])
 
