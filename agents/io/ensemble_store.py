@@ -59,13 +59,6 @@ def read_index(path: str | Path) -> dict:
                 "message": text("message")}
 
 
-def index_refusal(path: str | Path, replicas: int) -> str:
-    """The one line with which a command that reads one trajectory refuses an ensemble index."""
-    path = Path(path)
-    return (f"{path}: a replica ensemble of {replicas} independent runs, not one trajectory: give one replica's "
-            f"file ({path.with_suffix('.replicas')}/r0000.h5, ...), or read them all with gauge_vfe.load")
-
-
 class EnsembleTrajectory:
     """A replica ensemble read back (``gauge_vfe.load`` of its index): ``replica(r)`` is replica r's
     :class:`~.reader.Trajectory`, an ordinary run's; the per-replica series stack with a leading replica axis.
