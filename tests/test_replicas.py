@@ -111,6 +111,9 @@ def test_frozen_fields_are_skipped():
     assert Ensemble(VARIANTS["frozen_phi_natural"], replicas=1).frozen == ("phi",)
     assert Ensemble(_with(SMALL, dynamics={"method": "natural", "lr_sigma": 0.0}), replicas=1).frozen == ()
     assert Ensemble(VARIANTS["frozen"], replicas=1, skip_frozen=False).frozen == ()
+    # both frozen: the frames and rotated covariances are kept (the "frozen" variants above check their bits)
+    assert Ensemble(VARIANTS["frozen"], replicas=1)._frames is not None
+    assert Ensemble(VARIANTS["frozen_phi_natural"], replicas=1)._frames is None
 
 
 def test_line_search_backtracks_per_replica():

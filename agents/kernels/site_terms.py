@@ -31,9 +31,10 @@ import numpy as np
 from numba import njit, prange
 
 from .bundles import Beliefs, FiberArrays, ObservationArrays, Priors, SiteTables, Weights
-from .gaussian import pair_kl_row, site_to_common_frame
-from .lie import left_jacobian
-from .linalg import congruence_nt, matmul, quad_form, trace_product
+from .chunking import ROWS_PER_CHUNK
+from .gaussian import pair_kl_row, rotate_mean, site_to_common_frame
+from .lie import left_jacobian, rho_exp
+from .linalg import congruence_nt, congruence_tn, matmul, quad_form, spd_inverse_logdet, trace_product
 
 NOT_SPD = 1  # status code of a row whose Sigma is not positive definite
 
@@ -302,7 +303,8 @@ def mu_to_own_frame(R, gt, g_mu_r):
 # --- the pass ------------------------------------------------------------------------------------------------------
 
 @njit(cache=True, parallel=True)
-def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, want_grad, grad_sigma, grad_phi, out):
+def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, want_grad, grad_sigma, grad_phi, frames,
+                      out):
     """The compiled pass behind :func:`site_terms`: the same arguments, each bundle as a plain tuple (the cache
     keeps no namedtuple in a signature, see bundles.py); the inputs get their names back here, the outputs are
     unpacked into plain arrays (see the module docstring)."""
@@ -313,6 +315,10 @@ def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, wan
     wts = Weights(*weights)
     fib = FiberArrays(*fiber)
     e_prior, e_obs, e_align, g_mu, g_sigma, g_phi, kl_out, beta_out, status = out
+    # the rows' frames, rotated covariances, their inverses and log-determinants kept from an earlier step (both
+    # Sigma and phi frozen, docs/model.md#replica-ensembles); empty arrays: computed here
+    cR, cSt, cPt, cld, cok = frames
+    cached = cld.shape[0] > 0
     K = bel.mu.shape[1]
     D = obs.C.shape[0]
     kmax = fib.rotate_z.shape[1]
@@ -352,8 +358,20 @@ def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, wan
             rotate = lam != 0.0 and n >= 2  # transport only matters between two rows; KL_aa = 0 in any frame
             for a in range(n):
                 chi[a] = tb.chi[tb.site_rows[p0 + a]]
-            site_ok = site_to_common_frame(tb.site_rows, p0, n, bel, fib, rotate, R, mt, St, Pt, ld, ok, tmp, low,
-                                           rsc)
+            if cached and rotate:
+                site_ok = True
+                for a in range(n):
+                    r = tb.site_rows[p0 + a]
+                    R[a] = cR[r]
+                    St[a] = cSt[r]
+                    Pt[a] = cPt[r]
+                    ld[a] = cld[r]
+                    ok[a] = cok[r]
+                    site_ok = site_ok and cok[r]
+                    rotate_mean(R[a], bel.mu[r], mt[a])
+            else:
+                site_ok = site_to_common_frame(tb.site_rows, p0, n, bel, fib, rotate, R, mt, St, Pt, ld, ok, tmp,
+                                               low, rsc)
             for a in range(n):
                 status[tb.site_rows[p0 + a]] = 0 if ok[a] else NOT_SPD
             if not site_ok:
@@ -392,8 +410,43 @@ def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, wan
                     mu_to_own_frame(R[a], gt[a], g_mu[r])
 
 
+@njit(cache=True, parallel=True)
+def frame_cache_kernel(phi, sigma, fiber, R, St, Pt, ld, ok):
+    """Per row what :func:`~.gaussian.to_common_frame` computes of the covariance (``R = rho(exp phi)``,
+    ``St = R^T Sigma R``, ``Pt = St^-1``, ``ld = ln det St``, ``ok``), by the same calls, hence the same bits."""
+    fib = FiberArrays(*fiber)
+    S, K = sigma.shape[0], sigma.shape[1]
+    kmax = fib.rotate_z.shape[1]
+    n_chunks = (S + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
+    for ch in prange(n_chunks):
+        tmp = np.empty((K, K))
+        low = np.empty((K, K))
+        rsc = np.empty((3, kmax, kmax))
+        for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
+            rho_exp(phi[r], fib.block_start, fib.block_dim, fib.block_spin, fib.rotate_z, fib.z_partner,
+                    fib.z_rate, R[r], rsc)
+            congruence_tn(R[r], sigma[r], tmp, St[r])
+            good, logdet = spd_inverse_logdet(St[r], low, Pt[r])
+            ok[r] = good
+            ld[r] = logdet
+
+
+def frame_cache(phi, sigma, fiber) -> tuple:
+    """The frames and rotated covariances of every row, for :func:`site_terms` while Sigma and phi stay as they
+    are (frozen, docs/model.md#replica-ensembles). ``phi`` in float64, as the energy reads it."""
+    S, K = sigma.shape[0], sigma.shape[1]
+    out = (np.zeros((S, K, K)), np.empty((S, K, K)), np.empty((S, K, K)), np.empty(S), np.empty(S, dtype=np.bool_))
+    frame_cache_kernel(phi, sigma, tuple(fiber), *out)
+    return out
+
+
+def no_frame_cache(K: int) -> tuple:
+    """The empty cache: :func:`site_terms` computes every row's frame."""
+    return (np.zeros((0, K, K)), np.zeros((0, K, K)), np.zeros((0, K, K)), np.zeros(0), np.zeros(0, dtype=np.bool_))
+
+
 def site_terms(tables, beliefs, priors, observations, weights, fiber, want_grad, out, grad_sigma=True,
-               grad_phi=True):
+               grad_phi=True, frames=None):
     """Prior, observation and alignment densities of every row, the pair KLs and weights, and with
     ``want_grad`` their gradients in (mu, Sigma, phi), into ``out``: one parallel pass over the occupied sites.
 
@@ -403,7 +456,10 @@ def site_terms(tables, beliefs, priors, observations, weights, fiber, want_grad,
     Sigma is not positive definite, and then every row of that site has ``e_prior = inf``, no gradient and no
     pair values. Pair slots of sites without alignment are not written. ``grad_sigma=False`` (``grad_phi``)
     leaves ``out.g_sigma`` (``out.g_phi``) incomplete and skips the work only it needs: for a frozen field
-    (docs/model.md#replica-ensembles); the other gradients are the same bits either way.
+    (docs/model.md#replica-ensembles); the other gradients are the same bits either way. ``frames``: a
+    :func:`frame_cache` of this state's Sigma and phi, read instead of recomputing them at sites that rotate.
     """
+    if frames is None:
+        frames = no_frame_cache(beliefs.mu.shape[1])
     site_terms_kernel(tuple(tables), tuple(beliefs), tuple(priors), tuple(observations), tuple(weights),
-                      tuple(fiber), bool(want_grad), bool(grad_sigma), bool(grad_phi), tuple(out))
+                      tuple(fiber), bool(want_grad), bool(grad_sigma), bool(grad_phi), tuple(frames), tuple(out))

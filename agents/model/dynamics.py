@@ -222,13 +222,15 @@ def frozen_fields(dyn: DynamicsParams) -> tuple[str, ...]:
 
 
 def step_worlds(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State, ev: Evaluation,
-                noise_keys: np.ndarray | None = None, pool: ArrayPool | None = None, frozen: tuple[str, ...] = ()):
+                noise_keys: np.ndarray | None = None, pool: ArrayPool | None = None, frozen: tuple[str, ...] = (),
+                frames: tuple | None = None):
     """:func:`step` for a layout of R independent worlds (a replica ensemble, docs/model.md#replica-ensembles;
     a single run is R = 1): every world has its own energy, line-search multiplier, Armijo test and noise key
     (``noise_keys`` (R,) uint64), and each world's result is bit for bit that of its own single run. Returns
     ``(new_state, new_evaluation, WorldsStepInfo)``; raises :class:`DivergenceError` naming the first world
     whose state, gradient or energy broke. ``frozen`` (from :func:`frozen_fields`): gradients left uncomputed
-    (zeros in the new evaluation); the state moves as with them, up to the sign of a zero entry.
+    (zeros in the new evaluation); the state moves as with them, up to the sign of a zero entry. ``frames``: with
+    Sigma and phi both frozen, :func:`~.energy.frame_cache` of the state, valid for every state the step makes.
     """
     R = layout.replicas
     e0 = world_totals(layout, ev)
@@ -246,7 +248,7 @@ def step_worlds(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state
         ls = dyn.line_search
         searching = np.ones(R, dtype=bool)  # worlds still backtracking; an accepted world keeps its t
         while True:
-            e_trial = world_totals(layout, evaluate(layout, energy, new, want_grad=False, pool=pool))
+            e_trial = world_totals(layout, evaluate(layout, energy, new, want_grad=False, pool=pool, frames=frames))
             accepted = np.isfinite(e_trial) & (e_trial <= e0 + ls.c1 * t * slope)
             # a world out of backtracks takes the smallest step tried; the caller sees the increase
             searching &= ~accepted & (backtracks < ls.max_backtracks)
@@ -255,7 +257,7 @@ def step_worlds(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state
             t[searching] *= ls.shrink
             backtracks[searching] += 1
             new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool, frozen)
-    new_ev = evaluate(layout, energy, new, want_grad=True, pool=pool, frozen=frozen)
+    new_ev = evaluate(layout, energy, new, want_grad=True, pool=pool, frozen=frozen, frames=frames)
     check_finite(layout, new, new_ev)
     e1 = world_totals(layout, new_ev)
     jumped = np.abs(e1) > ENERGY_JUMP * np.maximum(np.abs(e0), 1.0)

@@ -15,7 +15,7 @@ from ..kernels.bundles import (Beliefs, ObservationArrays, Outputs, Priors, Weig
                                site_tables)
 from ..kernels.gauge_field import gauge_field_terms
 from ..kernels.reductions import segment_sums_of_squares, sum_of_squares
-from ..kernels.site_terms import site_terms
+from ..kernels.site_terms import frame_cache as _frame_cache, site_terms
 from .arrays import ArrayPool, empty
 from .layout import Layout, world_sums
 from .params import EnergyParams
@@ -91,6 +91,12 @@ class Evaluation:
         return self._grad_norms
 
 
+def frame_cache(layout: Layout, state: State) -> tuple:
+    """What :func:`evaluate` may keep of ``state`` while its Sigma and phi do not change (both frozen,
+    docs/model.md#replica-ensembles): every row's frame, rotated covariance, its inverse and log-determinant."""
+    return _frame_cache(state.phi.astype(np.float64, copy=False), state.sigma, fiber_arrays(layout.fiber))
+
+
 def world_terms(layout: Layout, evaluation: Evaluation) -> dict[str, np.ndarray]:
     """Energy by term per world (R,) of a replica ensemble (docs/model.md#replica-ensembles), each summed as
     :attr:`Evaluation.terms` sums a single run's."""
@@ -134,13 +140,14 @@ def _prior_args(layout: Layout) -> Priors:
 
 
 def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool = True,
-             pool: ArrayPool | None = None, frozen: tuple[str, ...] = ()) -> Evaluation:
+             pool: ArrayPool | None = None, frozen: tuple[str, ...] = (), frames: tuple | None = None) -> Evaluation:
     """The action at ``state``; with ``want_grad`` its exact gradient in (mu, Sigma, phi) too. The large
     gradient arrays come from ``pool`` if given (a run's :class:`~agents.model.arrays.ArrayPool`).
 
     ``frozen`` names fields (``"sigma"``, ``"phi"``) whose gradient is not wanted: it is not computed (nor the
     work only it needs) and its array holds zeros; the other gradients and the energy are the same bits
-    (docs/model.md#replica-ensembles, frozen fields)."""
+    (docs/model.md#replica-ensembles, frozen fields). ``frames``: the rows' frames and rotated covariances
+    (:func:`frame_cache` of this state's Sigma and phi), read instead of recomputed; the same bits."""
     S, K = layout.n_rows, layout.K
     dens = {t: np.empty(S) for t in TERMS}
     # gradients in the state's type (docs/model.md#precision); densities, KL and beta always in float64
@@ -164,7 +171,7 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
         fiber_arrays(layout.fiber),
         bool(want_grad),
         Outputs(dens["prior"], dens["observation"], dens["alignment"], g_mu, g_sigma, g_phi, kl, beta, status),
-        grad_sigma="sigma" not in frozen, grad_phi="phi" not in frozen,
+        grad_sigma="sigma" not in frozen, grad_phi="phi" not in frozen, frames=frames,
     )
     gauge_field_terms(
         phi, layout.chi, layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y,

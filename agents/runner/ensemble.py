@@ -39,7 +39,7 @@ import numpy as np
 
 from ..model.arrays import ArrayPool
 from ..model.dynamics import DivergenceError, WorldsStepInfo, check_finite, frozen_fields, step_worlds
-from ..model.energy import TERMS, Evaluation, evaluate, world_grad_norms, world_terms
+from ..model.energy import TERMS, Evaluation, evaluate, frame_cache, world_grad_norms, world_terms
 from ..model.layout import Layout
 from ..model.replicas import stack_states, tile_layouts, world_rows, world_state
 from ..model.state import State
@@ -181,6 +181,9 @@ class Ensemble:
                 raise ValueError(f"replica {r}: initial state has {s.mu.shape[0]} rows, its layout "
                                  f"{self.replica_layouts[r].n_rows}")
         state = stack_states(states)
+        # Sigma and phi both frozen: every row's frame and rotated covariance stay what they are now, so the
+        # energy reads them instead of recomputing them each step (docs/model.md#replica-ensembles)
+        self._frames = frame_cache(self.layout, state) if set(self.frozen) == {"sigma", "phi"} else None
         self._apply_updaters(state, initial=True)
         ev = self._evaluate(state)
         check_finite(self.layout, state, ev)
@@ -189,7 +192,8 @@ class Ensemble:
         self.energy_increases = np.zeros(self.replicas, dtype=np.int64)
 
     def _evaluate(self, state: State) -> Evaluation:
-        return evaluate(self.layout, self.energy_params, state, pool=self._pool, frozen=self.frozen)
+        return evaluate(self.layout, self.energy_params, state, pool=self._pool, frozen=self.frozen,
+                        frames=self._frames)
 
     def _apply_updaters(self, state: State, initial: bool = False) -> bool:
         """The hierarchy coupling's and streaming observations' constants of every replica at ``state``, as each
@@ -261,7 +265,7 @@ class Ensemble:
     def step(self) -> WorldsStepInfo:
         """One step of every replica (raises :class:`DivergenceError` naming the replica; the state is kept)."""
         new, ev, info = step_worlds(self.layout, self.energy_params, self.dynamics_params, self._state, self._ev,
-                                    self.noise_keys, self._pool, self.frozen)
+                                    self.noise_keys, self._pool, self.frozen, self._frames)
         if self._apply_updaters(new):
             ev = self._evaluate(new)
             check_finite(self.layout, new, ev)
