@@ -279,3 +279,25 @@ def test_ensemble_run_refusals(tmp_path):
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "resume" in r.output
     r = _vfe("run", "timescales", "--replicas", 0, "-q")
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "--replicas 0" in r.output
+
+
+def test_scenario_ensemble_section(tmp_path):
+    """`ensemble: {replicas: 2}` in a scenario file: `vfe run` runs the ensemble; run_scenario (one run: sweeps,
+    notebooks) refuses it with a located line instead of silently running one replica."""
+    from pathlib import Path
+
+    import gauge_vfe as gv
+    from gauge_vfe.agents.runner.run import run_scenario
+    from gauge_vfe.agents.setup.scenario import ScenarioError, prepare_scenario
+
+    text = (Path(__file__).resolve().parents[1] / "scenarios" / "timescales.yaml").read_text()
+    scenario = tmp_path / "ts.yaml"
+    scenario.write_text(text + "\nensemble: {replicas: 2}\n")
+    with numba_threads(1):
+        r = _vfe("run", scenario, "--steps", 5, "-o", tmp_path / "e.h5", "-q")
+    assert r.exit_code == 0, r.output
+    with gv.load(tmp_path / "e.h5") as ens:
+        assert ens.replicas == 2 and ens.config["ensemble"] == {"replicas": 2}
+    with pytest.raises(ScenarioError, match="ensemble.replicas"):
+        run_scenario(prepare_scenario(str(scenario), []), tmp_path / "one.h5")
+    assert not (tmp_path / "one.h5").exists()
