@@ -173,7 +173,10 @@ _set_option = click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VAL
 @click.option("--max-memory", "max_memory", metavar="GIB",
               help="refuse the run if its estimated peak memory exceeds GIB gibibytes  [default: the memory this "
                    "machine has available]")
-def run(scenario, output, steps, seed, sets, resume, quiet, max_memory):
+@click.option("--replicas", type=int,
+              help="R independent replicas in one engine: an index at the output path and one run file per "
+                   "replica in NAME.replicas/  [default: the scenario's ensemble.replicas, else 1]")
+def run(scenario, output, steps, seed, sets, resume, quiet, max_memory, replicas):
     """Run SCENARIO (a YAML file or a shipped scenario's name) into an HDF5 trajectory.
 
     An existing output file is never overwritten: it is renamed NAME.1.h5 (NAME.2.h5, ...) first.
@@ -182,8 +185,13 @@ def run(scenario, output, steps, seed, sets, resume, quiet, max_memory):
     from .io.writer import DiskFullError
     from .runner.run import run_scenario
 
+    if replicas is not None and replicas < 1:
+        _fail([f"--replicas {replicas}: must be at least 1"])
     sc = _scenario(scenario, sets, seed, steps, max_memory=max_memory, check_memory=True)
     _existing_folder(output)
+    replicas = replicas if replicas is not None else sc.config.replicas
+    if replicas > 1:
+        _run_ensemble(sc, replicas, output, resume)
     try:
         result = run_scenario(sc, output, resume=resume, progress=not quiet)
     except ScenarioError as exc:
@@ -215,6 +223,30 @@ def run(scenario, output, steps, seed, sets, resume, quiet, max_memory):
     if result.interrupted_after_steps:  # every step is in the file; a script's loop of runs must still stop
         click.echo("interrupted after the last step", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_BY_STATUS[result.status])
+
+
+def _run_ensemble(sc, replicas: int, output, resume: bool) -> None:
+    """``vfe run --replicas R`` (R > 1): run the ensemble, print its outcome and exit."""
+    from .runner.run_ensemble import run_ensemble
+
+    if resume:
+        _fail([f"--resume with {replicas} replicas: an ensemble does not resume as one (each replica's file "
+               "resumes as a single run: vfe run --resume -o NAME.replicas/rNNNN.h5 with its seed)"])
+    try:
+        result = run_ensemble(sc, replicas, output)
+    except ScenarioError as exc:
+        _fail([_one_line(exc.messages)])
+    except Exception as exc:  # noqa: BLE001 - say why and stop
+        if os.environ.get("VFE_DEBUG"):
+            raise
+        _fail([f"run failed: {type(exc).__name__}: {exc} (set VFE_DEBUG=1 for a traceback)"], EXIT_RUN_FAILED)
+    if result.message:
+        click.echo(result.message)
+    mean = {k: float(sum(v) / len(v)) for k, v in result.energy.items()}
+    click.echo("energy, mean over replicas: " + "  ".join(f"{k}={v:.6g}" for k, v in mean.items()))
+    click.echo(f"{result.status}: {result.path} ({replicas} replicas in {result.files[0].parent}, step "
+               f"{result.last_step}, {result.wall_time:.1f} s, {result.member_steps_per_second:.3g} replica-steps/s)")
     sys.exit(EXIT_BY_STATUS[result.status])
 
 

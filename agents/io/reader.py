@@ -391,5 +391,7 @@ _NOT_READ = object()
 
 
 def load(path: str | Path) -> Trajectory:
-    """Open a trajectory file (also one still being written, or left by a killed run)."""
+    """Open a trajectory file (also one still being written, or left by a killed run). A replica ensemble's
+    index is refused with one line here (the commands read one trajectory); ``gauge_vfe.load``
+    (:func:`~.ensemble_store.load`) reads it."""
     return Trajectory(path)

@@ -110,6 +110,9 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     disk fills up (the file keeps every committed frame; ``--resume`` continues once there is space).
     """
     cfg = scenario.config
+    if cfg.replicas > 1:  # never silently one run of an ensemble (docs/model.md#replica-ensembles)
+        raise ScenarioError([scenario.locate("ensemble.replicas", f"{cfg.replicas} replicas run as an ensemble "
+                                             "(vfe run, or runner.run_ensemble.run_ensemble), not as one run")])
     path = output_path(scenario, output)
     if (problem := check_output_path(path, scenario.path, resume)) is not None:
         raise ScenarioError([problem])

@@ -324,6 +324,14 @@ class SweepConfig(_Strict):
     zip: bool = Field(False, description="pair the values (all lists equally long) instead of their product")
 
 
+class EnsembleConfig(_Strict):
+    """Replica ensembles (docs/model.md#replica-ensembles): R independent copies of the scenario stepped in one
+    engine, replica r with the seed :func:`~agents.setup.build.replica_seed` (root seed, r)."""
+
+    replicas: int = Field(1, ge=1, le=1 << 20, description="independent copies of the scenario, stepped together; "
+                          "1: the single run, bit for bit")
+
+
 class Config(_Strict):
     name: Annotated[str, AfterValidator(_clean_name)] = Field(
         "unnamed", description="run name; the default output is runs/NAME.h5")
@@ -341,6 +349,20 @@ class Config(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     sweep: SweepConfig | None = Field(None, description="a parameter study over this scenario (`vfe sweep`)")
+    ensemble: EnsembleConfig | None = Field(None, description="replica ensembles: R copies stepped in one engine "
+                                            "(docs/model.md#replica-ensembles)")
+
+    @model_validator(mode="after")
+    def _single_replica_is_the_run(self):
+        # one replica is the single run: the same config, so the same file (docs/model.md#replica-ensembles)
+        if self.ensemble is not None and self.ensemble.replicas == 1:
+            object.__setattr__(self, "ensemble", None)
+        return self
+
+    @property
+    def replicas(self) -> int:
+        """The number of replicas the scenario asks for (1: a single run)."""
+        return 1 if self.ensemble is None else self.ensemble.replicas
 
     def cross_field_problems(self) -> list[tuple[str, str]]:
         """(key path, message) of every problem that involves several keys at once (sizes, ranges, loops)."""
@@ -432,7 +454,8 @@ class Config(_Strict):
 
     def to_dict(self) -> dict:
         """The resolved configuration, every default filled in (JSON-compatible)."""
-        return self.model_dump(mode="json", by_alias=True)
+        # a single run's stored configuration has no ensemble key, as before ensembles existed
+        return self.model_dump(mode="json", by_alias=True, exclude={"ensemble"} if self.ensemble is None else None)
 
 
 def _is_int_range(text: str) -> bool:
