@@ -131,6 +131,7 @@ def analyze(sim_or_traj, **thresholds) -> Analysis:
     the file (``vfe analyze`` / ``gv.analyze_run`` store one).
     """
     from ..analysis.pipeline import analyze_frames
+    from ..analysis.timescales import fluctuation_sources
     from ..io.reader import load
     from .analyze import analysis_config
     from .simulation import Simulation
@@ -138,7 +139,8 @@ def analyze(sim_or_traj, **thresholds) -> Analysis:
     if isinstance(sim_or_traj, Simulation):
         sim = sim_or_traj
         settings = analysis_config(sim.config.to_dict(), **thresholds)
-        return Analysis(analyze_frames(sim.layout, [sim.state.step], [sim.state], settings))
+        return Analysis(analyze_frames(sim.layout, [sim.state.step], [sim.state], settings,
+                                       fluctuating=bool(fluctuation_sources(sim.config.to_dict()))))
     if isinstance(sim_or_traj, (str, Path)):
         with load(sim_or_traj) as traj:
             return analyze(traj, **thresholds)
@@ -150,4 +152,4 @@ def analyze(sim_or_traj, **thresholds) -> Analysis:
         return Analysis(stored, stored=True)
     settings = analysis_config(traj.config, **thresholds)
     return Analysis(analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings,
-                                   info_bits=traj.info_bits()))
+                                   info_bits=traj.info_bits(), fluctuating=bool(fluctuation_sources(traj.config))))
