@@ -118,7 +118,7 @@ def test_inspect_of_the_timescales_run_prints_resolved_times_with_error_bars_onl
         # the bits per scale and lifetimes are stored too, and printed
         a = traj.analysis()
         assert a.bits_by_meta is not None and a.bits_by_meta.size and a.lifetime_stats is not None
-    assert any(line.startswith("  bits per step, members against") for line in section)
+    assert any(line.startswith("    bits per step, members against") for line in section)
     assert any(line.startswith("    lifetimes, scale 2:") for line in section)
 
 

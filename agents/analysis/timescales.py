@@ -31,7 +31,7 @@ UNRESOLVED = {
         "run `vfe run timescales`, or set dynamics.temperature"),
     2: ("too_few_frames", "fewer than 4 analysed frames", "run longer or log more often (output.every)"),
     3: ("too_short", "too slow for this run: no Sokal window within a quarter of the series",
-        "run longer (a 30 % error bar needs about 222 autocorrelation times of frames)"),
+        "run longer: a 30 % error bar needs about 222 autocorrelation times of frames"),
     4: ("below_frame_spacing", "faster than the frame spacing (under 4 logged frames)",
         "log more often (output.every)"),
     5: ("no_variance", "no variance beyond rounding (machine epsilon): nothing moves",

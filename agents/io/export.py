@@ -5,7 +5,7 @@
     gv.viz.read_export("runs/q.vtkhdf", step=200)    # a pyvista.ImageData of logged step 200
 
 The output's suffix picks the format (``.vtkhdf`` or ``.hdf``: VTKHDF); any other suffix is refused before anything
-is read or written, in particular ``.vtk``, VTK's legacy format, which this is not and which pyvista would then
+is written, in particular ``.vtk``, VTK's legacy format, which this is not and which pyvista would then
 fail to read (:func:`format_for`).
 
 The file is VTKHDF 2.0 (docs.vtk.org, "VTKHDF File Format"): one ``ImageData`` whose cells are the grid's sites
@@ -115,11 +115,12 @@ def export(traj_or_path, out, format: str | None = None, *, energy_densities: bo
     anything is written; an unreadable run raises ``OSError``; a full disk raises :class:`~.outputs.NoSpaceLeft`
     (an ``OSError``) with the earlier export as it was.
     """
-    format_for(out, format)
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}: expected {', '.join(FORMATS)}")
     if isinstance(traj_or_path, Trajectory):
-        return _export_vtkhdf(traj_or_path, Path(out), energy_densities, progress)
+        return _export_vtkhdf(traj_or_path, Path(out), format, energy_densities, progress)
     with load(traj_or_path) as traj:
-        return _export_vtkhdf(traj, Path(out), energy_densities, progress)
+        return _export_vtkhdf(traj, Path(out), format, energy_densities, progress)
 
 
 def agent_array_name(traj: Trajectory, agent: int, quantity: str) -> str:
@@ -141,9 +142,11 @@ def _meta_ids(result, traj: Trajectory) -> dict[int, np.ndarray]:
     return out
 
 
-def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress) -> ExportResult:
+def _export_vtkhdf(traj: Trajectory, out: Path, format: str | None, energy_densities: bool,
+                   progress) -> ExportResult:
     t0 = time.perf_counter()
-    check_output(out, [traj.path], "export")
+    check_output(out, [traj.path], "export")  # first: an output that is a run file is refused as such
+    format_for(out, format)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out}: the folder {out.parent} does not exist")
     steps = np.asarray(traj.frame_steps)

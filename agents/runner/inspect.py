@@ -187,7 +187,7 @@ def _why(name: str, count: int | None = None) -> str:
     """An unresolved reason and its remedy, from timescales.UNRESOLVED."""
     code = next(c for c, entry in UNRESOLVED.items() if entry[0] == name)
     _, why, fix = UNRESOLVED[code]
-    return f"{'' if count is None else f'{count} '}{why} ({fix})"
+    return f"{'' if count is None else f'{count} '}{why}; {fix}"
 
 
 def time_scale_lines(ts: dict) -> list[str]:
