@@ -55,7 +55,7 @@ def assert_honest(lines: list[str], info: dict) -> list[str]:
             assert "resolved: tau" in line and line[m.end():].startswith(" +- "), line
     groups = {(g["scale"], g["kind"], g["series"]): g for g in ts["by_scale"]}
     for line in section:
-        m = re.match(r"\s+scale (\d+) (\w+) \(([^)]*)\): ", line)
+        m = re.match(r"\s+time scale, scale (\d+) (\w+) \(([^)]*)\): ", line)
         if not m:
             continue
         g = groups[(int(m.group(1)), m.group(2), m.group(3))]
@@ -108,7 +108,8 @@ def test_inspect_of_the_timescales_run_prints_resolved_times_with_error_bars_onl
     assert resolved, section  # the agents' and relative modes' times (tens of steps) are resolved in 3000 steps
     for g in resolved:
         assert g["tau_steps"] > 0 and g["tau_steps_err"] > 0
-        line = next(line for line in section if line.startswith(f"    scale {g['scale']} {g['kind']} ({g['series']})"))
+        line = next(line for line in section
+                    if line.startswith(f"    time scale, scale {g['scale']} {g['kind']} ({g['series']})"))
         assert f"{g['n_resolved']} of {g['n']} resolved: tau " in line and " +- " in line
     with gv.load(runs["timescales"]) as traj:
         d = traj.analysis().series_detail

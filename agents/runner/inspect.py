@@ -203,7 +203,7 @@ def time_scale_lines(ts: dict) -> list[str]:
         lines.append(f"  none measured: {_why('no_fluctuations')}")
     else:
         for g in ts["by_scale"]:
-            text = f"  scale {g['scale']} {g['kind']} ({g['series']}): "
+            text = f"  time scale, scale {g['scale']} {g['kind']} ({g['series']}): "
             if g["n_resolved"]:
                 text += f"{g['n_resolved']} of {g['n']} resolved: tau {_num(g['tau_steps'], '.3g')} +- " \
                         f"{_num(g['tau_steps_err'], '.2g')} steps"
