@@ -161,3 +161,31 @@ def test_reasons_and_fluctuation_sources():
     assert fluctuation_sources({"dynamics": {"temperature": {"mu": 0.0, "phi": 0.01}},
                                 "observations": {"resample_every": 4}}) == [
         "dynamics.temperature.phi = 0.01", "observations.resample_every = 4"]
+
+
+def test_a_sweep_row_reports_the_invariant_tables_and_load_sweep_types_them(runs, tmp_path):
+    from gauge_vfe.agents.analysis.pipeline import SEPARATION_FIELDS, TIME_SCALE_FIELDS
+    from gauge_vfe.agents.io.sweep_store import write_summary
+    from gauge_vfe.agents.runner.sweep import SUMMARY_FIELDS
+
+    assert set(SEPARATION_FIELDS + TIME_SCALE_FIELDS) <= set(SUMMARY_FIELDS)
+    with gv.load(runs["timescales"]) as traj:
+        a = traj.analysis()
+        row = a.time_scale_summary(2)
+        inv = a.series_detail[a.series_detail["gauge_invariant"]]
+    assert set(row) == set(SEPARATION_FIELDS + TIME_SCALE_FIELDS)
+    # the separation columns are the invariant series' (the relative modes resolved, the collective too slow)
+    rel = inv[(inv["kind"] == 2) & inv["resolved"]]
+    assert rel.size and row["tau_relative_steps"] == pytest.approx(rel["tau_steps"].mean())
+    assert np.isnan(row["separation"])
+    assert row["bits_ratio_n"] == 1 and row["bits_ratio"] > 0
+    assert (row["lifetime_ids"], row["lifetime_ended"]) == (1, 0) and np.isnan(row["lifetime_median_steps"])
+    with gv.load(runs["emergence"]) as traj:  # no noise: nothing resolved, so no separation, common frame or not
+        cold = traj.analysis().time_scale_summary(2)
+    assert np.isnan(cold["tau_relative_steps"]) and np.isnan(cold["common_frame_separation"])
+    assert np.isnan(cold["separation_lower"]) and cold["lifetime_ids"] >= 1
+    write_summary(tmp_path, SUMMARY_FIELDS, [{"member": "m0", "status": "completed", **row},
+                                             {"member": "m1", "status": "completed", **cold}])
+    df = gv.load_sweep(tmp_path)
+    assert str(df["lifetime_ids"].dtype) == "Int64" and str(df["bits_ratio_n"].dtype) == "Int64"
+    assert df["bits_ratio"].dtype == np.float64 and df["lifetime_ids"].tolist() == [1, cold["lifetime_ids"]]
