@@ -189,3 +189,10 @@ def test_a_sweep_row_reports_the_invariant_tables_and_load_sweep_types_them(runs
     df = gv.load_sweep(tmp_path)
     assert str(df["lifetime_ids"].dtype) == "Int64" and str(df["bits_ratio_n"].dtype) == "Int64"
     assert df["bits_ratio"].dtype == np.float64 and df["lifetime_ids"].tolist() == [1, cold["lifetime_ids"]]
+
+
+def test_the_notebook_view_names_the_reasons(runs):
+    a = gv.analyze(runs["emergence"])
+    df = a.series_detail
+    assert a.stored and len(df) and set(df["reason"]) == {"no_fluctuations"}
+    assert df["gauge_invariant"].all() and df["tau_steps"].isna().all()

@@ -80,14 +80,24 @@ class Analysis:
     def timescale_detail(self):
         """The detailed time scales (docs/model.md#timescale-detail): one row per agent, meta-agent collective
         mode and member relative mode, ``kind`` as a name; times in logged frames, steps and bits."""
+        return _detail_frame(self.result.timescale_detail)
+
+    @property
+    def series_detail(self):
+        """The time scales to trust (docs/model.md#gauge-invariant-series): as :attr:`timescale_detail` over the
+        gauge-invariant series (and common-frame ones where frames were fixed), with ``series``,
+        ``gauge_invariant`` and ``reason`` as a name (docs/model.md#unresolved-times); None for a stored analysis
+        written before the table was stored (``gv.analyze_run`` recomputes it)."""
         import pandas as pd
 
-        from ..analysis.pipeline import TIMESCALE_KINDS
+        from ..analysis.timescales import UNRESOLVED
 
-        d = self.result.timescale_detail
-        df = pd.DataFrame({name: d[name] for name in d.dtype.names})
-        names = {v: k for k, v in TIMESCALE_KINDS.items()}
-        df["kind"] = pd.Categorical([names[int(k)] for k in d["kind"]], categories=list(TIMESCALE_KINDS))
+        d = self.result.series_detail
+        if d is None:
+            return None
+        df = _detail_frame(d)
+        df["reason"] = pd.Categorical([UNRESOLVED[int(c)][0] for c in d["reason"]],
+                                      categories=[entry[0] for entry in UNRESOLVED.values()])
         return df
 
     @property
@@ -118,6 +128,18 @@ class Analysis:
         stored = ", stored" if self.stored else ""
         return (f"Analysis({len(self.steps)} frames, highest scale {self.n_scales}, {len(self.result.timescales)} "
                 f"meta-agents, events {events}, {len(self.result.loop_names)} loops{stored})")
+
+
+def _detail_frame(d):
+    """A time-scale table (``timescale_detail`` or ``series_detail``) as a DataFrame, ``kind`` as a name."""
+    import pandas as pd
+
+    from ..analysis.pipeline import TIMESCALE_KINDS
+
+    df = pd.DataFrame({name: d[name] for name in d.dtype.names})
+    names = {v: k for k, v in TIMESCALE_KINDS.items()}
+    df["kind"] = pd.Categorical([names[int(k)] for k in d["kind"]], categories=list(TIMESCALE_KINDS))
+    return df
 
 
 def analyze(sim_or_traj, **thresholds) -> Analysis:
