@@ -222,7 +222,12 @@ def time_scale_lines(ts: dict) -> list[str]:
                 text += f", {_num(sep['separation_bits'], '.3g')} +- {_num(sep['separation_bits_err'], '.2g')} in bits"
             lines.append(text)
         elif any(g["scale"] >= 2 for g in ts["by_scale"]):
-            lines.append("  separation, scale 2: not measured (it needs resolved collective and relative modes)")
+            first = ts["by_scale"][0]["series"]  # the series the separation is read from
+            missing = [f"{g['kind']} modes ({', '.join(n.replace('_', ' ') for n in g['unresolved'])})"
+                       for g in ts["by_scale"] if g["scale"] == 2 and g["series"] == first and not g["n_resolved"]
+                       and g["kind"] in ("collective", "relative")]
+            lines.append("  separation, scale 2: not measured: it needs resolved collective and relative modes"
+                         + (f"; unresolved: {', '.join(missing)}" if missing else ""))
     if ts["bits_by_meta"]:
         lines.append("  bits per step, members against their meta-agent (docs/model.md#time-in-bits-per-scale; the "
                      "meta-agent's between logged frames):")
