@@ -523,13 +523,16 @@ def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume
 @main.command(epilog=_examples("vfe export runs/emergence.h5                # runs/emergence.vtkhdf",
                                "vfe export runs/emergence.h5 -o paraview/emergence.vtkhdf"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", default="vtkhdf", show_default=True, help="output format (vtkhdf)")
+@click.option("--format", "fmt", default=None,
+              help="output format (vtkhdf)  [default: the one the output's suffix names (.vtkhdf, .hdf), which must "
+                   "agree with it]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="output file (its folder must exist)  [default: RUN_FILE with the suffix .vtkhdf]")
+              help="output file, .vtkhdf or .hdf (its folder must exist)  [default: RUN_FILE with the suffix .vtkhdf]")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def export(run_file, fmt, output, quiet):
     """Write RUN_FILE as a time series on the grid that ParaView and VisIt open (VTKHDF ImageData): per agent
-    mu, |mu|, tr Sigma, phi, chi, energy densities, meta-agent ids per scale and the plaquette angle."""
+    mu, |mu|, tr Sigma, phi, chi, energy densities, meta-agent ids per scale and the plaquette angle. Read a step
+    back in Python with gv.viz.read_export(FILE, step=S)."""
     from .io.export import export as export_run
     from .io.outputs import NoSpaceLeft
 

@@ -174,6 +174,8 @@ def test_vfe_export(run_file, tmp_path):
     (["{run}", "-o", "{run}"], "would overwrite the run file"),
     (["{run}", "-o", "{d}/no/such/folder/x.vtkhdf"], "does not exist"),
     (["{d}/not-a-run.h5"], "not an HDF5 file"),
+    (["{run}", "-o", "{d}/x.vtk"], ".vtk (VTK's legacy format, which vfe export does not write)"),
+    (["{run}", "--format", "vtkhdf", "-o", "{d}/x.vtu"], "name the output .vtkhdf or .hdf (e.g. x.vtkhdf)"),
 ])
 def test_vfe_export_bad_input_is_one_line_and_exit_2(run_file, tmp_path, args, fragment):
     (tmp_path / "not-a-run.h5").write_text("name: x\n")
@@ -183,4 +185,41 @@ def test_vfe_export_bad_input_is_one_line_and_exit_2(run_file, tmp_path, args, f
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
     assert run_file.read_bytes() == before  # the run file is never touched
-    assert not list(tmp_path.glob("*.vtkhdf*"))  # no output, not even a partial one
+    assert not list(tmp_path.glob("*.vtkhdf*")) and not list(tmp_path.glob("x.*"))  # no output, not even partial
+
+
+def test_the_suffix_picks_the_format_and_a_legacy_vtk_name_is_refused(run_file, tmp_path):
+    """`-o x.vtk` once wrote VTKHDF under a legacy name pyvista could not read: now one line, nothing written."""
+    r = invoke("export", run_file, "-o", tmp_path / "x.vtk", "-q")
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert str(tmp_path / "x.vtk") in r.stderr and "x.vtkhdf" in r.stderr
+    assert not (tmp_path / "x.vtk").exists()
+    with pytest.raises(ValueError, match="does not name the vtkhdf format"):
+        gv.export(run_file, tmp_path / "y.vtk")
+    r = invoke("export", run_file, "-o", tmp_path / "x.hdf", "-q")  # VTKHDF's other suffix, chosen by the name
+    assert r.exit_code == 0, r.output
+    assert isinstance(pv.read(tmp_path / "x.hdf"), pv.ImageData)
+
+
+def test_read_export_round_trips_two_chosen_time_steps(run_file, tmp_path):
+    """The documented recipe (gv.viz.read_export, export_steps) gives each chosen logged step's values, and a grid
+    read earlier is not changed by reading another step."""
+    out = tmp_path / "rt.vtkhdf"
+    with gv.load(run_file) as traj:
+        gv.export(traj, out)
+        steps = gv.viz.export_steps(out)
+        np.testing.assert_array_equal(steps, traj.frame_steps)
+        H, W = traj.grid.height, traj.grid.width
+        last, second = int(steps[-1]), int(steps[1])
+        grids = {s: gv.viz.read_export(out, step=s) for s in (last, second)}
+        for s, grid in grids.items():
+            for i in range(traj.n_agents):
+                mu = grid.cell_data[agent_array_name(traj, i, "mu")].reshape(H, W, -1)
+                np.testing.assert_array_equal(mu, traj.field("mu", step=s, agent=i).astype(np.float32))
+        assert not np.array_equal(np.nan_to_num(grids[last].cell_data[agent_array_name(traj, 0, "mu")]),
+                                  np.nan_to_num(grids[second].cell_data[agent_array_name(traj, 0, "mu")]))
+        first = gv.viz.read_export(out)  # no step: the first, as pv.read gives
+        np.testing.assert_array_equal(first.cell_data[agent_array_name(traj, 1, "phi")],
+                                      pv.read(out).cell_data[agent_array_name(traj, 1, "phi")])
+    with pytest.raises(ValueError, match="step 3 is not in the export"):
+        gv.viz.read_export(out, step=3)

@@ -78,6 +78,34 @@ def test_an_edit_of_a_called_kernel_file_is_not_hidden_by_the_cache(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == sorted([Path(cache_dir).name, Path(new_dir).name])
 
 
+def test_two_installs_of_the_same_sources_share_one_compile(tmp_path):
+    """An editable checkout and a wheel install (here: two copies at different paths) of one version compile
+    once: the second loads every kernel the first compiled (issue 24 item 5; ~10 s)."""
+    first_copy = _copy_kernels(tmp_path / "checkout")
+    second_copy = _copy_kernels(tmp_path / "site-packages" / "deeper")
+    xdg = tmp_path / "xdg"
+    first, hits, cache_dir = _run(first_copy.parent, xdg)
+    assert hits == 0
+    again, hits, same_dir = _run(second_copy.parent, xdg)
+    assert (again, hits, same_dir) == (first, 1, cache_dir)
+    digest_dir = xdg / "gauge-vfe" / "numba" / cache.source_digest(str(first_copy))
+    assert [p.name for p in digest_dir.iterdir()] == ["kernels"]  # no folder named after either path
+
+
+def test_a_cache_dir_the_user_names_is_keyed_by_the_sources_too(tmp_path):
+    """With NUMBA_CACHE_DIR set, the kernels go to ``gauge-vfe-<digest>`` in it, shared by both copies."""
+    mine = tmp_path / "mine"
+    hits = []
+    for where in ("a", "b"):
+        package = _copy_kernels(tmp_path / where)
+        proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=package.parent, capture_output=True, text=True,
+                              env=_environment(NUMBA_CACHE_DIR=str(mine)), timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        hits.append(int(proc.stdout.split("\n")[1]))
+    assert hits == [0, 1]
+    assert [p.name for p in mine.iterdir()] == [f"gauge-vfe-{cache.source_digest(str(package))}"]
+
+
 def test_the_digest_follows_the_contents_of_every_kernel_source(tmp_path):
     package = _copy_kernels(tmp_path)
     digest = cache.source_digest(str(package))

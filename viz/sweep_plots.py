@@ -224,7 +224,8 @@ def plot_separation(directory, x: str | None = None):
     if all_y and min(all_y) > 0:
         axes[0][0].set_yscale("log")
     axes[0][0].set_ylabel("tau_collective / tau_relative (steps)")
-    fig.suptitle("time-scale separation of the scale-2 meta-agents (error bars: Madras-Sokal)")
+    fig.suptitle("time-scale separation of the scale-2 meta-agents, gauge-invariant series (error bars: "
+                 "Madras-Sokal; unresolved times are not drawn as values)")
     legend_outside(axes[0][-1])
     return fig
 

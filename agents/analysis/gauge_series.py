@@ -121,6 +121,23 @@ def bits_per_scale(intervals: dict, info_bits) -> np.ndarray:
     return np.array(out, dtype=BITS_SCALE_DTYPE)
 
 
+ROUNDING_BITS = 1e-9  # a coarse-grained belief whose bits over all its intervals stay below this did not move
+
+
+def bits_reason(row) -> str | None:
+    """Why a ``bits_per_scale`` row has no ratio (None: it has one): never in two consecutive analysed frames; a
+    coarse-grained belief that did not change beyond rounding (its bits sum to under :data:`ROUNDING_BITS`); no
+    information clock over its intervals (``/observables/info_bits`` absent or not logged every step)."""
+    if int(row["n_intervals"]) == 0 or int(row["steps"]) <= 0:
+        return "never in two consecutive analysed frames"
+    meta = float(row["meta_bits_per_step"])
+    if not np.isfinite(meta) or meta * int(row["steps"]) < ROUNDING_BITS:
+        return "its coarse-grained belief did not change beyond rounding between logged frames"
+    if not np.isfinite(float(row["member_bits_per_step"])):
+        return "no information clock over its intervals (info_bits not logged every step)"
+    return None
+
+
 # --- lifetimes ----------------------------------------------------------------------------------------------------
 
 KM_DTYPE = np.dtype([("time", "f8"), ("at_risk", "i8"), ("events", "i8"), ("survival", "f8")])
@@ -172,6 +189,19 @@ def lifetime_survival(table: np.ndarray, scale: int | None = None, unit: str = "
     col = {"steps": "steps", "bits": "member_bits"}[unit]
     ok = np.isfinite(t[col].astype(float))
     return kaplan_meier(t[col][ok], t["observed"][ok])
+
+
+def lifetime_summary(table: np.ndarray) -> list[dict]:
+    """Per scale of ``table`` (``lifetime_table``): how many ids, how many ended (the rest censored: alive at the
+    end), and the Kaplan-Meier median lifetime in steps and in member bits (NaN when the survival never fell to
+    one half: too many ids were still alive at the end for the run to show a median)."""
+    out = []
+    for scale in sorted({int(s) for s in table["scale"]}):
+        t = table[table["scale"] == scale]
+        out.append({"scale": scale, "ids": int(t.size), "ended": int(t["observed"].sum()),
+                    "median_steps": km_median(lifetime_survival(t, unit="steps")),
+                    "median_bits": km_median(lifetime_survival(t, unit="bits"))})
+    return out
 
 
 # --- layout for other libraries ------------------------------------------------------------------------------------

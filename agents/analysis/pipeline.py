@@ -25,7 +25,8 @@ from .gauge_series import (bits_per_scale, coarse_bits, coarse_snapshot, lifetim
 from .holonomy import automatic_loops, loop_from_waypoints, loop_holonomy, plaquette_angles
 from .measures import frame_matrices
 from .meta_agents import Tracker, base_members, hierarchy
-from .timescales import autocorrelation_time, bits_per_step, frame_spacing, series_timescale
+from .timescales import (REASON, UNRESOLVED, autocorrelation_time, bits_per_step, frame_spacing, series_timescale,
+                         unresolved_reason)
 
 EVENT_KINDS = {"birth": 0, "death": 1, "merge": 2, "split": 3}
 RECORD_DTYPE = np.dtype([("step", "i8"), ("scale", "i8"), ("id", "i8"), ("parent", "i8"), ("size", "i8"),
@@ -38,6 +39,9 @@ HOLONOMY_SUMMARY_COLUMNS = ("mean", "max", "count")
 SEPARATION_FIELDS = [f"tau_{mode}_{unit}{err}" for mode in ("agent", "collective", "relative")
                      for unit in ("steps", "bits") for err in ("", "_err")] + \
     [f"separation{kind}{err}" for kind in ("", "_bits", "_agent") for err in ("", "_err")] + ["separation_lower"]
+# a sweep's further time-scale columns (AnalysisResult.time_scale_summary; docs/model.md#separation)
+TIME_SCALE_FIELDS = ["common_frame_separation", "common_frame_separation_err", "bits_ratio", "bits_ratio_n",
+                     "lifetime_ids", "lifetime_ended", "lifetime_median_steps"]
 TIMESCALE_KINDS = {"agent": 0, "collective": 1, "relative": 2}
 TIMESCALE_DETAIL_DTYPE = np.dtype([
     ("kind", "i8"), ("id", "i8"), ("scale", "i8"), ("member", "i8"), ("first_step", "i8"), ("burn_in_step", "i8"),
@@ -45,8 +49,11 @@ TIMESCALE_DETAIL_DTYPE = np.dtype([
     ("tau_frames", "f8"), ("tau_frames_err", "f8"), ("tau_blocking_frames", "f8"), ("tau_steps", "f8"),
     ("tau_steps_err", "f8"), ("bits_per_step", "f8"), ("tau_bits", "f8"), ("tau_bits_err", "f8")])
 
-# series_detail: the timescale_detail columns, the series each row measures and whether it is gauge-invariant
-SERIES_DETAIL_DTYPE = np.dtype(TIMESCALE_DETAIL_DTYPE.descr + [("series", "U24"), ("gauge_invariant", "?")])
+# series_detail: the timescale_detail columns, the series each row measures, whether it is gauge-invariant and why
+# a time is not reported (``reason``, timescales.UNRESOLVED; 0: resolved, the only rows whose tau_steps and tau_bits
+# are numbers; docs/model.md#unresolved-times)
+SERIES_DETAIL_DTYPE = np.dtype(TIMESCALE_DETAIL_DTYPE.descr + [("series", "U24"), ("gauge_invariant", "?"),
+                                                               ("reason", "i8")])
 SERIES_NAMES = {(True, 0): "own-frame prior offset", (True, 1): "own-frame prior offset",
                 (True, 2): "transported offset", (False, 0): "common frame", (False, 1): "common frame",
                 (False, 2): "common frame"}
@@ -81,13 +88,14 @@ class AnalysisResult:
     # TIMESCALE_DETAIL_DTYPE rows, kind coded by TIMESCALE_KINDS: ``id`` the agent (kind agent) or the meta-agent,
     # ``member`` the base member of a relative mode (else -1). Empty in files analysed before it existed.
     timescale_detail: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=TIMESCALE_DETAIL_DTYPE))
-    # Computed by analyze_frames, not stored in the run file (docs/model.md#invariant-series):
+    # The time-scale tables to trust (docs/model.md#gauge-invariant-series), stored in the run file (None: read
+    # from a file analysed before they were stored; `vfe analyze` recomputes them):
     # SERIES_DETAIL_DTYPE rows: the gauge-invariant series, and the common-frame ones only where frames are fixed
-    series_detail: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=SERIES_DETAIL_DTYPE))
+    series_detail: np.ndarray | None = field(default_factory=lambda: np.zeros(0, dtype=SERIES_DETAIL_DTYPE))
     bits_by_meta: np.ndarray | None = None  # gauge_series.BITS_SCALE_DTYPE: time in bits per scale
     lifetime_stats: np.ndarray | None = None  # gauge_series.LIFETIME_STATS_DTYPE: steps and member bits
-    # the gauge-invariant series themselves: "agent" (F, N, K); "collective" {id: (steps, (F_M, K))};
-    # "relative" {(id, member): (steps, (F_a, K))}
+    # the gauge-invariant series themselves (in memory only): "agent" (F, N, K); "collective" {id: (steps,
+    # (F_M, K))}; "relative" {(id, member): (steps, (F_a, K))}
     invariant_series: dict = field(default_factory=dict)
 
     def timescales_by_scale(self, detail: np.ndarray | None = None) -> list[dict]:
@@ -100,7 +108,8 @@ class AnalysisResult:
         for scale, kind in sorted({(int(r["scale"]), int(r["kind"])) for r in d}):
             rows = d[(d["scale"] == scale) & (d["kind"] == kind)]
             res = rows[rows["resolved"]]
-            row = {"scale": scale, "kind": names[kind], "n": int(rows.size), "n_resolved": int(res.size)}
+            row = {"scale": scale, "kind": names[kind], "n": int(rows.size), "n_resolved": int(res.size),
+                   "unresolved": unresolved_counts(rows)}
             for unit in ("steps", "bits"):
                 v, e = res[f"tau_{unit}"], res[f"tau_{unit}_err"]
                 ok = np.isfinite(v) & np.isfinite(e)
@@ -111,9 +120,46 @@ class AnalysisResult:
         return out
 
     def invariant_separation(self, scale: int = 2) -> dict:
-        """:meth:`separation` over the gauge-invariant rows of ``series_detail`` only."""
+        """:meth:`separation` over the gauge-invariant rows of ``series_detail`` only (all NaN for a file analysed
+        before they were stored)."""
         d = self.series_detail
+        if d is None:
+            d = np.zeros(0, dtype=SERIES_DETAIL_DTYPE)
         return self.separation(scale, detail=d[d["gauge_invariant"]])
+
+    def time_scale_summary(self, scale: int = 2) -> dict:
+        """A sweep row's time scales at ``scale`` (docs/model.md#separation): ``SEPARATION_FIELDS`` from the
+        gauge-invariant series (:meth:`invariant_separation`); ``common_frame_separation`` (+ ``_err``) only where
+        the frames were fixed (else NaN); ``bits_ratio``, the members' bits over the meta-agents' bits pooled over
+        the scale's meta-agents that have one (``gauge_series.bits_reason``), and how many (``bits_ratio_n``);
+        and the lifetimes: ids, ended (the rest censored), Kaplan-Meier median in steps (NaN: not reached)."""
+        from .gauge_series import bits_reason, lifetime_summary
+
+        out = self.invariant_separation(scale)
+        common = self.common_frame_separation(scale)
+        out["common_frame_separation"], out["common_frame_separation_err"] = common["separation"], \
+            common["separation_err"]
+        nan = float("nan")
+        bits = self.bits_by_meta if self.bits_by_meta is not None else np.zeros(0)
+        rows = [r for r in bits if int(r["scale"]) == scale and bits_reason(r) is None]
+        member = sum(float(r["member_bits_per_step"]) * int(r["steps"]) for r in rows)
+        meta = sum(float(r["meta_bits_per_step"]) * int(r["steps"]) for r in rows)
+        out["bits_ratio"] = member / meta if rows and meta > 0 else nan
+        out["bits_ratio_n"] = len(rows)
+        life = {r["scale"]: r for r in lifetime_summary(self.lifetime_stats)} if self.lifetime_stats is not None \
+            else {}
+        row = life.get(scale, {"ids": 0, "ended": 0, "median_steps": nan})
+        out["lifetime_ids"], out["lifetime_ended"], out["lifetime_median_steps"] = \
+            row["ids"], row["ended"], row["median_steps"]
+        return out
+
+    def common_frame_separation(self, scale: int = 2) -> dict:
+        """:meth:`separation` over the common-frame rows of ``series_detail``: present only where the frames were
+        fixed (otherwise, and for a file analysed before the table was stored, all NaN)."""
+        d = self.series_detail
+        if d is None:
+            d = np.zeros(0, dtype=SERIES_DETAIL_DTYPE)
+        return self.separation(scale, detail=d[~d["gauge_invariant"]])
 
     def series_array(self, kind: str = "agent", ident: int | None = None, member: int | None = None) -> np.ndarray:
         """A gauge-invariant series as ``(replica, frame, feature)`` with one replica: ``agent`` (all agents'
@@ -161,7 +207,10 @@ class AnalysisResult:
         out["separation_bits"], out["separation_bits_err"] = ratio("collective", "relative", "bits")
         out["separation_agent"], out["separation_agent_err"] = ratio("collective", "agent", "steps")
         d = self.timescale_detail if detail is None else detail
-        slow = d[(d["scale"] == scale) & (d["kind"] == TIMESCALE_KINDS["collective"]) & np.isinf(d["tau_frames"])]
+        slow = (d["scale"] == scale) & (d["kind"] == TIMESCALE_KINDS["collective"]) & np.isinf(d["tau_frames"])
+        if "reason" in d.dtype.names:  # too slow for the run, not a run without fluctuations
+            slow &= d["reason"] == REASON["too_short"]
+        slow = d[slow]
         rel = out["tau_relative_steps"]
         # a bound on the mean time of the too-slow series: the mean of their bounds (one meta-agent that split
         # and re-formed has several series, each bounded by its own length)
@@ -194,6 +243,22 @@ class AnalysisResult:
         return out
 
 
+def row_reasons(rows: np.ndarray) -> np.ndarray:
+    """The ``timescales.UNRESOLVED`` code of each time-scale row: its ``reason`` column, or for a table without
+    one (``timescale_detail``, and files analysed before ``series_detail`` was stored) what its own columns say
+    (a series varying by rounding alone is not recognised there)."""
+    if "reason" in rows.dtype.names:
+        return np.asarray(rows["reason"], dtype=np.int64)
+    return np.array([unresolved_reason(float(r["tau_frames"]), int(r["n_frames"]), int(r["every"]))
+                     for r in rows], dtype=np.int64)
+
+
+def unresolved_counts(rows: np.ndarray) -> dict[str, int]:
+    """How many of ``rows`` are unresolved, by ``timescales.UNRESOLVED`` name (resolved rows left out)."""
+    codes = row_reasons(rows)
+    return {UNRESOLVED[int(c)][0]: int((codes == c).sum()) for c in np.unique(codes) if c != REASON["resolved"]}
+
+
 def _common_mean(layout: Layout, state: State, rows) -> np.ndarray:
     """chi-weighted mean over ``rows`` of the means in the common frame, R^T mu (a frame-consistent summary)."""
     R = frame_matrices(layout, state)[rows]
@@ -209,11 +274,13 @@ def _agent_means(layout: Layout, state: State) -> np.ndarray:
 
 
 def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, progress=None,
-                   info_bits=None) -> AnalysisResult:
+                   info_bits=None, fluctuating: bool = True) -> AnalysisResult:
     """Analyse a run's logged frames (``states``, one at a time, at ``steps``) with ``settings`` (the
     scenario's ``analysis`` section: ``meta_agents`` thresholds and ``holonomy`` loops). ``info_bits``, the
     run's ``(steps, values (E, N))`` bits of belief update (``Trajectory.info_bits()``), gives the time scales
-    in bits; without it they are NaN."""
+    in bits; without it they are NaN. ``fluctuating=False`` (a run without noise,
+    ``timescales.fluctuation_sources`` empty): every row of ``series_detail`` is unresolved for want of
+    fluctuations (a relaxation has no autocorrelation time)."""
     params = settings.meta_agents
     loop_defs = [loop_from_waypoints(layout, lp.name, [tuple(w) for w in lp.waypoints])
                  for lp in settings.holonomy.loops]
@@ -347,7 +414,8 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
         loop_names=[lp.name for lp in loop_defs],
         loop_definitions=[{"name": lp.name, "rows": lp.rows.tolist(), "kinds": lp.kinds.tolist()} for lp in loop_defs],
         loop_angle=loop_angle, loop_axis=loop_axis, notes=notes, timescale_detail=detail,
-        series_detail=_series_detail(steps, agent_series, agent_invariant, series, info_bits, frames_fixed),
+        series_detail=_series_detail(steps, agent_series, agent_invariant, series, info_bits, frames_fixed,
+                                     fluctuating),
         bits_by_meta=bits_per_scale(intervals, info_bits),
         lifetime_stats=lifetime_table(lifetimes, int(steps[-1]) if F else 0,
                                       {mid: sorted(e["members"]) for mid, e in series.items()}, info_bits),
@@ -359,33 +427,65 @@ def _timescale_detail(steps, agent_series, series, info_bits) -> np.ndarray:
     """The rows of ``timescale_detail``: each agent (scale 1), each meta-agent's collective mode (its
     coarse-grained belief's common-frame mean) and each base member's relative mode (the member's common-frame
     mean minus the collective one, at the frames where it is a base member), docs/model.md#timescale-detail."""
+    return _common_frame_rows(steps, agent_series, series, info_bits)[list(TIMESCALE_DETAIL_DTYPE.names)].astype(
+        TIMESCALE_DETAIL_DTYPE)
+
+
+def _common_frame_rows(steps, agent_series, series, info_bits) -> np.ndarray:
     return _timescale_rows(steps, agent_series, series, info_bits, "meta",
                            lambda entry, a, idx, meta: np.array(entry["members"][a]) - meta[idx])
 
 
-def _series_detail(steps, agent_series, agent_invariant, series, info_bits, frames_fixed: bool) -> np.ndarray:
+def _series_detail(steps, agent_series, agent_invariant, series, info_bits, frames_fixed: bool,
+                   fluctuating: bool = True) -> np.ndarray:
     """The rows of ``series_detail`` (docs/model.md#invariant-series): the gauge-invariant series of every agent,
     collective and relative mode, and, only when no logged frame's ``phi`` differs from the first's (frames fixed,
     ``lr_phi = 0`` and no frame noise), the common-frame rows of ``timescale_detail`` too, each row naming its
-    series and whether it is gauge-invariant."""
+    series and whether it is gauge-invariant. A row with a ``reason`` (not resolved, also for want of
+    fluctuations or for a series that varies by rounding alone) has ``resolved`` false and no time in steps or
+    bits (NaN; ``tau_frames`` is kept as a diagnostic)."""
     parts = [(_timescale_rows(steps, agent_invariant, series, info_bits, "inv_meta",
                               lambda entry, a, idx, meta: np.array(entry["inv_rel"][a])), True)]
     if frames_fixed:
-        parts.append((_timescale_detail(steps, agent_series, series, info_bits), False))
+        parts.append((_common_frame_rows(steps, agent_series, series, info_bits), False))
     out = []
     for rows, invariant in parts:
         table = np.zeros(rows.size, dtype=SERIES_DETAIL_DTYPE)
-        for name in TIMESCALE_DETAIL_DTYPE.names:
+        for name in rows.dtype.names:
             table[name] = rows[name]
         table["gauge_invariant"] = invariant
         table["series"] = [SERIES_NAMES[(invariant, int(k))] for k in rows["kind"]]
         out.append(table)
-    return np.concatenate(out)
+    return _mark_unresolved(np.concatenate(out), fluctuating)
+
+
+def _mark_unresolved(table: np.ndarray, fluctuating: bool) -> np.ndarray:
+    """``table`` (SERIES_DETAIL_DTYPE) with every row of a run without fluctuations unresolved for that reason, and
+    every unresolved row's ``resolved`` false and its times in steps and bits NaN."""
+    if not fluctuating:
+        table["reason"] = REASON["no_fluctuations"]
+    unresolved = table["reason"] != REASON["resolved"]
+    table["resolved"] &= ~unresolved
+    for name in ("tau_steps", "tau_steps_err", "tau_bits", "tau_bits_err"):
+        table[name][unresolved] = np.nan
+    return table
+
+
+def legacy_series_detail(timescale_detail: np.ndarray, fluctuating: bool) -> np.ndarray:
+    """A ``timescale_detail`` table (common frame; a file analysed before ``series_detail`` was stored) as
+    ``series_detail`` rows: ``series = "common frame"``, not gauge-invariant, each row's reason read from its own
+    columns (``row_reasons``) and marked as in a fresh analysis, so that old files are shown as honestly."""
+    table = np.zeros(timescale_detail.size, dtype=SERIES_DETAIL_DTYPE)
+    for name in TIMESCALE_DETAIL_DTYPE.names:
+        table[name] = timescale_detail[name]
+    table["series"] = "common frame"
+    table["reason"] = row_reasons(timescale_detail)
+    return _mark_unresolved(table, fluctuating)
 
 
 def _timescale_rows(steps, agent_series, series, info_bits, meta_key: str, relative) -> np.ndarray:
-    """Time-scale rows (``TIMESCALE_DETAIL_DTYPE``) of the agents' series ``agent_series`` (F, N, K), each
-    meta-agent's ``entry[meta_key]`` and each member's ``relative(entry, a, frame indices, meta)``."""
+    """Time-scale rows (``TIMESCALE_DETAIL_DTYPE`` and ``reason``) of the agents' series ``agent_series``
+    (F, N, K), each meta-agent's ``entry[meta_key]`` and each member's ``relative(entry, a, frame indices, meta)``."""
     every = frame_spacing(steps)
     rows = []
 
@@ -396,7 +496,7 @@ def _timescale_rows(steps, agent_series, series, info_bits, meta_key: str, relat
         r = series_timescale(x, at, every, rate)
         rows.append((TIMESCALE_KINDS[kind], ident, scale, member, r.first_step, r.burn_in_step, r.n_frames, r.every,
                      r.window, r.stationary, r.resolved, r.tau_frames, r.tau_frames_err, r.tau_blocking_frames,
-                     r.tau_steps, r.tau_steps_err, r.bits_per_step, r.tau_bits, r.tau_bits_err))
+                     r.tau_steps, r.tau_steps_err, r.bits_per_step, r.tau_bits, r.tau_bits_err, r.reason))
 
     for a in range(agent_series.shape[1]):
         ok = np.isfinite(agent_series[:, a]).all(axis=1)
@@ -408,7 +508,10 @@ def _timescale_rows(steps, agent_series, series, info_bits, meta_key: str, relat
         for a in members:  # over the frames where a is a member
             idx = np.array(entry["at"][a], dtype=np.int64)
             add("relative", mid, entry["scale"], a, relative(entry, a, idx, meta), at[idx], [a])
-    return np.array(rows, dtype=TIMESCALE_DETAIL_DTYPE)
+    return np.array(rows, dtype=_ROW_DTYPE)
+
+
+_ROW_DTYPE = np.dtype(TIMESCALE_DETAIL_DTYPE.descr + [("reason", "i8")])
 
 
 def _unusable(state: State) -> str | None:

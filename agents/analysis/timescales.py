@@ -18,6 +18,68 @@ import numpy as np
 
 WINDOW_C = 5.0  # Sokal's window factor: M >= c tau
 RESOLVED_FRAMES = 4.0  # tau (logged frames) below this: the frame spacing does not resolve the time (see the docs)
+# A series whose spread over its kept frames is below this times its largest magnitude (or 1) varies by rounding
+# alone (docs/model.md#unresolved-times): an autocorrelation "time" of it is a number made of machine epsilon.
+ROUNDING_SPREAD = 1e-12
+
+# Why a time is not reported (docs/model.md#unresolved-times): code -> (name, why, what would resolve it). The codes
+# are stored in the run file (series_detail's ``reason``); new ones are appended, never renumbered.
+UNRESOLVED = {
+    0: ("resolved", "", ""),
+    1: ("no_fluctuations", "no fluctuations: the run has no noise (temperature 0, fixed observations), so it relaxes "
+                           "and there is no autocorrelation time to measure",
+        "run `vfe run timescales`, or set dynamics.temperature"),
+    2: ("too_few_frames", "fewer than 4 analysed frames", "run longer or log more often (output.every)"),
+    3: ("too_short", "too slow for this run: no Sokal window within a quarter of the series",
+        "run longer: a 30 % error bar needs about 222 autocorrelation times of frames"),
+    4: ("below_frame_spacing", "faster than the frame spacing (under 4 logged frames)",
+        "log more often (output.every)"),
+    5: ("no_variance", "no variance beyond rounding (machine epsilon): nothing moves",
+        "set dynamics.temperature (or check that the field is not frozen)"),
+    6: ("no_estimate", "no estimate (anti-correlated or too noisy)", "run longer"),
+}
+REASON = {name: code for code, (name, _, _) in UNRESOLVED.items()}
+
+
+def unresolved_reason(tau_frames: float, n_frames: int, every: int, flat: bool = False) -> int:
+    """The :data:`UNRESOLVED` code of a time estimate: ``tau_frames`` (logged frames) of ``n_frames`` kept frames
+    ``every`` steps apart; ``flat``: the series varies by rounding alone. 0 (resolved) exactly when ``tau_steps``
+    is a measured time."""
+    if n_frames < 4 or every <= 0:
+        return REASON["too_few_frames"]
+    if flat:
+        return REASON["no_variance"]
+    if np.isinf(tau_frames):
+        return REASON["too_short"]
+    if not np.isfinite(tau_frames):
+        return REASON["no_estimate"]
+    if tau_frames < RESOLVED_FRAMES:
+        return REASON["below_frame_spacing"]
+    return REASON["resolved"]
+
+
+def rounding_flat(x) -> bool:
+    """True when the series ``x`` (T, ...) spreads over less than :data:`ROUNDING_SPREAD` of its magnitude."""
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        return False
+    spread = float(np.max(np.ptp(x.reshape(x.shape[0], -1), axis=0)))
+    return spread <= ROUNDING_SPREAD * max(1.0, float(np.max(np.abs(x))))
+
+
+def fluctuation_sources(config: dict) -> list[str]:
+    """What makes a run's series fluctuate, from its resolved configuration (a dict): the Langevin temperature of
+    each field (docs/model.md#temperature) and streaming observation draws (docs/model.md#streaming-observations).
+    Empty: a deterministic descent, whose series relax instead of fluctuating (no autocorrelation time)."""
+    out = []
+    t = (config.get("dynamics") or {}).get("temperature", 0.0)
+    for field_name, value in (t.items() if isinstance(t, dict) else [("", t)]):
+        if float(value or 0.0) > 0:
+            out.append(f"dynamics.temperature{'.' + field_name if field_name else ''} = {float(value):g}")
+    every = (config.get("observations") or {}).get("resample_every")
+    if every:
+        out.append(f"observations.resample_every = {int(every)}")
+    return out
 
 
 def autocorrelation_time(x: np.ndarray) -> float:
@@ -231,6 +293,7 @@ class SeriesTimescale:
     bits_per_step: float
     tau_bits: float
     tau_bits_err: float
+    reason: int = 0  # UNRESOLVED code: 0 resolved; also flags a series that varies by rounding alone
 
 
 def series_timescale(x, steps, every: int, rate=None) -> SeriesTimescale:
@@ -257,7 +320,8 @@ def series_timescale(x, steps, every: int, rate=None) -> SeriesTimescale:
         n_frames=int(kept.size), every=int(every), stationary=bool(stationary), tau_frames=est.tau,
         tau_frames_err=est.error, tau_blocking_frames=est.blocking, window=est.window, resolved=resolved,
         tau_steps=tau_steps, tau_steps_err=err_steps, bits_per_step=bits,
-        tau_bits=tau_steps * bits, tau_bits_err=err_steps * bits)
+        tau_bits=tau_steps * bits, tau_bits_err=err_steps * bits,
+        reason=unresolved_reason(est.tau, int(kept.size), int(every), rounding_flat(x)))
 
 
 @dataclass(frozen=True)

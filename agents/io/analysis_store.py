@@ -14,13 +14,23 @@ import json
 import h5py
 import numpy as np
 
+from ..analysis.gauge_series import BITS_SCALE_DTYPE, LIFETIME_STATS_DTYPE
 from ..analysis.pipeline import (EVENT_DTYPE, EVENT_KINDS, HOLONOMY_SUMMARY_COLUMNS, LIFETIME_DTYPE, RECORD_DTYPE,
-                                 TIMESCALE_DETAIL_DTYPE, TIMESCALE_DTYPE, TIMESCALE_KINDS, AnalysisResult)
+                                 SERIES_DETAIL_DTYPE, TIMESCALE_DETAIL_DTYPE, TIMESCALE_DTYPE, TIMESCALE_KINDS,
+                                 AnalysisResult)
+from ..analysis.timescales import UNRESOLVED
 from .checked import read
 from .schema import ANALYSIS_FRAMES, fixed_dataset, read_text, series_dataset, text_dataset, write_text
 
 META = "observables/meta_agents"
 HOLONOMY = "observables/holonomy"
+# series_detail as stored: its ``series`` names as fixed-length UTF-8 bytes (HDF5 has no numpy unicode type)
+SERIES_DETAIL_STORED = np.dtype([(n, "S24" if n == "series" else SERIES_DETAIL_DTYPE[n])
+                                 for n in SERIES_DETAIL_DTYPE.names])
+# the gauge-invariant time-scale tables (docs/model.md#analysis-results): name -> stored dtype. Absent from files
+# analysed before they were stored; read back as None there.
+INVARIANT_TABLES = {"series_detail": SERIES_DETAIL_STORED, "bits_by_meta": BITS_SCALE_DTYPE,
+                    "lifetime_stats": LIFETIME_STATS_DTYPE}
 
 
 def create_analysis_datasets(f: h5py.File, n_agents: int, n_rows: int) -> None:
@@ -50,7 +60,15 @@ def create_analysis_datasets(f: h5py.File, n_agents: int, n_rows: int) -> None:
 
 
 def _create_detail(g: h5py.Group) -> None:
-    series_dataset(g, "timescale_detail", TIMESCALE_DETAIL_DTYPE).attrs["kinds"] = json.dumps(TIMESCALE_KINDS)
+    """The time-scale tables a file may lack (created with the file; added by `vfe analyze` to older files)."""
+    if "timescale_detail" not in g:
+        series_dataset(g, "timescale_detail", TIMESCALE_DETAIL_DTYPE).attrs["kinds"] = json.dumps(TIMESCALE_KINDS)
+    for name, dtype in INVARIANT_TABLES.items():
+        if name not in g:
+            ds = series_dataset(g, name, dtype)
+            if name == "series_detail":
+                ds.attrs["kinds"] = json.dumps(TIMESCALE_KINDS)
+                ds.attrs["reasons"] = json.dumps({code: entry[0] for code, entry in UNRESOLVED.items()})
 
 
 def _put(ds: h5py.Dataset, data) -> None:
@@ -73,12 +91,16 @@ def write_analysis(f: h5py.File, result: AnalysisResult) -> None:
                        ("members_offset", result.members_offset), ("events", result.events),
                        ("lifetimes", result.lifetimes), ("timescales", result.timescales)):
         _put(g[name], data)
-    # files created before the detailed time scales existed lack the dataset: it is added when the file is not
-    # open for SWMR writing (vfe analyze), else left out (read_analysis then returns an empty table)
-    if "timescale_detail" not in g and not f.swmr_mode:
+    # files created before the detailed time scales existed lack the datasets: they are added when the file is not
+    # open for SWMR writing (vfe analyze), else left out (read_analysis then returns an empty table, or None)
+    if not f.swmr_mode:
         _create_detail(g)
     if "timescale_detail" in g:
         _put(g["timescale_detail"], result.timescale_detail)
+    for name, dtype in INVARIANT_TABLES.items():
+        table = getattr(result, name)
+        if name in g and table is not None:
+            _put(g[name], np.asarray(table).astype(dtype))
     _put(h["step"], result.steps)
     _put(h["plaquette_angle"], result.plaquette_angle)
     _put(h["summary"], result.holonomy_summary)
@@ -107,4 +129,16 @@ def read_analysis(f: h5py.File) -> AnalysisResult | None:
         loop_axis=read(lg["axis"]),
         timescale_detail=(read(g["timescale_detail"]) if "timescale_detail" in g
                           else np.zeros(0, dtype=TIMESCALE_DETAIL_DTYPE)),
+        **_invariant_tables(g),
     )
+
+
+def _invariant_tables(g: h5py.Group) -> dict:
+    """The stored gauge-invariant tables; None for each one the file lacks (analysed before they were stored)."""
+    out = {}
+    for name in INVARIANT_TABLES:
+        table = read(g[name]) if name in g else None
+        if name == "series_detail" and table is not None:
+            table = table.astype(SERIES_DETAIL_DTYPE)
+        out[name] = table
+    return out

@@ -1,7 +1,12 @@
 """A run as a file ParaView and VisIt open: VTKHDF ImageData with a time series (``vfe export``, ``gv.export``).
 
     gv.export("runs/q.h5", "runs/q.vtkhdf")          # or gv.export(traj, ...); vfe export runs/q.h5 -o runs/q.vtkhdf
-    pyvista.get_reader("runs/q.vtkhdf").time_values  # the logged steps
+    gv.viz.export_steps("runs/q.vtkhdf")             # the logged steps (the file's time values)
+    gv.viz.read_export("runs/q.vtkhdf", step=200)    # a pyvista.ImageData of logged step 200
+
+The output's suffix picks the format (``.vtkhdf`` or ``.hdf``: VTKHDF); any other suffix is refused before anything
+is written, in particular ``.vtk``, VTK's legacy format, which this is not and which pyvista would then
+fail to read (:func:`format_for`).
 
 The file is VTKHDF 2.0 (docs.vtk.org, "VTKHDF File Format"): one ``ImageData`` whose cells are the grid's sites
 (x = column, y = row, cell centres at integer coordinates, spacing 1 site) and a transient ``Steps`` group whose
@@ -23,8 +28,15 @@ chunk. VTK reads the time axis of a 2D image in place of z, so an array is (step
 The root group's attributes (outside /VTKHDF, which VTK ignores) name the source run and give each quantity's
 units and description as JSON.
 
-VTK >= 9.3 reads this (vtkHDFReader); pyvista's ``pv.read`` gives the first step and ``pv.get_reader`` steps
-through ``time_values``.
+VTK >= 9.3 reads this (vtkHDFReader). ``pv.read(path)`` gives the first step only, and pyvista's ``HDFReader``
+(0.49) has no ``time_values``: step through time with VTK's reader, as ``gv.viz.read_export`` does
+(docs/model.md#export-reading)::
+
+    reader = pyvista.get_reader("runs/q.vtkhdf").reader  # the vtkHDFReader
+    reader.UpdateInformation()
+    reader.SetStep(k)                                    # k-th logged frame, 0 .. reader.GetNumberOfSteps() - 1
+    reader.Update()
+    grid = pyvista.wrap(reader.GetOutput()).copy()       # its arrays at that step
 """
 
 from __future__ import annotations
@@ -41,7 +53,10 @@ from ..model.energy import TERMS
 from .outputs import check_output, h5_output, require_space
 from .reader import NotReproducible, Trajectory, load
 
-FORMATS = ("vtkhdf",)
+FORMATS = {"vtkhdf": (".vtkhdf", ".hdf")}  # format -> the output suffixes it is written under
+# suffixes people reach for that name another format: said as such in the refusal
+_OTHER_FORMATS = {".vtk": "VTK's legacy format", ".vti": "VTK XML ImageData", ".vtu": "VTK XML UnstructuredGrid",
+                  ".xdmf": "XDMF", ".xmf": "XDMF", ".h5": "a plain HDF5 name (run files use it)"}
 VTKHDF_VERSION = (2, 0)  # the first version with transient (Steps) ImageData
 
 _QUANTITIES = {  # per-agent quantity -> (units, description); units as in docs/model.md#units
@@ -71,24 +86,41 @@ class ExportResult:
                 f"{self.wall_time:.1f} s)")
 
 
-def export(traj_or_path, out, format: str = "vtkhdf", *, energy_densities: bool = True,
+def format_for(out, format: str | None = None) -> str:
+    """The export format of the output path ``out``, chosen by its suffix; ``format`` (given) must agree with it.
+    ValueError, one line naming the file, for an unknown format or a suffix that is not one of its own."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}: expected {', '.join(FORMATS)}")
+    wanted = [f for f, suffixes in FORMATS.items() if suffix in suffixes]
+    if not wanted or (format is not None and format not in wanted):
+        fmt = format or "vtkhdf"
+        what = f" ({_OTHER_FORMATS[suffix]}, which vfe export does not write)" if suffix in _OTHER_FORMATS else ""
+        raise ValueError(f"{out}: the suffix {suffix or '(none)'}{what} does not name the {fmt} format; name the "
+                         f"output {' or '.join(FORMATS[fmt])} (e.g. {out.with_suffix(FORMATS[fmt][0]).name})")
+    return wanted[0]
+
+
+def export(traj_or_path, out, format: str | None = None, *, energy_densities: bool = True,
            progress=None) -> ExportResult:
-    """Write the run ``traj_or_path`` (a :class:`Trajectory` or a run file) to ``out`` as ``format``.
+    """Write the run ``traj_or_path`` (a :class:`Trajectory` or a run file) to ``out`` in the format its suffix
+    names (:func:`format_for`; ``format``, if given, must agree with the suffix).
 
     An earlier export at ``out`` is replaced only once the new one is complete (:func:`~.outputs.atomic_output`:
     a failure or an interrupt leaves it as it was). ``energy_densities=False`` skips recomputing the densities
     (one energy evaluation per frame). ``progress(done, total)`` is called after each frame. Bad input (an
-    unknown format, a run without logged frames) raises ``ValueError``; an ``out`` that is the run file itself,
+    unknown format, a suffix that is not the format's, a run without logged frames) raises ``ValueError``; an ``out`` that is the run file itself,
     a live run's file or any run trajectory raises :class:`~.outputs.OutputRefused` (a ``ValueError``) before
     anything is written; an unreadable run raises ``OSError``; a full disk raises :class:`~.outputs.NoSpaceLeft`
     (an ``OSError``) with the earlier export as it was.
     """
-    if format not in FORMATS:
+    if format is not None and format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}: expected {', '.join(FORMATS)}")
     if isinstance(traj_or_path, Trajectory):
-        return _export_vtkhdf(traj_or_path, Path(out), energy_densities, progress)
+        return _export_vtkhdf(traj_or_path, Path(out), format, energy_densities, progress)
     with load(traj_or_path) as traj:
-        return _export_vtkhdf(traj, Path(out), energy_densities, progress)
+        return _export_vtkhdf(traj, Path(out), format, energy_densities, progress)
 
 
 def agent_array_name(traj: Trajectory, agent: int, quantity: str) -> str:
@@ -110,9 +142,11 @@ def _meta_ids(result, traj: Trajectory) -> dict[int, np.ndarray]:
     return out
 
 
-def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress) -> ExportResult:
+def _export_vtkhdf(traj: Trajectory, out: Path, format: str | None, energy_densities: bool,
+                   progress) -> ExportResult:
     t0 = time.perf_counter()
-    check_output(out, [traj.path], "export")
+    check_output(out, [traj.path], "export")  # first: an output that is a run file is refused as such
+    format_for(out, format)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out}: the folder {out.parent} does not exist")
     steps = np.asarray(traj.frame_steps)
@@ -217,4 +251,4 @@ def _export_vtkhdf(traj: Trajectory, out: Path, energy_densities: bool, progress
     return ExportResult(out, "vtkhdf", steps, arrays, notes, time.perf_counter() - t0)
 
 
-__all__ = ["FORMATS", "ExportResult", "agent_array_name", "export"]
+__all__ = ["FORMATS", "ExportResult", "agent_array_name", "export", "format_for"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..analysis.pipeline import AnalysisResult, analyze_frames
+from ..analysis.timescales import fluctuation_sources
 from ..io.outputs import full_disk_names
 from ..io.reader import load
 from ..io.session import analysis_session
@@ -52,6 +53,6 @@ def analyze_run(path: str | Path, settings: AnalysisConfig | None = None, progre
     with full_disk_names(f"the analysis into {path}", "nothing was replaced"), analysis_session(path) as session:
         traj = session.trajectory
         result = analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings, progress,
-                                info_bits=traj.info_bits())
+                                info_bits=traj.info_bits(), fluctuating=bool(fluctuation_sources(traj.config)))
         session.write_analysis(result)
     return result

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.gauge_series import bits_reason, lifetime_summary
+from ..analysis.pipeline import legacy_series_detail
+from ..analysis.timescales import UNRESOLVED, fluctuation_sources
 from ..io.reader import Trajectory, load
 from ..model.energy import TERMS
 
@@ -78,9 +81,12 @@ def _summary(traj: Trajectory) -> dict:
             "last_frame_counts": {f"scale {s}": int(counts[-1, s]) for s in scales} if len(counts) else {},
             "highest_scale": result.n_scales,
             "events": result.event_counts(),
+            # the legacy quick table (logged frames, common frame, nothing checked; docs/model.md#timescales): kept
+            # in --json for the scripts that read it, never printed
             "timescales": [{name: row[name].item() for name in row.dtype.names} for row in result.timescales],
-            # docs/model.md#timescale-detail: per scale and kind, the resolved series' mean time in steps and bits
+            # docs/model.md#timescale-detail: per scale and kind, the common-frame series (legacy, --json only)
             "timescales_by_scale": result.timescales_by_scale(),
+            "time_scales": time_scales(result, traj.config, str(traj.path)),
         }
         last = result.holonomy_summary[-1] if len(result.holonomy_summary) else [np.nan, np.nan, 0]
         out["holonomy"] = {"mean": float(last[0]), "max": float(last[1]), "loops": len(result.loop_names)}
@@ -117,10 +123,7 @@ def summary_lines(info: dict) -> list[str]:
         ma = info["meta_agents"]
         lines.append(f"  meta-agents per scale, last frame: {ma['last_frame_counts']} "
                      f"(highest scale reached: {ma['highest_scale']}); events: {ma['events']}")
-        for row in ma["timescales"]:
-            lines.append(f"    id {row['id']} scale {row['scale']}: tau {_num(row['tau'], '.3g')} logged frames vs "
-                         f"members {_num(row['tau_members'], '.3g')}: ratio {_num(row['ratio'], '.3g')}")
-        lines += ["  " + line for line in _by_scale_lines(ma.get("timescales_by_scale", []))]
+        lines += ["  " + line for line in time_scale_lines(ma["time_scales"])]
     if "holonomy" in info:
         h = info["holonomy"]
         lines.append(f"  holonomy, last frame: plaquette angle mean {_num(h['mean'], '.3g')}, max "
@@ -131,28 +134,126 @@ def summary_lines(info: dict) -> list[str]:
 def meta_agent_lines(meta: dict) -> list[str]:
     """The meta-agent part of a summary as the lines ``vfe analyze`` prints."""
     if meta["highest_scale"] < 2:
-        return ["meta-agents: none detected"]
+        return ["meta-agents: none detected"] + time_scale_lines(meta["time_scales"])
     counts = ", ".join(f"{k}: {v}" for k, v in meta["last_frame_counts"].items())
     lines = [f"meta-agents in the last frame: {counts or 'none'} (highest scale reached: {meta['highest_scale']})"]
     if meta["events"]:
         lines.append("events: " + ", ".join(f"{k} {v}" for k, v in meta["events"].items()))
-    for row in meta["timescales"]:
-        lines.append(f"meta-agent {row['id']} (scale {row['scale']}): tau {_num(row['tau'], '.3g')} logged frames, "
-                     f"members {_num(row['tau_members'], '.3g')}, ratio {_num(row['ratio'], '.3g')}")
-    return lines + _by_scale_lines(meta.get("timescales_by_scale", []))
+    return lines + time_scale_lines(meta["time_scales"])
 
 
-def _by_scale_lines(rows: list[dict]) -> list[str]:
-    """One line per scale and kind of the detailed time scales (docs/model.md#timescale-detail)."""
-    out = []
-    for r in rows:
-        text = (f"time scale, scale {r['scale']} {r['kind']}: {r['n_resolved']} of {r['n']} series measured "
-                "(finite and >= 4 logged frames)")
-        if r["n_resolved"]:
-            text += (f"; tau {_num(r['tau_steps'], '.3g')} +- {_num(r['tau_steps_err'], '.2g')} steps, "
-                     f"{_num(r['tau_bits'], '.3g')} +- {_num(r['tau_bits_err'], '.2g')} bits")
-        out.append(text)
+SEPARATION_KEYS = ("separation", "separation_err", "separation_bits", "separation_bits_err")
+
+
+def time_scales(result, config: dict, path: str = "RUN.h5") -> dict:
+    """The time-scale part of a summary (docs/model.md#unresolved-times), as plain data: per scale, kind and series
+    the resolved times (mean +- error, in steps and bits) and, for the rest, how many are unresolved and why; the
+    separation at scale 2; the bits per step by meta-agent; the lifetimes by scale.
+
+    The source is the stored ``series_detail`` (gauge-invariant series, and common-frame ones only where frames
+    were fixed); for a file analysed before it was stored, its common-frame ``timescale_detail`` as it is, each
+    row judged by its own columns and by the run's noise, with the command that recomputes the invariant ones."""
+    sources = fluctuation_sources(config)
+    detail = result.series_detail
+    legacy = detail is None
+    if legacy:
+        detail = legacy_series_detail(result.timescale_detail, bool(sources))
+    groups = []
+    for invariant in (True, False):
+        rows = detail[detail["gauge_invariant"] == invariant]
+        label = "gauge-invariant" if invariant else "common frame, frames fixed"
+        groups += [{**row, "series": label if not legacy else "common frame"}
+                   for row in result.timescales_by_scale(rows)]
+    for g in groups:
+        if not g["n_resolved"]:
+            for key in ("tau_steps", "tau_steps_err", "tau_bits", "tau_bits_err"):
+                g[key] = None
+    chosen = detail[detail["gauge_invariant"]] if not legacy else detail
+    separation = {k: v for k, v in result.separation(2, detail=chosen).items() if k in SEPARATION_KEYS}
+    out = {"series": "common frame" if legacy else "gauge-invariant", "fluctuations": sources,
+           "by_scale": groups, "separation_scale2": separation,
+           "bits_by_meta": None, "lifetimes": None}
+    if legacy:
+        out["note"] = (f"analysed before the gauge-invariant tables were stored: `vfe analyze {path}` "
+                       "recomputes them")
+    if result.bits_by_meta is not None:
+        out["bits_by_meta"] = [{**{n: r[n].item() for n in r.dtype.names}, "why": bits_reason(r)}
+                               for r in result.bits_by_meta]
+        for r in out["bits_by_meta"]:
+            if r["why"] is not None:
+                r["ratio"] = None
+    if result.lifetime_stats is not None:
+        out["lifetimes"] = lifetime_summary(result.lifetime_stats)
     return out
+
+
+def _why(name: str, count: int | None = None) -> str:
+    """An unresolved reason and its remedy, from timescales.UNRESOLVED."""
+    code = next(c for c, entry in UNRESOLVED.items() if entry[0] == name)
+    _, why, fix = UNRESOLVED[code]
+    return f"{'' if count is None else f'{count} '}{why}; {fix}"
+
+
+def time_scale_lines(ts: dict) -> list[str]:
+    """The lines of :func:`time_scales`: a time is printed only when it was resolved, with its error bar; an
+    unresolved one is named with its reason and what would resolve it (docs/model.md#unresolved-times)."""
+    head = ("time scales of the gauge-invariant series (docs/model.md#gauge-invariant-series):"
+            if ts["series"] == "gauge-invariant" else
+            "time scales of the common-frame series (docs/model.md#timescale-detail):")
+    lines = [head]
+    if ts.get("note"):
+        lines.append(f"  note: {ts['note']}")
+    if not ts["fluctuations"] and ts["by_scale"]:
+        lines.append(f"  none measured: {_why('no_fluctuations')}")
+    else:
+        for g in ts["by_scale"]:
+            text = f"  time scale, scale {g['scale']} {g['kind']} ({g['series']}): "
+            if g["n_resolved"]:
+                text += f"{g['n_resolved']} of {g['n']} resolved: tau {_num(g['tau_steps'], '.3g')} +- " \
+                        f"{_num(g['tau_steps_err'], '.2g')} steps"
+                if g["tau_bits"] is not None:
+                    text += f", {_num(g['tau_bits'], '.3g')} +- {_num(g['tau_bits_err'], '.2g')} bits"
+            else:
+                text += f"none of {g['n']} resolved"
+            if g["unresolved"]:
+                text += "; unresolved: " + "; ".join(_why(name, n) for name, n in g["unresolved"].items())
+            lines.append(text)
+        sep = ts["separation_scale2"]
+        if sep.get("separation") is not None:
+            text = f"  separation, scale 2: {_num(sep['separation'], '.3g')} +- {_num(sep['separation_err'], '.2g')}" \
+                   " in steps"
+            if sep.get("separation_bits") is not None:
+                text += f", {_num(sep['separation_bits'], '.3g')} +- {_num(sep['separation_bits_err'], '.2g')} in bits"
+            lines.append(text)
+        elif any(g["scale"] >= 2 for g in ts["by_scale"]):
+            first = ts["by_scale"][0]["series"]  # the series the separation is read from
+            missing = [f"{g['kind']} modes ({', '.join(n.replace('_', ' ') for n in g['unresolved'])})"
+                       for g in ts["by_scale"] if g["scale"] == 2 and g["series"] == first and not g["n_resolved"]
+                       and g["kind"] in ("collective", "relative")]
+            lines.append("  separation, scale 2: not measured: it needs resolved collective and relative modes"
+                         + (f"; unresolved: {', '.join(missing)}" if missing else ""))
+    if ts["bits_by_meta"]:
+        lines.append("  bits per step, members against their meta-agent (docs/model.md#time-in-bits-per-scale; the "
+                     "meta-agent's between logged frames):")
+    for r in ts["bits_by_meta"] or []:
+        head = f"    meta-agent {r['id']} (scale {r['scale']}): "
+        if r["why"] is not None:
+            lines.append(head + f"not measured: {r['why']}")
+        else:
+            lines.append(head + f"members {_num(r['member_bits_per_step'], '.3g')}, meta-agent "
+                         f"{_num(r['meta_bits_per_step'], '.3g')} bits/step: ratio {_num(r['ratio'], '.3g')} over "
+                         f"{r['steps']} steps")
+    for r in ts["lifetimes"] or []:
+        text = f"  lifetimes, scale {r['scale']}: {r['ids']} id{'s' if r['ids'] != 1 else ''}, {r['ended']} ended; "
+        if r["median_steps"] is None:
+            text += "median not reached (too many alive at the end)"
+        else:
+            text += f"median {_num(r['median_steps'], '.4g')} steps"
+            if r["median_bits"] is not None:
+                text += f", {_num(r['median_bits'], '.3g')} member bits"
+            text += " (Kaplan-Meier, to the logging interval)"
+        lines.append(text)
+    return lines
 
 
 def _finite_or_none(value):

@@ -80,14 +80,24 @@ class Analysis:
     def timescale_detail(self):
         """The detailed time scales (docs/model.md#timescale-detail): one row per agent, meta-agent collective
         mode and member relative mode, ``kind`` as a name; times in logged frames, steps and bits."""
+        return _detail_frame(self.result.timescale_detail)
+
+    @property
+    def series_detail(self):
+        """The time scales to trust (docs/model.md#gauge-invariant-series): as :attr:`timescale_detail` over the
+        gauge-invariant series (and common-frame ones where frames were fixed), with ``series``,
+        ``gauge_invariant`` and ``reason`` as a name (docs/model.md#unresolved-times); None for a stored analysis
+        written before the table was stored (``gv.analyze_run`` recomputes it)."""
         import pandas as pd
 
-        from ..analysis.pipeline import TIMESCALE_KINDS
+        from ..analysis.timescales import UNRESOLVED
 
-        d = self.result.timescale_detail
-        df = pd.DataFrame({name: d[name] for name in d.dtype.names})
-        names = {v: k for k, v in TIMESCALE_KINDS.items()}
-        df["kind"] = pd.Categorical([names[int(k)] for k in d["kind"]], categories=list(TIMESCALE_KINDS))
+        d = self.result.series_detail
+        if d is None:
+            return None
+        df = _detail_frame(d)
+        df["reason"] = pd.Categorical([UNRESOLVED[int(c)][0] for c in d["reason"]],
+                                      categories=[entry[0] for entry in UNRESOLVED.values()])
         return df
 
     @property
@@ -120,6 +130,18 @@ class Analysis:
                 f"meta-agents, events {events}, {len(self.result.loop_names)} loops{stored})")
 
 
+def _detail_frame(d):
+    """A time-scale table (``timescale_detail`` or ``series_detail``) as a DataFrame, ``kind`` as a name."""
+    import pandas as pd
+
+    from ..analysis.pipeline import TIMESCALE_KINDS
+
+    df = pd.DataFrame({name: d[name] for name in d.dtype.names})
+    names = {v: k for k, v in TIMESCALE_KINDS.items()}
+    df["kind"] = pd.Categorical([names[int(k)] for k in d["kind"]], categories=list(TIMESCALE_KINDS))
+    return df
+
+
 def analyze(sim_or_traj, **thresholds) -> Analysis:
     """Meta-agents, events, time scales and holonomy of a run, in one call.
 
@@ -131,6 +153,7 @@ def analyze(sim_or_traj, **thresholds) -> Analysis:
     the file (``vfe analyze`` / ``gv.analyze_run`` store one).
     """
     from ..analysis.pipeline import analyze_frames
+    from ..analysis.timescales import fluctuation_sources
     from ..io.reader import load
     from .analyze import analysis_config
     from .simulation import Simulation
@@ -138,7 +161,8 @@ def analyze(sim_or_traj, **thresholds) -> Analysis:
     if isinstance(sim_or_traj, Simulation):
         sim = sim_or_traj
         settings = analysis_config(sim.config.to_dict(), **thresholds)
-        return Analysis(analyze_frames(sim.layout, [sim.state.step], [sim.state], settings))
+        return Analysis(analyze_frames(sim.layout, [sim.state.step], [sim.state], settings,
+                                       fluctuating=bool(fluctuation_sources(sim.config.to_dict()))))
     if isinstance(sim_or_traj, (str, Path)):
         with load(sim_or_traj) as traj:
             return analyze(traj, **thresholds)
@@ -150,4 +174,4 @@ def analyze(sim_or_traj, **thresholds) -> Analysis:
         return Analysis(stored, stored=True)
     settings = analysis_config(traj.config, **thresholds)
     return Analysis(analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings,
-                                   info_bits=traj.info_bits()))
+                                   info_bits=traj.info_bits(), fluctuating=bool(fluctuation_sources(traj.config))))

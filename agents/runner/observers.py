@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from ..analysis.pipeline import AnalysisResult, analyze_frames
+from ..analysis.timescales import fluctuation_sources
 from ..io.writer import DiskFullError, TrajectoryWriter
 from ..model.dynamics import DivergenceError, StepInfo
 from ..model.energy import TERM, TERMS
@@ -232,7 +233,8 @@ class EndOfRunAnalysis:
             if outcome.status != "failed":
                 traj = writer.reader()
                 self.result = analyze_frames(sim.layout, traj.frame_steps, traj.frame_states(), self.settings,
-                                             info_bits=traj.info_bits())
+                                             info_bits=traj.info_bits(),
+                                             fluctuating=bool(fluctuation_sources(sim.config.to_dict())))
                 self.notes += self.result.notes
                 with signals_deferred() as held:  # never half an analysis in the file
                     writer.write_analysis(self.result)

@@ -32,14 +32,14 @@ from pathlib import Path
 
 import yaml
 
-from ..analysis.pipeline import SEPARATION_FIELDS
+from ..analysis.pipeline import SEPARATION_FIELDS, TIME_SCALE_FIELDS
 from ..io.outputs import NoSpaceLeft, atomic_output
 from ..io.sweep_store import read_summary, write_summary
 from ..model.energy import TERMS
 
 SUMMARY_FIELDS = ["member", "status", "message", "wall_time", "last_step", "uphill_steps", "path"] + \
     [f"energy_{t}" for t in ("total",) + TERMS] + ["meta_agents", "meta_max_scale", "holonomy_mean", "holonomy_max"] + \
-    ["lambda_align_over_alpha"] + SEPARATION_FIELDS
+    ["lambda_align_over_alpha"] + SEPARATION_FIELDS + TIME_SCALE_FIELDS
 
 
 SUMMARY_SECONDS = 2.0  # the summary is rewritten at most this often while members finish (and once at the end)
@@ -201,7 +201,8 @@ def run_member(scenario_path: str, overrides: dict, output: str, numba_threads: 
             row["meta_max_scale"] = res.analysis.n_scales
             mean, mx, _ = res.analysis.holonomy_summary[-1]
             row["holonomy_mean"], row["holonomy_max"] = float(mean), float(mx)
-            row.update(res.analysis.separation(scale=2))
+            # gauge-invariant series (docs/model.md#gauge-invariant-series); common frame only where frames fixed
+            row.update(res.analysis.time_scale_summary(scale=2))
     except ScenarioError as exc:
         row["message"] = "; ".join(exc.messages)
     except Exception as exc:  # noqa: BLE001 - one member's failure is data, not the sweep's end

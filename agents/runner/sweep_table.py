@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 # Column types of a sweep summary (agents/runner/sweep.py SUMMARY_FIELDS); parameters are typed by their values.
-_INT_COLUMNS = ("last_step", "uphill_steps", "meta_agents", "meta_max_scale")
+_INT_COLUMNS = ("last_step", "uphill_steps", "meta_agents", "meta_max_scale", "bits_ratio_n", "lifetime_ids",
+                "lifetime_ended")
 _TEXT_COLUMNS = ("member", "status", "message", "path")
 
 
@@ -60,8 +61,11 @@ def load_sweep(directory):
 
     ``member``, ``status``, ``message``, ``path``: strings; ``param:KEY``: the swept values, typed by their
     values (Int64, float64, boolean, or string for lists and names); ``wall_time``, ``energy_*``,
-    ``holonomy_*``: float64 (NaN where a failed member has none); ``last_step``, ``uphill_steps``,
-    ``meta_agents``, ``meta_max_scale``: Int64 (nullable integers: <NA> where a failed member has none).
+    ``holonomy_*``, the time scales (``tau_*``, ``separation*`` from the gauge-invariant series,
+    ``common_frame_separation*`` only where frames were fixed, ``bits_ratio``, ``lifetime_median_steps``;
+    docs/model.md#separation): float64 (NaN where a failed member has none or nothing was resolved);
+    ``last_step``, ``uphill_steps``, ``meta_agents``, ``meta_max_scale``, ``bits_ratio_n``, ``lifetime_ids``,
+    ``lifetime_ended``: Int64 (nullable integers: <NA> where a failed member has none).
     """
     import pandas as pd
 
