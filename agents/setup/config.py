@@ -324,6 +324,9 @@ class SweepConfig(_Strict):
 
 
 class Config(_Strict):
+    """The validated scenario with every default filled in: the one thing the CLI, a notebook or a sweep hands
+    to the set-up. ``make_config`` builds it from a dict; docs/scenario-reference.md lists every key."""
+
     name: Annotated[str, AfterValidator(_clean_name)] = Field(
         "unnamed", description="run name; the default output is runs/NAME.h5")
     seed: int = Field(0, ge=0, le=MAX_INT64, description="root seed: one independent stream per purpose "
