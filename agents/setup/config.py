@@ -277,7 +277,7 @@ class ObservationsConfig(VectorField):
 
 
 class OutputConfig(_Strict):
-    path: PathText | None = Field(None, description="trajectory file; default runs/<name>.h5")
+    path: PathText | None = Field(None, description="trajectory file; default runs/NAME.h5")
     every: int = Field(10, ge=1, description="log the fields every k-th step (energies: every step)")
     dtype: Literal["float32", "float64"] = Field("float32", description="logged fields' precision (energies and "
                                                  "the checkpoint are always float64)")
