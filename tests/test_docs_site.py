@@ -80,7 +80,7 @@ def test_the_site_builds_in_strict_mode_with_every_part(site):
     model = (site / "model" / "index.html").read_text()
     assert 'id="linearised-spectrum"' in model and "Reading:" in model
 
-    cli = (site / "cli" / "index.html").read_text()
+    cli = _text(site / "cli" / "index.html")
     from gauge_vfe.agents.cli import main
 
     for command in main.commands:  # every subcommand, with its options, from the click group

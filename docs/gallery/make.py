@@ -36,6 +36,9 @@ EXECUTED_TUTORIAL = DOCS / "executed" / "tutorial.ipynb"
 # command shown carries the --steps it ran with). timescales is 50 000 steps of noise, and its figure of merit
 # is the sweep's separation plot (docs/results/timescales/), not one run.
 SHORTER = {"timescales": 5000}
+# a pointer beside a page's note, where a scenario's result is more than one run
+SEE_ALSO = {"timescales": " Its result is the sweep's: "
+                        "[Results: time-scale separation](../results/timescales/index.md)."}
 SIZE = "960x540"  # the 3D figure: small PNGs, legible on a page
 # what a page says about its run (from `vfe inspect --json`), in this order
 FACTS = ("status", "steps", "total energy", "meta-agents in the last frame", "run time")
@@ -64,7 +67,8 @@ def page(name: str, facts: dict | None) -> str:
     path = SCENARIOS / f"{name}.yaml"
     shell = "\n".join(" ".join(c) for c in commands(name))
     shorter = (f"\n!!! note \"A shorter run\"\n    The scenario runs {facts_steps(path)} steps; this page ran "
-               f"{SHORTER[name]} (`--steps {SHORTER[name]}`) to keep the gallery cheap to remake.\n"
+               f"{SHORTER[name]} (`--steps {SHORTER[name]}`) to keep the gallery cheap to remake."
+               f"{SEE_ALSO.get(name, '')}\n"
                if name in SHORTER else "")
     measured = ""
     if facts:
@@ -145,11 +149,22 @@ def make_figures(name: str) -> dict:
             print(f"[{name}] {' '.join(cmd)}", flush=True)
             subprocess.run([vfe(), *cmd[1:]], cwd=work, check=True)
         subprocess.run([sys.executable, "-c", energy_snippet(name)], cwd=work, check=True)
-        shutil.copyfile(Path(work) / f"{name}.png", figures / f"{name}.png")
-        shutil.copyfile(Path(work) / f"{name}-energy.png", figures / f"{name}-energy.png")
+        for figure in (f"{name}.png", f"{name}-energy.png"):
+            shrink_png(Path(work) / figure, figures / figure)
         out = subprocess.run([vfe(), "inspect", f"runs/{name}.h5", "--json"], cwd=work, check=True,
                              capture_output=True, text=True).stdout
     return facts_of(json.loads(out), took)
+
+
+def shrink_png(source: Path, out: Path) -> None:
+    """A smaller copy of a figure (they are committed): a plot of lines in 256 colours (a third of the bytes, the
+    same picture); a 3D scene losslessly, since 256 colours would band its colour maps."""
+    from PIL import Image
+
+    with Image.open(source) as im:
+        rgb = im.convert("RGB")
+    small = rgb.quantize(colors=256, dither=Image.Dither.NONE) if out.stem.endswith("-energy") else rgb
+    small.save(out, "PNG", optimize=True)
 
 
 def facts_of(summary: dict, took: float) -> dict:
