@@ -116,14 +116,15 @@ def facts_steps(path: Path) -> int:
 
 
 def index(names: list[str]) -> str:
-    rows = "\n".join(f"| [{n}]({n}.md) | {scenario_summary(SCENARIOS / f'{n}.yaml')} |" for n in names)
+    rows = "\n".join(f"| [![{n}](figures/{n}.png){{ width=\"240\" }}]({n}.md) | [{n}]({n}.md): "
+                     f"{scenario_summary(SCENARIOS / f'{n}.yaml')} |" for n in names)
     return f"""# Gallery
 
 One page per shipped scenario (`vfe scenarios` lists them): its last frame in 3D, its energy over the run, the
 commands that make both, and the scenario file. The pages and figures are made by
 `python docs/gallery/make.py`, which runs each scenario with exactly the commands its page shows.
 
-| scenario | what it shows |
+| last frame | scenario |
 | --- | --- |
 {rows}
 """
