@@ -28,7 +28,6 @@ from gauge_vfe.agents.setup.shipped import scenario_summary, shipped_scenarios
 GALLERY = Path(__file__).resolve().parent
 DOCS = GALLERY.parent
 ROOT = DOCS.parent
-SCENARIOS = ROOT / "scenarios"
 TUTORIAL = DOCS / "tutorial.ipynb"
 EXECUTED_TUTORIAL = DOCS / "executed" / "tutorial.ipynb"
 
@@ -64,7 +63,7 @@ def energy_snippet(name: str) -> str:
 
 def page(name: str, facts: dict | None) -> str:
     """The gallery page of one scenario (markdown). `facts` are the figures measured when it ran, if known."""
-    path = SCENARIOS / f"{name}.yaml"
+    path = shipped_scenarios()[name]
     shell = "\n".join(" ".join(c) for c in commands(name))
     shorter = (f"\n!!! note \"A shorter run\"\n    The scenario runs {facts_steps(path)} steps; this page ran "
                f"{SHORTER[name]} (`--steps {SHORTER[name]}`) to keep the gallery cheap to remake."
@@ -117,7 +116,7 @@ def facts_steps(path: Path) -> int:
 
 def index(names: list[str]) -> str:
     rows = "\n".join(f"| [![{n}](figures/{n}.png){{ width=\"240\" }}]({n}.md) | [{n}]({n}.md): "
-                     f"{scenario_summary(SCENARIOS / f'{n}.yaml')} |" for n in names)
+                     f"{scenario_summary(shipped_scenarios()[n])} |" for n in names)
     return f"""# Gallery
 
 One page per shipped scenario (`vfe scenarios` lists them): its last frame in 3D, its energy over the run, the
