@@ -242,6 +242,10 @@ case("sweep-value-inf", "sweep:\n  params:\n    dynamics.lr_mu: [.inf]\n", "{s}:
 case("sweep-zip-lengths", "sweep:\n  params:\n    energy.kappa: [1, 2]\n    seed: [1, 2, 3]\n  zip: true\n",
      "{s}:5: sweep.zip:", "same number of values")
 case("sweep-not-a-mapping", "sweep: [1, 2]\n", "{s}:1: sweep:")
+case("sweep-key-under-set-scalar",
+     "dynamics: {temperature: {mu: 0.01}}\nsweep:\n  params:\n    dynamics.temperature.mu: [0.01, 0.02]\n",
+     "{s}:4: sweep.params.dynamics.temperature.mu.0:", "dynamics.temperature is the value 0.0, not a mapping",
+     args=["--set", "dynamics.temperature=0"])
 
 # --- output section -----------------------------------------------------------------------------------------------
 case("fields-without-mu-sigma-phi", "output:\n  fields: [beta]\n", "{s}:2: output.fields:",

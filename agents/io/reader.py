@@ -31,6 +31,8 @@ import numpy as np
 from ..analysis.coupling import coupled_layout
 from ..analysis.meta_agents import ConsensusParams
 from ..analysis.pipeline import AnalysisResult
+from ..model.attention import Attention
+from ..model.attention import attention as attention_of
 from ..model.energy import TERMS, Evaluation
 from ..model.energy import evaluate as evaluate_energy
 from ..model.fiber import make_fiber
@@ -322,6 +324,19 @@ class Trajectory:
         state = self.state(frame, step=step)
         layout = self.layout_at(state.step) if layout is None else layout
         return evaluate_energy(layout, self.energy_params, state, want_grad=want_grad)
+
+    def attention(self, frame: int | None = None, *, step: int | None = None, layout: Layout | None = None
+                  ) -> Attention:
+        """The attention layer of a logged frame as the run had it (the layout and parameters of :meth:`evaluate`):
+        messages and the two roles of the alignment's mu-gradient (docs/model.md#attention-layer)."""
+        state = self.state(frame, step=step)
+        layout = self.layout_at(state.step) if layout is None else layout
+        return attention_of(layout, self.energy_params, state)
+
+    def messages(self, frame: int | None = None, *, step: int | None = None, layout: Layout | None = None
+                 ) -> np.ndarray:
+        """(S, K) the messages m_i(c) = sum_j beta_ij(c) Omega_ij(c) mu_j(c) of a logged frame (see :meth:`attention`)."""
+        return self.attention(frame, step=step, layout=layout).messages
 
     @property
     def dtype(self) -> str:

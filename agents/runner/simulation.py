@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from ..model.arrays import ArrayPool
+from ..model.attention import Attention, attention
 from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
 from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
 from ..model.state import State
@@ -217,6 +218,16 @@ class Simulation:
     def kl(self) -> np.ndarray:
         """(S, N) transported divergences KL_ij(c) (NaN where j is absent; computed when alignment is on)."""
         return kl_matrix(self.layout, self._ev)
+
+    def messages(self) -> np.ndarray:
+        """(S, K) the aggregated messages m_i(c) = sum_j beta_ij(c) Omega_ij(c) mu_j(c), each in its agent's frame
+        (docs/model.md#attention-layer)."""
+        return self.attention().messages
+
+    def attention(self) -> Attention:
+        """The messages and the query-role and key-role parts of the alignment's mu-gradient at the current state
+        (docs/model.md#step-decomposition)."""
+        return attention(self.layout, self.energy_params, self._state)
 
     def agent_field(self, name: str, agent: int) -> np.ndarray:
         """A field of one agent on the grid, (H, W, ...) with NaN outside its support.

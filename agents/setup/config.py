@@ -486,8 +486,10 @@ def _check_value(base: dict, key: str, value) -> str | None:
         if not (parts[-1].isdigit() and int(parts[-1]) < len(node)):
             return "no such key"
         node[int(parts[-1])] = value
-    else:
+    elif isinstance(node, dict):
         node[parts[-1]] = value
+    else:  # e.g. dynamics.temperature.mu after `--set dynamics.temperature=0` made the temperature one number
+        return f"{'.'.join(parts[:-1])} is the value {node!r}, not a mapping"
     try:
         Config.model_validate(data)
     except ValidationError as exc:
