@@ -76,9 +76,11 @@ def test_the_site_builds_in_strict_mode_with_every_part(site):
     assert "A five-minute tour" in home  # the README is the home page ...
     assert 'href="model/#linearised-spectrum"' in home  # ... with its docs/ links made relative to the site
     assert 'href="executed/tutorial/"' in home
+    assert 'href="results/timescales/"' in home  # a folder link is its index page (docs/hooks.py)
 
     model = (site / "model" / "index.html").read_text()
     assert 'id="linearised-spectrum"' in model and "Reading:" in model
+    assert 'href="../results/attention/"' in model
 
     cli = _text(site / "cli" / "index.html")
     from gauge_vfe.agents.cli import main
