@@ -59,6 +59,12 @@ class NotReproducible(ValueError):
 
 
 class Trajectory:
+    """A run file opened for reading (``gv.load``): the resolved scenario, the energies of every step, the logged
+    frames addressed by index or by step, the stored analysis, and the whole run as one labelled xarray Dataset.
+    The only reader notebooks, ``vfe inspect``, the analysis and the figures use (docs/model.md#file); it
+    opens a file a run is still writing, or a killed run's file, read-only.
+    """
+
     def __init__(self, path: str | Path, handle: h5py.File | None = None):
         """Open ``path`` for reading, or wrap an already open ``handle`` of it (which stays the caller's)."""
         self.path = Path(path)

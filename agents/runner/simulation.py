@@ -114,6 +114,14 @@ def gradient_tolerance(tol: float) -> StopCondition:
 
 
 class Simulation:
+    """One run in memory: the built layout and state, stepped by the one run loop (:meth:`run`) with observers
+    (a writer, a progress bar) and updaters attached; ``energy()``, ``gradients()``, ``beta()`` and
+    ``agent_field()`` read the current state. ``vfe run``, ``gv.run`` and every sweep member use this class.
+
+    Build it with :meth:`from_config` (a scenario structure, every key optional) or :meth:`from_scenario` (a
+    shipped name or a scenario file, checked as ``vfe run`` checks it).
+    """
+
     def __init__(self, built: Built, keep_history: bool = True):
         """``keep_history=False`` keeps memory flat in long runs (the trajectory file is the record)."""
         self.keep_history = keep_history

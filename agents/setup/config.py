@@ -278,7 +278,7 @@ class ObservationsConfig(VectorField):
 
 
 class OutputConfig(_Strict):
-    path: PathText | None = Field(None, description="trajectory file; default runs/<name>.h5")
+    path: PathText | None = Field(None, description="trajectory file; default runs/NAME.h5")
     every: int = Field(10, ge=1, description="log the fields every k-th step (energies: every step)")
     dtype: Literal["float32", "float64"] = Field("float32", description="logged fields' precision (energies and "
                                                  "the checkpoint are always float64)")
@@ -333,6 +333,9 @@ class EnsembleConfig(_Strict):
 
 
 class Config(_Strict):
+    """The validated scenario with every default filled in: the one thing the CLI, a notebook or a sweep hands
+    to the set-up. ``make_config`` builds it from a dict; docs/scenario-reference.md lists every key."""
+
     name: Annotated[str, AfterValidator(_clean_name)] = Field(
         "unnamed", description="run name; the default output is runs/NAME.h5")
     seed: int = Field(0, ge=0, le=MAX_INT64, description="root seed: one independent stream per purpose "
