@@ -34,6 +34,7 @@ MIN_POINTS = 4  # fewer samples in the fit range: untrusted
 MIN_PAIRS = 8  # fewer independent decays: the bootstrap error bar means little
 MIN_DECAY = 0.02  # a range shorter than this fraction of tau cannot tell an exponential from a drift
 MAX_REL_ERR = 0.3  # a larger relative error bar: untrusted
+NONLINEAR = 0.1  # the amplitude extrapolation moved the time by more than this fraction: untrusted
 CURVED = 0.1  # the two halves' slopes differ by more than this (and 3 sigma): not one exponential
 
 
@@ -134,65 +135,87 @@ class DecayFit:
 
     tau_steps: float
     tau_steps_err: float
-    amplitude: float  # exp(intercept): 1 for one clean exponential
+    intercept: float  # exp(intercept) of the fit over every decay: 1 for one clean exponential
     fit_first: int  # steps since the displacement: the fit range
     fit_last: int
     n_points: int
     boot_err: float  # the bootstrap's part of the error bar
     fit_err: float  # the fit's own standard error (its residuals)
+    nonlinear_shift: float  # (tau(2a) - tau(a)) / 3 / tau: the O(a^2) bias removed by the extrapolation (NaN: none)
     trusted: bool
     flags: str  # why not, ";"-separated (empty when trusted)
 
 
-def fit_decay(t: np.ndarray, y: np.ndarray, *, n_boot: int = 200, seed: int = 0) -> tuple[DecayFit, np.ndarray,
-                                                                                            np.ndarray]:
+def _tau_of(t, n, y, doubled, take):
+    """The estimate of one set of decays ``take``: with decays at amplitudes ``a`` and ``2a`` (``doubled``) the
+    extrapolation to amplitude 0, ``(4 tau(a) - tau(2a)) / 3``, and its shift; else the fit of all. Also the
+    fit's own standard error of the estimate."""
+    def one(sel):
+        slope, _, se = _line(t[:n], decay_curve(y, sel)[:n])
+        return (-1.0 / slope, se / slope**2) if np.isfinite(slope) and slope < 0 else (np.nan, np.nan)
+
+    take = np.asarray(take)
+    if doubled is not None:
+        lo, hi = take[~doubled[take]], take[doubled[take]]
+        if lo.size and hi.size:
+            (t1, e1), (t2, e2) = one(lo), one(hi)
+            return (4.0 * t1 - t2) / 3.0, (t2 - t1) / 3.0, float(np.hypot(4.0 * e1, e2) / 3.0)
+    tau, err = one(take)
+    return tau, np.nan, err
+
+
+def fit_decay(t: np.ndarray, y: np.ndarray, *, doubled: np.ndarray | None = None, n_boot: int = 200,
+              seed: int = 0) -> tuple[DecayFit, np.ndarray, np.ndarray]:
     """Fit the response ``y`` (decays, samples, d) at ``t`` (samples, steps since the displacement, t[0] = 0).
-    Returns the fit, ``C(t)`` and its bootstrap standard error (per sample)."""
+    ``doubled`` (decays,) marks decays displaced at twice the amplitude of the others: the time is then
+    extrapolated to amplitude 0 (the nonlinearity's O(a^2) bias removed). Returns the fit, ``C(t)`` of every
+    decay and its bootstrap standard error (per sample); the bootstrap resamples decays within each amplitude."""
     t = np.asarray(t, dtype=float)
-    n_pairs = y.shape[0]
-    c = decay_curve(y)
+    n_dec = y.shape[0]
+    doubled = None if doubled is None else np.asarray(doubled, dtype=bool)
+    strata = [np.arange(n_dec)] if doubled is None else [np.nonzero(~doubled)[0], np.nonzero(doubled)[0]]
+    strata = [s_ for s_ in strata if s_.size]
     rng = np.random.default_rng(seed)
-    boots = [rng.integers(0, n_pairs, n_pairs) for _ in range(n_boot)] if n_pairs > 1 else []
+    boots = [np.concatenate([rng.choice(s_, s_.size) for s_ in strata]) for _ in range(n_boot)] if n_dec > 1 else []
+    c = decay_curve(y)
     cb = np.array([decay_curve(y, b) for b in boots]) if boots else np.zeros((0, t.size))
-    se = cb.std(axis=0) if len(boots) else np.zeros(t.size)
+    se = cb.std(axis=0) if boots else np.zeros(t.size)
     flags = []
     floor = np.maximum(FIT_FLOOR, NOISE_K * se)
     below = np.nonzero(~(c > floor))[0]
-    end = int(below[0]) if below.size else t.size  # samples [0, end) are in range
-    if below.size and c[below[0]] > FIT_FLOOR and c[below[0]] > np.exp(-1.0):
-        flags.append("noise floor")  # the noise ended the range before one e-fold
-    n = end
+    n = int(below[0]) if below.size else t.size  # samples [0, n) are in the range
+    if below.size and NOISE_K * se[below[0]] >= FIT_FLOOR and (n == 0 or c[n - 1] > np.exp(-1.0)):
+        flags.append("noise floor")  # the noise ended the range before the decay reached one e-fold
     if n < MIN_POINTS:
         flags.append("few points")
-    if n_pairs < MIN_PAIRS:
+    if n_dec < MIN_PAIRS:
         flags.append("few decays")
     nan = float("nan")
-    slope, icept, fit_se = _line(t[:n], c[:n]) if n >= 2 else (nan, nan, nan)
-    if not np.isfinite(slope) or slope >= 0:
+    slope, icept, _ = _line(t[:n], c[:n]) if n >= 2 else (nan, nan, nan)
+    tau, shift, fit_err = _tau_of(t, n, y, doubled, np.arange(n_dec)) if n >= 2 else (nan, nan, nan)
+    if not (np.isfinite(slope) and slope < 0 and np.isfinite(tau) and tau > 0):
         flags.append("no decay")
-        fit = DecayFit(nan, nan, nan, 0, int(t[max(n - 1, 0)]), n, nan, nan, False, ";".join(flags))
+        fit = DecayFit(nan, nan, nan, 0, int(t[max(n - 1, 0)]), n, nan, nan, nan, False, ";".join(flags))
         return fit, c, se
-    tau = -1.0 / slope
-    bslopes = np.array([_line(t[:n], cb_i[:n])[0] for cb_i in cb]) if len(cb) else np.zeros(0)
-    bslopes = bslopes[np.isfinite(bslopes) & (bslopes < 0)]
-    boot_err = float(np.std(-1.0 / bslopes)) if bslopes.size > 1 else 0.0
-    fit_err = fit_se * tau * tau  # d tau = d slope / slope^2
+    btau = np.array([_tau_of(t, n, y, doubled, b)[0] for b in boots]) if boots else np.zeros(0)
+    btau = btau[np.isfinite(btau)]
+    boot_err = float(np.std(btau)) if btau.size > 1 else 0.0
     err = float(np.hypot(boot_err, fit_err))
-    span = t[n - 1] - t[0]
-    if span < MIN_DECAY * tau:
+    if t[n - 1] - t[0] < MIN_DECAY * tau:
         flags.append("range short")
     if err > MAX_REL_ERR * tau:
         flags.append("noisy")
+    if np.isfinite(shift) and abs(shift) > NONLINEAR * tau:
+        flags.append("nonlinear")
     if n >= 2 * MIN_POINTS:  # one exponential: both halves of the range decay at the same rate
         h = n // 2
         s1, s2 = _line(t[:h], c[:h])[0], _line(t[h - 1:n], c[h - 1:n])[0]
-        b1 = np.array([_line(t[:h], b[:h])[0] for b in cb]) if len(cb) else np.zeros(1)
-        b2 = np.array([_line(t[h - 1:n], b[h - 1:n])[0] for b in cb]) if len(cb) else np.zeros(1)
-        sigma = float(np.nanstd(b1 - b2)) if len(cb) else 0.0
+        d = np.array([_line(t[:h], b[:h])[0] - _line(t[h - 1:n], b[h - 1:n])[0] for b in cb]) if len(cb) else []
+        sigma = float(np.nanstd(d)) if len(d) else 0.0
         if abs(s1 - s2) > CURVED * abs(slope) and abs(s1 - s2) > 3.0 * sigma:
             flags.append("not one exponential")
     fit = DecayFit(float(tau), err, float(np.exp(icept)), int(t[0]), int(t[n - 1]), n, boot_err, float(fit_err),
-                   not flags, ";".join(flags))
+                   float(shift / tau) if np.isfinite(shift) else nan, not flags, ";".join(flags))
     return fit, c, se
 
 

@@ -197,8 +197,9 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
 
     ``source``: a Simulation, a Trajectory or run file (its frame at ``step``, default the last, or
     ``checkpoint=True``), or a scenario (its initial state). The copies are displaced with RMS ``amplitude`` per
-    free coordinate, at random or (``modes=k``) along the ``k`` slowest modes of ``gv.spectrum``; with ``paired``
-    (default) in antithetic pairs sharing a seed. They run ``steps`` steps (default: a quarter of the slowest
+    free coordinate (every other decay at twice that, so that the time is extrapolated to amplitude 0), at random
+    or (``modes=k``) along the ``k`` slowest modes of ``gv.spectrum``; with ``paired`` (default) in antithetic
+    pairs sharing a seed. They run ``steps`` steps (default: a quarter of the slowest
     predicted time) at ``temperature`` (default the run's). ``observables_of``: of ``agent``, ``collective``,
     ``relative``; ``groups`` (lists of agents) default to the meta-agents detected at the source state.
 
@@ -223,8 +224,8 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
     groups = [sorted(int(a) for a in g) for g in groups]
     plan = observable_plan(src.layout.n_agents, src.layout.K, groups, tuple(observables_of))
     if not plan:
-        raise ValueError("no observable to measure: the state has no meta-agent (no groups) and agent series were "
-                         "not asked for (observables_of includes 'agent')")
+        raise ValueError("no observable to measure: the state has no meta-agent for collective and relative modes; "
+                         "ask for the agents' series (observables 'agent') or relax from a state with consensus")
     if steps is None:
         rate = spectrum_of_state(src.layout, src.config.energy, src.config.dynamics, state, k=1)
         slow = float(tau_steps(rate.loc[~rate["gauge"], "rate"].min()))
@@ -238,6 +239,9 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
     n_dec = replicas // 2 if paired else replicas
     ds = displacements(src, n_dec, amplitude, modes, rng)
     seed_of = [int(s) for s in np.random.default_rng([seed, 1]).integers(0, 2**31 - 1, n_dec)]
+    # every other decay at twice the amplitude: the fit extrapolates the time to amplitude 0
+    doubled = np.arange(n_dec) % 2 == 1
+    ds = [tuple(2.0 * p for p in d) if big else d for d, big in zip(ds, doubled)]
     if paired:
         states = [displaced(state, d, sgn) for d in ds for sgn in (1.0, -1.0)]
         seeds = [s for s in seed_of for _ in (0, 1)]
@@ -255,7 +259,7 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
     rows, series, errs = [], {}, {}
     for o in plan:
         y = response(x[:, :, o.columns], paired, reference[o.columns])
-        fit, c, se = fit_decay(t, y, n_boot=n_boot, seed=seed)
+        fit, c, se = fit_decay(t, y, doubled=doubled, n_boot=n_boot, seed=seed)
         i0, i1 = int(np.searchsorted(t, fit.fit_first)), int(np.searchsorted(t, fit.fit_last))
         span = t[i1] - t[i0]
         bps = (float((bits[:, i1, list(o.agents)] - bits[:, i0, list(o.agents)]).mean() / span) if span > 0
@@ -264,8 +268,8 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
                      "tau_steps": fit.tau_steps, "tau_steps_err": fit.tau_steps_err,
                      "tau_bits": fit.tau_steps * bps, "tau_bits_err": fit.tau_steps_err * bps,
                      "bits_per_step": bps, "fit_first": fit.fit_first, "fit_last": fit.fit_last,
-                     "n_points": fit.n_points, "amplitude": fit.amplitude, "boot_err": fit.boot_err,
-                     "fit_err": fit.fit_err, "trusted": fit.trusted, "flags": fit.flags})
+                     "n_points": fit.n_points, "intercept": fit.intercept, "boot_err": fit.boot_err,
+                     "fit_err": fit.fit_err, "nonlinear_shift": fit.nonlinear_shift, "trusted": fit.trusted, "flags": fit.flags})
         series[o.name], errs[o.name] = c, se
     df = pd.DataFrame(rows).set_index("observable")
     index = pd.Index(t, name="steps")
