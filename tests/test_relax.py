@@ -80,6 +80,17 @@ def test_hierarchy_coupling_collective():
         assert row.trusted and abs(row.tau_steps - tau) <= 3 * row.tau_steps_err, (name, row.tau_steps, tau)
 
 
+def test_displaced_along_the_slowest_modes():
+    """``modes=k``: the displacements lie in the k slowest modes of the spectrum, here collective ones (27 degenerate
+    modes, one per site and component, at lambda_align/alpha = 10): the collective time is recovered, and the
+    relative modes, not displaced, give no trusted time."""
+    pred = predicted(10.0)
+    df = gv.relax(timescales_at_fixed_point(10.0), replicas=16, steps=60, amplitude=1e-3, modes=4)
+    c = df.loc["collective[0]"]
+    assert c.trusted and abs(c.tau_steps - pred["collective[0]"]) <= 3 * c.tau_steps_err
+    assert not df.loc["relative[0]"].trusted
+
+
 # --- the estimator on synthetic decays -----------------------------------------------------------------------------
 def synthetic(taus, weights, t, n=16, noise=0.0, seed=0):
     """Decays (n, samples, 1) of sum_k w_k exp(-t / tau_k) with Gaussian noise."""
@@ -175,8 +186,8 @@ def test_run_file_source_and_cli(tmp_path):
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)
     assert info["step"] == 20 and info["replica_steps"] == 40 and info["observables"][0]["observable"] == "agents"
-    r = CliRunner().invoke(main, ["relax", "timescales", "--replicas", "4", "--steps", "10", "--observables", "agent"],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(main, ["relax", "timescales", "--replicas", "4", "--steps", "10", "--observables", "agent",
+                                  "--temperature", "0.001"], catch_exceptions=False)
     assert r.exit_code == 0 and "replica-steps" in r.stdout, r.output
     bad = ((["relax", str(tmp_path / "missing.h5")], "no such run file"),
            (["relax", str(out), "--step", "7"], "7"),

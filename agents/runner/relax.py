@@ -130,6 +130,9 @@ def with_temperature(config: Config, temperature) -> Config:
     if temperature is None:
         return config
     data = config.model_dump(mode="json")
+    data.pop("sweep", None)  # the copies run no sweep (and its keys may name the mapping form replaced here)
+    if not isinstance(temperature, dict):  # a number is every field's temperature: the mapping says so
+        temperature = {"mu": temperature, "sigma": temperature, "phi": temperature}
     data["dynamics"]["temperature"] = temperature
     return make_config(data)
 
@@ -180,11 +183,12 @@ def displacements(src: Source, n: int, amplitude: float, modes: int | None, rng:
 
 def displaced(state: State, d, sign: float) -> State:
     """``state + sign d``, refused when Sigma leaves the SPD cone."""
-    mu = state.mu + sign * d[0]
-    sigma = state.sigma + sign * d[1]
+    mu = state.mu.astype(np.float64) + sign * d[0]
+    sigma = state.sigma.astype(np.float64) + sign * d[1]
     if np.linalg.eigvalsh(sigma).min() <= 0:
         raise ValueError("the displacement takes Sigma out of the SPD cone: lower the amplitude")
-    return State.from_arrays(mu, sigma, state.phi + sign * d[2], state.step, state.dtype)
+    # float64 whatever the source's storage (a float32 frame): the copy's Simulation casts to the run's precision
+    return State.from_arrays(mu, sigma, state.phi + sign * d[2], state.step, np.float64)
 
 
 # --- gv.relax ------------------------------------------------------------------------------------------------------
