@@ -188,7 +188,7 @@ def test_run_file_source_and_cli(tmp_path):
     assert info["step"] == 20 and info["replica_steps"] == 40 and info["observables"][0]["observable"] == "agents"
     r = CliRunner().invoke(main, ["relax", "timescales", "--replicas", "4", "--steps", "10", "--observables", "agent",
                                   "--temperature", "0.001"], catch_exceptions=False)
-    assert r.exit_code == 0 and "replica-steps" in r.stdout, r.output
+    assert r.exit_code == 0 and "replica-steps" in r.stdout and "timescales.yaml (initial state)" in r.stdout, r.output
     bad = ((["relax", str(tmp_path / "missing.h5")], "no such run file"),
            (["relax", str(out), "--step", "7"], "7"),
            (["relax", str(out), "--replicas", "5"], "even number"),

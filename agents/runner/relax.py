@@ -122,7 +122,8 @@ def resolve_source(source, *, step: int | None = None, checkpoint: bool = False)
 
     sc = source if isinstance(source, Scenario) else prepare_scenario(source)
     built = build(sc.config, sc.base_dir, sc.inputs)
-    return Source(sc.config, built.layout, built.state, f"{source} (initial state)")
+    name = source if isinstance(source, (str, Path)) else (getattr(sc, "path", None) or sc.config.name)
+    return Source(sc.config, built.layout, built.state, f"{name} (initial state)")
 
 
 def with_temperature(config: Config, temperature) -> Config:
