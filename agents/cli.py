@@ -549,6 +549,8 @@ def relax(source, step, replicas, steps, amplitude, modes, temperature, observab
     kinds = tuple(k.strip() for k in observables.split(",") if k.strip())
     if not kinds or set(kinds) - {"agent", "collective", "relative"}:
         _fail([f"--observables {observables!r}: expected a comma-separated list of agent, collective, relative"])
+    options = dict(replicas=replicas, steps=steps, amplitude=amplitude, displace="modes" if modes else "random",
+                   modes=modes or 4, temperature=temperature, observables=kinds, seed=seed)
     is_run = source.lower().endswith((".h5", ".hdf5"))
     if is_run and not os.path.isfile(source):
         _fail([f"{source}: no such run file"])
@@ -557,13 +559,11 @@ def relax(source, step, replicas, steps, amplitude, modes, temperature, observab
         try:
             if is_run:
                 with _trajectory(source) as traj:
-                    df = relax_of(traj, step=step, replicas=replicas, steps=steps, amplitude=amplitude, modes=modes,
-                                  temperature=temperature, observables_of=kinds, seed=seed)
+                    df = relax_of(traj, step=step, **options)
             else:
                 if step is not None:
                     _fail([f"{source}: --step is for run files; a scenario relaxes from its initial state"])
-                df = relax_of(_scenario(source), replicas=replicas, steps=steps, amplitude=amplitude, modes=modes,
-                              temperature=temperature, observables_of=kinds, seed=seed)
+                df = relax_of(_scenario(source), **options)
         except (OSError, KeyError, IndexError, ValueError) as exc:  # StepNotLogged, SpectrumError among them
             _fail([f"{source}: " + " ".join(str(exc).strip("'\"").split())])
     if as_json:

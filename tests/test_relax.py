@@ -85,7 +85,7 @@ def test_displaced_along_the_slowest_modes():
     modes, one per site and component, at lambda_align/alpha = 10): the collective time is recovered, and the
     relative modes, not displaced, give no trusted time."""
     pred = predicted(10.0)
-    df = gv.relax(timescales_at_fixed_point(10.0), replicas=16, steps=60, amplitude=1e-3, modes=4)
+    df = gv.relax(timescales_at_fixed_point(10.0), replicas=16, steps=60, amplitude=1e-3, displace="modes", modes=4)
     c = df.loc["collective[0]"]
     assert c.trusted and abs(c.tau_steps - pred["collective[0]"]) <= 3 * c.tau_steps_err
     assert not df.loc["relative[0]"].trusted
@@ -179,7 +179,7 @@ def test_copies_are_single_runs():
 def test_run_file_source_and_cli(tmp_path):
     out = tmp_path / "t.h5"
     gv.run("timescales", steps=20, output=out, progress=False).close()
-    df = gv.relax(out, step=10, replicas=4, steps=10, observables_of=("agent",))
+    df = gv.relax(out, step=10, replicas=4, steps=10, observables=("agent",))
     assert list(df.index) == ["agents"] and df.attrs["step"] == 10 and df.attrs["replica_steps"] == 40
     r = CliRunner().invoke(main, ["relax", str(out), "--replicas", "4", "--steps", "10", "--json",
                                   "--observables", "agent,collective"], catch_exceptions=False)

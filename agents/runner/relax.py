@@ -2,7 +2,7 @@
 
     gv.relax("runs/t.h5", replicas=32, steps=4000)          # a run's last logged frame (or step=, checkpoint=True)
     gv.relax("timescales", replicas=32, steps=500)           # a scenario's initial state
-    gv.relax(sim, modes=4, amplitude=1e-3, temperature=0.0)  # a Simulation's current state, along its 4 slowest modes
+    gv.relax(sim, displace="modes", modes=4, temperature=0.0)  # a Simulation's state, along its 4 slowest modes
 
 The estimator is :mod:`gauge_vfe.agents.analysis.relax`; this module finds the source's state, displaces the copies
 and runs them through :func:`run_copies`, the one function that knows how copies are stepped.
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.meta_agents import detect
-from ..analysis.relax import fit_decay, observable_plan, observables, response, sample_offsets
+from ..analysis.relax import fit_decay, observable_plan, observables as observe_state, response, sample_offsets
 from ..analysis.spectrum import SpectrumWarning, mode_displacement, spectrum as spectrum_of_state, tau_steps
 from ..io.reader import Trajectory, load
 from ..model.layout import Layout
@@ -153,8 +153,9 @@ def _rms(parts, free) -> float:
 
 def displacements(src: Source, n: int, amplitude: float, modes: int | None, rng: np.random.Generator):
     """``n`` displacements ``(dmu, dSigma, dphi)`` of the free fields, each with RMS ``amplitude`` per free
-    coordinate: independent Gaussian in every coordinate, or (``modes = k``) a Gaussian combination of the ``k``
-    slowest physical modes of the linearised map at the state (docs/model.md#linearised-spectrum)."""
+    coordinate: independent Gaussian in every coordinate, or a Gaussian combination of physical modes of the
+    linearised map at the state (docs/model.md#linearised-spectrum): ``modes`` the ``k`` slowest, or a list of
+    their indices (0 the slowest)."""
     cfg, layout, state = src.config, src.layout, src.state
     free = _free(cfg)
     flags = (free["mu"], free["sigma"], free["phi"])
@@ -163,12 +164,15 @@ def displacements(src: Source, n: int, amplitude: float, modes: int | None, rng:
     S, K = state.mu.shape
     vectors = None
     if modes is not None:
+        chosen = list(range(int(modes))) if np.isscalar(modes) else [int(m) for m in modes]
+        if not chosen or min(chosen) < 0:
+            raise ValueError(f"modes: the k slowest (k >= 1) or indices >= 0 of the physical modes, got {modes!r}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SpectrumWarning)
-            df = spectrum_of_state(layout, cfg.energy, cfg.dynamics, state, k=modes)
+            df = spectrum_of_state(layout, cfg.energy, cfg.dynamics, state, k=max(chosen) + 1)
         for w in caught:
             warnings.warn(w.message, w.category, stacklevel=3)
-        vectors = df.attrs["modes"].vectors[:, ~df["gauge"].to_numpy()]
+        vectors = df.attrs["modes"].vectors[:, ~df["gauge"].to_numpy()][:, chosen]
     out = []
     for _ in range(n):
         if vectors is None:
@@ -194,18 +198,19 @@ def displaced(state: State, d, sign: float) -> State:
 
 # --- gv.relax ------------------------------------------------------------------------------------------------------
 
-def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: float = 1e-3, modes: int | None = None,
-          temperature=None, observables_of=("collective", "relative"), seed: int = 0, step: int | None = None,
+def relax(source, *, replicas: int = 32, steps: int | None = None, displace: str = "random", amplitude: float = 1e-3,
+          modes=4, temperature=None, observables=("collective", "relative"), seed: int = 0, step: int | None = None,
           checkpoint: bool = False, groups=None, paired: bool = True, n_boot: int = 200) -> pd.DataFrame:
     """Relaxation times of gauge-invariant observables from ``replicas`` displaced copies of a state
     (docs/model.md#relaxation).
 
     ``source``: a Simulation, a Trajectory or run file (its frame at ``step``, default the last, or
     ``checkpoint=True``), or a scenario (its initial state). The copies are displaced with RMS ``amplitude`` per
-    free coordinate (every other decay at twice that, so that the time is extrapolated to amplitude 0), at random
-    or (``modes=k``) along the ``k`` slowest modes of ``gv.spectrum``; with ``paired`` (default) in antithetic
-    pairs sharing a seed. They run ``steps`` steps (default: a quarter of the slowest
-    predicted time) at ``temperature`` (default the run's). ``observables_of``: of ``agent``, ``collective``,
+    free coordinate (every other decay at twice that, so that the time is extrapolated to amplitude 0):
+    ``displace="random"`` in every free coordinate, or ``displace="modes"`` along physical modes of ``gv.spectrum``
+    at the state (``modes``: the ``k`` slowest, or a list of their indices, 0 the slowest); with ``paired``
+    (default) in antithetic pairs sharing a seed. They run ``steps`` steps (default: a quarter of the slowest
+    predicted time) at ``temperature`` (default the run's). ``observables``: of ``agent``, ``collective``,
     ``relative``; ``groups`` (lists of agents) default to the meta-agents detected at the source state.
 
     One row per observable: ``tau_steps`` and its error bar (bootstrap over decays and the fit's own error),
@@ -220,6 +225,8 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
                          if paired else f"replicas must be at least 2, got {replicas}")
     if not amplitude > 0:
         raise ValueError(f"amplitude must be > 0, got {amplitude}")
+    if displace not in ("random", "modes"):
+        raise ValueError(f"displace must be 'random' or 'modes', got {displace!r}")
     src = resolve_source(source, step=step, checkpoint=checkpoint)
     src.config = with_temperature(src.config, temperature)
     state = src.state
@@ -227,7 +234,7 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
         comps, _, _ = detect(src.layout, state.astype(np.float64), src.config.analysis.meta_agents)
         groups = [sorted(int(a) for a in c) for c in comps]
     groups = [sorted(int(a) for a in g) for g in groups]
-    plan = observable_plan(src.layout.n_agents, src.layout.K, groups, tuple(observables_of))
+    plan = observable_plan(src.layout.n_agents, src.layout.K, groups, tuple(observables))
     if not plan:
         raise ValueError("no observable to measure: the state has no meta-agent for collective and relative modes; "
                          "ask for the agents' series (observables 'agent') or relax from a state with consensus")
@@ -242,7 +249,7 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
 
     rng = np.random.default_rng([seed, 0])
     n_dec = replicas // 2 if paired else replicas
-    ds = displacements(src, n_dec, amplitude, modes, rng)
+    ds = displacements(src, n_dec, amplitude, modes if displace == "modes" else None, rng)
     seed_of = [int(s) for s in np.random.default_rng([seed, 1]).integers(0, 2**31 - 1, n_dec)]
     # every other decay at twice the amplitude: the fit extrapolates the time to amplitude 0
     doubled = np.arange(n_dec) % 2 == 1
@@ -257,7 +264,7 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
     t = sample_offsets(steps, base, first_step=state.step)
 
     def observe(s: State) -> np.ndarray:
-        return observables(src.layout, s.astype(np.float64), groups, plan)
+        return observe_state(src.layout, s.astype(np.float64), groups, plan)
 
     x, bits = run_copies(src.config, src.layout, states, seeds, t, observe)
     reference = observe(state)
@@ -282,7 +289,7 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, amplitude: fl
                      "replicas": len(states), "steps": int(steps), "replica_steps": int(len(states) * steps),
                      "wall_seconds": time.perf_counter() - t0, "groups": groups, "source": src.label,
                      "step": int(state.step), "seeds": seeds, "paired": paired, "amplitude": amplitude,
-                     "modes": modes, "temperature": list(src.config.dynamics.temperatures)})
+                     "displace": displace, "modes": modes if displace == "modes" else None, "temperature": list(src.config.dynamics.temperatures)})
     return df
 
 
@@ -299,7 +306,7 @@ def relax_record(df: pd.DataFrame) -> dict:
 
     rows = [{"observable": name, **{k: clean(v) for k, v in row.items()}} for name, row in df.iterrows()]
     keep = ("source", "step", "replicas", "steps", "replica_steps", "wall_seconds", "groups", "paired", "amplitude",
-            "modes", "temperature")
+            "displace", "modes", "temperature")
     return {**{k: clean(df.attrs[k]) for k in keep}, "observables": rows}
 
 
