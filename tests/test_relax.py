@@ -69,6 +69,7 @@ def test_closed_form_with_noise():
     assert r.tau_bits > 0  # noise keeps the clock running
 
 
+@pytest.mark.slow
 def test_hierarchy_coupling_collective():
     """With the coupling (rho = 0.5, refreshed every 5 steps) the collective decay read at refresh steps is the
     exact AR(1) of docs/model.md#separation, and the relative one unchanged."""
@@ -80,6 +81,7 @@ def test_hierarchy_coupling_collective():
         assert row.trusted and abs(row.tau_steps - tau) <= 3 * row.tau_steps_err, (name, row.tau_steps, tau)
 
 
+@pytest.mark.slow
 def test_displaced_along_the_slowest_modes():
     """``modes=k``: the displacements lie in the k slowest modes of the spectrum, here collective ones (27 degenerate
     modes, one per site and component, at lambda_align/alpha = 10): the collective time is recovered, and the
