@@ -76,7 +76,8 @@ def main() -> None:
             for ratio in floats(args.ratios):
                 p = point(ratio, rho, T, args.replicas, args.fraction, args.amplitude, args.seed)
                 rows.append(p)
-                trust = "trusted" if p["trusted_c"] and p["trusted_r"] else f"NOT trusted ({p['flags_c']}|{p['flags_r']})"
+                trust = ("trusted" if p["trusted_c"] and p["trusted_r"]
+                         else f"NOT trusted ({p['flags_c']}|{p['flags_r']})")
                 print(f"ratio {ratio:>6g} rho {rho:<4g} T {T:<6g} "
                       f"collective {p['tau_c']:11.6g} +- {p['tau_c_err']:<9.2g}| {p['tau_c_pred']:11.6g} "
                       f"(z {p['z_c']:+5.1f})  relative {p['tau_r']:8.5g} +- {p['tau_r_err']:<9.2g}| "

@@ -30,7 +30,6 @@ from .simulation import Simulation
 
 DEFAULT_FRACTION = 0.25  # default run length: this fraction of the slowest predicted time (a clean exponential
 # needs only a fraction of tau; docs/model.md#relaxation)
-KINDS = ("agent", "collective", "relative")
 
 
 # --- the backend: the one place that steps copies ----------------------------------------------------------------
@@ -281,7 +280,8 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, displace: str
                      "tau_bits": fit.tau_steps * bps, "tau_bits_err": fit.tau_steps_err * bps,
                      "bits_per_step": bps, "fit_first": fit.fit_first, "fit_last": fit.fit_last,
                      "n_points": fit.n_points, "intercept": fit.intercept, "boot_err": fit.boot_err,
-                     "fit_err": fit.fit_err, "nonlinear_shift": fit.nonlinear_shift, "trusted": fit.trusted, "flags": fit.flags})
+                     "fit_err": fit.fit_err, "nonlinear_shift": fit.nonlinear_shift, "trusted": fit.trusted,
+                     "flags": fit.flags})
         series[o.name], errs[o.name] = c, se
     df = pd.DataFrame(rows).set_index("observable")
     index = pd.Index(t, name="steps")
@@ -289,7 +289,8 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, displace: str
                      "replicas": len(states), "steps": int(steps), "replica_steps": int(len(states) * steps),
                      "wall_seconds": time.perf_counter() - t0, "groups": groups, "source": src.label,
                      "step": int(state.step), "seeds": seeds, "paired": paired, "amplitude": amplitude,
-                     "displace": displace, "modes": modes if displace == "modes" else None, "temperature": list(src.config.dynamics.temperatures)})
+                     "displace": displace, "modes": modes if displace == "modes" else None,
+                     "temperature": list(src.config.dynamics.temperatures)})
     return df
 
 
