@@ -35,3 +35,10 @@ def test_logging_benchmark_small():
     r = run("benchmarks/bench_logging.py", "--rounds", "1", "--steps", "40", "--every", "10")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "every" in r.stdout
+
+
+def test_relax_closed_form_small(tmp_path):
+    out = tmp_path / "relax.csv"
+    r = run("benchmarks/relax_closed_form.py", "--ratios", "1", "--rhos", "0", "-o", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "replica-steps" in r.stdout and "trusted" in r.stdout and out.exists()
