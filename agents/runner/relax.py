@@ -150,11 +150,12 @@ def _rms(parts, free) -> float:
     return float(np.sqrt(sum(sq) / n)) if n else 0.0
 
 
-def displacements(src: Source, n: int, amplitude: float, modes: int | None, rng: np.random.Generator):
+def displacements(src: Source, n: int, amplitude: float, modes, rng: np.random.Generator,
+                  spectrum_options: dict | None = None):
     """``n`` displacements ``(dmu, dSigma, dphi)`` of the free fields, each with RMS ``amplitude`` per free
     coordinate: independent Gaussian in every coordinate, or a Gaussian combination of physical modes of the
     linearised map at the state (docs/model.md#linearised-spectrum): ``modes`` the ``k`` slowest, or a list of
-    their indices (0 the slowest)."""
+    their indices (0 the slowest); ``spectrum_options`` go to the spectrum (``tol``, ``method``, ...)."""
     cfg, layout, state = src.config, src.layout, src.state
     free = _free(cfg)
     flags = (free["mu"], free["sigma"], free["phi"])
@@ -168,7 +169,8 @@ def displacements(src: Source, n: int, amplitude: float, modes: int | None, rng:
             raise ValueError(f"modes: the k slowest (k >= 1) or indices >= 0 of the physical modes, got {modes!r}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SpectrumWarning)
-            df = spectrum_of_state(layout, cfg.energy, cfg.dynamics, state, k=max(chosen) + 1)
+            df = spectrum_of_state(layout, cfg.energy, cfg.dynamics, state, k=max(chosen) + 1,
+                                   **(spectrum_options or {}))
         for w in caught:
             warnings.warn(w.message, w.category, stacklevel=3)
         vectors = df.attrs["modes"].vectors[:, ~df["gauge"].to_numpy()][:, chosen]
@@ -199,7 +201,8 @@ def displaced(state: State, d, sign: float) -> State:
 
 def relax(source, *, replicas: int = 32, steps: int | None = None, displace: str = "random", amplitude: float = 1e-3,
           modes=4, temperature=None, observables=("collective", "relative"), seed: int = 0, step: int | None = None,
-          checkpoint: bool = False, groups=None, paired: bool = True, n_boot: int = 200) -> pd.DataFrame:
+          checkpoint: bool = False, groups=None, paired: bool = True, n_boot: int = 200,
+          spectrum_options: dict | None = None) -> pd.DataFrame:
     """Relaxation times of gauge-invariant observables from ``replicas`` displaced copies of a state
     (docs/model.md#relaxation).
 
@@ -210,7 +213,9 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, displace: str
     at the state (``modes``: the ``k`` slowest, or a list of their indices, 0 the slowest); with ``paired``
     (default) in antithetic pairs sharing a seed. They run ``steps`` steps (default: a quarter of the slowest
     predicted time) at ``temperature`` (default the run's). ``observables``: of ``agent``, ``collective``,
-    ``relative``; ``groups`` (lists of agents) default to the meta-agents detected at the source state.
+    ``relative``; ``groups`` (lists of agents) default to the meta-agents detected at the source state;
+    ``spectrum_options`` go to the spectrum behind ``displace="modes"`` and the default ``steps`` (``tol``,
+    ``method``: a state far from a fixed point may need a looser Lanczos tolerance).
 
     One row per observable: ``tau_steps`` and its error bar (bootstrap over decays and the fit's own error),
     ``tau_bits`` (``bits_per_step`` over the fit range times ``tau_steps``), the fit range, ``trusted`` and
@@ -238,7 +243,8 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, displace: str
         raise ValueError("no observable to measure: the state has no meta-agent for collective and relative modes; "
                          "ask for the agents' series (observables 'agent') or relax from a state with consensus")
     if steps is None:
-        rate = spectrum_of_state(src.layout, src.config.energy, src.config.dynamics, state, k=1)
+        rate = spectrum_of_state(src.layout, src.config.energy, src.config.dynamics, state, k=1,
+                                 **(spectrum_options or {}))
         slow = float(tau_steps(rate.loc[~rate["gauge"], "rate"].min()))
         if not (np.isfinite(slow) and slow > 0):
             raise ValueError("the slowest predicted mode does not decay: give steps explicitly")
@@ -248,7 +254,7 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, displace: str
 
     rng = np.random.default_rng([seed, 0])
     n_dec = replicas // 2 if paired else replicas
-    ds = displacements(src, n_dec, amplitude, modes if displace == "modes" else None, rng)
+    ds = displacements(src, n_dec, amplitude, modes if displace == "modes" else None, rng, spectrum_options)
     seed_of = [int(s) for s in np.random.default_rng([seed, 1]).integers(0, 2**31 - 1, n_dec)]
     # every other decay at twice the amplitude: the fit extrapolates the time to amplitude 0
     doubled = np.arange(n_dec) % 2 == 1
