@@ -3,6 +3,7 @@
 
     python benchmarks/relax_closed_form.py [--ratios 1,10,100,1000] [--rhos 0,0.9] [--temperatures 0,0.003]
                                            [--replicas 16] [--fraction 0.05] [-o results.csv]
+    python benchmarks/relax_closed_form.py --plot results.csv [more.csv ...] -o figure.png   # no new runs
 
 For each point: the `timescales` scenario with alpha = lambda_align / ratio, hierarchy.rho = rho and the
 temperature on mu, started at its fixed point (every belief at its prior, one meta-agent of the 4 agents), relaxed
@@ -67,8 +68,13 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.05, help="run length, in predicted collective times")
     ap.add_argument("--amplitude", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("-o", "--output", help="a CSV of every point")
+    ap.add_argument("-o", "--output", help="a CSV of every point (with --plot: the PNG)")
+    ap.add_argument("--plot", nargs="+", metavar="CSV", help="draw the measured times of these CSVs over the closed "
+                    "form (no runs)")
     args = ap.parse_args()
+    if args.plot:
+        figure([pd.read_csv(p) for p in args.plot], args.output or "relax_closed_form.png")
+        return
     rows = []
     print("times in steps: measured +- error bar | closed form (z); separation tau_c / tau_r; cost")
     for T in floats(args.temperatures):
@@ -90,6 +96,41 @@ def main() -> None:
     if args.output:
         pd.DataFrame(rows).to_csv(args.output, index=False)
         print(f"wrote {args.output}")
+
+
+def figure(tables, output: str) -> None:
+    """Measured collective and relative times (error bars are below the markers' size at T = 0) and the
+    separation over the closed form's curves, one colour per (rho, T)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = pd.concat(tables, ignore_index=True)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    ratios = np.logspace(0, 3, 100)
+    for k, ((rho, T), g) in enumerate(df.groupby(["rho", "temperature"])):
+        col = f"C{k}"
+        curves = np.array([linear_relaxation(N, LAMBDA / x, LAMBDA, LR, S, rho, EVERY) for x in ratios])
+        label = f"rho {rho:g}, T {T:g}"
+        ax.plot(ratios, curves[:, 1], color=col, lw=1)
+        ax.plot(ratios, curves[:, 0], color=col, lw=1, ls=":")
+        ax.errorbar(g.ratio, g.tau_c, yerr=g.tau_c_err, fmt="o", color=col, mfc="none", label=f"collective, {label}")
+        ax.errorbar(g.ratio, g.tau_r, yerr=g.tau_r_err, fmt="s", color=col, ms=4, label=f"relative, {label}")
+        bx.plot(ratios, curves[:, 1] / curves[:, 0], color=col, lw=1)
+        bx.errorbar(g.ratio, g.separation, yerr=g.separation_err, fmt="o", color=col, label=label)
+    for a, name in ((ax, "e-folding time (steps)"), (bx, "separation tau_c / tau_r")):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("lambda_align / alpha")
+        a.set_ylabel(name)
+        a.grid(alpha=0.3, which="both")
+    ax.set_title("gv.relax (markers) vs closed form (lines: collective solid, relative dotted)", fontsize=9)
+    bx.set_title("separation: measured (markers) vs closed form (lines)", fontsize=9)
+    ax.legend(fontsize=7)
+    bx.legend(fontsize=7)
+    fig.savefig(output, dpi=120)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":
