@@ -54,6 +54,7 @@ _PUBLIC = {
     ".runner.notebook_sweep": ("sweep",),
     ".runner.sweep_table": ("load_sweep",),
     ".runner.spectrum": ("spectrum",),
+    ".runner.relax": ("relax",),
     ".analysis.meta_agents": ("ConsensusParams",),
     ".analysis.pipeline": ("AnalysisResult",),
     ".model.state": ("State",),

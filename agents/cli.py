@@ -623,6 +623,60 @@ def spectrum(run_file, step, k, as_json):
             click.echo(f"warning: {w.message}", err=True)
 
 
+@main.command(epilog=_examples("vfe relax runs/timescales.h5 --replicas 32",
+                               "vfe relax timescales --modes 2 --json"))
+@click.argument("source")
+@click.option("--step", type=int, help="a run file's logged frame (default: the last frame)")
+@click.option("--replicas", type=click.IntRange(min=2), default=32, show_default=True,
+              help="displaced copies (an even number: antithetic pairs)")
+@click.option("--steps", type=click.IntRange(min=1), help="steps per copy (default: a quarter of the slowest "
+              "predicted time)")
+@click.option("--amplitude", type=float, default=1e-3, show_default=True, help="RMS displacement per free coordinate")
+@click.option("--modes", type=click.IntRange(min=1), help="displace along the k slowest modes (default: at random)")
+@click.option("--temperature", type=click.FloatRange(min=0), help="Langevin temperature of the copies (default: "
+              "the run's)")
+@click.option("--observables", default="collective,relative", show_default=True,
+              help="comma-separated: agent, collective, relative")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="displacements and noise")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output (strict JSON)")
+def relax(source, step, replicas, steps, amplitude, modes, temperature, observables, seed, as_json):
+    """Relaxation times of gauge-invariant observables from displaced copies of a state: SOURCE is a run file
+    (RUN.h5, its frame at --step) or a scenario (its initial state)."""
+    import warnings
+
+    from .analysis.spectrum import SpectrumWarning
+    from .runner.relax import relax as relax_of, relax_lines, relax_record
+
+    kinds = tuple(k.strip() for k in observables.split(",") if k.strip())
+    if not kinds or set(kinds) - {"agent", "collective", "relative"}:
+        _fail([f"--observables {observables!r}: expected a comma-separated list of agent, collective, relative"])
+    options = dict(replicas=replicas, steps=steps, amplitude=amplitude, displace="modes" if modes else "random",
+                   modes=modes or 4, temperature=temperature, observables=kinds, seed=seed)
+    is_run = source.lower().endswith((".h5", ".hdf5"))
+    if is_run and not os.path.isfile(source):
+        _fail([f"{source}: no such run file"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpectrumWarning)
+        try:
+            if is_run:
+                with _trajectory(source) as traj:
+                    df = relax_of(traj, step=step, **options)
+            else:
+                if step is not None:
+                    _fail([f"{source}: --step is for run files; a scenario relaxes from its initial state"])
+                df = relax_of(_scenario(source), **options)
+        except (OSError, KeyError, IndexError, ValueError) as exc:  # StepNotLogged, SpectrumError among them
+            _fail([f"{source}: " + " ".join(str(exc).strip("'\"").split())])
+    if as_json:
+        click.echo(json.dumps({"source": source, **relax_record(df)}, indent=2, allow_nan=False))
+    else:
+        for line in relax_lines(df):
+            click.echo(line)
+    for w in caught:
+        if issubclass(w.category, SpectrumWarning):
+            click.echo(f"warning: {w.message}", err=True)
+
+
 @main.command(epilog=_examples("vfe scenarios", "vfe run quickstart"))
 def scenarios():
     """List the shipped scenarios (run one with `vfe run NAME`)."""

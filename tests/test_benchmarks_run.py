@@ -49,3 +49,10 @@ def test_attention_benchmarks_small(tmp_path):
     r = run("benchmarks/attention_collapse.py", "--steps", "20", "-o", str(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "collapse.png").stat().st_size > 0 and "linear theory" in r.stdout
+
+
+def test_relax_closed_form_small(tmp_path):
+    out = tmp_path / "relax.csv"
+    r = run("benchmarks/relax_closed_form.py", "--ratios", "1", "--rhos", "0", "-o", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "replica-steps" in r.stdout and "trusted" in r.stdout and out.exists()

@@ -208,6 +208,13 @@ class _Map:
         return 0.5 * (cols + cols.T)
 
 
+def mode_displacement(layout: Layout, params: EnergyParams, dyn: DynamicsParams, state: State, z: np.ndarray):
+    """``P^1/2 z`` as field arrays ``(dmu, dSigma, dphi)``: the state displacement of a combination ``z`` of the
+    modes of a spectrum table (``df.attrs["modes"].vectors @ coefficients``), frozen fields 0 (used by
+    ``gv.relax`` to displace copies along chosen modes)."""
+    return _Map(layout, params, dyn, state).fields_of(np.asarray(z, dtype=np.float64))
+
+
 # --- gauge directions ------------------------------------------------------------------------------------------
 @dataclass
 class GaugeInfo:

@@ -350,6 +350,25 @@ def _sampled_tau(a: float, every: int) -> float:
     return float("inf") if ae >= 1.0 else every * (1.0 + ae) / (1.0 - ae)
 
 
+def _linear_coefficients(n_agents: int, alpha: float, lambda_align: float, lr: float, s: float, rho: float,
+                         refresh_every: int) -> tuple[float, float, float]:
+    """``(a_r, a_c, A)`` of docs/model.md#separation: the relative and collective modes' per-step AR(1)
+    coefficients, and the collective mode's from one coupling refresh to the next."""
+    N, k = n_agents, refresh_every
+    a_r = 1.0 - lr * (alpha + 2.0 * N * lambda_align / (N - 1)) / s
+    a_c = 1.0 - lr * alpha / s
+    return a_r, a_c, a_c ** k + rho * (1.0 - a_c ** k)
+
+
+def linear_relaxation(n_agents: int, alpha: float, lambda_align: float, lr: float, s: float = 1.0,
+                      rho: float = 0.0, refresh_every: int = 1) -> tuple[float, float]:
+    """``(tau_relative, tau_collective)``: the e-folding times in steps of a displacement of the relative and the
+    collective modes in the closed form of docs/model.md#separation (what ``gv.relax`` measures,
+    docs/model.md#relaxation): ``-1 / ln a_r`` and ``-k / ln A`` (the collective one read at refresh steps)."""
+    a_r, _, A = _linear_coefficients(n_agents, alpha, lambda_align, lr, s, rho, refresh_every)
+    return -1.0 / np.log(abs(a_r)), (-refresh_every / np.log(A) if A < 1 else float("inf"))
+
+
 def linear_modes(n_agents: int, alpha: float, lambda_align: float, lr: float, every: int, s: float = 1.0,
                  rho: float = 0.0, refresh_every: int = 1) -> LinearModes:
     """The closed form of docs/model.md#separation: ``n_agents`` agents on the same sites with equal frames,
@@ -363,11 +382,8 @@ def linear_modes(n_agents: int, alpha: float, lambda_align: float, lr: float, ev
     is their variance-weighted mean."""
     if every % refresh_every:
         raise ValueError("every must be a multiple of refresh_every")
-    N = n_agents
-    a_r = 1.0 - lr * (alpha + 2.0 * N * lambda_align / (N - 1)) / s
-    a_c = 1.0 - lr * alpha / s
-    k = refresh_every
-    A = a_c ** k + rho * (1.0 - a_c ** k)
+    N, k = n_agents, refresh_every
+    a_r, a_c, A = _linear_coefficients(n_agents, alpha, lambda_align, lr, s, rho, refresh_every)
     tau_r = _sampled_tau(a_r, every)
     tau_c = _sampled_tau(A, every // k) * k
     # stationary variances per component at logged steps, in units of 2 lr T: a relative coordinate
