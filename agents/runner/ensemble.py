@@ -132,7 +132,20 @@ class Ensemble:
     def __init__(self, source=None, replicas: int | None = None, *, initial_states: Sequence[State] | None = None,
                  seeds: Sequence[int] | None = None, overrides: Sequence[str] = (), base_dir=None,
                  skip_frozen: bool = True):
-        self.config, built = _built_replicas(source, replicas, seeds, overrides, base_dir)
+        config, built = _built_replicas(source, replicas, seeds, overrides, base_dir)
+        self._start(config, built, initial_states, skip_frozen)
+
+    @classmethod
+    def from_built(cls, config: Config, built: Sequence[Built], *, skip_frozen: bool = True) -> "Ensemble":
+        """An ensemble of prepared replicas: ``built[r]`` (its config's seed, its layout, its initial state) is
+        what replica r's single run ``Simulation(built[r])`` would start from. Replicas may share one layout
+        (copies of one world, as ``gv.relax`` displaces them) and one seed."""
+        ens = cls.__new__(cls)
+        ens._start(config, list(built), None, skip_frozen)
+        return ens
+
+    def _start(self, config: Config, built: list[Built], initial_states, skip_frozen: bool) -> None:
+        self.config = config
         # a frozen field's gradient is not computed (docs/model.md#replica-ensembles): its norm reads NaN
         self.frozen = frozen_fields(self.config.dynamics) if skip_frozen else ()
         self.seeds = [int(b.config.seed) for b in built]

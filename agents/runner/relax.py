@@ -34,22 +34,6 @@ DEFAULT_FRACTION = 0.25  # default run length: this fraction of the slowest pred
 
 # --- the backend: the one place that steps copies ----------------------------------------------------------------
 
-class _Clock:
-    """An observer summing each agent's bits of belief update (docs/model.md#information-time)."""
-
-    def __init__(self, n_agents: int):
-        self.total = np.zeros(n_agents)
-
-    def start(self, sim) -> None:
-        pass
-
-    def update(self, sim, info) -> None:
-        self.total += info.info_bits
-
-    def finish(self, sim, outcome) -> None:
-        pass
-
-
 def run_copies(config: Config, layout: Layout, initial_states: list[State], seeds: list[int], sample_at,
                observe) -> tuple[np.ndarray, np.ndarray]:
     """Run one copy per ``(initial_states[r], seeds[r])`` for ``sample_at[-1]`` steps and observe it.
@@ -60,25 +44,28 @@ def run_copies(config: Config, layout: Layout, initial_states: list[State], seed
     the steps since the start (sorted, from 0) at which ``observe(state) -> (d,)`` is read.
 
     Returns ``(x, bits)``: ``x`` (copies, samples, d) the observables, ``bits`` (copies, samples, N) each agent's
-    information clock since the start. Today a loop over copies; the replica engine (one engine stepping every
-    copy, replica r bit-identical to the single run with r's seed) replaces this body without changing a result.
-    Two copies may share a seed (the antithetic pairs of :func:`relax` do).
+    information clock since the start. The copies are the replicas of one :class:`~.ensemble.Ensemble` (one engine
+    call per step for all of them, replica r bit-identical to the single run above). Two copies may share a seed
+    (the antithetic pairs of :func:`relax` do).
     """
+    from .ensemble import Ensemble
+
     sample_at = np.asarray(sample_at, dtype=np.int64)
-    n_agents = layout.n_agents
-    x, bits = None, np.zeros((len(initial_states), sample_at.size, n_agents))
-    for r, (state, seed) in enumerate(zip(initial_states, seeds)):
-        sim = Simulation(Built(config.model_copy(update={"seed": int(seed)}), layout, state), keep_history=False)
-        clock, done = _Clock(n_agents), 0
-        for j, t in enumerate(sample_at):
-            if t > done:
-                sim.run(int(t - done), observers=[clock], stop=None)
-                done = int(t)
-            obs = observe(sim.state)
+    built = [Built(config.model_copy(update={"seed": int(seed)}), layout, state)
+             for state, seed in zip(initial_states, seeds)]
+    ens = Ensemble.from_built(config, built)
+    x, bits = None, np.zeros((len(initial_states), sample_at.size, layout.n_agents))
+    done = 0
+    for j, t in enumerate(sample_at):
+        if t > done:
+            ens.run(int(t - done), stop=None)
+            done = int(t)
+        for r, state in enumerate(ens.states()):
+            obs = observe(state)
             if x is None:
                 x = np.empty((len(initial_states), sample_at.size, obs.size))
             x[r, j] = obs
-            bits[r, j] = clock.total
+        bits[:, j] = ens.clock
     return x, bits
 
 
