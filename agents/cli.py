@@ -146,11 +146,14 @@ _set_option = click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VAL
 @click.option("--seed", type=int, help="root seed")
 @_set_option
 @click.option("--resume", is_flag=True, help="continue the run in the output file from its checkpoint")
+@click.option("--allow-changed-inputs", is_flag=True,
+              help="with --resume: continue although an input file (observations, masks) changed since the run's "
+                   "last segment; the change is recorded in the run's history")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.option("--max-memory", "max_memory", metavar="GIB",
               help="refuse the run if its estimated peak memory exceeds GIB gibibytes (default: the memory this "
                    "machine has available)")
-def run(scenario, output, steps, seed, sets, resume, quiet, max_memory):
+def run(scenario, output, steps, seed, sets, resume, allow_changed_inputs, quiet, max_memory):
     """Run SCENARIO (a YAML file or a shipped scenario's name) into an HDF5 trajectory.
 
     An existing output file is never overwritten: it is renamed NAME.1.h5 (NAME.2.h5, ...) first.
@@ -161,7 +164,8 @@ def run(scenario, output, steps, seed, sets, resume, quiet, max_memory):
 
     sc = _scenario(scenario, sets, seed, steps, max_memory=max_memory, check_memory=True)
     try:
-        result = run_scenario(sc, output, resume=resume, progress=not quiet)
+        result = run_scenario(sc, output, resume=resume, progress=not quiet,
+                              allow_changed_inputs=allow_changed_inputs, say=lambda line: click.echo(line, err=True))
     except ScenarioError as exc:
         _fail([_one_line(exc.messages)])
     except RunFileBusy as exc:

@@ -103,7 +103,34 @@ def repair(path: str | Path) -> bool:
     file. Refuses while a writer holds the file (:class:`~.lock.RunFileBusy`). Returns True if flags were set."""
     path = require_hdf5(path)
     with full_disk_names(path, "the file was not changed"), RunLock(path):  # the lock file may not fit
-        return clear_consistency_flags(path)
+        cleared = clear_consistency_flags(path)
+        if cleared:
+            _record_repair(path)
+        return cleared
+
+
+def _record_repair(path: Path) -> None:
+    """A repair that cleared the flags is recorded in the run's history (docs/model.md#file-provenance). Without
+    1 MiB free the record is left out (the repair is still only the flags), so HDF5 never fails a write here."""
+    from . import provenance
+    from .outputs import abandon_h5, is_disk_full
+    from .schema import LIBVER
+
+    st = os.statvfs(path.parent)
+    if st.f_bavail * st.f_frsize < (1 << 20):
+        return
+    f = h5py.File(path, "a", libver=LIBVER)
+    try:
+        before = provenance.before_record(f, None) if provenance.GROUP not in f else None
+        k = provenance.append(f, provenance.invocation("repair", call="repair"), before=before)
+        provenance.finish(f, k, "completed", None)
+        f.close()
+    except BaseException as exc:
+        if is_disk_full(exc):
+            abandon_h5(f)
+        elif f.id.valid:
+            f.close()
+        raise
 
 
 def writer_alive(pid: int, host: str) -> bool | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..analysis.pipeline import AnalysisResult, analyze_frames
+from ..io import provenance
 from ..io.outputs import full_disk_names
 from ..io.reader import load
 from ..io.session import analysis_session
@@ -49,7 +50,9 @@ def analyze_run(path: str | Path, settings: AnalysisConfig | None = None, progre
     full disk (for the lock file or the results) raises :class:`~..io.outputs.NoSpaceLeft`; the frames are intact.
     """
     settings = settings if settings is not None else analysis_settings(path)
-    with full_disk_names(f"the analysis into {path}", "nothing was replaced"), analysis_session(path) as session:
+    record = provenance.invocation("analyze", call="analyze_run", settings=settings.model_dump(mode="json"))
+    with full_disk_names(f"the analysis into {path}", "nothing was replaced"), \
+            analysis_session(path, record) as session:
         traj = session.trajectory
         result = analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings, progress,
                                 info_bits=traj.info_bits())
