@@ -21,9 +21,8 @@ import datetime as _dt
 import json
 import os
 import socket
+import platform
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -44,12 +43,22 @@ def invocation(command: str, **fields) -> dict:
     """The part of a record every invocation has: ``command`` (create, resume, analyze, repair), UTC time,
     package and library versions, host, pid, the command line (``sys.argv``: ``vfe ...``, or the Python process
     that made the call) and numba's thread count; ``fields`` add to it."""
-    from .writer import versions
-
     record = {"command": command, "time": now(), "versions": versions(), "host": socket.gethostname(),
               "pid": os.getpid(), "argv": list(sys.argv), "numba_threads": _numba_threads()}
     record.update(fields)
     return record
+
+
+def versions() -> dict:
+    """The versions of Python, the libraries that compute and store a run, and this package."""
+    import numba
+    import scipy
+
+    from .. import __version__
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+            "scipy": scipy.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
+            "package": __version__}
 
 
 def _numba_threads() -> int | None:
@@ -185,25 +194,3 @@ def before_record(f: h5py.File, last_step: int | None) -> dict:
     record["last_step"] = -1 if last_step is None else int(last_step)
     return record
 
-
-@dataclass(frozen=True)
-class ResumeBasis:
-    """What a resume is checked against: the stored configuration (the first one; an older version's latest),
-    the history, and whether there is a checkpoint to continue."""
-
-    config: dict
-    history: list
-    has_checkpoint: bool
-
-
-def resume_basis(path: str | Path) -> ResumeBasis | None:
-    """A read-only look at a run file before it is resumed (no flag cleared, nothing written); None when it
-    cannot be read so (a foreign or damaged file: the writer's own checks then say what is wrong)."""
-    from .recovery import open_read_only
-
-    try:
-        with open_read_only(path) as f:
-            return ResumeBasis(json.loads(f["parameters"].attrs["config_json"]), read_history(f),
-                               int(read(f["checkpoint"]["active"])[0]) >= 0)
-    except (OSError, KeyError, ValueError, TypeError):
-        return None

@@ -10,14 +10,18 @@ holds the run file's lock; a file whose writer is alive is opened in SWMR-read m
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 
+from .checked import read
 from .errors import DamagedData, TrajectoryFileError
+from .provenance import read_history
 from .integrity import check_file, verify
 from .schema import CheckpointMismatch, read_checkpoint
 from .lock import RunLock, in_use_error, writer_active
@@ -78,6 +82,28 @@ def require_intact(path: str | Path) -> None:
             read_checkpoint(f)
         except CheckpointMismatch as exc:
             raise DamagedData(f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ResumeBasis:
+    """What a resume is checked against: the stored configuration (the first one; an older version's latest),
+    the history, and whether there is a checkpoint to continue."""
+
+    config: dict
+    history: list
+    has_checkpoint: bool
+
+
+def resume_basis(path: str | Path) -> ResumeBasis | None:
+    """A read-only look at a run file before it is resumed (no flag cleared, nothing written); None when it
+    cannot be read so (a foreign or damaged file: the writer's own checks then say what is wrong)."""
+    try:
+        with open_read_only(path) as f:
+            return ResumeBasis(json.loads(f["parameters"].attrs["config_json"]), read_history(f),
+                               int(read(f["checkpoint"]["active"])[0]) >= 0)
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
 
 
 def is_hdf5(path: Path) -> bool:

@@ -43,12 +43,10 @@ Part of the io layer, the only code that knows HDF5. The design, so that no ordi
 
 from __future__ import annotations
 
-import datetime as _dt
 import errno
 import getpass
 import json
 import os
-import platform
 import socket
 import time
 from pathlib import Path
@@ -60,6 +58,8 @@ import numpy as np
 from ..model.layout import Layout
 from ..model.state import State
 from . import provenance
+from .provenance import now as _now
+from .provenance import versions
 from . import schema  # STEP_SERIES read by attribute: the table as it is when a file is made or resumed
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
@@ -92,21 +92,6 @@ class DiskFullError(OSError):
         held = f"frames 0..{frames - 1}" if frames else "no frame"
         super().__init__(errno.ENOSPC, f"no space left on device while writing {what}; the file holds {held}; "
                                        "free space and run again with --resume")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def versions() -> dict:
-    import numba
-    import scipy
-
-    from .. import __version__
-
-    return {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "scipy": scipy.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
-            "package": __version__}
 
 
 _is_disk_full = is_disk_full  # the one test of ENOSPC, shared with every other writer (.outputs)

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..analysis.pipeline import AnalysisResult
 from ..io import provenance
 from ..io.lock import FileInUse, RunLock
+from ..io.recovery import resume_basis
 from ..io.writer import NoCheckpointYet, TrajectoryWriter
 from ..model.dynamics import DivergenceError
 from ..model.energy import TERM_TABLE
@@ -194,7 +195,7 @@ def _resume_record(path: Path, config: dict, hashes: dict, allow_changed_inputs:
     changed input raises :class:`ScenarioError` with nothing written; ``lines`` receives the changes accepted.
     None when the file cannot be looked at (the writer's own checks then say why) or has no checkpoint (it is
     started again from step 0: nothing of an earlier configuration is kept)."""
-    basis = provenance.resume_basis(path)
+    basis = resume_basis(path)
     if basis is None or not basis.has_checkpoint:
         return None
     changes = config_changes(basis.config, config)
