@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from .checked import read
-from .schema import STATUS_LENGTH, TIME_LENGTH, read_text, series_dataset
+from .schema import STATUS_LENGTH, TIME_LENGTH, annotate, read_text, series_dataset
 
 GROUP = "provenance"
 RECORDS = f"{GROUP}/records"
@@ -77,9 +77,7 @@ def create(f: h5py.File) -> None:
     series_dataset(g, "status", f"S{STATUS_LENGTH}", chunk_rows=64)
     series_dataset(g, "last_step", np.int64, chunk_rows=64)
     series_dataset(g, "ended_at", f"S{TIME_LENGTH}", chunk_rows=64)
-    g.attrs["description"] = ("one record per invocation that wrote this file: records (JSON Lines, one per "
-                              "invocation, written at its start), status, last_step and ended_at (written at its "
-                              "end; 'running' and -1 until then) (docs/model.md#file-provenance)")
+    annotate(f, under=GROUP)  # its description, from the file's table
 
 
 def append(f: h5py.File, record: dict, before: dict | None = None) -> int:

@@ -129,6 +129,9 @@ OTHER_ANNOTATIONS = (
     ("observables/holonomy/plaquette_angle", "rad", "holonomy angle of the plaquette based at each row, NaN "
                                                     "where undefined"),
     ("observables/holonomy/loops/angle", "rad", None),
+    ("provenance", None, "one record per invocation that wrote this file: records (JSON Lines, one per invocation, "
+                         "written at its start), status, last_step and ended_at (written at its end; 'running' "
+                         "and -1 until then) (docs/model.md#file-provenance)"),
 )
 
 
@@ -168,11 +171,12 @@ def h5md_string(obj, name: str, text: str) -> None:
     obj.attrs.create(name, np.array(data, dtype=h5py.string_dtype("utf-8", max(1, len(data)))))
 
 
-def annotate(f: h5py.File) -> None:
+def annotate(f: h5py.File, under: str = "") -> None:
     """``unit`` (variable-length ASCII, as H5MD's units module says) and ``description`` attributes on every
-    object of :func:`annotations` present in ``f`` (attributes: before SWMR starts)."""
+    object of :func:`annotations` present in ``f`` (attributes: before SWMR starts); ``under``: only those whose
+    path starts with it (a group added to an existing file)."""
     for path, unit, description in annotations():
-        if path in f:
+        if path in f and path.startswith(under):
             if unit is not None:
                 f[path].attrs.create("unit", unit, dtype=h5py.string_dtype("ascii"))
             if description is not None:
