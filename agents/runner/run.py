@@ -141,11 +141,11 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
             if not path.exists():
                 raise ScenarioError([f"{path}: nothing to resume (no such file)"])
             record = _resume_record(path, json.loads(config_json), hashes, allow_changed_inputs, changes)
-            for line in changes if say is not None else ():
-                say(line)
             try:
                 writer, state = TrajectoryWriter.resume(path, sim.layout, config_json, lock,
                                                         refusal=resume_refusal(config_json), record=record)
+                for line in changes if say is not None else ():  # said once the file's own checks passed
+                    say(line)
                 sim.set_state(state)  # the noise continues by itself: it depends on the seed and the step only
             except NoCheckpointYet:
                 # killed before its first write: the file holds no frame, so the run starts again in it
