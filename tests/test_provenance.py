@@ -212,3 +212,16 @@ def test_a_killed_run_leaves_a_running_record_that_reads_as_killed(scenario_dir)
     assert [(r["command"], r["status"]) for r in seg] == [("create", "killed"), ("repair", "completed"),
                                                           ("resume", "completed")]
     assert seg[0]["last_step"] == checkpoint and seg[2]["last_step"] == last + 4
+
+
+def test_vfe_analyze_uses_the_analysis_settings_of_the_last_resume(scenario_dir):
+    from gauge_vfe.agents.runner.analyze import analysis_settings
+
+    path = scenario_dir / "run.h5"
+    run_scenario(scenario(scenario_dir), path)
+    run_scenario(scenario(scenario_dir, "dynamics.steps=16", "analysis.meta_agents.eps_belief=0.3"), path,
+                 resume=True)
+    with agents.load(path) as traj:
+        assert traj.config["analysis"]["meta_agents"]["eps_belief"] != 0.3  # the first configuration
+        assert traj.segments()[1]["changes"]["analysis.meta_agents.eps_belief"][1] == 0.3
+    assert analysis_settings(path).meta_agents.eps_belief == 0.3

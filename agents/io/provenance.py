@@ -12,7 +12,7 @@
 Only datasets are written once the run's SWMR session has begun (docs/model.md#file: attributes and new objects
 cannot be), so the group is created, and a record appended, before it: with the file (:func:`create`), or by a
 session that opens the file without SWMR (resume, analyze, repair: :func:`append`). A record left ``running`` by
-an invocation that is no longer alive was killed; the reader reports it so (:func:`read_history`).
+an invocation that is no longer alive was killed; the reader reports it so (``Trajectory.segments``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import socket
 import platform
+import socket
 import sys
 
 import h5py
@@ -31,7 +31,6 @@ from .checked import read
 from .schema import STATUS_LENGTH, TIME_LENGTH, annotate, read_text, series_dataset
 
 GROUP = "provenance"
-RECORDS = f"{GROUP}/records"
 BEFORE = "before provenance"  # the record standing for what an older version wrote (no history of its own)
 
 

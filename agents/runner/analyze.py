@@ -10,6 +10,7 @@ from ..io.outputs import full_disk_names
 from ..io.reader import load
 from ..io.session import analysis_session
 from ..setup.config import AnalysisConfig, ConfigError, make_config
+from .resume import latest_config
 
 
 THRESHOLDS = ("eps_belief", "min_overlap", "eps_prior", "max_scale", "automatic_loops")
@@ -32,10 +33,11 @@ def analysis_config(config: dict, **thresholds) -> AnalysisConfig:
 
 
 def analysis_settings(path: str | Path, **overrides) -> AnalysisConfig:
-    """The run's own ``analysis`` settings with some thresholds replaced (:func:`analysis_config`), a bad value's
-    key named as the ``vfe analyze`` option that set it (``--eps-belief``) in the :class:`ConfigError`."""
+    """The run's own ``analysis`` settings (the latest: a resume may change them, docs/model.md#resume-settings)
+    with some thresholds replaced (:func:`analysis_config`), a bad value's key named as the ``vfe analyze`` option
+    that set it (``--eps-belief``) in the :class:`ConfigError`."""
     with load(path) as traj:
-        config = traj.config
+        config = latest_config(traj.config, traj.segments())  # as a resume may have changed them
     try:
         return analysis_config(config, **overrides)
     except ConfigError as exc:

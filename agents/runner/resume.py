@@ -68,6 +68,20 @@ def config_changes(stored: dict, mine: dict) -> dict[str, list]:
             if a.get(k) != b.get(k) and not (k not in a and b.get(k) in (None, defaults.get(k)))}
 
 
+def latest_config(config: dict, segments: list[dict]) -> dict:
+    """The stored (first) configuration with the changes of the last resume applied: the settings the run's
+    latest steps and end-of-run analysis used (each resume records its whole difference from the first)."""
+    last = next((r for r in reversed(segments) if r.get("command") == "resume"), None)
+    out = json.loads(json.dumps(config))
+    for key, (_, new) in ((last or {}).get("changes") or {}).items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = new
+    return out
+
+
 def _show(value) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
