@@ -1336,7 +1336,7 @@ def trial_provenance(ref: Reference, case: str, steps: int) -> Trial:
     version without a history. Counted: refusals that are not one clean line, files a refusal changed, changes
     that end with exit 0 and no record of them (or with `config_json` claiming the new setting)."""
     folder = ref.new_dir("provenance")
-    t = Trial("provenance", None, phase=case)
+    t = Trial("provenance", None)  # no fault time: the case is in extra
     extra_args, expect, key = PROVENANCE_CASES[case]
     path = folder / "run.h5"
     scenario = ref.scenario
@@ -1565,7 +1565,7 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
         for t in trials:
             if not t.extra.get("clean") or t.extra.get("unrecorded") or t.extra.get("modified") or \
                     t.extra.get("traceback") or t.extra.get("setup_failed"):
-                details.append(f"{t.phase}: exit {t.rc} ({t.err!r}), {t.extra}")
+                details.append(f"{t.extra.get('case')}: exit {t.rc} ({t.err!r}), {t.extra}")
         row = ["9 provenance across resumes", str(n), "-", "-", "-"]
     else:
         raise ValueError(cls)
