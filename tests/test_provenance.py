@@ -69,6 +69,7 @@ def test_create_and_resume_are_recorded(scenario_dir):
         assert r["versions"]["package"] and r["host"] and r["argv"] and r["time"] and r["ended_at"]
     assert seg[0]["config"]["dynamics"]["steps"] == 12 and "config" not in seg[1] and seg[1]["changes"] == {}
     assert list(history["command"]) == ["create", "resume"] and list(history["last_step"]) == [6, 12]
+    assert str(history["first_step"].dtype) == "Int64" and history.loc[1, "changes"] == {}
     assert history.loc[1, "status"] == "completed"
 
 
@@ -177,6 +178,9 @@ def test_analyze_and_repair_append_their_records(scenario_dir):
         seg = traj.segments()
     assert [(r["command"], r["status"]) for r in seg] == [("create", "completed"), ("analyze", "completed")]
     assert seg[1]["settings"]["meta_agents"] and seg[1]["last_step"] is None
+    with agents.load(path) as traj:
+        history = traj.history
+    assert history.loc[0, "last_step"] == 12 and history["last_step"].isna().tolist() == [False, True]
 
 
 def test_the_digest_of_a_run_is_unchanged_by_its_history(scenario_dir):

@@ -350,7 +350,9 @@ class Trajectory:
         rows = [{**r, "package": (r.get("versions") or {}).get("package"),
                  "argv": " ".join(r["argv"]) if isinstance(r.get("argv"), list) else r.get("argv")}
                 for r in self.segments()]
-        return pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+        frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+        # steps stay integers where an invocation wrote none (analyze, repair): pandas' nullable integers
+        return frame.astype({"first_step": "Int64", "last_step": "Int64", "pid": "Int64", "numba_threads": "Int64"})
 
     @property
     def dtype(self) -> str:
