@@ -237,3 +237,17 @@ def test_vfe_analyze_uses_the_analysis_settings_of_the_last_resume(scenario_dir)
         assert traj.config["analysis"]["meta_agents"]["eps_belief"] != 0.3  # the first configuration
         assert traj.segments()[1]["changes"]["analysis.meta_agents.eps_belief"][1] == 0.3
     assert analysis_settings(path).meta_agents.eps_belief == 0.3
+
+
+def test_analyze_of_a_file_without_a_history_records_what_came_before(scenario_dir):
+    path = scenario_dir / "old.h5"
+    run_scenario(scenario(scenario_dir), path)
+    with h5py.File(path, "a") as f:
+        del f["provenance"]
+    assert invoke("analyze", path).exit_code == 0
+    with agents.load(path) as traj:
+        seg = traj.segments()
+    assert [(r["command"], r["status"]) for r in seg] == [("before provenance", "completed"), ("analyze", "completed")]
+    assert (seg[0]["first_step"], seg[0]["last_step"]) == (0, 12)
+    lines = [line for line in invoke("inspect", path).output.splitlines() if "segment" in line]
+    assert "before provenance" in lines[0] and "steps 0..12" in lines[0]
