@@ -1,6 +1,7 @@
 """The run file's history: one record per invocation that wrote it (docs/model.md#file-provenance).
 
-``/provenance`` holds, per invocation (create, each resume, ``vfe analyze``, ``vfe repair``):
+``/provenance`` holds, per invocation (create, each resume, ``vfe analyze``, ``vfe repair``), as
+:data:`.schema.PROVENANCE_DATASETS` lays it out:
 
 * ``records``: UTF-8 JSON Lines as a ``uint8`` array, one line per invocation, written when it starts and never
   changed afterwards (append-only): what it was (command, time, versions, host, command line, configuration or
@@ -28,9 +29,9 @@ import h5py
 import numpy as np
 
 from .checked import read
-from .schema import STATUS_LENGTH, TIME_LENGTH, annotate, read_text, series_dataset
+from .schema import PROVENANCE as GROUP
+from .schema import PROVENANCE_DATASETS, STATUS_LENGTH, annotate, read_text, series_dataset
 
-GROUP = "provenance"
 BEFORE = "before provenance"  # the record standing for what an older version wrote (no history of its own)
 
 
@@ -72,10 +73,8 @@ def _numba_threads() -> int | None:
 def create(f: h5py.File) -> None:
     """The empty history datasets (before the SWMR session)."""
     g = f.create_group(GROUP)
-    series_dataset(g, "records", np.uint8, chunk_rows=4096)
-    series_dataset(g, "status", f"S{STATUS_LENGTH}", chunk_rows=64)
-    series_dataset(g, "last_step", np.int64, chunk_rows=64)
-    series_dataset(g, "ended_at", f"S{TIME_LENGTH}", chunk_rows=64)
+    for name, dtype, rows in PROVENANCE_DATASETS:
+        series_dataset(g, name, dtype, chunk_rows=rows)
     annotate(f, under=GROUP)  # its description, from the file's table
 
 

@@ -120,6 +120,13 @@ FRAME_SERIES = tuple(s for s in SERIES if s.frame)  # the fields a run may log (
 STEP_SERIES = tuple(s for s in SERIES if not s.frame)  # written every step, with the energies
 FIELDS = tuple(s.key for s in FRAME_SERIES)
 
+# The run's history (docs/model.md#file-provenance), written by .provenance: (dataset, dtype, entries per chunk).
+# `records` holds JSON Lines (one per invocation, written at its start); the others one entry per record, written
+# at its end, `status` last (its length is the number of records).
+PROVENANCE = "provenance"
+PROVENANCE_DATASETS = (("records", "uint8", 4096), ("last_step", "int64", 64), ("ended_at", f"S{TIME_LENGTH}", 64),
+                       ("status", f"S{STATUS_LENGTH}", 64))
+
 # Datasets outside the series (the static arrays written with the file, the analysis) with a unit or description.
 OTHER_ANNOTATIONS = (
     ("particles/agents/box/edges", "site", None),
@@ -129,7 +136,7 @@ OTHER_ANNOTATIONS = (
     ("observables/holonomy/plaquette_angle", "rad", "holonomy angle of the plaquette based at each row, NaN "
                                                     "where undefined"),
     ("observables/holonomy/loops/angle", "rad", None),
-    ("provenance", None, "one record per invocation that wrote this file: records (JSON Lines, one per invocation, "
+    (PROVENANCE, None, "one record per invocation that wrote this file: records (JSON Lines, one per invocation, "
                          "written at its start), status, last_step and ended_at (written at its end; 'running' "
                          "and -1 until then) (docs/model.md#file-provenance)"),
 )
