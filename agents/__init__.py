@@ -15,6 +15,8 @@ The public Python API, re-exported by ``gauge_vfe``:
 * :class:`Simulation` -- build from a config, step, run with observers, read energies, gradients, beta, fields;
   :class:`ProgressBar` is the observer ``vfe run`` shows; updaters (:class:`Periodic` triggers,
   :class:`ObservationResampling`, :class:`HierarchyCoupling`) change the action's constants during a run;
+* :class:`Ensemble` -- R independent replicas of a scenario stepped in one engine, each bit for bit its single
+  run (docs/model.md#replica-ensembles);
 * :func:`make_config` / :class:`Config` -- the validated scenario structure;
 * :func:`evaluate` / :func:`step` -- the energy-and-gradient function and the pure step over plain arrays;
 * :func:`load` / :class:`Trajectory` -- reading a run file; :func:`run_scenario`, :func:`analyze_run`,
@@ -34,11 +36,13 @@ _PUBLIC = {
     ".model.dynamics": ("DivergenceError", "StepInfo", "step"),
     ".model.energy": ("TERMS", "Evaluation", "evaluate"),
     ".model.params": ("DynamicsParams", "EnergyParams", "LineSearch"),
-    ".io.reader": ("StepNotLogged", "Trajectory", "load"),
+    ".io.reader": ("StepNotLogged", "Trajectory"),
+    ".io.ensemble_store": ("EnsembleTrajectory", "load"),
     ".io.export": ("export",),
     ".setup.scenario": ("Scenario", "ScenarioError", "load_scenario"),
     ".setup.shipped": ("shipped_scenarios",),
     ".runner.simulation": ("EnergyIncreaseWarning", "RunOutcome", "Simulation"),
+    ".runner.ensemble": ("Ensemble", "EnsembleOutcome", "ReplicaView"),
     ".runner.observers": ("ProgressBar",),
     ".runner.updaters": ("Periodic", "ObservationResampling", "HierarchyCoupling"),
     ".runner.run": ("RunResult", "run_scenario"),

@@ -71,6 +71,19 @@ def _one_line(messages, labels=None) -> str:
     return first + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
 
 
+def _existing_folder(path, option: str = "-o/--output") -> None:
+    """Refuse (exit 2, one line) an explicit output whose folder does not exist, rather than create it."""
+    from .io.outputs import missing_folder
+
+    if path is not None and (why := missing_folder(path)):
+        _fail([f"{option} {why}"])
+
+
+def _examples(*lines: str) -> str:
+    """A command's epilog: its examples, kept as written (click rewraps text unless told not to with \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def _trajectory(path: str):
     from .io.reader import load
 
@@ -81,10 +94,10 @@ def _trajectory(path: str):
 
 
 def _progress_bar(unit: str, quiet: bool):
-    """A tqdm bar and a ``progress(done, total)`` callback that drives it."""
-    from tqdm import tqdm
+    """A bar (off in a log file: runner/progress.py) and a ``progress(done, total)`` callback that drives it."""
+    from .runner.progress import progress_bar
 
-    bar = tqdm(unit=unit, disable=quiet, file=sys.stderr)
+    bar = progress_bar(unit, not quiet)
 
     def progress(done, total):
         bar.total = total
@@ -129,31 +142,44 @@ class _OneLineErrors(click.Group):
             _fail([" ".join(exc.format_message().split())], exc.exit_code)
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+             epilog=_examples("vfe scenarios", "vfe run quickstart", "vfe inspect runs/quickstart.h5",
+                              "vfe plot runs/quickstart.h5 --format pdf --width single", "vfe COMMAND --help"))
 @click.version_option(package_name="gauge-vfe")
 def main():
-    """gauge-vfe: agents with Gaussian beliefs in SO(3) gauge frames minimising a variational free energy."""
+    """gauge-vfe: agents with Gaussian beliefs in SO(3) gauge frames minimising a variational free energy.
+
+    Exit codes: 0 success; 2 bad input (one line naming the file and what is wrong); 1 a run that diverged or
+    failed; 130 interrupted (the file is valid: --resume continues it)."""
 
 
 _set_option = click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
                            help="override a scenario key (repeatable), e.g. --set energy.kappa=0.5")
 
 
-@main.command()
+@main.command(epilog=_examples("vfe run quickstart", "vfe run emergence -o runs/e.h5 --steps 2000 --seed 7",
+                               "vfe run my_scenario.yaml --set energy.kappa=0.5",
+                               "vfe run emergence -o runs/e.h5 --resume --steps 4000   # continue or extend"))
 @click.argument("scenario")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="trajectory file (default runs/NAME.h5)")
-@click.option("--steps", type=int, help="total number of steps (dynamics.steps)")
-@click.option("--seed", type=int, help="root seed")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="trajectory file  [default: the scenario's output.path, else runs/NAME.h5; a folder given "
+                   "here must exist]")
+@click.option("--steps", type=int, help="total number of steps  [default: the scenario's dynamics.steps]")
+@click.option("--seed", type=int, help="root seed  [default: the scenario's seed]")
 @_set_option
 @click.option("--resume", is_flag=True, help="continue the run in the output file from its checkpoint")
 @click.option("--allow-changed-inputs", is_flag=True,
               help="with --resume: continue although an input file (observations, masks) changed since the run's "
                    "last segment; the change is recorded in the run's history")
-@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+@click.option("-q", "--quiet", is_flag=True,
+              help="no progress bar (there is none anyway when stderr is a log file, not a terminal)")
 @click.option("--max-memory", "max_memory", metavar="GIB",
-              help="refuse the run if its estimated peak memory exceeds GIB gibibytes (default: the memory this "
-                   "machine has available)")
-def run(scenario, output, steps, seed, sets, resume, allow_changed_inputs, quiet, max_memory):
+              help="refuse the run if its estimated peak memory exceeds GIB gibibytes  [default: the memory this "
+                   "machine has available]")
+@click.option("--replicas", type=int,
+              help="R independent replicas in one engine: an index at the output path and one run file per "
+                   "replica in NAME.replicas/  [default: the scenario's ensemble.replicas, else 1]")
+def run(scenario, output, steps, seed, sets, resume, allow_changed_inputs, quiet, max_memory, replicas):
     """Run SCENARIO (a YAML file or a shipped scenario's name) into an HDF5 trajectory.
 
     An existing output file is never overwritten: it is renamed NAME.1.h5 (NAME.2.h5, ...) first.
@@ -162,7 +188,13 @@ def run(scenario, output, steps, seed, sets, resume, allow_changed_inputs, quiet
     from .io.writer import DiskFullError
     from .runner.run import run_scenario
 
+    if replicas is not None and replicas < 1:
+        _fail([f"--replicas {replicas}: must be at least 1"])
     sc = _scenario(scenario, sets, seed, steps, max_memory=max_memory, check_memory=True)
+    _existing_folder(output)
+    replicas = replicas if replicas is not None else sc.config.replicas
+    if replicas > 1:
+        _run_ensemble(sc, replicas, output, resume)
     try:
         result = run_scenario(sc, output, resume=resume, progress=not quiet,
                               allow_changed_inputs=allow_changed_inputs, say=lambda line: click.echo(line, err=True))
@@ -198,12 +230,36 @@ def run(scenario, output, steps, seed, sets, resume, allow_changed_inputs, quiet
     sys.exit(EXIT_BY_STATUS[result.status])
 
 
+def _run_ensemble(sc, replicas: int, output, resume: bool) -> None:
+    """``vfe run --replicas R`` (R > 1): run the ensemble, print its outcome and exit."""
+    from .runner.run_ensemble import run_ensemble
+
+    if resume:
+        _fail([f"--resume with {replicas} replicas: an ensemble does not resume as one (each replica's file "
+               "resumes as a single run: vfe run --resume -o NAME.replicas/rNNNN.h5 with its seed)"])
+    try:
+        result = run_ensemble(sc, replicas, output)
+    except ScenarioError as exc:
+        _fail([_one_line(exc.messages)])
+    except Exception as exc:  # noqa: BLE001 - say why and stop
+        if os.environ.get("VFE_DEBUG"):
+            raise
+        _fail([f"run failed: {type(exc).__name__}: {exc} (set VFE_DEBUG=1 for a traceback)"], EXIT_RUN_FAILED)
+    if result.message:
+        click.echo(result.message)
+    mean = {k: float(sum(v) / len(v)) for k, v in result.energy.items()}
+    click.echo("energy, mean over replicas: " + "  ".join(f"{k}={v:.6g}" for k, v in mean.items()))
+    click.echo(f"{result.status}: {result.path} ({replicas} replicas in {result.files[0].parent}, step "
+               f"{result.last_step}, {result.wall_time:.1f} s, {result.member_steps_per_second:.3g} replica-steps/s)")
+    sys.exit(EXIT_BY_STATUS[result.status])
+
+
 _max_memory_option = click.option("--max-memory", "max_memory", metavar="GIB",
-                                  help="refuse the run if its estimated peak memory exceeds GIB gibibytes "
-                                       "(default: the memory this machine has available)")
+                                  help="refuse the run if its estimated peak memory exceeds GIB gibibytes  "
+                                       "[default: the memory this machine has available]")
 
 
-@main.command()
+@main.command(epilog=_examples("vfe validate emergence", "vfe validate my_scenario.yaml --set grid.height=64"))
 @click.argument("scenario")
 @_set_option
 @_max_memory_option
@@ -225,7 +281,7 @@ def validate(scenario, sets, max_memory):
                f"{sim.energy()['total']:.6g}")
 
 
-@main.command()
+@main.command(epilog=_examples("vfe inspect runs/quickstart.h5", "vfe inspect runs/quickstart.h5 --json"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output (strict JSON)")
 def inspect(run_file, as_json):
@@ -241,13 +297,19 @@ def inspect(run_file, as_json):
         click.echo(line)
 
 
-@main.command()
+_RUN_SETTING = "  [default: the run's own analysis settings]"
+
+
+@main.command(epilog=_examples("vfe analyze runs/emergence.h5", "vfe analyze runs/emergence.h5 --eps-belief 0.05 "
+                               "--max-scale 3"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
-@click.option("--eps-belief", type=float, help="consensus threshold (default: the run's analysis settings)")
-@click.option("--min-overlap", type=int, help="shared sites needed for consensus")
-@click.option("--eps-prior", type=float, help="prior-agreement threshold for 'epistemically dead'")
-@click.option("--max-scale", type=int, help="highest meta-agent scale")
-@click.option("--no-auto-loops", is_flag=True, help="only the scenario's own holonomy loops")
+@click.option("--eps-belief", type=float, help="consensus threshold in nats" + _RUN_SETTING)
+@click.option("--min-overlap", type=int, help="shared sites needed for consensus" + _RUN_SETTING)
+@click.option("--eps-prior", type=float, help="prior-agreement threshold for 'epistemically dead', in nats"
+              + _RUN_SETTING)
+@click.option("--max-scale", type=int, help="highest meta-agent scale" + _RUN_SETTING)
+@click.option("--no-auto-loops", is_flag=True,
+              help="only the scenario's own holonomy loops  [default: also the automatic loops]")
 def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loops):
     """Detect and track meta-agents and measure holonomy in every frame of RUN_FILE (written into it)."""
     from .io.outputs import NoSpaceLeft
@@ -274,20 +336,25 @@ def analyze(run_file, eps_belief, min_overlap, eps_prior, max_scale, no_auto_loo
                    f"{len(result.loop_names)} loops")
 
 
-@main.command()
+@main.command(epilog=_examples("vfe render runs/emergence.h5 -o emergence.mp4",
+                               "vfe render runs/emergence.h5 -o last.png --frames -1 --size 1920x1080",
+                               "vfe render runs/emergence.h5 -o sheet.png --contact-sheet",
+                               "vfe render runs/emergence.h5 -o top.mp4 --camera top --panel-2d --clim 0,3"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="movie.mp4, movie.gif or frame.png")
-@click.option("--frames", default=None, help="start:stop:step over logged frames (a PNG takes the first)")
+              help="movie.mp4, movie.gif or frame.png (its folder must exist)")
+@click.option("--frames", default=None,
+              help="an index (-1: the last) or start:stop:step over the logged frames; a PNG takes the first  "
+                   "[default: every frame]")
 @click.option("--size", default="1280x720", help="WxH in pixels")
 @click.option("--color-by", default="|mu|", help="agent, mu:K, |mu|, trace_sigma, kl_prior, free_energy")
 @click.option("--fps", default=10, type=int, help="frames per second of a movie")
 @click.option("--camera", default="iso", type=click.Choice(["iso", "top", "side"]),
               help="viewpoint, fixed for the whole movie")
 @click.option("--clim", default=None, metavar="LO,HI",
-              help="colour range of --color-by (default: its extremes over every rendered frame)")
+              help="colour range of --color-by  [default: its extremes over every rendered frame]")
 @click.option("--holonomy-clim", default=None, metavar="LO,HI",
-              help="colour range of the base plane's holonomy angle in rad (default: 0 to its largest)")
+              help="colour range of the base plane's holonomy angle in rad  [default: 0 to its largest]")
 @click.option("--contact-sheet", is_flag=True, help="9 frames spread over the run in one PNG (-o sheet.png)")
 @click.option("--no-title-card", is_flag=True, help="start a movie at its first frame")
 @click.option("--panel-2d", is_flag=True, help="a top-down panel (holonomy, meta-agents) beside the 3D view")
@@ -302,6 +369,7 @@ def render(run_file, output, frames, size, color_by, fps, camera, clim, holonomy
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         _fail([f"--size: expected WxH, got {size!r}"])
+    _existing_folder(output)
     bar = progress = _LazyBar("frame", quiet)
     reports = []
     try:
@@ -331,7 +399,7 @@ def render(run_file, output, frames, size, color_by, fps, camera, clim, holonomy
     click.echo(f"wrote {path}")
 
 
-@main.command()
+@main.command(epilog=_examples("vfe view runs/emergence.h5", "vfe view runs/emergence.h5 --color-by free_energy"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--color-by", default="|mu|", help="agent, mu:K, |mu|, trace_sigma, kl_prior, free_energy")
 def view(run_file, color_by):
@@ -344,25 +412,43 @@ def view(run_file, color_by):
         _fail([str(exc)])
 
 
-@main.command()
-@click.argument("run", type=click.Path(exists=True))
+def default_plot_folder(run_file) -> Path:
+    """Where `vfe plot RUN_FILE` writes without -o: RUN_plots/ beside the run file (runs/e.h5 -> runs/e_plots/)."""
+    p = Path(run_file)
+    return p.with_name(f"{p.stem}_plots")
+
+
+@main.command(epilog=_examples("vfe plot runs/emergence.h5                       # PNGs into runs/emergence_plots/",
+                               "vfe plot runs/emergence.h5 -o fig/ --format pdf --width single",
+                               "vfe plot runs/emergence.h5 --format png --dpi 600 --width double",
+                               "vfe plot sweeps/kappa/ --quantity meta_agents --x energy.kappa"))
+@click.argument("run_file", metavar="RUN_FILE|SWEEP_DIR", type=click.Path(exists=True))
 @click.option("-o", "--output", type=click.Path(file_okay=False),
-              help="folder for the PNGs (default: a sweep's own folder; required for a run file)")
-@click.option("--quantity", help="for a sweep: one summary column to plot (default: the main ones)")
-@click.option("--x", "x_param", help="for a sweep: the parameter on the x axis")
-def plot(run, output, quantity, x_param):
-    """Plots of RUN.h5 (energy, holonomy, meta-agents, hierarchy, attention, beliefs), or phase diagrams of a
-    SWEEP_DIR."""
+              help="folder for the plots (created; its parent must exist)  [default: RUN_plots/ beside a run "
+                   "file (runs/e.h5 -> runs/e_plots/), a sweep's own folder]")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf", "svg"]), default="png",
+              help="file format: pdf and svg are vector files for a manuscript")
+@click.option("--dpi", type=click.IntRange(10, 2400), default=200, help="resolution of a PNG, dots per inch")
+@click.option("--width", type=click.Choice(["single", "double", "natural"]), default="natural",
+              help="figure width: a journal column (single 3.35 in, double 7.0 in) or each plot's own size")
+@click.option("--quantity", help="for a sweep: one summary column to plot  [default: the main ones]")
+@click.option("--x", "x_param",
+              help="for a sweep: the parameter on the x axis  [default: the first swept parameter but the seed]")
+def plot(run_file, output, fmt, dpi, width, quantity, x_param):
+    """Plots of RUN_FILE (energy, holonomy, meta-agents, hierarchy, attention, beliefs), or phase diagrams of a
+    SWEEP_DIR, in one style, as PNG, PDF or SVG."""
     from .. import viz
     from .io.outputs import NoSpaceLeft, OutputRefused
 
-    if Path(run).is_dir():
-        if not (Path(run) / "summary.csv").exists():
-            _fail([f"{run}: not a sweep folder (no summary.csv)"])
+    save = {"fmt": fmt, "dpi": dpi, "width": None if width == "natural" else width}
+    if Path(run_file).is_dir():
+        if not (Path(run_file) / "summary.csv").exists():
+            _fail([f"{run_file}: not a sweep folder (no summary.csv)"])
+        _existing_folder(output)
         try:
             from ..viz.sweep_plots import plot_sweep
 
-            paths = plot_sweep(run, output, quantities=[quantity] if quantity else None, x=x_param)
+            paths = plot_sweep(run_file, output, quantities=[quantity] if quantity else None, x=x_param, **save)
         except OutputRefused as exc:
             _fail([str(exc)])
         except NoSpaceLeft as exc:
@@ -370,11 +456,11 @@ def plot(run, output, quantity, x_param):
         except ValueError as exc:
             _fail([str(exc)], code=EXIT_RUN_FAILED)
     else:
-        if output is None:
-            _fail(["-o/--output: a folder for the plots is needed"])
+        output = output or str(default_plot_folder(run_file))
+        _existing_folder(output)
         try:
-            with _trajectory(run) as traj:
-                paths = viz.plot_all(traj, output)
+            with _trajectory(run_file) as traj:
+                paths = viz.plot_all(traj, output, **save)
         except OutputRefused as exc:
             _fail([str(exc)])
         except NoSpaceLeft as exc:
@@ -383,17 +469,24 @@ def plot(run, output, quantity, x_param):
         click.echo(f"wrote {path}")
 
 
-@main.command()
+@main.command(epilog=_examples("vfe sweep emergence --param energy.kappa=0.25,0.5,1,2 --param seed=0:4 -o sweeps/kappa",
+                               "vfe sweep emergence --param energy.kappa=0.25,0.5,1,2 --param seed=0:4 -o sweeps/kappa "
+                               "--resume",
+                               "vfe plot sweeps/kappa"))
 @click.argument("scenario")
 @click.option("--param", "params", multiple=True, metavar="KEY.PATH=V1,V2,...|START:STOP",
               help="a swept parameter (repeatable); adds to the scenario's `sweep:` section")
 @click.option("--zip", "zip_params", is_flag=True, help="pair the values instead of taking their product")
 @click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
               help="override a scenario key in every member (repeatable)")
-@click.option("--workers", type=int, help="local cluster size (default and at most: the number of cores)")
-@click.option("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="sweep folder")
-@click.option("--resume", is_flag=True, help="skip completed members, rerun the others")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="local cluster size, at most the number of cores  [default: the number of cores]")
+@click.option("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786  [default: a local "
+                                  "cluster]")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="sweep folder (created; its parent must exist)")
+@click.option("--resume", is_flag=True,
+              help="skip completed members, rerun the others (the same --param and --set values)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume, quiet):
     """Run SCENARIO over a grid of parameters on a Dask cluster; writes OUTPUT/summary.csv and summary.h5."""
@@ -403,6 +496,7 @@ def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume
 
     if workers is not None and scheduler:
         _fail(["--workers and --scheduler exclude each other"])
+    _existing_folder(output)
     sc = _scenario(scenario, sets)
     fixed = dict(parse_override(text) for text in sets)
     bar, progress = _progress_bar("member", quiet)
@@ -430,10 +524,12 @@ def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume
     sys.exit(EXIT_RUN_FAILED if failed else 0)
 
 
-@main.command()
+@main.command(epilog=_examples("vfe export runs/emergence.h5                # runs/emergence.vtkhdf",
+                               "vfe export runs/emergence.h5 -o paraview/emergence.vtkhdf"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", default="vtkhdf", show_default=True, help="output format (vtkhdf)")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="output file (default RUN_FILE as .vtkhdf)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="output file (its folder must exist)  [default: RUN_FILE with the suffix .vtkhdf]")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 def export(run_file, fmt, output, quiet):
     """Write RUN_FILE as a time series on the grid that ParaView and VisIt open (VTKHDF ImageData): per agent
@@ -441,6 +537,7 @@ def export(run_file, fmt, output, quiet):
     from .io.export import export as export_run
     from .io.outputs import NoSpaceLeft
 
+    _existing_folder(output)
     output = output or str(Path(run_file).with_suffix(".vtkhdf"))
     progress = _LazyBar("frame", quiet)
 
@@ -458,7 +555,7 @@ def export(run_file, fmt, output, quiet):
     click.echo(result.line())
 
 
-@main.command()
+@main.command(epilog=_examples("vfe repair runs/emergence.h5", "vfe run emergence -o runs/emergence.h5 --resume"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
 def repair(run_file):
     """Clear the HDF5 consistency flags a killed run left in RUN_FILE, so every HDF5 tool opens it."""
@@ -476,7 +573,7 @@ def repair(run_file):
                " (continue the run with vfe run SCENARIO -o RUN_FILE --resume)")
 
 
-@main.command()
+@main.command(epilog=_examples("vfe verify runs/emergence.h5", "vfe verify runs/emergence.h5 || echo damaged"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
 def verify(run_file):
     """Read every chunk of RUN_FILE and check its checksums: exit 0 all intact, 1 damage found (each damaged
@@ -496,9 +593,9 @@ def verify(run_file):
     sys.exit(0 if result.intact else EXIT_RUN_FAILED)
 
 
-@main.command()
+@main.command(epilog=_examples("vfe spectrum runs/emergence.h5", "vfe spectrum runs/emergence.h5 --step 200 -k 4 --json"))
 @click.argument("run_file", type=click.Path(dir_okay=False))
-@click.option("--step", type=int, help="the logged frame's step (default: the last frame)")
+@click.option("--step", type=int, help="the logged frame's step  [default: the last frame]")
 @click.option("-k", "k", type=click.IntRange(min=1), default=8, show_default=True, help="physical modes to find")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output (strict JSON)")
 def spectrum(run_file, step, k, as_json):
@@ -527,7 +624,7 @@ def spectrum(run_file, step, k, as_json):
             click.echo(f"warning: {w.message}", err=True)
 
 
-@main.command()
+@main.command(epilog=_examples("vfe scenarios", "vfe run quickstart"))
 def scenarios():
     """List the shipped scenarios (run one with `vfe run NAME`)."""
     for name, path in shipped_scenarios().items():

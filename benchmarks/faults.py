@@ -195,6 +195,7 @@ def child_env() -> dict:
         env["PYTHONPATH"] = os.pathsep.join([str(_SHIM)] + [p for p in [env.get("PYTHONPATH")] if p])
     env.pop("VFE_DEBUG", None)
     env["PYTHONUNBUFFERED"] = "1"
+    env["VFE_PROGRESS"] = "1"  # the signal cases read the run's progress bar from a pipe, where it is off by default
     return env
 
 

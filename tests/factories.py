@@ -213,3 +213,16 @@ def bare_tiny_yaml(*, steps: int = 40, every: int = 1, seed: int = 1) -> str:
             "agents: {count: 3, support: {shape: disk, radius: 3}}\n"
             f"dynamics: {{steps: {steps}, lr_mu: 0.02, lr_sigma: 0.01, lr_phi: 0.02}}\n"
             f"output: {{every: {every}}}\n")
+
+
+def step_and_log(sim, n: int, every: int):
+    """Step ``sim`` ``n`` times as a run logging every ``every`` steps would: the logged steps, the logged states,
+    and the information clock ``(steps (E+1,), bits (E+1, N))`` from step 0 on."""
+    steps, states, bits = [], [], [(0, np.zeros(sim.layout.n_agents))]
+    for k in range(1, n + 1):
+        info = sim.step()
+        bits.append((sim.state.step, info.info_bits))
+        if k % every == 0:
+            steps.append(sim.state.step)
+            states.append(sim.state)
+    return steps, states, (np.array([s for s, _ in bits]), np.array([b for _, b in bits]))

@@ -90,11 +90,11 @@ case("deep-nesting", "name: " + "[" * 80 + "]" * 80 + "\n", "{s}:1: name.0.0.0.0
      "nested more than 64 levels")
 
 # --- keys and types ------------------------------------------------------------------------------------------------
-case("unknown-top-key", "grdi: {height: 8}\n", "{s}:1: grdi: Extra inputs are not permitted")
-case("unknown-grid-key", "grid:\n  height: 8\n  widht: 8\n", "{s}:3: grid.widht: Extra inputs are not permitted")
-case("unknown-support-key", "agents:\n  support: {shape: disk, radus: 3}\n", "{s}:2: agents.support.radus: Extra")
-case("unknown-init-key", "agents:\n  init:\n    mu: {kindd: random}\n", "{s}:3: agents.init.mu.kindd: Extra")
-case("unknown-meta-key", "analysis:\n  meta_agents:\n    eps: 0.1\n", "{s}:3: analysis.meta_agents.eps: Extra")
+case("unknown-top-key", "grdi: {height: 8}\n", "{s}:1: grdi: no such key; did you mean 'grid'?")
+case("unknown-grid-key", "grid:\n  height: 8\n  widht: 8\n", "{s}:3: grid.widht: no such key; did you mean 'width'?")
+case("unknown-support-key", "agents:\n  support: {shape: disk, radus: 3}\n", "{s}:2: agents.support.radus: no such key; did you mean 'radius'?")
+case("unknown-init-key", "agents:\n  init:\n    mu: {kindd: random}\n", "{s}:3: agents.init.mu.kindd: no such key; did you mean 'kind'?")
+case("unknown-meta-key", "analysis:\n  meta_agents:\n    eps: 0.1\n", "{s}:3: analysis.meta_agents.eps: no such key")
 case("unknown-line-search-key", "dynamics:\n  line_search: {on: true}\n", "{s}:2: dynamics.line_search.on")
 case("height-not-int", "grid:\n  height: eight\n", "{s}:2: grid.height: Input should be a valid integer")
 case("spins-not-list", "fiber:\n  spins: 1\n", "{s}:2: fiber.spins: Input should be a valid list")
@@ -242,6 +242,10 @@ case("sweep-value-inf", "sweep:\n  params:\n    dynamics.lr_mu: [.inf]\n", "{s}:
 case("sweep-zip-lengths", "sweep:\n  params:\n    energy.kappa: [1, 2]\n    seed: [1, 2, 3]\n  zip: true\n",
      "{s}:5: sweep.zip:", "same number of values")
 case("sweep-not-a-mapping", "sweep: [1, 2]\n", "{s}:1: sweep:")
+case("sweep-key-under-set-scalar",
+     "dynamics: {temperature: {mu: 0.01}}\nsweep:\n  params:\n    dynamics.temperature.mu: [0.01, 0.02]\n",
+     "{s}:4: sweep.params.dynamics.temperature.mu.0:", "dynamics.temperature is the value 0.0, not a mapping",
+     args=["--set", "dynamics.temperature=0"])
 
 # --- output section -----------------------------------------------------------------------------------------------
 case("fields-without-mu-sigma-phi", "output:\n  fields: [beta]\n", "{s}:2: output.fields:",
@@ -261,7 +265,7 @@ case("set-no-equals", S, "--set kappa: expected key.path=value", args=["--set", 
 case("set-bad-yaml", S, "--set energy.kappa=[1,: not valid YAML", args=["--set", "energy.kappa=[1,"])
 case("set-bad-value", S, "--set energy.kappa=-1: energy.kappa: Input should be greater than 0",
      args=["--set", "energy.kappa=-1"])
-case("set-unknown-key", S, "--set energy.temperature=2: energy.temperature: Extra inputs",
+case("set-unknown-key", S, "--set energy.temperature=2: energy.temperature: no such key",
      args=["--set", "energy.temperature=2"])
 case("set-empty-key-part", S, "--set grid..height=3: empty key", args=["--set", "grid..height=3"])
 case("set-list-needs-index", TWO, "--set agents.supports.x.radius=3: agents.supports is a list",

@@ -35,3 +35,17 @@ def test_logging_benchmark_small():
     r = run("benchmarks/bench_logging.py", "--rounds", "1", "--steps", "40", "--every", "10")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "every" in r.stdout
+
+
+def test_attention_benchmarks_small(tmp_path):
+    """The three attention-layer scripts (docs/model.md#attention-layer) at a few points each."""
+    r = run("benchmarks/attention_layer.py", "--scenarios", "attention_layer", "--steps", "2", "-o",
+            str(tmp_path / "share.csv"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "share" in r.stdout and (tmp_path / "share.csv").read_text().count("\n") == 3
+    r = run("benchmarks/attention_delta_limit.py", "--points", "4", "-o", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "delta_limit.png").stat().st_size > 0
+    r = run("benchmarks/attention_collapse.py", "--steps", "20", "-o", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "collapse.png").stat().st_size > 0 and "linear theory" in r.stdout

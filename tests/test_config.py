@@ -18,7 +18,7 @@ def test_every_key_has_a_default():
 
 
 @pytest.mark.parametrize("data,path,fragment", [
-    ({"grid": {"heigth": 4}}, "grid.heigth", "Extra inputs"),
+    ({"grid": {"heigth": 4}}, "grid.heigth", "no such key; did you mean 'height'?"),
     ({"grid": {"height": "ten"}}, "grid.height", "integer"),
     ({"grid": {"height": 0}}, "grid.height", "greater than or equal to 1"),
     ({"grid": {"height": 2, "boundary": "periodic"}}, "grid", "periodic grid needs"),

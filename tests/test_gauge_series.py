@@ -16,20 +16,9 @@ from gauge_vfe.agents.analysis.measures import frame_matrices
 from gauge_vfe.agents.analysis.meta_agents import hierarchy
 from gauge_vfe.agents.analysis.pipeline import LIFETIME_DTYPE, TIMESCALE_KINDS, analyze_frames
 from gauge_vfe.agents.runner.simulation import Simulation
+from factories import step_and_log
 
 REL = 1e-9
-
-
-def run(sim: Simulation, n: int, every: int):
-    """Step ``sim`` ``n`` times: the logged steps, states and the information clock ``(steps, bits (E, N))``."""
-    steps, states, bits = [], [], [(0, np.zeros(sim.layout.n_agents))]
-    for k in range(1, n + 1):
-        info = sim.step()
-        bits.append((sim.state.step, info.info_bits))
-        if k % every == 0:
-            steps.append(sim.state.step)
-            states.append(sim.state)
-    return steps, states, (np.array([s for s, _ in bits]), np.array([b for _, b in bits]))
 
 
 def noisy_frames(seed: int = 5) -> Simulation:
@@ -80,7 +69,7 @@ def noisy_run():
     numba.set_num_threads(1)
     try:
         sim = noisy_frames()
-        steps, states, bits = run(sim, 1600, 2)
+        steps, states, bits = step_and_log(sim, 1600, 2)
     finally:
         numba.set_num_threads(old)
     rng = np.random.default_rng(7)
@@ -135,7 +124,7 @@ def test_the_common_frame_series_is_kept_only_where_frames_are_fixed(one_thread)
         "dynamics": {"lr_mu": 0.05, "lr_sigma": 0.0, "lr_phi": 0.0, "temperature": {"mu": 0.05}},
         "analysis": {"meta_agents": {"eps_belief": 0.5}, "holonomy": {"automatic": False}},
         "output": {"every": 2}}, keep_history=False)
-    steps, states, bits = run(sim, 400, 2)
+    steps, states, bits = step_and_log(sim, 400, 2)
     r = analyze_frames(sim.layout, steps, states, sim.config.analysis, info_bits=bits)
     d = r.series_detail
     common = d[~d["gauge_invariant"]]

@@ -25,7 +25,7 @@ from gauge_vfe.agents.runner.run import run_scenario
 from gauge_vfe.agents.runner.simulation import Simulation
 from gauge_vfe.agents.runner.updaters import ObservationResampling
 from gauge_vfe.agents.io.schema import write_text
-from gauge_vfe.agents.kernels.noise import normals, step_base
+from gauge_vfe.agents.kernels.noise import normals, step_base, step_bases
 from gauge_vfe.agents.kernels.update import noise_slots
 from gauge_vfe.agents.setup.scenario import ScenarioError
 from gauge_vfe.agents.setup.scenario import load_scenario
@@ -309,7 +309,7 @@ def test_resume_that_lost_the_step_number_would_differ(tmp_path, monkeypatch):
     reference = datasets(run_scenario(scenario(tmp_path), tmp_path / "ref.h5").path, rng=True)
     path = tmp_path / "cut.h5"
     run_scenario(scenario(tmp_path), path, observers=[InterruptAt(13)])
-    monkeypatch.setattr(dynamics, "step_base", lambda key, step: step_base(key, 0))
+    monkeypatch.setattr(dynamics, "step_bases", lambda keys, step: step_bases(keys, 0))  # one key per replica
     run_scenario(scenario(tmp_path), path, resume=True)
     resumed = datasets(path, rng=True)
     assert not np.array_equal(resumed["particles/agents/mu/value"][-1], reference["particles/agents/mu/value"][-1])
@@ -422,7 +422,7 @@ def test_temperature_forms_and_errors():
     assert t.temperatures == (0.0, 0.0, 0.2) and t.noisy
     assert not make_config({}).dynamics.noisy
     for bad, key, text in ((-1, "dynamics.temperature", ">= 0"), ({"mu": -0.1}, "dynamics.temperature.mu", "greater than or equal to 0"),
-                           ({"nu": 1}, "dynamics.temperature.nu", "Extra"), ("hot", "dynamics.temperature", "hot")):
+                           ({"nu": 1}, "dynamics.temperature.nu", "no such key; the keys here are: mu, phi, sigma"), ("hot", "dynamics.temperature", "hot")):
         with pytest.raises(ConfigError) as err:
             make_config({"dynamics": {"temperature": bad}})
         assert [p for p, _ in err.value.problems] == [key] and text in str(err.value), str(err.value)

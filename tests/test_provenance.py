@@ -251,3 +251,16 @@ def test_analyze_of_a_file_without_a_history_records_what_came_before(scenario_d
     assert (seg[0]["first_step"], seg[0]["last_step"]) == (0, 12)
     lines = [line for line in invoke("inspect", path).output.splitlines() if "segment" in line]
     assert "before provenance" in lines[0] and "steps 0..12" in lines[0]
+
+
+def test_each_replica_file_of_an_ensemble_records_its_creation(scenario_dir):
+    from gauge_vfe.agents.runner.run_ensemble import replica_folder, run_ensemble
+
+    path = scenario_dir / "ens.h5"
+    run_ensemble(scenario(scenario_dir), 2, path)
+    for r in range(2):
+        with agents.load(replica_folder(path) / f"r{r:04d}.h5") as traj:
+            (seg,) = traj.segments()
+        assert (seg["command"], seg["call"], seg["replica"], seg["status"]) == ("create", "run_ensemble", r,
+                                                                                "completed")
+        assert seg["inputs"]["observations.path"]["sha256"] == sha(scenario_dir / "obs.npy")

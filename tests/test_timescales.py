@@ -15,6 +15,7 @@ from gauge_vfe.agents.analysis.timescales import (RESOLVED_FRAMES, burn_in, inte
                                                   series_timescale)
 from gauge_vfe.agents.runner.simulation import Simulation
 from gauge_vfe.agents.runner.updaters import HierarchyCoupling
+from factories import step_and_log
 
 Z = 4.0  # tolerance in error bars; every series is seeded, so a pass is reproducible
 
@@ -246,14 +247,7 @@ def test_the_analysis_reports_both_modes_in_steps_and_bits_and_flags_the_unresol
     cf = closed_form()
     sim = two_agents(TEMP, 8, seed=12, automatic_loops=False)  # holonomy is not what is tested here
     every, n = 5, 4000
-    steps, states, bits = [], [], [(0, np.zeros(2))]
-    for k in range(1, n + 1):
-        info = sim.step()
-        bits.append((sim.state.step, info.info_bits))
-        if k % every == 0:
-            steps.append(sim.state.step)
-            states.append(sim.state)
-    info_bits = (np.array([s for s, _ in bits]), np.array([b for _, b in bits]))
+    steps, states, info_bits = step_and_log(sim, n, every)
     result = analyze_frames(sim.layout, steps, states, sim.config.analysis, info_bits=info_bits)
     d = result.timescale_detail
     assert set(result.labels[-1]) == {result.labels[-1][0]} and result.labels[-1][0] >= 0  # one meta-agent

@@ -53,9 +53,22 @@ def offscreen_window_choice():
         os.environ.pop(WINDOW_VARIABLE, None)
 
 
+def import_pyvista():
+    """``pyvista``, imported without the TqdmWarning "IProgress not found" a notebook would show: importing
+    PyVista imports pooch, which imports ``tqdm.auto``, which warns in a Jupyter kernel without ipywidgets. We
+    draw no progress bar through it (ours are console bars), so the warning is noise."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import pyvista
+
+    return pyvista
+
+
 def offscreen_plotter(size, **kw):
     """A PyVista plotter rendering offscreen, in the window :func:`headless_window` picks."""
-    import pyvista as pv
+    pv = import_pyvista()
 
     with offscreen_window_choice():
         pl = pv.Plotter(off_screen=True, window_size=list(size), **kw)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..agents.model.energy import TERM_TABLE, TOTAL_COLOR
-from .figure import figure, legend_outside, save_png
+from .figure import DEFAULT_DPI, figure, image_frame, legend_outside, save_figure, step_axis, styled
 
 TERM_COLORS = {"total": TOTAL_COLOR, **{t.name: t.color for t in TERM_TABLE}}
 
@@ -27,6 +27,7 @@ def _not_analysed(ax) -> None:
     ax.set_yticks([])
 
 
+@styled
 def plot_energy(traj):
     """Every energy term against the step (symmetric-log axis: the alignment term may be negative), the legend
     outside the data."""
@@ -39,7 +40,7 @@ def plot_energy(traj):
     span = np.abs(np.concatenate([e[t] for t in TERM_COLORS]))
     ax.set_yscale("symlog", linthresh=max(1e-3, float(np.percentile(span[span > 0], 5)) if np.any(span > 0) else 1))
     ax.axhline(0, color="grey", lw=0.6)
-    ax.set_xlabel("step")
+    step_axis(ax)
     ax.set_ylabel("energy (nats, weights included)")
     ax.set_title(f"{_run_name(traj)}: energy by term")
     legend_outside(ax, title="term")
@@ -73,6 +74,7 @@ def meta_order(traj, frame: int = -1) -> tuple[np.ndarray, np.ndarray]:
     return order, labels[order]
 
 
+@styled
 def plot_beta(traj, frame: int = -1):
     """The attention matrix, agents ordered by meta-agent; each block labelled with its meta-agent id."""
     from matplotlib.patches import Rectangle
@@ -84,6 +86,7 @@ def plot_beta(traj, frame: int = -1):
     n = traj.n_agents
     fig, ax = figure(figsize=(6.2, 5.6), constrained_layout=True)
     im = ax.imshow(A[np.ix_(order, order)], cmap="viridis", vmin=0)
+    image_frame(ax)
     fig.colorbar(im, ax=ax, label="attention beta_ij (mean over the overlap)", shrink=0.85)
     ax.set_xticks(range(n), order, fontsize=7)
     ax.set_yticks(range(n), order, fontsize=7)
@@ -101,7 +104,7 @@ def plot_beta(traj, frame: int = -1):
     ax.set_xlabel("j: agent attended to")
     ax.set_ylabel("i: agent attending")
     ax.set_title(f"{_run_name(traj)}: attention at step {int(traj.frame_steps[frame])},\n"
-                 "agents grouped by scale-2 meta-agent", fontsize=10)
+                 "agents grouped by scale-2 meta-agent")
     return fig
 
 
@@ -112,6 +115,7 @@ EVENT_STYLE = {"birth": ("^", "tab:green"), "death": ("x", "tab:grey"), "merge":
                "split": ("D", "tab:orange")}
 
 
+@styled
 def plot_meta_agents(traj):
     """Meta-agent count and size (base agents per meta-agent) per scale over time, with birth, death, merge and
     split events marked where they happen."""
@@ -149,7 +153,7 @@ def plot_meta_agents(traj):
     ax2.set_ylabel("size (scale-1 agents)")
     ax2.yaxis.get_major_locator().set_params(integer=True)
     ax2.set_ylim(bottom=0)
-    ax2.set_xlabel("step")
+    step_axis(ax2)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         legend_outside(ax)
@@ -167,6 +171,7 @@ def membership(result, scale: int, n_agents: int) -> np.ndarray:
     return out
 
 
+@styled
 def plot_hierarchy(traj):
     """Which agents belong to which meta-agent at each step: one panel per scale (the highest on top), one row
     per agent, coloured by the id of the meta-agent holding it (white: none)."""
@@ -193,15 +198,16 @@ def plot_hierarchy(traj):
         lut = {v: k + 1 for k, v in enumerate(present)}
         img = np.vectorize(lambda v: lut.get(int(v), 0))(ids) if ids.size else ids
         cmap = ListedColormap([(1, 1, 1)] + [meta_color(v) for v in present])
+        image_frame(ax)
         ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cmap, vmin=-0.5, vmax=len(present) + 0.5,
                   extent=(steps[0] - dt / 2, steps[-1] + dt / 2, n - 0.5, -0.5))
         ax.set_yticks(range(n), order, fontsize=6)
-        ax.set_ylabel(f"scale {s}\nagent", fontsize=9)
+        ax.set_ylabel(f"scale {s}\nagent")
         handles = [Patch(facecolor=meta_color(v), label=f"id {v}") for v in present]
         if handles:
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
                       title=f"scale {s}", title_fontsize=8, borderaxespad=0.0)
-    axes[-1, 0].set_xlabel("step")
+    step_axis(axes[-1, 0])
     axes[0, 0].set_title(f"{_run_name(traj)}: hierarchy over time (which meta-agent holds each agent)")
     return fig
 
@@ -222,6 +228,7 @@ def holonomy_quantiles(traj, qs=(0.05, 0.25, 0.5, 0.75, 0.95)):
     return result.steps, out, top
 
 
+@styled
 def plot_holonomy_over_time(traj, ax=None):
     """The distribution of plaquette holonomy angles over time: median, 25-75 % and 5-95 % bands, and max."""
     if ax is None:
@@ -238,7 +245,7 @@ def plot_holonomy_over_time(traj, ax=None):
     ax.plot(steps, Q[:, 2], color="tab:red", lw=1.8, label="median")
     ax.plot(steps, top, color="black", lw=0.8, ls="--", label="max")
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("step")
+    step_axis(ax)
     ax.set_ylabel("plaquette angle (rad)")
     ax.set_title(f"{_run_name(traj)}: plaquette holonomy over time")
     ax.grid(alpha=0.3)
@@ -246,9 +253,14 @@ def plot_holonomy_over_time(traj, ax=None):
     return fig
 
 
-def plot_holonomy(traj, frame: int = -1):
-    """Plaquette holonomy: its distribution over time (bands) and, beside it, the histogram of one frame."""
-    fig, (ax1, ax2) = figure(1, 2, figsize=(11, 4), constrained_layout=True, width_ratios=(2.2, 1))
+@styled
+def plot_holonomy(traj, frame: int = -1, stacked: bool = False):
+    """Plaquette holonomy: its distribution over time (bands) and, beside it (``stacked``: below it, for a
+    narrow column), the histogram of one frame."""
+    if stacked:
+        fig, (ax1, ax2) = figure(2, 1, figsize=(6, 6.5), constrained_layout=True, height_ratios=(1.3, 1))
+    else:
+        fig, (ax1, ax2) = figure(1, 2, figsize=(11, 4), constrained_layout=True, width_ratios=(2.2, 1))
     plot_holonomy_over_time(traj, ax1)
     angles = traj.plaquette_angles(frame)
     if angles is None:
@@ -260,11 +272,12 @@ def plot_holonomy(traj, frame: int = -1):
         ax2.hist(a, bins=40, color="tab:red", alpha=0.8)
     ax2.set_xlabel("plaquette angle (rad)")
     ax2.set_ylabel("agent-site plaquettes")
-    ax2.set_title(f"step {int(traj.frame_steps[frame])}: mean {a.mean() if a.size else 0:.3g} rad", fontsize=10)
+    ax2.set_title(f"step {int(traj.frame_steps[frame])}: mean {a.mean() if a.size else 0:.3g} rad")
     ax2.grid(alpha=0.3)
     return fig
 
 
+@styled
 def plot_beliefs(traj, frame: int = -1, component: int | None = None):
     """Per-agent belief fields as small multiples: |mu| (or one component) on the grid."""
     n = traj.n_agents
@@ -281,10 +294,11 @@ def plot_beliefs(traj, frame: int = -1, component: int | None = None):
         ax.set_yticks([])
         if i < n:
             im = ax.imshow(vals[i], cmap="viridis", vmin=vmin, vmax=vmax)
+            image_frame(ax)
             ax.set_title(f"agent {i}", fontsize=8)
         else:
             ax.axis("off")
-    label = "|mu| (u)" if component is None else f"mu[{component}] (u)"
+    label = ("|mu|" if component is None else f"mu[{component}]") + " (u: belief units, set by the priors)"
     fig.colorbar(im, ax=axes, label=label, shrink=0.8)
     fig.suptitle(f"{_run_name(traj)}: beliefs, step {int(traj.frame_steps[frame])}")
     return fig
@@ -293,16 +307,20 @@ def plot_beliefs(traj, frame: int = -1, component: int | None = None):
 PLOTS = (("energy", plot_energy), ("holonomy", plot_holonomy), ("meta_agents", plot_meta_agents),
          ("hierarchy", plot_hierarchy), ("attention", plot_beta), ("beliefs", plot_beliefs))
 
+NARROW = {"holonomy": {"stacked": True}}  # how a plot is built for one journal column (side by side does not fit)
 
-def plot_all(traj, out_dir) -> list[Path]:
-    """Write every plot as PNG into ``out_dir``; returns the paths. A PNG path that is the run file, a live run's
-    file or any run trajectory raises :class:`~gauge_vfe.agents.io.outputs.OutputRefused` before any is
-    written."""
+
+def plot_all(traj, out_dir, fmt: str = "png", dpi: int = DEFAULT_DPI, width: str | None = None) -> list[Path]:
+    """Write every plot into ``out_dir`` (created) as ``fmt`` (png, pdf or svg) at ``dpi`` (PNG), fitted to a
+    journal ``width`` ("single", "double"; None: each plot's own size); returns the paths. A path that is the run
+    file, a live run's file or any run trajectory raises :class:`~gauge_vfe.agents.io.outputs.OutputRefused`
+    before any is written."""
     from ..agents.io.outputs import check_output
 
     out = Path(out_dir)
-    targets = [(out / f"{name}.png", fn) for name, fn in PLOTS]
-    for path, _ in targets:
-        check_output(path, [getattr(traj, "path", None)], "plot")
+    inputs = [getattr(traj, "path", None)]
+    targets = [(out / f"{name}.{fmt}", fn, NARROW.get(name, {}) if width == "single" else {}) for name, fn in PLOTS]
+    for path, _, _ in targets:
+        check_output(path, inputs, "plot")
     out.mkdir(parents=True, exist_ok=True)
-    return [save_png(fn(traj), path, [getattr(traj, "path", None)]) for path, fn in targets]
+    return [save_figure(fn(traj, **kw), path, inputs, fmt=fmt, dpi=dpi, width=width) for path, fn, kw in targets]

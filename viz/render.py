@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..agents.io.outputs import atomic_output, check_output
-from .backend import display_available, offscreen_plotter, renderer_name
+from .backend import display_available, import_pyvista, offscreen_plotter, renderer_name
 from .scene import FrameDrawer, MovieContext, SceneOptions, font_scale, set_camera, title_lines
 
 FORMATS = (".png", ".gif", ".mp4")
@@ -54,20 +54,44 @@ def _open(traj):
     return (agents.load(traj), True) if isinstance(traj, (str, Path)) else (traj, False)
 
 
+class FrameOutOfRange(IndexError):
+    """A frame index the run does not have; its message names the index and the run's range of frames."""
+
+
+def _frame(n_frames: int, k: int) -> int:
+    """Frame ``k`` (negative: from the end) of ``n_frames``, or :class:`FrameOutOfRange` saying what exists."""
+    if not -n_frames <= k < n_frames:
+        raise FrameOutOfRange(f"--frames {k}: the run has {n_frames} logged frame{'s' if n_frames != 1 else ''} "
+                              f"(0 to {n_frames - 1}, or -1 for the last)")
+    return k % n_frames
+
+
 def frame_indices(n_frames: int, frames) -> list[int]:
-    """``frames``: None (all), a slice, an int, a list of ints, or a 'start:stop:step' string."""
+    """``frames``: None (all), a slice, an int, a list of ints, or a 'start:stop:step' string (Python's slice
+    rules: an end past the last frame stops there). A single index outside the run raises
+    :class:`FrameOutOfRange`, a text that is not a slice or a selection of no frame a ValueError."""
     if frames is None:
         return list(range(n_frames))
     if isinstance(frames, (int, np.integer)):
-        return [range(n_frames)[int(frames)]]
+        return [_frame(n_frames, int(frames))]
     if isinstance(frames, (list, tuple)):
-        return [range(n_frames)[int(f)] for f in frames]
+        return [_frame(n_frames, int(f)) for f in frames]
+    text = frames
     if isinstance(frames, str):
-        parts = [int(p) if p.strip() else None for p in frames.split(":")]
+        try:
+            parts = [int(p) if p.strip() else None for p in frames.split(":")]
+        except ValueError:
+            raise ValueError(f"--frames {frames}: expected an index or start:stop:step, e.g. 0:100:10 or -1") \
+                from None
         if len(parts) == 1:
-            return [range(n_frames)[parts[0]]]
+            return [_frame(n_frames, parts[0])]
+        if len(parts) > 3 or parts[2:3] == [0]:
+            raise ValueError(f"--frames {frames}: expected start:stop:step with a step other than 0")
         frames = slice(*parts)
-    return list(range(n_frames))[frames]
+    idx = list(range(n_frames))[frames]
+    if not idx:
+        raise ValueError(f"--frames {text}: selects none of the run's {n_frames} logged frames (0 to {n_frames - 1})")
+    return idx
 
 
 def _title_card(plotter, ctx: MovieContext) -> None:
@@ -80,6 +104,7 @@ def _title_card(plotter, ctx: MovieContext) -> None:
 
 
 PANEL_WEIGHTS = (2, 1)  # the 3D view and the top-down panel share the width 2:1
+PANEL_LABEL = "top view:\nbase-plane holonomy\nand meta-agent layers"  # colours as in the 3D view
 
 
 def _plotter(size, options: SceneOptions):
@@ -114,6 +139,10 @@ class _Frames:
                 self.plotter.subplot(*where)
             drawer.draw(frame)
             set_camera(self.plotter, self.ctx.bounds, view, aspect)
+            if where == (0, 1):  # the panel says what it shows (its colours are the 3D view's bars)
+                self.plotter.add_text(PANEL_LABEL, position=(0.03, 0.02), viewport=True, color="black",
+                                      font_size=round(10 * font_scale(self.plotter)), render=False,
+                                      name="panel_label")
 
 
 def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", progress=None,
@@ -134,8 +163,6 @@ def render(traj, output, frames=None, size=(1280, 720), color_by: str = "|mu|", 
     traj, owned = _open(traj)
     try:
         idx = frame_indices(len(traj.frame_steps), frames)
-        if not idx:
-            raise ValueError("no frames selected")
         if kind == ".png":
             idx = idx[:1]
         check_output(output, [traj.path], "render")
@@ -264,7 +291,7 @@ def view(traj, color_by: str = "|mu|", size=(1280, 720)) -> None:
     if not display_available():
         raise RuntimeError("no display: `vfe view` needs a screen (DISPLAY is not set); render to a file "
                            "instead: vfe render RUN.h5 -o movie.mp4")
-    import pyvista as pv
+    pv = import_pyvista()
 
     traj, owned = _open(traj)
     options = SceneOptions(color_by=color_by)
@@ -369,7 +396,9 @@ def show(traj, step: int | None = None, color_by: str = "|mu|", size=(960, 540),
             if interactive:
                 with tempfile.TemporaryDirectory() as tmp:
                     page = Path(tmp) / "scene.html"
-                    pl.export_html(page)
+                    # the trame component's own export (Plotter.export_html is deprecated in PyVista 0.47+)
+                    trame = getattr(pl, "trame", None)
+                    (trame.export_html if trame is not None else pl.export_html)(page)
                     return InteractiveScene(page.read_text(encoding="utf-8"), at)
             return SceneImage(np.asarray(pl.screenshot(return_img=True)), at)
         finally:

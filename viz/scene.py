@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..agents.model.energy import TERM_TABLE
+from .backend import import_pyvista
 
 COLOR_BY = ("agent", "mu", "|mu|", "trace_sigma", "kl_prior", "free_energy")
 VIEWS = ("iso", "top", "side")
@@ -39,9 +40,17 @@ META_COLORS = [
 ]
 AGENT_CMAP = "tab20"
 # Colour-bar titles with units (docs/model.md#units: beliefs in the fiber's unit u, energies in nats).
-BAR_TITLES = {"mu": "mu[{k}] (u)", "|mu|": "norm of mu (u)", "trace_sigma": "trace Sigma (u^2)",
-              "kl_prior": "KL to prior (nats)", "free_energy": "energy density (nats)"}
-HOLONOMY_TITLE = "holonomy angle (rad)"
+# Two lines each: a title no wider than its bar's gutter (a one-line "holonomy angle (rad)" ran past the picture).
+BAR_TITLES = {"mu": "mu[{k}]\n(u)", "|mu|": "norm of mu\n(u)", "trace_sigma": "trace Sigma\n(u^2)",
+              "kl_prior": "KL to prior\n(nats)", "free_energy": "energy density\n(nats)"}
+HOLONOMY_TITLE = "holonomy\nangle (rad)"
+UNIT_NOTE = "u: the belief unit, set by the priors' scale"  # docs/model.md#units; in every caption with a u
+# Where things go, in fractions of the 3D view: the colour bars in gutters at the left and right edges, the
+# caption above, and the scene fitted (with a margin) into the box between them, so nothing overlaps or is cut.
+LEFT_BAR_X, RIGHT_BAR_X, BAR_WIDTH = 0.06, 0.905, 0.03
+BAR_Y, BAR_HEIGHT = 0.06, 0.36
+SCENE_BOX = (0.17, 0.87, 0.02, 0.84)  # x0, x1, y0, y1 of the viewport the 3D scene may fill
+SCENE_MARGIN = 0.03  # of the viewport, inside the box
 TOP_VIEW_WIDTH = 0.72  # the top view leaves the sides of the picture to the colour bars
 ELLIPSOID_RADIUS = 0.45  # sites: the typical 1-sigma radius, before rounding the factor (0.45 -> 0.5 for Sigma = 1)
 AGENT_BAND = 0.6  # the scale-1 agents spread over 60 % of a layer gap: well apart, and below scale 2
@@ -110,9 +119,38 @@ class SceneOptions:
 
 
 def font_scale(plotter) -> float:
-    """Text sizes are in pixels: scale them with the window (1 at 720 pixels high) so a small tile of a contact
-    sheet keeps the proportions of a full frame."""
-    return float(np.clip(plotter.window_size[1] / 720, 0.55, 2.0))
+    """Text sizes are in pixels: scale them with the window (1 at 720 pixels high), by the square root so that a
+    small tile of a contact sheet (540 pixels: 0.87) keeps its text legible rather than shrinking it in step."""
+    return float(np.clip(np.sqrt(plotter.window_size[1] / 720), 0.55, 2.0))
+
+
+def round_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten apart) inside [lo, hi], at least 2 of them."""
+    if not hi > lo:
+        return np.array([lo])
+    for k in (n, n + 1, n + 2, n - 1, 3, 2):
+        step = nice_number((hi - lo) / max(k - 1, 1))
+        ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
+        if len(ticks) >= 2:
+            return np.round(ticks, 12) + 0.0  # + 0.0: no "-0" label
+    return np.array([lo, hi])
+
+
+def set_round_ticks(plotter, title: str, clim) -> None:
+    """Label a colour bar at round values (custom labels) instead of VTK's evenly split range (0.0138, 0.538,
+    ...); the colour range itself is unchanged."""
+    from vtkmodules.vtkCommonCore import vtkDoubleArray
+
+    bar = plotter.scalar_bars[title] if title in plotter.scalar_bars else None
+    if bar is None or clim is None:
+        return
+    ticks = round_ticks(*clim)
+    values = vtkDoubleArray()
+    for t in ticks:
+        values.InsertNextValue(float(t))
+    bar.SetUseCustomLabels(True)
+    bar.SetCustomLabels(values)
+    bar.SetLabelFormat("%g")
 
 
 def layer_gap(H: int, W: int) -> float:
@@ -212,7 +250,7 @@ class MovieContext:
     """
 
     def __init__(self, traj, frames: list[int], options: SceneOptions):
-        import pyvista as pv
+        pv = import_pyvista()
 
         self.options = options
         self.name = traj.config.get("name", "")
@@ -314,7 +352,7 @@ class MovieContext:
     def squares(self, sites: np.ndarray, z) -> "object":
         """Unit squares over ``sites`` (cell k over ``sites[k]``) at height ``z`` (a number or one per site): one
         PolyData, so a whole layer is one actor (PyVista's per-actor cost dominates a frame otherwise)."""
-        import pyvista as pv
+        pv = import_pyvista()
 
         x, y = self.xy(sites)
         z = np.broadcast_to(np.asarray(z, dtype=float), x.shape)
@@ -384,19 +422,20 @@ class FrameDrawer:
         self._update(frame)
 
     def _build_static(self, frame: int) -> None:
-        import pyvista as pv
+        pv = import_pyvista()
 
         pl, ctx, o = self.pl, self.ctx, self.o
         fs = font_scale(pl)
-        bar = {"vertical": True, "position_y": 0.06, "height": 0.32, "width": 0.045,
-               "title_font_size": round(14 * fs), "label_font_size": round(12 * fs), "color": "black",
-               "fmt": "%.3g", "render": False}  # else PyVista renders the scene once per colour bar
+        bar = {"vertical": True, "position_y": BAR_Y, "height": BAR_HEIGHT, "width": BAR_WIDTH,
+               "title_font_size": round(13 * fs), "label_font_size": round(12 * fs), "color": "black",
+               "fmt": "%g", "render": False}  # else PyVista renders the scene once per colour bar
         self.plane = ctx.plane.copy(deep=True)
         if ctx.holonomy_clim is not None and ctx.heat[frame] is not None:
             self.plane.cell_data["holonomy"] = self._plane_heat(frame)
             pl.add_mesh(self.plane, scalars="holonomy", cmap="magma", clim=ctx.holonomy_clim, render=False,
                         lighting=False, reset_camera=False, name="plane", show_scalar_bar=self.colour_bars,
-                        scalar_bar_args={"title": HOLONOMY_TITLE, "position_x": 0.89, **bar})
+                        scalar_bar_args={"title": HOLONOMY_TITLE, "position_x": RIGHT_BAR_X, **bar})
+            set_round_ticks(pl, HOLONOMY_TITLE, ctx.holonomy_clim)
         else:
             self.plane = None  # not analysed: a grey plane, and the caption says why
             pl.add_mesh(ctx.plane, color=NOT_ANALYSED_GREY, render=False, reset_camera=False, name="plane",
@@ -411,8 +450,9 @@ class FrameDrawer:
                 pl.add_mesh(self.layer, scalars="value", cmap="viridis", clim=ctx.clim, opacity=o.opacity,
                             render=False, reset_camera=False, name="agents", lighting=False,
                             show_scalar_bar=self.colour_bars,
-                            scalar_bar_args={"title": bar_title(o.color_by, o.component), "position_x": 0.06,
-                                             **bar})
+                            scalar_bar_args={"title": bar_title(o.color_by, o.component),
+                                             "position_x": LEFT_BAR_X, **bar})
+                set_round_ticks(pl, bar_title(o.color_by, o.component), ctx.clim)
             if o.outlines and ctx.outlines is not None:
                 pl.add_mesh(ctx.outlines, scalars="rgb", rgb=True, line_width=2, render=False, reset_camera=False,
                             name="outlines")
@@ -424,7 +464,7 @@ class FrameDrawer:
         return ctx.heat[frame][ctx.site_of_cell]
 
     def _update(self, frame: int) -> None:
-        import pyvista as pv
+        pv = import_pyvista()
 
         pl, ctx, o = self.pl, self.ctx, self.o
         if self.plane is not None and ctx.heat[frame] is not None:
@@ -441,10 +481,15 @@ class FrameDrawer:
             text = f"{ctx.name}   step {step}   E = {ctx.energy_at(step):.6g} nats"
             if o.agents and o.ellipsoids:
                 text += f"\nellipsoids: 1-sigma radius x {ctx.ellipsoid_scale:g} sites/u"
+            if (o.agents and o.ellipsoids) or "(u" in bar_title(o.color_by, o.component):
+                text += f"\n{UNIT_NOTE}"  # a line of its own: the caption stays clear of the legend
             if ctx.holonomy_clim is None:
                 text += "\nbase plane grey: not analysed (vfe analyze)"
-            pl.add_text(text, position="upper_left", font_size=round(10 * font_scale(pl)), color="black",
-                        render=False, name="caption")
+            # a text actor hung from the top left corner (not a corner annotation): it has a bounding box, which
+            # the layout test checks against every other text
+            caption = pl.add_text(text, position=(0.006, 0.99), viewport=True, font_size=round(11 * font_scale(pl)),
+                                  color="black", render=False, name="caption")
+            caption.GetTextProperty().SetVerticalJustificationToTop()
             added.add("caption")
         for name in self._dynamic - added:  # last frame had it, this one does not (e.g. fewer legend lines)
             pl.remove_actor(name, reset_camera=False, render=False)
@@ -585,6 +630,34 @@ def _add_glyphs(plotter, pv, ctx: MovieContext, state, o: SceneOptions) -> set[s
     return names
 
 
+def box_corners(bounds) -> np.ndarray:
+    """The 8 corners of an axis-aligned box (x0, x1, y0, y1, z0, z1)."""
+    x0, x1, y0, y1, z0, z1 = bounds
+    return np.array([[x, y, z] for x in (x0, x1) for y in (y0, y1) for z in (z0, z1)], dtype=float)
+
+
+def fit_to_box(cam, bounds, aspect: float, box=SCENE_BOX, margin: float = SCENE_MARGIN) -> None:
+    """Fit a perspective camera so that every corner of ``bounds`` projects inside ``box`` (fractions of the
+    viewport) less ``margin``: the view angle sets the size, the window centre shifts the picture into the box.
+    Exact, unlike VTK's reset_camera (a bounding sphere, then a guessed zoom that clipped the plane's corner)."""
+    pos, focal = np.array(cam.position, dtype=float), np.array(cam.focal_point, dtype=float)
+    forward = (focal - pos) / np.linalg.norm(focal - pos)
+    up = np.array(cam.up, dtype=float)
+    up = up - forward * (up @ forward)
+    up /= np.linalg.norm(up)
+    right = np.cross(forward, up)
+    d = box_corners(bounds) - pos
+    depth = d @ forward
+    tx, ty = (d @ right) / depth, (d @ up) / depth  # tangents of the angles off the view axis
+    bx0, bx1, by0, by1 = (2 * v - 1 for v in box)  # the box in normalised device coordinates (-1 to 1)
+    half_w, half_h = (bx1 - bx0) / 2 - 2 * margin, (by1 - by0) / 2 - 2 * margin
+    t = max((tx.max() - tx.min()) / 2 / (aspect * half_w), (ty.max() - ty.min()) / 2 / half_h)
+    cam.view_angle = float(np.degrees(2 * np.arctan(t)))
+    # VTK draws a point at NDC p as p - window_center: move the picture's middle to the box's middle
+    mid_x, mid_y = (tx.max() + tx.min()) / 2 / (t * aspect), (ty.max() + ty.min()) / 2 / t
+    cam.SetWindowCenter(mid_x - (bx0 + bx1) / 2, mid_y - (by0 + by1) / 2)
+
+
 def set_camera(plotter, bounds, view: str, aspect: float) -> None:
     """One camera for the movie: the view direction of ``view``, fitted to ``bounds`` (never to the actors of
     one frame), and a clipping range from ``bounds`` too, so no frame's own geometry moves anything. Sets
@@ -607,8 +680,7 @@ def set_camera(plotter, bounds, view: str, aspect: float) -> None:
         cam.up = (0.0, 0.0, 1.0)
         cam.position = tuple(np.array((cx, cy, cz)) + direction)
         plotter.renderer.reset_camera(render=False, bounds=bounds)  # keep the direction, fit the union box
-        # the fit is to the height; a view narrower than 16:9 zooms out so the width fits too
-        cam.zoom((1.2 if view == "iso" else 1.1) * min(1.0, aspect / (16 / 9)))
+        fit_to_box(cam, bounds, aspect)
     margin = 0.05 * max(x1 - x0, y1 - y0, z1 - z0)
     plotter.renderer.ResetCameraClippingRange(x0 - margin, x1 + margin, y0 - margin, y1 + margin, z0 - margin,
                                               z1 + margin)

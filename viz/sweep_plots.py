@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .figure import figure, legend_outside, save_png
+from .figure import DEFAULT_DPI, figure, legend_outside, save_figure, styled
 
 
 def read_sweep(directory) -> tuple[list[str], list[dict]]:
@@ -19,11 +19,47 @@ def read_sweep(directory) -> tuple[list[str], list[dict]]:
     return params, [r for r in rows if r["status"] == "completed"]
 
 
+BOOLEAN_TEXT = {"true": 1.0, "false": 0.0}
+
+
 def _num(v):
+    """A summary value as a float: booleans (and their CSV text "True"/"False") as 1 and 0, else NaN."""
+    if isinstance(v, str) and v.strip().lower() in BOOLEAN_TEXT:
+        return BOOLEAN_TEXT[v.strip().lower()]
     try:
         return float(v)
     except (TypeError, ValueError):
         return np.nan
+
+
+def is_boolean(values) -> bool:
+    """Whether a swept parameter's values are switches (True/False), to be labelled in words."""
+    return bool(values) and all(isinstance(v, bool) or str(v).strip().lower() in BOOLEAN_TEXT for v in values)
+
+
+def switch_name(key: str) -> str:
+    """What a boolean key switches, in words: ``dynamics.line_search.enabled`` -> "line search"."""
+    parts = key.split(".")
+    name = parts[-2] if parts[-1] in ("enabled", "enable", "on") and len(parts) > 1 else parts[-1]
+    return name.replace("_", " ")
+
+
+def value_label(key: str, value) -> str:
+    """A legend entry for one value of a swept parameter: "line search on", "kappa = 0.5"."""
+    if is_boolean([value]):
+        return f"{switch_name(key)} {'on' if _num(value) else 'off'}"
+    return f"{key.split('.', 1)[-1]} = {value}"  # the key without its section: "temperature.mu = 0.01"
+
+
+LOG_PARAMS = ("energy.kappa",)  # a softmax temperature: its effect goes with its logarithm
+
+
+def spans_decades(values, key: str = "") -> bool:
+    """A log axis for positive values that span a decade or more (or any positive kappa sweep of 2+ values)."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if v.size < 2 or v.min() <= 0:
+        return False
+    return key in LOG_PARAMS or v.max() / v.min() >= 10
 
 
 QUANTITY_LABELS = {
@@ -41,8 +77,8 @@ def label(column: str) -> str:
         return QUANTITY_LABELS[column]
     if column.startswith("energy_"):
         return f"{column[len('energy_'):]} energy at the end (nats)"
-    if "." in column:  # a swept parameter: its own name first, then where it lives in the scenario
-        return f"{column.rsplit('.', 1)[1].replace('_', ' ')} ({column})"
+    if "." in column:  # a swept parameter: its own name first (a switch: what it switches), then its key
+        return f"{switch_name(column)} ({column})"
     return column.replace("_", " ")
 
 
@@ -69,6 +105,7 @@ def honest_limits(values, integer: bool = False, rel_noise: float = 0.05) -> tup
     return (-1.15 * size, 1.15 * size)
 
 
+@styled
 def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, group: str | None = None):
     """A summary quantity against one swept parameter (and one line per value of a second), mean and spread
     (standard deviation) over every other swept parameter, e.g. the seeds."""
@@ -89,7 +126,7 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
             means.append(vals.mean() if vals.size else np.nan)
             stds.append(vals.std() if vals.size > 1 else 0.0)
             ns.append(vals.size)
-        name = f"{label(group).split(' (')[0]} = {g}" if group else None
+        name = value_label(group, g) if group else None
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
         shown += [m + d for m, d in zip(means, stds)] + [m - d for m, d in zip(means, stds)]
         # points with a member whose energy went up in some step: ringed in red (their step sizes are too large)
@@ -98,7 +135,11 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
         if up:
             ax.scatter(*zip(*up), s=160, facecolors="none", edgecolors="red", linewidths=1.5, zorder=5,
                        label=None if "went uphill" in ax.get_legend_handles_labels()[1] else "went uphill")
-    if len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) > 20:
+    all_x = sorted({_num(r[f"param:{x}"]) for r in rows})
+    if is_boolean([r[f"param:{x}"] for r in rows]):
+        ax.set_xticks([0, 1], [f"{switch_name(x)} off", f"{switch_name(x)} on"])
+        ax.set_xlim(-0.4, 1.4)
+    elif spans_decades(all_x, x):
         ax.set_xscale("log")
     integer = quantity in INTEGER_QUANTITIES
     limits = honest_limits(shown, integer=integer)
@@ -110,7 +151,7 @@ def plot_phase(directory, quantity: str = "meta_agents", x: str | None = None, g
     ax.set_ylabel(label(quantity))
     n_rep = max(ns) if ns else 0
     ax.set_title(f"{label(quantity)} against {label(x).split(' (')[0]}\n(mean and standard deviation over "
-                 f"{n_rep} members per point)", fontsize=10)
+                 f"{n_rep} members per point)")
     legend_outside(ax)
     ax.grid(alpha=0.3)
     return fig
@@ -124,6 +165,7 @@ def _measured_separation(rows) -> bool:
     return any(np.isfinite(_num(r.get("separation"))) or np.isfinite(_num(r.get("separation_lower"))) for r in rows)
 
 
+@styled
 def plot_separation(directory, x: str | None = None):
     """The time-scale separation tau_collective / tau_relative of each member (docs/model.md#separation) with
     its error bar, against ``x`` (default: lambda_align / alpha when alpha or lambda_align is swept), one panel
@@ -143,9 +185,6 @@ def plot_separation(directory, x: str | None = None):
     def values(key):
         return sorted({r[f"param:{key}"] for r in rows}, key=_num) if key else [None]
 
-    def named(key, value):  # the key without its section: "temperature.mu = 0.01", "rho = 0.9"
-        return f"{key.split('.', 1)[-1]} = {value}"
-
     panels = values(panel)
     fig, axes = figure(1, len(panels), figsize=(4.2 * len(panels) + 1.8, 4.2), sharey=True, squeeze=False,
                         constrained_layout=True)
@@ -156,7 +195,7 @@ def plot_separation(directory, x: str | None = None):
                    (lv is None or r[f"param:{line}"] == lv)]
             sel.sort(key=xval)
             color = f"C{k}"
-            name = named(line, lv) if line else None
+            name = value_label(line, lv) if line else None
             xs = np.array([xval(r) for r in sel])
             ys = np.array([_num(r.get("separation")) for r in sel])
             es = np.array([_num(r.get("separation_err")) for r in sel])
@@ -180,27 +219,30 @@ def plot_separation(directory, x: str | None = None):
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set_xscale("log")
         ax.set_xlabel("lambda_align / alpha" if x == "lambda_align_over_alpha" else label(x))
-        ax.set_title(named(panel, pv) if panel else "", fontsize=10)
+        ax.set_title(value_label(panel, pv) if panel else "")
         ax.grid(alpha=0.3, which="both")
     if all_y and min(all_y) > 0:
         axes[0][0].set_yscale("log")
     axes[0][0].set_ylabel("tau_collective / tau_relative (steps)")
-    fig.suptitle("time-scale separation of the scale-2 meta-agents (error bars: Madras-Sokal)", fontsize=10)
+    fig.suptitle("time-scale separation of the scale-2 meta-agents (error bars: Madras-Sokal)")
     legend_outside(axes[0][-1])
     return fig
 
 
-def plot_sweep(directory, out_dir=None, quantities=None, x: str | None = None) -> list[Path]:
+def plot_sweep(directory, out_dir=None, quantities=None, x: str | None = None, fmt: str = "png",
+               dpi: int = DEFAULT_DPI, width: str | None = None) -> list[Path]:
     """Phase diagrams of summary quantities (default: the main ones) against ``x`` (default: the first swept
-    parameter other than the seed), as PNGs (default: into the sweep folder); with the default quantities, also
-    the time-scale separation (``separation.png``, :func:`plot_separation`) when a member measured one."""
+    parameter other than the seed), as ``fmt`` files (png, pdf, svg; default: into the sweep folder) at ``dpi``
+    and a journal ``width`` (see :func:`~.figure.save_figure`); with the default quantities, also the time-scale
+    separation (``separation.FMT``, :func:`plot_separation`) when a member measured one."""
     if not read_sweep(directory)[1]:
         raise ValueError(f"{directory}: no completed member to plot (see summary.csv)")
     out = Path(out_dir) if out_dir is not None else Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    save = {"fmt": fmt, "dpi": dpi, "width": width}
     written = []
     for q in quantities or SWEEP_QUANTITIES:
-        written.append(save_png(plot_phase(directory, q, x), out / f"phase_{q}.png"))
+        written.append(save_figure(plot_phase(directory, q, x), out / f"phase_{q}.{fmt}", **save))
     if quantities is None and _measured_separation(read_sweep(directory)[1]):
-        written.append(save_png(plot_separation(directory), out / "separation.png"))
+        written.append(save_figure(plot_separation(directory), out / f"separation.{fmt}", **save))
     return written

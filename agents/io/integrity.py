@@ -20,7 +20,7 @@ import numpy as np
 
 from .checked import bad_entries, damage_text, read
 from .errors import DamagedData, TrajectoryFileError
-from .schema import CHECKPOINT_SLOTS, FORMAT_VERSION, SERIES, layout_sizes
+from .schema import CHECKPOINT_SLOTS, ENSEMBLE_MARK, FORMAT_VERSION, SERIES, layout_sizes
 
 __all__ = ["DamagedData", "TrajectoryFileError", "check_file", "read", "verify"]
 
@@ -44,6 +44,13 @@ def _claimed_bytes_ok(ds: h5py.Dataset, file_size: int) -> bool:
     return ds.size * ds.dtype.itemsize <= ratio * file_size + chunk
 
 
+def index_refusal(path: str | Path, replicas: int) -> str:
+    """The one line with which a command that reads one trajectory refuses an ensemble index."""
+    path = Path(path)
+    return (f"{path}: a replica ensemble of {replicas} independent runs, not one trajectory: give one replica's "
+            f"file ({path.with_suffix('.replicas')}/r0000.h5, ...), or read them all with gauge_vfe.load")
+
+
 def check_file(f: h5py.File, path: str | Path) -> None:
     """Refuse (:class:`TrajectoryFileError`, one line naming ``path``) a file that is not this project's or whose
     datasets' shapes disagree with its static part. Reads attributes, shapes and one small dataset (the offsets,
@@ -51,6 +58,8 @@ def check_file(f: h5py.File, path: str | Path) -> None:
     def bad(what: str):
         raise TrajectoryFileError(f"{path}: {what}")
 
+    if f.attrs.get(ENSEMBLE_MARK, 0):  # an ensemble's index names its replicas' run files (ensemble_store.py)
+        raise TrajectoryFileError(index_refusal(path, int(f.attrs.get("replicas", 0))))
     for g in REQUIRED_GROUPS:
         if not isinstance(f.get(g), h5py.Group):
             bad(f"not a gauge-vfe trajectory (no /{g} group)")

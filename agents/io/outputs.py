@@ -158,6 +158,26 @@ def check_output(target, inputs=(), command: str = "output") -> None:
             raise OutputRefused(f"{where}: exists and is {kind}; refusing to replace it: choose another output")
 
 
+def missing_folder(target) -> str | None:
+    """Why ``target``'s folder is missing (one line naming it and the fix), or None when it exists (or cannot
+    be judged here: under a file, a name too long; the output's own checks say so). A command given an explicit
+    output path refuses a missing folder instead of creating it: ``/typo/dir/x.h5`` is more often a typo than
+    a wish for new folders."""
+    try:
+        parent = Path(target).parent
+        if str(parent) in ("", ".") or parent.exists() or parent.is_symlink():
+            return None
+        anc = parent
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        if not anc.is_dir():
+            return None
+    except (OSError, ValueError):
+        return None
+    return f"{target}: the folder {parent} does not exist (not created: a mistyped path would make new folders); " \
+           f"create it first (mkdir -p {parent}) or correct the path"
+
+
 def temporary_path(target: Path) -> Path:
     """A hidden name beside ``target`` with its suffix: ``.movie.mp4.<pid>-<token>.part.mp4``."""
     return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part{target.suffix}")
@@ -270,4 +290,5 @@ def h5_output(target, **kw):
 
 
 __all__ = ["NoSpaceLeft", "OutputRefused", "abandon_h5", "atomic_output", "check_output", "full_disk_names",
+           "missing_folder",
            "h5_output", "is_disk_full", "is_hdf5", "release_h5", "require_space", "temporary_path", "trajectory_kind"]

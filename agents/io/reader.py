@@ -31,6 +31,8 @@ import numpy as np
 from ..analysis.coupling import coupled_layout
 from ..analysis.meta_agents import ConsensusParams
 from ..analysis.pipeline import AnalysisResult
+from ..model.attention import Attention
+from ..model.attention import attention as attention_of
 from ..model.energy import TERMS, Evaluation
 from ..model.energy import evaluate as evaluate_energy
 from ..model.fiber import make_fiber
@@ -46,6 +48,7 @@ from .lock import writer_active
 from .provenance import last_run_record, read_history
 from .recovery import open_trajectory_file, writer_alive
 from .schema import FRAME_SERIES, SERIES_BY_KEY, committed_frames, frame_path, read_checkpoint, run_record
+from .suggest import did_you_mean
 
 
 class StepNotLogged(IndexError):
@@ -156,7 +159,8 @@ class Trajectory:
     def energy(self, term: str = "total") -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of an energy term (weights included) at every step."""
         if term not in ("total",) + TERMS:
-            raise KeyError(f"unknown energy term {term!r}")
+            hint = did_you_mean(term, ("total",) + TERMS, always_list=True, noun="terms")
+            raise KeyError(f"unknown energy term {term!r}{hint}")
         return self.series(term)
 
     def energies(self) -> dict[str, np.ndarray]:
@@ -354,6 +358,19 @@ class Trajectory:
         # steps stay integers where an invocation wrote none (analyze, repair): pandas' nullable integers
         return frame.astype({"first_step": "Int64", "last_step": "Int64", "pid": "Int64", "numba_threads": "Int64"})
 
+    def attention(self, frame: int | None = None, *, step: int | None = None, layout: Layout | None = None
+                  ) -> Attention:
+        """The attention layer of a logged frame as the run had it (the layout and parameters of :meth:`evaluate`):
+        messages and the two roles of the alignment's mu-gradient (docs/model.md#attention-layer)."""
+        state = self.state(frame, step=step)
+        layout = self.layout_at(state.step) if layout is None else layout
+        return attention_of(layout, self.energy_params, state)
+
+    def messages(self, frame: int | None = None, *, step: int | None = None, layout: Layout | None = None
+                 ) -> np.ndarray:
+        """(S, K) the messages m_i(c) = sum_j beta_ij(c) Omega_ij(c) mu_j(c) of a logged frame (see :meth:`attention`)."""
+        return self.attention(frame, step=step, layout=layout).messages
+
     @property
     def dtype(self) -> str:
         """The logged fields' precision (``float32`` or ``float64``); ``-`` when no field is logged."""
@@ -411,5 +428,7 @@ _NOT_READ = object()
 
 
 def load(path: str | Path) -> Trajectory:
-    """Open a trajectory file (also one still being written, or left by a killed run)."""
+    """Open a trajectory file (also one still being written, or left by a killed run). A replica ensemble's
+    index is refused with one line here (the commands read one trajectory); ``gauge_vfe.load``
+    (:func:`~.ensemble_store.load`) reads it."""
     return Trajectory(path)

@@ -127,6 +127,20 @@ PROVENANCE = "provenance"
 PROVENANCE_DATASETS = (("records", "uint8", 4096), ("last_step", "int64", 64), ("ended_at", f"S{TIME_LENGTH}", 64),
                        ("status", f"S{STATUS_LENGTH}", 64))
 
+# --- a replica ensemble's index file (docs/model.md#replica-ensembles) ------------------------------------------
+# `vfe run --replicas R` writes one ordinary run file per replica (replica r's is the file of the single run with
+# its seed, bit for bit) into a folder, and at the output path a small index naming them. The index is marked by
+# the root attribute ENSEMBLE_MARK; every dataset is one row per replica except the scalars named here.
+ENSEMBLE_MARK = "gauge_vfe_ensemble"
+ENSEMBLE_INDEX = (
+    ("replica/seed", "int64", "root seed of each replica (replica_seed(root seed, r))"),
+    ("replica/file", "str", "each replica's run file, relative to the index's folder"),
+    ("replica/status", "str", "each replica's run status when the ensemble ended"),
+    ("config_json", "str", "the ensemble's resolved configuration (scalar)"),
+    ("status", "str", "the ensemble's status: running, then that of the run (scalar)"),
+    ("message", "str", "how the ensemble ended (scalar)"),
+)
+
 # Datasets outside the series (the static arrays written with the file, the analysis) with a unit or description.
 OTHER_ANNOTATIONS = (
     ("particles/agents/box/edges", "site", None),

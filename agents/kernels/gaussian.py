@@ -19,14 +19,21 @@ from .linalg import congruence_tn, quad_form, spd_inverse_logdet, trace_product
 @njit(cache=True)
 def to_common_frame(R, mu, sigma, mt, St, Pt, tmp, low):
     """mt = R^T mu, St = R^T sigma R, Pt = St^-1. Returns (ok, log det St); ok is False if sigma is not SPD."""
-    K = mu.shape[0]
     congruence_tn(R, sigma, tmp, St)
+    rotate_mean(R, mu, mt)
+    return spd_inverse_logdet(St, low, Pt)
+
+
+@njit(cache=True, inline="always")
+def rotate_mean(R, mu, mt):
+    """mt = R^T mu (the mean's part of :func:`to_common_frame`; alone where the covariance's part is kept from
+    an earlier step: frozen Sigma and phi, docs/model.md#replica-ensembles)."""
+    K = mu.shape[0]
     for i in range(K):
         s = 0.0
         for j in range(K):
             s += R[j, i] * mu[j]
         mt[i] = s
-    return spd_inverse_logdet(St, low, Pt)
 
 
 @njit(cache=True)

@@ -23,9 +23,16 @@ def kl_cholesky(mu_a, sigma_a, mu_b, sigma_b, la, lb, y):
     """KL(N(mu_a, sigma_a) || N(mu_b, sigma_b)) in nats from the two Cholesky factors alone:
     ``1/2 [ |Lb^-1 La|_F^2 + |Lb^-1 (mu_b - mu_a)|^2 - K + ln det sigma_b - ln det sigma_a ]`` (docs/model.md#kl),
     the same value as :func:`.gaussian.kl_common` without forming an inverse. NaN if either is not SPD."""
-    K = mu_a.shape[0]
     if not (cholesky(sigma_a, la) and cholesky(sigma_b, lb)):
         return np.nan
+    return kl_factors(mu_a, mu_b, la, lb, y)
+
+
+@njit(cache=True, inline="always")
+def kl_factors(mu_a, mu_b, la, lb, y):
+    """:func:`kl_cholesky` from the factors ``la``, ``lb`` themselves (the same array for an unchanged Sigma:
+    a frozen field, docs/model.md#replica-ensembles, whose factor is then taken once)."""
+    K = mu_a.shape[0]
     tr = 0.0
     for j in range(K):  # column j of Lb^-1 La by forward substitution (La[:j, j] = 0)
         for i in range(K):

@@ -72,6 +72,20 @@ def step_base(key, step: int) -> np.uint64:
     return np.uint64(_step_base(np.uint64(key), np.uint64(step)))
 
 
+@njit(cache=True)
+def _step_bases(keys, step, out):
+    for w in range(keys.shape[0]):
+        out[w] = mix64(keys[w] ^ mix64(step + GAMMA))
+
+
+def step_bases(keys: np.ndarray, step: int) -> np.ndarray:
+    """:func:`step_base` of every key of ``keys`` (uint64, one per replica of an ensemble,
+    docs/model.md#replica-ensembles) at ``step``, in one call."""
+    out = np.empty(keys.shape[0], dtype=np.uint64)
+    _step_bases(np.ascontiguousarray(keys, dtype=np.uint64), np.uint64(step), out)
+    return out
+
+
 @njit(cache=True, inline="always")
 def _unit(w):
     """A uniform in (0, 1) from a word's top 53 bits (never 0: the tail takes its logarithm). Through int64,

@@ -27,7 +27,12 @@ PARALLEL_FROM = 1 << 16  # elements: below this an array is summed on the callin
 def _chunk_sum_of_squares(flat, c):
     """The sum of squares of chunk ``c`` of ``flat``, in float64 whatever its type, with eight running sums."""
     lo = c * ELEMENTS_PER_CHUNK
-    hi = min(flat.shape[0], lo + ELEMENTS_PER_CHUNK)
+    return _range_sum_of_squares(flat, lo, min(flat.shape[0], lo + ELEMENTS_PER_CHUNK))
+
+
+@njit(cache=True, inline="always")
+def _range_sum_of_squares(flat, lo, hi):
+    """The sum of squares of ``flat[lo:hi]`` (one chunk), in float64, with eight running sums."""
     acc = np.zeros(8)
     i = lo
     while i + 8 <= hi:
@@ -73,3 +78,19 @@ def sum_of_squares(x: np.ndarray) -> float:
     if flat.shape[0] < PARALLEL_FROM:
         return serial_sum_of_squares(flat)
     return parallel_sum_of_squares(flat)
+
+
+@njit(cache=True)
+def segment_sums_of_squares(flat, seg_ptr, out):
+    """``out[s]`` = :func:`sum_of_squares` of ``flat[seg_ptr[s]:seg_ptr[s+1]]``, bit for bit: each segment cut
+    into the same chunks, counted from its own start, and their sums added in the same order. A replica
+    ensemble's per-replica gradient norms are thus those of the replica's single run
+    (docs/model.md#replica-ensembles), in one call for all replicas."""
+    for s in range(seg_ptr.shape[0] - 1):
+        lo0 = seg_ptr[s]
+        n = seg_ptr[s + 1] - lo0
+        total = 0.0
+        for c in range((n + ELEMENTS_PER_CHUNK - 1) // ELEMENTS_PER_CHUNK):
+            lo = lo0 + c * ELEMENTS_PER_CHUNK
+            total += _range_sum_of_squares(flat, lo, min(lo0 + n, lo + ELEMENTS_PER_CHUNK))
+        out[s] = total

@@ -31,9 +31,10 @@ import numpy as np
 from numba import njit, prange
 
 from .bundles import Beliefs, FiberArrays, ObservationArrays, Priors, SiteTables, Weights
-from .gaussian import pair_kl_row, site_to_common_frame
-from .lie import left_jacobian
-from .linalg import congruence_nt, matmul, quad_form, trace_product
+from .chunking import ROWS_PER_CHUNK
+from .gaussian import pair_kl_row, rotate_mean, site_to_common_frame
+from .lie import left_jacobian, rho_exp
+from .linalg import congruence_nt, congruence_tn, matmul, quad_form, spd_inverse_logdet, trace_product
 
 NOT_SPD = 1  # status code of a row whose Sigma is not positive definite
 
@@ -164,14 +165,15 @@ def pair_coefficient(lam_chi, beta_b, kl_b, mean_kl, kappa, free_energy):
 
 
 @njit(cache=True, inline="always")
-def pair_gradient(a, b, coef, mt, St, Pt, gt, Gt, B, acc, dvec, v):
+def pair_gradient(a, b, coef, mt, St, Pt, gt, Gt, B, acc, dvec, v, shape):
     """Add ``coef`` times the derivatives of ``KL_ab`` to rows a and b, in the common frame
     (docs/model.md#gradient-common-frame), with ``d = mt_b - mt_a``:
 
     ``dKL_ab/dmt_a = -Pt_b d``, ``dKL_ab/dmt_b = Pt_b d``, ``dKL_ab/dSt_a = (Pt_b - Pt_a) / 2`` go straight
     into ``gt`` and ``Gt``. ``dKL_ab/dSt_b = (Pt_b - Pt_b (St_a + d d^T) Pt_b) / 2`` is only summed here,
     ``acc[b] += coef`` and ``B[b] += coef (St_a + d d^T)``, so :func:`partner_side` forms its O(K^3) products
-    once per row instead of once per pair. ``dvec``, ``v`` (K,) are scratch.
+    once per row instead of once per pair. ``dvec``, ``v`` (K,) are scratch. Without ``shape`` only the mean
+    gradients are formed: no Sigma or phi gradient is wanted (both frozen, docs/model.md#replica-ensembles).
     """
     K = dvec.shape[0]
     for i in range(K):
@@ -184,6 +186,9 @@ def pair_gradient(a, b, coef, mt, St, Pt, gt, Gt, B, acc, dvec, v):
     for i in range(K):
         gt[a, i] -= coef * v[i]
         gt[b, i] += coef * v[i]
+    if not shape:
+        return
+    for i in range(K):
         for j in range(K):
             Gt[a, i, j] += 0.5 * coef * (Pt[b, i, j] - Pt[a, i, j])
             B[b, i, j] += coef * (St[a, i, j] + dvec[i] * dvec[j])
@@ -203,15 +208,16 @@ def partner_side(a, Pt, B, acc, Gt, tmp, tmp2):
 
 
 @njit(inline="always")  # a bundle in its signature: not cached, see bundles.py
-def alignment_site(k, p0, n, tables, weights, gradient, chi, mt, St, Pt, ld, kl_row, beta_row, gt, Gt, B, acc,
-                   dvec, v, e_align, kl_out, beta_out):
+def alignment_site(k, p0, n, tables, weights, gradient, shape, chi, mt, St, Pt, ld, kl_row, beta_row, gt, Gt, B,
+                   acc, dvec, v, e_align, kl_out, beta_out):
     """The alignment at occupied site ``k`` with rows ``p0..p0+n`` (docs/model.md#alignment), the rows already in
     the common frame: ``chi``, ``mt``, ``St``, ``Pt``, ``ld`` (slot ``a`` = the site's a-th row).
 
     For each row a: ``KL_ab`` to every row b, the weights ``beta_ab`` and the density
     ``lambda_align chi_a e_a`` into ``e_align``; ``KL_ab`` and ``beta_ab`` into the site's pair slots of
     ``kl_out``, ``beta_out``. With ``gradient`` also the sums of every pair's derivatives in the common frame,
-    both roles (``gt``, ``Gt``, and ``B``, ``acc`` for :func:`partner_side`). ``kl_row``, ``beta_row`` (m,),
+    both roles (``gt``, ``Gt``, and ``B``, ``acc`` for :func:`partner_side`; the last three only with
+    ``shape``, see :func:`pair_gradient`). ``kl_row``, ``beta_row`` (m,),
     ``dvec``, ``v`` (K,) are scratch.
     """
     q0 = tables.pair_ptr[k]
@@ -242,7 +248,7 @@ def alignment_site(k, p0, n, tables, weights, gradient, chi, mt, St, Pt, ld, kl_
                                     weights.free_energy)
             if coef == 0.0:
                 continue
-            pair_gradient(a, b, coef, mt, St, Pt, gt, Gt, B, acc, dvec, v)
+            pair_gradient(a, b, coef, mt, St, Pt, gt, Gt, B, acc, dvec, v, shape)
 
 
 @njit(inline="always")  # a bundle in its signature: not cached, see bundles.py
@@ -297,7 +303,8 @@ def mu_to_own_frame(R, gt, g_mu_r):
 # --- the pass ------------------------------------------------------------------------------------------------------
 
 @njit(cache=True, parallel=True)
-def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, want_grad, out):
+def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, want_grad, grad_sigma, grad_phi, frames,
+                      out):
     """The compiled pass behind :func:`site_terms`: the same arguments, each bundle as a plain tuple (the cache
     keeps no namedtuple in a signature, see bundles.py); the inputs get their names back here, the outputs are
     unpacked into plain arrays (see the module docstring)."""
@@ -308,11 +315,17 @@ def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, wan
     wts = Weights(*weights)
     fib = FiberArrays(*fiber)
     e_prior, e_obs, e_align, g_mu, g_sigma, g_phi, kl_out, beta_out, status = out
+    # the rows' frames, rotated covariances, their inverses and log-determinants kept from an earlier step (both
+    # Sigma and phi frozen, docs/model.md#replica-ensembles); empty arrays: computed here
+    cR, cSt, cPt, cld, cok = frames
+    cached = cld.shape[0] > 0
     K = bel.mu.shape[1]
     D = obs.C.shape[0]
     kmax = fib.rotate_z.shape[1]
     m = tb.max_per_site
     lam = wts.lam
+    # the alignment's covariance-side sums feed both the Sigma and the phi gradient: skipped when neither is wanted
+    shape = want_grad and (grad_sigma or grad_phi)
     for ch in prange(tb.chunks.shape[0] - 1):
         # Scratch; slot a of the (m, ...) buffers is the a-th row of the current site.
         R = np.zeros((m, K, K))  # the rows in the common frame (step 1)
@@ -345,8 +358,20 @@ def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, wan
             rotate = lam != 0.0 and n >= 2  # transport only matters between two rows; KL_aa = 0 in any frame
             for a in range(n):
                 chi[a] = tb.chi[tb.site_rows[p0 + a]]
-            site_ok = site_to_common_frame(tb.site_rows, p0, n, bel, fib, rotate, R, mt, St, Pt, ld, ok, tmp, low,
-                                           rsc)
+            if cached and rotate:
+                site_ok = True
+                for a in range(n):
+                    r = tb.site_rows[p0 + a]
+                    R[a] = cR[r]
+                    St[a] = cSt[r]
+                    Pt[a] = cPt[r]
+                    ld[a] = cld[r]
+                    ok[a] = cok[r]
+                    site_ok = site_ok and cok[r]
+                    rotate_mean(R[a], bel.mu[r], mt[a])
+            else:
+                site_ok = site_to_common_frame(tb.site_rows, p0, n, bel, fib, rotate, R, mt, St, Pt, ld, ok, tmp,
+                                               low, rsc)
             for a in range(n):
                 status[tb.site_rows[p0 + a]] = 0 if ok[a] else NOT_SPD
             if not site_ok:
@@ -358,16 +383,17 @@ def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, wan
                     e_align[r] = 0.0
                 continue
             if lam != 0.0 and (n >= 2 or wts.include_self):
-                alignment_site(k, p0, n, tb, wts, want_grad and rotate, chi, mt, St, Pt, ld, kl_row, beta_row, gt,
-                               Gt, B, acc, dvec, v, e_align, kl_out, beta_out)
+                alignment_site(k, p0, n, tb, wts, want_grad and rotate, shape, chi, mt, St, Pt, ld, kl_row, beta_row,
+                               gt, Gt, B, acc, dvec, v, e_align, kl_out, beta_out)
             else:
                 for a in range(n):
                     e_align[tb.site_rows[p0 + a]] = 0.0
             for a in range(n):
                 r = tb.site_rows[p0 + a]
                 if want_grad:
-                    if rotate:
+                    if rotate and shape:
                         partner_side(a, Pt, B, acc, Gt, tmp, tmp2)
+                    if rotate and grad_phi:
                         phi_gradient(bel.phi[r], gt[a], Gt[a], mt[a], St[a], fib, tau, jac, g_phi[r])
                     else:
                         for i in range(3):
@@ -377,14 +403,50 @@ def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, wan
                 # keeps the results bit-identical to those of earlier versions of this kernel.
                 e_prior[r] = prior_row(r, chi[a], ld[a], Pt[a], wts.alpha, bel, pri, want_grad, rotate, Gt[a],
                                        dvec, g_mu, g_sigma)
-                if want_grad and rotate:
+                if want_grad and rotate and grad_sigma:
                     sigma_to_own_frame(R[a], Gt[a], tmp, tmp2, g_sigma[r])
                 e_obs[r] = observation_row(r, chi[a], wts.gamma, bel, obs, want_grad, resid, u, g_mu, g_sigma)
                 if want_grad and rotate:
                     mu_to_own_frame(R[a], gt[a], g_mu[r])
 
 
-def site_terms(tables, beliefs, priors, observations, weights, fiber, want_grad, out):
+@njit(cache=True, parallel=True)
+def frame_cache_kernel(phi, sigma, fiber, R, St, Pt, ld, ok):
+    """Per row what :func:`~.gaussian.to_common_frame` computes of the covariance (``R = rho(exp phi)``,
+    ``St = R^T Sigma R``, ``Pt = St^-1``, ``ld = ln det St``, ``ok``), by the same calls, hence the same bits."""
+    fib = FiberArrays(*fiber)
+    S, K = sigma.shape[0], sigma.shape[1]
+    kmax = fib.rotate_z.shape[1]
+    n_chunks = (S + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
+    for ch in prange(n_chunks):
+        tmp = np.empty((K, K))
+        low = np.empty((K, K))
+        rsc = np.empty((3, kmax, kmax))
+        for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
+            rho_exp(phi[r], fib.block_start, fib.block_dim, fib.block_spin, fib.rotate_z, fib.z_partner,
+                    fib.z_rate, R[r], rsc)
+            congruence_tn(R[r], sigma[r], tmp, St[r])
+            good, logdet = spd_inverse_logdet(St[r], low, Pt[r])
+            ok[r] = good
+            ld[r] = logdet
+
+
+def frame_cache(phi, sigma, fiber) -> tuple:
+    """The frames and rotated covariances of every row, for :func:`site_terms` while Sigma and phi stay as they
+    are (frozen, docs/model.md#replica-ensembles). ``phi`` in float64, as the energy reads it."""
+    S, K = sigma.shape[0], sigma.shape[1]
+    out = (np.zeros((S, K, K)), np.empty((S, K, K)), np.empty((S, K, K)), np.empty(S), np.empty(S, dtype=np.bool_))
+    frame_cache_kernel(phi, sigma, tuple(fiber), *out)
+    return out
+
+
+def no_frame_cache(K: int) -> tuple:
+    """The empty cache: :func:`site_terms` computes every row's frame."""
+    return (np.zeros((0, K, K)), np.zeros((0, K, K)), np.zeros((0, K, K)), np.zeros(0), np.zeros(0, dtype=np.bool_))
+
+
+def site_terms(tables, beliefs, priors, observations, weights, fiber, want_grad, out, grad_sigma=True,
+               grad_phi=True, frames=None):
     """Prior, observation and alignment densities of every row, the pair KLs and weights, and with
     ``want_grad`` their gradients in (mu, Sigma, phi), into ``out``: one parallel pass over the occupied sites.
 
@@ -392,7 +454,12 @@ def site_terms(tables, beliefs, priors, observations, weights, fiber, want_grad,
     ``ObservationArrays``, ``Weights``, ``FiberArrays``, ``Outputs``) and a bool. ``out.g_phi`` receives the
     site-local part only (the frame-field terms add theirs afterwards); ``out.status[r]`` is ``NOT_SPD`` where
     Sigma is not positive definite, and then every row of that site has ``e_prior = inf``, no gradient and no
-    pair values. Pair slots of sites without alignment are not written.
+    pair values. Pair slots of sites without alignment are not written. ``grad_sigma=False`` (``grad_phi``)
+    leaves ``out.g_sigma`` (``out.g_phi``) incomplete and skips the work only it needs: for a frozen field
+    (docs/model.md#replica-ensembles); the other gradients are the same bits either way. ``frames``: a
+    :func:`frame_cache` of this state's Sigma and phi, read instead of recomputing them at sites that rotate.
     """
+    if frames is None:
+        frames = no_frame_cache(beliefs.mu.shape[1])
     site_terms_kernel(tuple(tables), tuple(beliefs), tuple(priors), tuple(observations), tuple(weights),
-                      tuple(fiber), bool(want_grad), tuple(out))
+                      tuple(fiber), bool(want_grad), bool(grad_sigma), bool(grad_phi), tuple(frames), tuple(out))

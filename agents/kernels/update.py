@@ -19,7 +19,7 @@ from numba import njit, prange
 
 from .chunking import ROWS_PER_CHUNK
 from .linalg import cholesky, matmul, matmul_nt, matmul_tn, symmetric_expm, symmetrize
-from .information import kl_cholesky
+from .information import kl_cholesky, kl_factors
 from .noise import normal
 
 SPD_MARGIN = 1e-6  # a plain Sigma step may shrink no eigen-direction below this fraction (else: retract)
@@ -38,10 +38,15 @@ def _lower_solve(low, g, out):
 
 
 @njit(cache=True, parallel=True)
-def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out, sigma_out, retracted, slope,
-                     kl_rows):
+def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, world, frozen_sigma, mu_out, sigma_out,
+                     retracted, slope, kl_rows):
     """The deterministic step of every row, and ``kl_rows[r] = KL(new || old)`` in nats, the information
-    clock's per-row share (docs/model.md#information-time), taken here while both beliefs are in cache."""
+    clock's per-row share (docs/model.md#information-time), taken here while both beliefs are in cache.
+
+    ``t`` holds one line-search multiplier per world (replica) and ``world[r]`` is row r's world
+    (docs/model.md#replica-ensembles): a single run passes one multiplier and a world of zeros.
+    ``frozen_sigma`` (plain steps with ``lr_sigma = 0`` whose Sigma gradient was not computed): Sigma is copied
+    and its factor taken once for the clock (:func:`_frozen_sigma_row`)."""
     S, K = mu.shape
     n_chunks = (S + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
     for ch in prange(n_chunks):
@@ -54,9 +59,34 @@ def update_gaussians(mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_o
         vecs = np.empty((K, K))
         vals = np.empty(K)
         for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
-            _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t, mu_out, sigma_out, retracted,
-                        slope, low, tmp, x, e, work, vecs, vals)
+            if frozen_sigma:
+                sl = 0.0
+                tr = t[world[r]]
+                for i in range(K):
+                    mu_out[r, i] = mu[r, i] - tr * lr_mu * g_mu[r, i]
+                    sl -= lr_mu * g_mu[r, i] * g_mu[r, i]
+                slope[r] = sl
+                kl_rows[r] = _frozen_sigma_row(r, mu, sigma, mu_out, sigma_out, retracted, x, vals, False)
+                continue
+            _update_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, t[world[r]], mu_out, sigma_out,
+                        retracted, slope, low, tmp, x, e, work, vecs, vals)
             kl_rows[r] = kl_cholesky(mu_out[r], sigma_out[r], mu[r], sigma[r], x, e, vals)
+
+
+@njit(cache=True, inline="always")
+def _frozen_sigma_row(r, mu, sigma, mu_out, sigma_out, retracted, low, y, symmetric):
+    """Row r's Sigma unchanged (a frozen field, docs/model.md#replica-ensembles), its mean already stepped: the
+    plain step at ``lr_sigma = 0`` (and zero Sigma temperature) adds a zero to every entry, i.e. keeps each value
+    (a -0.0 entry may come out +0.0 there, and -0.0 here), and is never retracted. Returns the clock's KL from
+    the one factor of the unchanged Sigma, the bits :func:`kl_cholesky` gives with two equal ones. ``symmetric``:
+    symmetrise as the Langevin step does."""
+    sigma_out[r] = sigma[r]
+    if symmetric:
+        symmetrize(sigma_out[r])
+    retracted[r] = 0
+    if not cholesky(sigma_out[r], low):
+        return np.nan
+    return kl_factors(mu_out[r], mu[r], low, low, y)
 
 
 @njit(cache=True)
@@ -124,13 +154,15 @@ def noise_slots(K: int) -> int:
 
 
 @njit(cache=True, parallel=True)
-def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi, natural, a_mu, a_sigma, a_phi, base,
-                  slots, mu_out, sigma_out, phi_out, retracted, kl_rows):
+def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi, natural, a_mu, a_sigma, a_phi, bases,
+                  world, world_ptr, slots, frozen_sigma, mu_out, sigma_out, phi_out, retracted, kl_rows):
     """One Langevin step (docs/model.md#temperature) of every agent-site, and ``kl_rows`` as in
     :func:`update_gaussians`. One pass for all three fields: a kernel launch costs about as much as the phi work.
 
     ``a_mu = sqrt(2 lr_mu T_mu)`` (and likewise for Sigma and phi); row r's standard normal draws are
-    ``noise.normal(base, r * slots + m)``: ``xi`` at slots m < K, the entries ``X_ij`` (i <= j, row by row) of a
+    ``noise.normal(base, r' * slots + m)``, with ``base = bases[world[r]]`` the step's base word of r's world
+    and ``r' = r - world_ptr[world[r]]`` its row within that world (a single run: one world, ``r' = r``; a
+    replica ensemble draws for each replica what its single run draws, docs/model.md#replica-ensembles): ``xi`` at slots m < K, the entries ``X_ij`` (i <= j, row by row) of a
     symmetric standard normal matrix next, phi's three last, drawn only where their amplitude is > 0. The
     deterministic step is :func:`update_gaussians` (T = 0 runs never come here, so they keep their bits); this
     one has no line-search multiplier (refused with noise).
@@ -156,11 +188,19 @@ def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi,
         xi = np.zeros(K)
         xs = np.zeros((K, K))
         for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
-            _row_draws(r, K, a_mu, a_sigma, base, slots, xi, xs)
-            _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi, xs,
-                          mu_out, sigma_out, retracted, low, tmp, x, e, work, vecs, vals)
-            kl_rows[r] = kl_cholesky(mu_out[r], sigma_out[r], mu[r], sigma[r], x, e, vals)
-            first = (r + 1) * slots - 3
+            w = world[r]
+            base = bases[w]
+            local = r - world_ptr[w]
+            _row_draws(local, K, a_mu, a_sigma, base, slots, xi, xs)
+            if frozen_sigma:  # plain, lr_sigma = 0, as in update_gaussians
+                for i in range(K):
+                    mu_out[r, i] = mu[r, i] - lr_mu * g_mu[r, i] + a_mu * xi[i]
+                kl_rows[r] = _frozen_sigma_row(r, mu, sigma, mu_out, sigma_out, retracted, x, vals, True)
+            else:
+                _langevin_row(r, mu, sigma, g_mu, g_sigma, lr_mu, lr_sigma, natural, a_mu, a_sigma, xi, xs,
+                              mu_out, sigma_out, retracted, low, tmp, x, e, work, vecs, vals)
+                kl_rows[r] = kl_cholesky(mu_out[r], sigma_out[r], mu[r], sigma[r], x, e, vals)
+            first = (local + 1) * slots - 3
             for a in range(3):
                 n = normal(base, first + a) if a_phi > 0.0 else 0.0
                 phi_out[r, a] = phi[r, a] - lr_phi * g_phi[r, a] + a_phi * n
@@ -168,7 +208,7 @@ def langevin_step(mu, sigma, phi, g_mu, g_sigma, g_phi, lr_mu, lr_sigma, lr_phi,
 
 @njit(cache=True, inline="always")
 def _row_draws(r, K, a_mu, a_sigma, base, slots, xi, xs):
-    """Row r's normals: ``xi`` (K) for mu and the symmetric ``xs`` (K, K) for Sigma (left as they are, zeros,
+    """Row r's normals (r counted within its world): ``xi`` (K) for mu and the symmetric ``xs`` (K, K) for Sigma (left as they are, zeros,
     for a field at T = 0)."""
     first = r * slots
     if a_mu > 0.0:

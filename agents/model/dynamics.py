@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arrays import ArrayPool, empty
-from .energy import Evaluation, evaluate
+from .energy import Evaluation, evaluate, world_totals
 from .params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams
 from ..kernels.information import bits_of_rows
-from ..kernels.noise import GENERATOR, step_base
+from ..kernels.noise import GENERATOR, step_bases
 from ..kernels.reductions import sum_of_squares
 from ..kernels.update import langevin_step, noise_slots, update_gaussians
-from .layout import Layout
+from .layout import Layout, world_sums
 from .state import State
 
 
@@ -63,11 +63,46 @@ class StepInfo:
         return self.energy_after > self.energy_before + 1e-12 * max(1.0, abs(self.energy_before))
 
 
+@dataclass(frozen=True)
+class WorldsStepInfo:
+    """:class:`StepInfo` of a step of R independent worlds (a replica ensemble, docs/model.md#replica-ensembles):
+    every field but ``step`` and ``noisy`` is per world, (R,) (``info_bits`` (R, N))."""
+
+    step: int
+    energy_before: np.ndarray
+    energy_after: np.ndarray
+    step_scale: np.ndarray
+    backtracks: np.ndarray
+    spd_retractions: np.ndarray
+    info_bits: np.ndarray = field(compare=False, repr=False)
+    noisy: bool = False
+
+    @property
+    def energy_increased(self) -> np.ndarray:
+        """(R,) bool: :attr:`StepInfo.energy_increased` per world."""
+        if self.noisy:
+            return np.zeros(self.energy_before.shape[0], dtype=bool)
+        return self.energy_after > self.energy_before + 1e-12 * np.maximum(1.0, np.abs(self.energy_before))
+
+    def world(self, w: int) -> StepInfo:
+        """World w's record, as its single run's step returns it."""
+        return StepInfo(self.step, float(self.energy_before[w]), float(self.energy_after[w]), float(self.step_scale[w]),
+                        int(self.backtracks[w]), int(self.spd_retractions[w]), self.info_bits[w], self.noisy)
+
+
+def _world_prefix(layout: Layout, w: int) -> str:
+    """How a message names world w: nothing in a single run, ``replica w: `` in an ensemble."""
+    return "" if layout.replicas == 1 else f"replica {w}: "
+
+
 def _locate(layout: Layout, bad_rows: np.ndarray) -> str:
     r = int(bad_rows[0])
-    y, x = divmod(int(layout.index[r]), layout.grid.width)
+    w = int(layout.world[r])
+    site = int(layout.index[r]) - w * layout.grid.n_sites  # an ensemble numbers sites world * H * W + y * W + x
+    y, x = divmod(site, layout.grid.width)
     more = f" and {bad_rows.size - 1} more agent-sites" if bad_rows.size > 1 else ""
-    return f"agent {int(layout.agent[r])} at site (y={y}, x={x}){more}"
+    agent = int(layout.agent[r]) - w * (layout.n_agents // layout.replicas)
+    return f"{_world_prefix(layout, w)}agent {agent} at site (y={y}, x={x}){more}"
 
 
 def _first_bad_rows(arr: np.ndarray, sum_sq: float | None = None) -> np.ndarray | None:
@@ -101,7 +136,11 @@ def check_finite(layout: Layout, state: State, evaluation: Evaluation) -> None:
             raise DivergenceError(step, f"energy.{term}", f"non-finite energy density at {_locate(layout, bad)}")
 
 
-def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t: float, pool: ArrayPool | None):
+def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t: np.ndarray, pool: ArrayPool | None,
+           frozen: tuple[str, ...] = ()):
+    """The deterministic step with line-search multiplier ``t[w]`` in world w; returns the trial state, the
+    retractions, the Armijo slope and the per-row KL. The slope is summed per world, in the single run's order
+    (docs/model.md#replica-ensembles)."""
     S, K = state.mu.shape
     mu = empty((S, K), state.dtype, pool)  # the state's own type (dynamics.precision); the kernel computes in float64
     sigma = empty((S, K, K), state.dtype, pool)
@@ -109,12 +148,13 @@ def _trial(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, t:
     slope = np.empty(S)
     kl_rows = np.empty(S)  # a rejected line-search trial's KL is wasted: a few % of the evaluation it also costs
     update_gaussians(state.mu, state.sigma, ev.grad_mu, ev.grad_sigma, float(dyn.lr_mu), float(dyn.lr_sigma),
-                     dyn.method == "natural", float(t), mu, sigma, retracted, slope, kl_rows)
+                     dyn.method == "natural", t, layout.world, "sigma" in frozen, mu, sigma, retracted, slope, kl_rows)
     # in float64 whatever the state's type (docs/model.md#precision); a no-op conversion for a float64 state
-    phi = (state.phi.astype(np.float64, copy=False) - (t * dyn.lr_phi) * ev.grad_phi.astype(np.float64, copy=False)
+    scale = (t[0] * dyn.lr_phi) if t.shape[0] == 1 else (t * dyn.lr_phi)[layout.world][:, None]
+    phi = (state.phi.astype(np.float64, copy=False) - scale * ev.grad_phi.astype(np.float64, copy=False)
            ).astype(state.dtype, copy=False)
-    total_slope = float(slope.sum()) - dyn.lr_phi * float(np.sum(ev.grad_phi * ev.grad_phi, dtype=np.float64))
-    return State(mu, sigma, phi, state.step + 1), int(retracted.sum()), total_slope, kl_rows
+    total_slope = world_sums(layout, slope) - dyn.lr_phi * world_sums(layout, ev.grad_phi * ev.grad_phi, np.float64)
+    return State(mu, sigma, phi, state.step + 1), world_sums(layout, retracted, np.int64), total_slope, kl_rows
 
 
 def noise_resume_problem(config: dict, stored: dict | None) -> str | None:
@@ -132,13 +172,14 @@ def noise_resume_problem(config: dict, stored: dict | None) -> str | None:
             "with the version that began it, or start it again")
 
 
-def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, noise_key: np.uint64,
-              pool: ArrayPool | None):
+def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation, noise_keys: np.ndarray,
+              pool: ArrayPool | None, frozen: tuple[str, ...] = ()):
     """x <- x - lr dE/dx + sqrt(2 lr T) (preconditioned) xi for every field (docs/model.md#temperature); the
-    draws of the step from ``state.step`` are addressed by ``noise_key`` and that step (docs/model.md#noise)."""
+    draws of the step from ``state.step`` are addressed by world w's key ``noise_keys[w]`` and that step
+    (docs/model.md#noise)."""
     t_mu, t_sigma, t_phi = dyn.temperatures
     S, K = state.mu.shape
-    base, slots = step_base(noise_key, state.step), noise_slots(K)
+    bases, slots = step_bases(noise_keys, state.step), noise_slots(K)
     mu = empty((S, K), state.dtype, pool)
     sigma = empty((S, K, K), state.dtype, pool)
     phi = np.empty((S, 3), state.dtype)
@@ -147,9 +188,10 @@ def _langevin(layout: Layout, dyn: DynamicsParams, state: State, ev: Evaluation,
     a_mu, a_sigma, a_phi = (float(np.sqrt(2.0 * lr * temp)) for lr, temp in
                             ((dyn.lr_mu, t_mu), (dyn.lr_sigma, t_sigma), (dyn.lr_phi, t_phi)))
     langevin_step(state.mu, state.sigma, state.phi, ev.grad_mu, ev.grad_sigma, ev.grad_phi, float(dyn.lr_mu),
-                  float(dyn.lr_sigma), float(dyn.lr_phi), dyn.method == "natural", a_mu, a_sigma, a_phi, base, slots,
-                  mu, sigma, phi, retracted, kl_rows)
-    return State(mu, sigma, phi, state.step + 1), int(retracted.sum()), kl_rows
+                  float(dyn.lr_sigma), float(dyn.lr_phi), dyn.method == "natural", a_mu, a_sigma, a_phi, bases,
+                  layout.world, layout.world_ptr, slots, "sigma" in frozen and t_sigma == 0, mu, sigma, phi, retracted,
+                  kl_rows)
+    return State(mu, sigma, phi, state.step + 1), world_sums(layout, retracted, np.int64), kl_rows
 
 
 def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State, ev: Evaluation,
@@ -162,35 +204,70 @@ def step(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State
     :class:`~agents.model.arrays.ArrayPool`, docs/model.md#memory). Raises :class:`DivergenceError` if the new
     state, its gradient or its energy is not finite.
     """
-    e0 = ev.total
-    t = 1.0
-    backtracks = 0
+    keys = None if noise_key is None else np.array([noise_key], dtype=np.uint64)
+    new, new_ev, info = step_worlds(layout, energy, dyn, state, ev, keys, pool)
+    return new, new_ev, info.world(0)
+
+
+def frozen_fields(dyn: DynamicsParams) -> tuple[str, ...]:
+    """The fields whose gradient a step need not compute (docs/model.md#replica-ensembles, frozen fields): phi at
+    ``lr_phi = 0``; Sigma at ``lr_sigma = 0`` under the plain gradient (the natural step recomputes Sigma from its
+    Cholesky factor and the gradient's eigenvectors even at a zero rate, so its bits need the gradient)."""
+    out = ()
+    if dyn.lr_sigma == 0 and dyn.method == "gradient":
+        out += ("sigma",)
+    if dyn.lr_phi == 0:
+        out += ("phi",)
+    return out
+
+
+def step_worlds(layout: Layout, energy: EnergyParams, dyn: DynamicsParams, state: State, ev: Evaluation,
+                noise_keys: np.ndarray | None = None, pool: ArrayPool | None = None, frozen: tuple[str, ...] = (),
+                frames: tuple | None = None):
+    """:func:`step` for a layout of R independent worlds (a replica ensemble, docs/model.md#replica-ensembles;
+    a single run is R = 1): every world has its own energy, line-search multiplier, Armijo test and noise key
+    (``noise_keys`` (R,) uint64), and each world's result is bit for bit that of its own single run. Returns
+    ``(new_state, new_evaluation, WorldsStepInfo)``; raises :class:`DivergenceError` naming the first world
+    whose state, gradient or energy broke. ``frozen`` (from :func:`frozen_fields`): gradients left uncomputed
+    (zeros in the new evaluation); the state moves as with them, up to the sign of a zero entry. ``frames``: with
+    Sigma and phi both frozen, :func:`~.energy.frame_cache` of the state, valid for every state the step makes.
+    """
+    R = layout.replicas
+    e0 = world_totals(layout, ev)
+    t = np.ones(R)
+    backtracks = np.zeros(R, dtype=np.int64)
     if dyn.noisy:
-        if noise_key is None:
+        if noise_keys is None:
             raise ValueError("a step at temperature > 0 needs the run's noise key")
         if dyn.line_search.enabled:
             raise ValueError(NOISE_WITH_LINE_SEARCH)
-        new, n_retracted, kl_rows = _langevin(layout, dyn, state, ev, noise_key, pool)
+        new, n_retracted, kl_rows = _langevin(layout, dyn, state, ev, noise_keys, pool, frozen)
     else:
-        new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool)
+        new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool, frozen)
     if dyn.line_search.enabled and not dyn.noisy:
         ls = dyn.line_search
+        searching = np.ones(R, dtype=bool)  # worlds still backtracking; an accepted world keeps its t
         while True:
-            e_trial = evaluate(layout, energy, new, want_grad=False, pool=pool).total
-            if np.isfinite(e_trial) and e_trial <= e0 + ls.c1 * t * slope:
+            e_trial = world_totals(layout, evaluate(layout, energy, new, want_grad=False, pool=pool, frames=frames))
+            accepted = np.isfinite(e_trial) & (e_trial <= e0 + ls.c1 * t * slope)
+            # a world out of backtracks takes the smallest step tried; the caller sees the increase
+            searching &= ~accepted & (backtracks < ls.max_backtracks)
+            if not searching.any():
                 break
-            if backtracks >= ls.max_backtracks:
-                break  # take the smallest step tried; the caller sees the increase in StepInfo
-            t *= ls.shrink
-            backtracks += 1
-            new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool)
-    new_ev = evaluate(layout, energy, new, want_grad=True, pool=pool)
+            t[searching] *= ls.shrink
+            backtracks[searching] += 1
+            new, n_retracted, slope, kl_rows = _trial(layout, dyn, state, ev, t, pool, frozen)
+    new_ev = evaluate(layout, energy, new, want_grad=True, pool=pool, frozen=frozen, frames=frames)
     check_finite(layout, new, new_ev)
-    e1 = new_ev.total
-    if abs(e1) > ENERGY_JUMP * max(abs(e0), 1.0):
-        growth = np.abs(sum(new_ev.densities.values()) - sum(ev.densities.values()))
-        raise DivergenceError(new.step, "energy.total", f"jumped from {e0:.6g} to {e1:.6g} in one step (more than "
-                              f"{ENERGY_JUMP:.0e} times), most at {_locate(layout, np.argsort(growth)[-1:])}: "
-                              "the step sizes are far too large")
-    bits = bits_of_rows(layout, kl_rows)  # the clock, from the KL each update kernel took per row
-    return new, new_ev, StepInfo(new.step, e0, e1, t, backtracks, n_retracted, bits, dyn.noisy)
+    e1 = world_totals(layout, new_ev)
+    jumped = np.abs(e1) > ENERGY_JUMP * np.maximum(np.abs(e0), 1.0)
+    if jumped.any():
+        w = int(np.argmax(jumped))
+        rows = slice(int(layout.world_ptr[w]), int(layout.world_ptr[w + 1]))
+        growth = np.abs(sum(new_ev.densities.values()) - sum(ev.densities.values()))[rows]
+        worst = np.argsort(growth)[-1:] + rows.start
+        raise DivergenceError(new.step, "energy.total", f"{_world_prefix(layout, w)}jumped from {e0[w]:.6g} to "
+                              f"{e1[w]:.6g} in one step (more than {ENERGY_JUMP:.0e} times), most at "
+                              f"{_locate(layout, worst)}: the step sizes are far too large")
+    bits = bits_of_rows(layout, kl_rows).reshape(R, -1)  # the clock, from the KL each update kernel took per row
+    return new, new_ev, WorldsStepInfo(new.step, e0, e1, t, backtracks, n_retracted, bits, dyn.noisy)

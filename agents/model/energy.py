@@ -14,10 +14,10 @@ import numpy as np
 from ..kernels.bundles import (Beliefs, ObservationArrays, Outputs, Priors, Weights, fiber_arrays, no_observations,
                                site_tables)
 from ..kernels.gauge_field import gauge_field_terms
-from ..kernels.reductions import sum_of_squares
-from ..kernels.site_terms import site_terms
+from ..kernels.reductions import segment_sums_of_squares, sum_of_squares
+from ..kernels.site_terms import frame_cache as _frame_cache, site_terms
 from .arrays import ArrayPool, empty
-from .layout import Layout
+from .layout import Layout, world_sums
 from .params import EnergyParams
 from .state import State
 
@@ -91,6 +91,38 @@ class Evaluation:
         return self._grad_norms
 
 
+def frame_cache(layout: Layout, state: State) -> tuple:
+    """What :func:`evaluate` may keep of ``state`` while its Sigma and phi do not change (both frozen,
+    docs/model.md#replica-ensembles): every row's frame, rotated covariance, its inverse and log-determinant."""
+    return _frame_cache(state.phi.astype(np.float64, copy=False), state.sigma, fiber_arrays(layout.fiber))
+
+
+def world_terms(layout: Layout, evaluation: Evaluation) -> dict[str, np.ndarray]:
+    """Energy by term per world (R,) of a replica ensemble (docs/model.md#replica-ensembles), each summed as
+    :attr:`Evaluation.terms` sums a single run's."""
+    return {t: world_sums(layout, evaluation.densities[t]) for t in TERMS}
+
+
+def world_totals(layout: Layout, evaluation: Evaluation) -> np.ndarray:
+    """(R,) total energy per world, the terms added in the order :attr:`Evaluation.total` adds them."""
+    total = 0
+    for v in world_terms(layout, evaluation).values():
+        total = total + v
+    return total
+
+
+def world_grad_norms(layout: Layout, evaluation: Evaluation) -> dict[str, np.ndarray]:
+    """Per world (R,), :meth:`Evaluation.grad_norms` bit for bit: each world's block summed in the chunks a
+    single run sums it in (:func:`~agents.kernels.reductions.segment_sums_of_squares`)."""
+    out = {}
+    for name, g in (("mu", evaluation.grad_mu), ("sigma", evaluation.grad_sigma), ("phi", evaluation.grad_phi)):
+        per_row = int(np.prod(g.shape[1:]))
+        sums = np.empty(layout.replicas)
+        segment_sums_of_squares(np.ascontiguousarray(g).reshape(-1), layout.world_ptr * per_row, sums)
+        out[name] = np.sqrt(sums)
+    return out
+
+
 def _observation_args(layout: Layout) -> ObservationArrays:
     obs = layout.observations
     if obs is None:
@@ -108,9 +140,14 @@ def _prior_args(layout: Layout) -> Priors:
 
 
 def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool = True,
-             pool: ArrayPool | None = None) -> Evaluation:
+             pool: ArrayPool | None = None, frozen: tuple[str, ...] = (), frames: tuple | None = None) -> Evaluation:
     """The action at ``state``; with ``want_grad`` its exact gradient in (mu, Sigma, phi) too. The large
-    gradient arrays come from ``pool`` if given (a run's :class:`~agents.model.arrays.ArrayPool`)."""
+    gradient arrays come from ``pool`` if given (a run's :class:`~agents.model.arrays.ArrayPool`).
+
+    ``frozen`` names fields (``"sigma"``, ``"phi"``) whose gradient is not wanted: it is not computed (nor the
+    work only it needs) and its array holds zeros; the other gradients and the energy are the same bits
+    (docs/model.md#replica-ensembles, frozen fields). ``frames``: the rows' frames and rotated covariances
+    (:func:`frame_cache` of this state's Sigma and phi), read instead of recomputed; the same bits."""
     S, K = layout.n_rows, layout.K
     dens = {t: np.empty(S) for t in TERMS}
     # gradients in the state's type (docs/model.md#precision); densities, KL and beta always in float64
@@ -134,12 +171,15 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
         fiber_arrays(layout.fiber),
         bool(want_grad),
         Outputs(dens["prior"], dens["observation"], dens["alignment"], g_mu, g_sigma, g_phi, kl, beta, status),
+        grad_sigma="sigma" not in frozen, grad_phi="phi" not in frozen, frames=frames,
     )
     gauge_field_terms(
         phi, layout.chi, layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y,
-        float(params.lambda_curv), float(params.lambda_smooth), bool(want_grad),
+        float(params.lambda_curv), float(params.lambda_smooth), bool(want_grad) and "phi" not in frozen,
         dens["curvature"], dens["smoothness"], g_phi,
     )
+    if want_grad and "sigma" in frozen:
+        g_sigma.fill(0.0)  # the prior and observation terms wrote their (cheap) parts: not a gradient
     if not want_grad:
         g_mu = g_sigma = g_phi = None
     return Evaluation(dens, g_mu, g_sigma, g_phi, kl, beta, status)

@@ -72,6 +72,21 @@ class Layout:
     # (mu, sigma, precision, ln det) of the prior the prior term uses instead of the configured one, set by a
     # hierarchy coupling's refresh (docs/model.md#hierarchy-coupling); None: the configured prior
     coupled_prior: tuple | None = field(default=None, repr=False)
+    # Replica ensembles (docs/model.md#replica-ensembles): the layout may hold R independent worlds, world w
+    # owning rows world_ptr[w]:world_ptr[w+1]; world (S,) is each row's world. A single run is one world (both
+    # filled in by __post_init__ when not given).
+    world: np.ndarray | None = field(default=None, repr=False)
+    world_ptr: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.world is None:
+            object.__setattr__(self, "world", np.zeros(self.index.shape[0], dtype=np.int64))
+            object.__setattr__(self, "world_ptr", np.array([0, self.index.shape[0]], dtype=np.int64))
+
+    @property
+    def replicas(self) -> int:
+        """The number of independent worlds (1 for a single run)."""
+        return int(self.world_ptr.shape[0] - 1)
 
     def __repr__(self) -> str:
         obs = "none" if self.observations is None else f"D={self.observations.D}"
@@ -125,6 +140,22 @@ class Layout:
         out = np.full((self.grid.n_sites,) + v.shape[1:], fill, dtype=float)
         out[self.index[rows]] = v
         return out.reshape((self.grid.height, self.grid.width) + v.shape[1:])
+
+
+def world_sums(layout: Layout, values: np.ndarray, dtype=None) -> np.ndarray:
+    """(R,): the sum of ``values`` (S, ...) over each world's rows, each exactly ``np.sum`` of that world's
+    block as its single run sums it (docs/model.md#replica-ensembles). Worlds of equal size are one numpy call:
+    a reduction along the last axis of an (R, n) array runs numpy's pairwise sum over each row, as ``np.sum``
+    does over a 1-D array of n values (tests/test_replicas.py checks it); worlds of unequal size (random
+    supports) are summed one by one."""
+    R = layout.replicas
+    if R == 1:
+        return np.array([np.sum(values, dtype=dtype)])
+    ptr = layout.world_ptr
+    sizes = np.diff(ptr)
+    if (sizes == sizes[0]).all():
+        return np.ascontiguousarray(values).reshape(R, -1).sum(axis=1, dtype=dtype)
+    return np.array([np.sum(values[ptr[w]:ptr[w + 1]], dtype=dtype) for w in range(R)])
 
 
 def compress_supports(grid: Grid, chis: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -112,6 +112,10 @@ def summary_lines(info: dict) -> list[str]:
     if info["uphill_steps"]:
         lines.append(f"  uphill steps (energy went up): {info['uphill_steps']}; reduce the step sizes or enable "
                      "dynamics.line_search")
+    elif info["uphill_steps"] == 0:
+        lines.append("  uphill steps (energy went up): 0: every step went downhill")
+    else:  # None: a Langevin run, whose energy goes up by design
+        lines.append("  energy rises: not counted (a run at temperature T > 0 goes uphill by design)")
     if info["spd_retractions"]:
         lines.append(f"  Sigma steps retracted to stay SPD: {info['spd_retractions']} agent-site steps")
     if "meta_agents" in info:

@@ -3,7 +3,6 @@ in and its summary out as a typed DataFrame (:func:`~.sweep_table.load_sweep`)."
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from .prepare import param_values, plain_overrides, prepare
@@ -32,9 +31,9 @@ def sweep(scenario, params: dict | None = None, *, workers: int | None = None, s
     for key, values in (params or {}).items():
         swept = [(k, v) for k, v in swept if k != key] + [(key, param_values(values))]
     directory = Path(output) if output is not None else Path("sweeps") / sc.config.name
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    bar = tqdm(unit="member", file=sys.stderr, disable=not progress)
+    bar = progress_bar("member", progress)
 
     def advance(done, total):
         bar.total = total

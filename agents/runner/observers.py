@@ -13,7 +13,6 @@ depends on another's place in the list.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
@@ -149,10 +148,14 @@ class TrajectoryObserver:
 class ProgressBar:
     """A tqdm bar on stderr: step, energy by term, steps/s and time left."""
 
-    def __init__(self, total: int | None = None, enabled: bool = True, refresh_seconds: float = 0.25):
-        """``total``: the step the bar counts to (None: the last step of the run it is attached to)."""
+    def __init__(self, total: int | None = None, enabled: bool = True, refresh_seconds: float = 0.25,
+                 only_when_watched: bool = False):
+        """``total``: the step the bar counts to (None: the last step of the run it is attached to).
+        ``only_when_watched``: no bar when stderr is a log file (``vfe run`` and ``run_scenario``; see
+        runner/progress.py); a bar a script asks for itself is always drawn."""
         self.total = total
         self.enabled = enabled
+        self.only_when_watched = only_when_watched
         self.refresh_seconds = refresh_seconds
         self._bar = None
         self._last = 0.0
@@ -163,11 +166,12 @@ class ProgressBar:
         self._bar.set_postfix_str(" ".join(parts), refresh=False)
 
     def start(self, sim: Simulation) -> None:
-        from tqdm import tqdm
+        from .progress import progress_bar
 
         total = self.total if self.total is not None else sim.run_until
-        self._bar = tqdm(total=total, initial=sim.state.step, unit="step", dynamic_ncols=True,
-                         disable=not self.enabled, mininterval=0.2, file=sys.stderr)
+        self._bar = progress_bar("step", self.enabled, self.only_when_watched, total=total, initial=sim.state.step,
+                                 dynamic_ncols=True, mininterval=0.2)
+        self._first = True
         self._postfix(sim)
 
     def update(self, sim: Simulation, info: StepInfo) -> None:
@@ -176,6 +180,21 @@ class ProgressBar:
             self._postfix(sim)
             self._last = now
         self._bar.update(1)
+        if self._first:
+            self._restart_clock()
+
+    def _restart_clock(self) -> None:
+        """Time the bar from the end of the first step: a first run compiles the kernels during the build and
+        the first step (runner/startup.py), and a rate that includes a minute of compiling shows an ETA of
+        hours. Until the first step is done the bar shows no rate and no ETA ("?")."""
+        self._first = False
+        bar = self._bar
+        if bar.disable:
+            return
+        done = bar.n
+        bar.reset(total=bar.total)  # a fresh clock and rate average (tqdm's public reset)
+        bar.n = bar.last_print_n = bar.initial = done
+        bar.refresh()
 
     def finish(self, sim: Simulation, outcome: RunOutcome) -> None:
         if self._bar is not None:

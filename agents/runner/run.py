@@ -120,6 +120,9 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     disk fills up (the file keeps every committed frame; ``--resume`` continues once there is space).
     """
     cfg = scenario.config
+    if cfg.replicas > 1:  # never silently one run of an ensemble (docs/model.md#replica-ensembles)
+        raise ScenarioError([scenario.locate("ensemble.replicas", f"{cfg.replicas} replicas run as an ensemble "
+                                             "(vfe run, or runner.run_ensemble.run_ensemble), not as one run")])
     path = output_path(scenario, output)
     if (problem := check_output_path(path, scenario.path, resume)) is not None:
         raise ScenarioError([problem])
@@ -160,9 +163,7 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
                 lock.uncover()  # the kept file is no longer this run's: its own lock goes with it
             writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, lock,
                                              out.dtype, out.fields, out.compression, out.compression_level,
-                                             record=provenance.invocation(
-                                                 "create", call="run_scenario", scenario=str(scenario.path),
-                                                 config=json.loads(config_json), first_step=0, inputs=hashes))
+                                             record=create_record(scenario, config_json, hashes))
     except BaseException:
         notice.stop()
         lock.release()
@@ -171,7 +172,7 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     # the analysis runs when the run file closes (after its final frame), through the same handle
     analysis = EndOfRunAnalysis(run_file, cfg.analysis) if cfg.analysis.enabled else None
     observers = [TrajectoryObserver(run_file, out.every, log_initial=fresh),
-                 ProgressBar(cfg.dynamics.steps, enabled=progress), *observers, notice]
+                 ProgressBar(cfg.dynamics.steps, enabled=progress, only_when_watched=True), *observers, notice]
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted by the simulation, reported below
@@ -187,6 +188,13 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
                      outcome.energy_increases, analysis.result if analysis is not None else None, kept,
                      tuple(analysis.notes) if analysis is not None else (),
                      analysis is not None and analysis.interrupted, tuple(changes))
+
+
+def create_record(scenario: Scenario, config_json: str, inputs: dict, call: str = "run_scenario", **fields) -> dict:
+    """The history record of a new run file (docs/model.md#file-provenance): the full configuration it runs with,
+    and the sha256 of each input file (``inputs``, :func:`~..setup.inputs.input_hashes`)."""
+    return provenance.invocation("create", call=call, scenario=str(scenario.path), config=json.loads(config_json),
+                                 first_step=0, inputs=inputs, **fields)
 
 
 def _resume_record(path: Path, config: dict, hashes: dict, allow_changed_inputs: bool, lines: list) -> dict | None:

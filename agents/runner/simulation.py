@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from ..model.arrays import ArrayPool
+from ..model.attention import Attention, attention
 from ..model.dynamics import DivergenceError, StepInfo, check_finite, step
 from ..model.energy import TERMS, Evaluation, beta_matrix, evaluate, kl_matrix
 from ..model.state import State
@@ -149,6 +150,14 @@ class Simulation:
         sc = prepare_scenario(scenario, list(overrides))
         return cls(build(sc.config, sc.base_dir, sc.inputs), keep_history)
 
+    def __repr__(self) -> str:
+        """One line a notebook shows: which run, its size, where it stands and its energy (already computed)."""
+        lay, cfg = self.layout, self.config
+        energy = getattr(self, "_ev", None)
+        total = f", energy {sum(energy.terms.values()):.6g} nats" if energy is not None else ""
+        return (f"<Simulation {cfg.name!r}: {lay.grid.height}x{lay.grid.width} grid, {lay.n_agents} agents, K={lay.K}, "
+                f"step {self.state.step} of {self.run_until}, {cfg.dynamics.method} descent{total}>")
+
     # --- state -----------------------------------------------------------------------------------------------
     @property
     def state(self) -> State:
@@ -209,6 +218,16 @@ class Simulation:
     def kl(self) -> np.ndarray:
         """(S, N) transported divergences KL_ij(c) (NaN where j is absent; computed when alignment is on)."""
         return kl_matrix(self.layout, self._ev)
+
+    def messages(self) -> np.ndarray:
+        """(S, K) the aggregated messages m_i(c) = sum_j beta_ij(c) Omega_ij(c) mu_j(c), each in its agent's frame
+        (docs/model.md#attention-layer)."""
+        return self.attention().messages
+
+    def attention(self) -> Attention:
+        """The messages and the query-role and key-role parts of the alignment's mu-gradient at the current state
+        (docs/model.md#step-decomposition)."""
+        return attention(self.layout, self.energy_params, self._state)
 
     def agent_field(self, name: str, agent: int) -> np.ndarray:
         """A field of one agent on the grid, (H, W, ...) with NaN outside its support.

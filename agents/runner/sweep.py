@@ -323,6 +323,29 @@ def validate_members(scenario_path: Path, some_members: list[dict]) -> None:
             raise SweepError(f"{where}: {exc}") from None
 
 
+def changed_parameters(old: dict, new: dict) -> str:
+    """What differs between two sweep specs (``sweep.json``), in words: the first swept parameter whose values
+    changed (or that was added or dropped), else the first fixed (``--set``) value that changed."""
+    def show(values):
+        return ",".join(str(v) for v in values) if isinstance(values, list) else str(values)
+
+    before, after = dict(map(tuple, old.get("params", []))), dict(map(tuple, json.loads(json.dumps(new["params"]))))
+    for key in list(before) + [k for k in after if k not in before]:
+        if key not in after:
+            return f"--param {key} was {show(before[key])} there and is not swept now"
+        if key not in before:
+            return f"--param {key} is new (values {show(after[key])}); the sweep there does not vary it"
+        if before[key] != after[key]:
+            return f"--param {key} was {show(before[key])} there and is {show(after[key])} now"
+    if bool(old.get("zip")) != bool(new["zip"]):
+        return f"--zip was {'on' if old.get('zip') else 'off'} there and is {'on' if new['zip'] else 'off'} now"
+    first_old, first_new = (old.get("members") or [{}])[0], json.loads(json.dumps(new["members"] or [{}]))[0]
+    for key in sorted(set(first_old) | set(first_new)):
+        if key not in after and first_old.get(key) != first_new.get(key):
+            return f"--set {key} was {first_old.get(key, 'unset')} there and is {first_new.get(key, 'unset')} now"
+    return "the members differ"
+
+
 def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params: bool = False,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
               progress=None, fixed: dict | None = None) -> SweepResult:
@@ -342,7 +365,10 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
     if resume and spec_path.exists():
         old = json.loads(spec_path.read_text())
         if old["members"] != json.loads(json.dumps(all_members)):
-            raise SweepError(f"{directory}: --resume with other parameters than the sweep there")
+            raise SweepError(f"{directory}: --resume with other parameters than the sweep there: "
+                             f"{changed_parameters(old, spec)}; resume with the sweep's own --param and --set "
+                             "values (its sweep.json lists them), or write the changed sweep to a new folder "
+                             "(-o NEW_DIR): finished members are never rerun under other parameters")
     validate_grid(scenario_path, params, fixed, zip_params)
     with atomic_output(spec_path) as tmp:
         tmp.write_text(json.dumps(spec, indent=1 if len(all_members) <= 1000 else None))  # 100k members: 0.1 s

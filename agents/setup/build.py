@@ -21,7 +21,7 @@ from .generators import constant_matrix, matrix_field, vector_field
 from .inputs import EarlierRun, Inputs, load_inputs
 
 PURPOSES = {"supports": 1, "init.mu": 2, "init.sigma": 3, "init.phi": 4, "priors.mu": 5, "priors.sigma": 6,
-            "observations": 7, "dynamics": 8, "observations.resample": 9}
+            "observations": 7, "dynamics": 8, "observations.resample": 9, "ensemble": 10}
 
 
 def _seed_sequence(seed: int, purpose: str) -> np.random.SeedSequence:
@@ -37,6 +37,17 @@ def noise_key(seed: int) -> np.uint64:
     """The Langevin noise's key under the root seed: one 64-bit word of the ``dynamics`` purpose's seed sequence
     (its draws are addressed by this key and the step, docs/model.md#noise)."""
     return _seed_sequence(seed, "dynamics").generate_state(1, np.uint64)[0]
+
+
+def replica_seed(seed: int, replica: int) -> int:
+    """Replica ``replica``'s root seed in an ensemble under the root seed ``seed`` (docs/model.md#replica-ensembles):
+    replica 0 runs with ``seed`` itself (so it is the single run, and ``replicas: 1`` is today's run); replica
+    r >= 1 with the first 63 bits of ``SeedSequence(seed, spawn_key=(10, r))`` (the ``ensemble`` purpose, r)."""
+    if replica == 0:
+        return int(seed)
+    hi, lo = (int(v) for v in np.random.SeedSequence(seed, spawn_key=(PURPOSES["ensemble"], replica))
+              .generate_state(2, np.uint32))
+    return ((hi << 32) | lo) & ((1 << 63) - 1)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from ..analysis.meta_agents import ConsensusParams
 from ..model.fiber import MAX_SPIN
 from ..model.hierarchy import HierarchyParams
 from ..model.params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams, NonNeg, Pos, StrictModel
+from ..io.suggest import did_you_mean
 from .shapes import SHAPES, DiskSupport, PathText, Support
 
 _Strict = StrictModel
@@ -323,6 +324,14 @@ class SweepConfig(_Strict):
     zip: bool = Field(False, description="pair the values (all lists equally long) instead of their product")
 
 
+class EnsembleConfig(_Strict):
+    """Replica ensembles (docs/model.md#replica-ensembles): R independent copies of the scenario stepped in one
+    engine, replica r with the seed :func:`~agents.setup.build.replica_seed` (root seed, r)."""
+
+    replicas: int = Field(1, ge=1, le=1 << 20, description="independent copies of the scenario, stepped together; "
+                          "1: the single run, bit for bit")
+
+
 class Config(_Strict):
     name: Annotated[str, AfterValidator(_clean_name)] = Field(
         "unnamed", description="run name; the default output is runs/NAME.h5")
@@ -340,6 +349,20 @@ class Config(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     sweep: SweepConfig | None = Field(None, description="a parameter study over this scenario (`vfe sweep`)")
+    ensemble: EnsembleConfig | None = Field(None, description="replica ensembles: R copies stepped in one engine "
+                                            "(docs/model.md#replica-ensembles)")
+
+    @model_validator(mode="after")
+    def _single_replica_is_the_run(self):
+        # one replica is the single run: the same config, so the same file (docs/model.md#replica-ensembles)
+        if self.ensemble is not None and self.ensemble.replicas == 1:
+            object.__setattr__(self, "ensemble", None)
+        return self
+
+    @property
+    def replicas(self) -> int:
+        """The number of replicas the scenario asks for (1: a single run)."""
+        return 1 if self.ensemble is None else self.ensemble.replicas
 
     def cross_field_problems(self) -> list[tuple[str, str]]:
         """(key path, message) of every problem that involves several keys at once (sizes, ranges, loops)."""
@@ -431,7 +454,8 @@ class Config(_Strict):
 
     def to_dict(self) -> dict:
         """The resolved configuration, every default filled in (JSON-compatible)."""
-        return self.model_dump(mode="json", by_alias=True)
+        # a single run's stored configuration has no ensemble key, as before ensembles existed
+        return self.model_dump(mode="json", by_alias=True, exclude={"ensemble"} if self.ensemble is None else None)
 
 
 def _is_int_range(text: str) -> bool:
@@ -483,8 +507,10 @@ def _check_value(base: dict, key: str, value) -> str | None:
         if not (parts[-1].isdigit() and int(parts[-1]) < len(node)):
             return "no such key"
         node[int(parts[-1])] = value
-    else:
+    elif isinstance(node, dict):
         node[parts[-1]] = value
+    else:  # e.g. dynamics.temperature.mu after `--set dynamics.temperature=0` made the temperature one number
+        return f"{'.'.join(parts[:-1])} is the value {node!r}, not a mapping"
     try:
         Config.model_validate(data)
     except ValidationError as exc:
@@ -544,7 +570,7 @@ def make_config(data: dict | Config | None = None) -> Config:
             config = Config.model_validate(data or {})
         except ValidationError as exc:
             raise ConfigError(_merge([(".".join(str(p) for p in err["loc"] if not _is_union_tag(p)),
-                                       _strip_prefix(err["msg"])) for err in exc.errors()])) from None
+                                       _plain_message(err)) for err in exc.errors()])) from None
         except (OverflowError, RecursionError) as exc:  # pathological numbers or nesting, not a crash
             raise ConfigError([("", f"cannot be validated: {type(exc).__name__}: {exc}")]) from None
     problems = config.cross_field_problems()
@@ -560,6 +586,37 @@ def _merge(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if msg not in merged.setdefault(key, []):
             merged[key].append(msg)
     return [(key, "; or ".join(msgs)) for key, msgs in merged.items()]
+
+
+def _plain_message(err: dict) -> str:
+    """pydantic's message for one error, in plain words: an unknown key says so and names the closest valid
+    keys at its place (a typo is the usual cause); other messages lose pydantic's "Value error, " prefix."""
+    if err["type"] == "extra_forbidden":
+        *where, key = err["loc"]
+        return "no such key" + did_you_mean(key, keys_at(where), noun="keys here")
+    return _strip_prefix(err["msg"])
+
+
+def _models_in(annotation) -> list[type]:
+    """The pydantic models an annotation can hold (through Optional, unions, lists and Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def keys_at(where) -> list[str]:
+    """The valid scenario keys under the key path ``where`` (pydantic's location: list indices and union tags
+    included, and skipped), e.g. ``keys_at(["grid"])`` -> height, width, boundary, ..."""
+    models: list[type] = [Config]
+    for part in where:
+        if isinstance(part, str) and part in SHAPES:  # a support's shape tag: that shape's keys only
+            models = [m for m in models if getattr(m.model_fields.get("shape"), "default", None) == part] or models
+            continue
+        if isinstance(part, int) or _is_union_tag(part):
+            continue
+        models = [m for model in models for name, f in model.model_fields.items() if part in (name, f.alias)
+                  for m in _models_in(f.annotation)]
+    return sorted({f.alias or name for model in models for name, f in model.model_fields.items()})
 
 
 def _strip_prefix(msg: str) -> str:

@@ -26,7 +26,8 @@ import yaml
 from .config import Config, ConfigError, make_config
 from .inputs import Inputs, missing_files, read_inputs
 from .memory import memory_problem, parse_memory_limit
-from .shipped import resolve_scenario
+from ..io.suggest import did_you_mean
+from .shipped import resolve_scenario, shipped_scenarios
 
 MAX_SCENARIO_BYTES = 2**20  # a scenario is a page of YAML; 1 MiB holds explicit lists of 10k supports, and parses
 # in seconds (PyYAML reads about 1 MB/s and keeps ~100 bytes per node: 10 MB took a minute and 1.3 GiB)
@@ -106,11 +107,18 @@ def _read_text(path: Path, name: str) -> str:
         raise ScenarioError([f"{name}: cannot read the scenario file ({exc.strerror or exc})"]) from None
 
 
+def _shipped_hint(name: str) -> str:
+    """For a bare name (no folder, no .yaml): the closest shipped scenarios, and where the list is."""
+    if Path(name).suffix in (".yaml", ".yml") or len(Path(name).parts) != 1:
+        return ""
+    return f" or shipped scenario{did_you_mean(name, shipped_scenarios())} (`vfe scenarios` lists them)"
+
+
 def _read_text_checked(path: Path, name: str) -> str:
     if path.is_dir():
         raise ScenarioError([f"{name}: is a folder, not a scenario file"])
     if not path.exists():
-        raise ScenarioError([f"{name}: no such scenario file"])
+        raise ScenarioError([f"{name}: no such scenario file" + _shipped_hint(name)])
     if not path.is_file():
         raise ScenarioError([f"{name}: not a regular file"])
     try:
