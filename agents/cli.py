@@ -168,6 +168,9 @@ _set_option = click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VAL
 @click.option("--seed", type=int, help="root seed  [default: the scenario's seed]")
 @_set_option
 @click.option("--resume", is_flag=True, help="continue the run in the output file from its checkpoint")
+@click.option("--allow-changed-inputs", is_flag=True,
+              help="with --resume: continue although an input file (observations, masks) changed since the run's "
+                   "last segment; the change is recorded in the run's history")
 @click.option("-q", "--quiet", is_flag=True,
               help="no progress bar (there is none anyway when stderr is a log file, not a terminal)")
 @click.option("--max-memory", "max_memory", metavar="GIB",
@@ -176,7 +179,7 @@ _set_option = click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VAL
 @click.option("--replicas", type=int,
               help="R independent replicas in one engine: an index at the output path and one run file per "
                    "replica in NAME.replicas/  [default: the scenario's ensemble.replicas, else 1]")
-def run(scenario, output, steps, seed, sets, resume, quiet, max_memory, replicas):
+def run(scenario, output, steps, seed, sets, resume, allow_changed_inputs, quiet, max_memory, replicas):
     """Run SCENARIO (a YAML file or a shipped scenario's name) into an HDF5 trajectory.
 
     An existing output file is never overwritten: it is renamed NAME.1.h5 (NAME.2.h5, ...) first.
@@ -193,7 +196,8 @@ def run(scenario, output, steps, seed, sets, resume, quiet, max_memory, replicas
     if replicas > 1:
         _run_ensemble(sc, replicas, output, resume)
     try:
-        result = run_scenario(sc, output, resume=resume, progress=not quiet)
+        result = run_scenario(sc, output, resume=resume, progress=not quiet,
+                              allow_changed_inputs=allow_changed_inputs, say=lambda line: click.echo(line, err=True))
     except ScenarioError as exc:
         _fail([_one_line(exc.messages)])
     except RunFileBusy as exc:

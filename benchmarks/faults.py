@@ -63,6 +63,13 @@ Fault classes (``--only`` names)::
                located), one stderr line naming the file, no traceback, the file byte-identical. A ``silent wrong
                value``: a command that reads the damaged part (:data:`READS_DAMAGE`) exiting 0; another command
                exiting 0 read around the damage (e.g. `inspect` prints no frame) and is counted apart.
+    provenance `vfe run --resume` of a copy of the reference with a setting changed (:data:`PROVENANCE_CASES`:
+               dynamics.lr_mu, output.dtype, output.fields gaining beta: refused, exit 2, one line naming the key,
+               the file byte-identical; fewer and more steps: exit 0, recorded in the last segment, config_json
+               still the first), of a run whose observation file was edited since (refused naming the file; with
+               --allow-changed-inputs recorded), and of a file stripped of its history as an older version wrote
+               it (a "before provenance" record first). Counted: unrecorded changes (exit 0 and no record, or
+               config_json claiming the new setting), files changed by a refusal, tracebacks, segfaults.
 
 Columns:
 
@@ -88,7 +95,10 @@ same scenario, which are skipped:
   ``finished_at``, a dataset) and any attribute whose name ends
   in ``_at`` (timestamps), ``_pid`` or ``_host``, or is ``pid``/``host``/``hostname`` (``writer_pid``,
   ``writer_host``: who wrote it);
-* any attribute whose name contains ``history`` (a status history, which records the interruptions).
+* any attribute whose name contains ``history`` (a status history, which records the interruptions);
+* the group ``/provenance`` (the run's history, docs/model.md#file-provenance: one record per invocation, so a
+  killed and resumed run holds more records than one never stopped, by design); the ``provenance`` class checks
+  it instead.
 
 Chunking, compression and the file's byte layout are not compared (a resumed file's bytes differ anyway).
 """
@@ -117,7 +127,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("mu", "sigma", "phi")
 SKIP_ATTRS = {"started_at", "finished_at", "resumed_at", "writer_pid", "writer_host", "pid", "host", "hostname"}
-CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "lock", "diskout", "damage")
+CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "lock", "diskout", "damage",
+           "provenance")
 EXIT_INTERRUPTED = 130
 
 SCENARIO = """\
@@ -464,7 +475,7 @@ def _child_compare(a: str, b: str, prefix: str = "/") -> dict:
     with fa, fb:
         ta, tb = _tree(fa), _tree(fb)
         for path in sorted(set(ta) | set(tb)):
-            if not path.startswith(prefix):
+            if not path.startswith(prefix) or path.startswith("/provenance"):  # the history differs by design
                 continue
             if path not in tb:
                 diffs.append(f"{path}: only in {Path(a).name}")
@@ -1268,6 +1279,107 @@ def trial_damage(ref: Reference, case: str, command: str) -> Trial:
     return t
 
 
+# --- provenance: what a resume changed, recorded or refused (docs/model.md#file-provenance, #resume-settings) -----
+
+# case -> (extra `vfe run --resume` arguments, given the reference's steps; what must happen: "refuse" (exit 2, one
+# line naming the key or file, the file byte-identical) or the history's last segment to record the change).
+PROVENANCE_CASES = {
+    "lr_mu changed": (lambda steps: ["--set", "dynamics.lr_mu=0.05"], "refuse", "dynamics.lr_mu"),
+    "output.dtype changed": (lambda steps: ["--set", "output.dtype=float64"], "refuse", "output.dtype"),
+    "output.fields gains beta": (lambda steps: ["--set", "output.fields=[mu,sigma,phi,beta]"], "refuse",
+                                 "output.fields"),
+    "fewer steps": (lambda steps: ["--steps", steps // 2], "record", "dynamics.steps"),
+    "more steps": (lambda steps: ["--steps", steps + 10], "record", "dynamics.steps"),
+    "input file edited": (lambda steps: ["--steps", steps + 10], "refuse", "obs.npy"),
+    "input file edited, allowed": (lambda steps: ["--steps", steps + 10, "--allow-changed-inputs"], "record",
+                                   "observations.path"),
+    "older version's file": (lambda steps: ["--steps", steps + 10], "record", "before provenance"),
+}
+FILE_INPUT_STEPS = 20  # the run made for the input-file cases (its observations read from obs.npy)
+
+
+def _child_history(path: str) -> dict:
+    """The run's history and stored configuration, as gauge_vfe reads them."""
+    import gauge_vfe
+
+    try:
+        with gauge_vfe.load(path) as traj:
+            return {"segments": traj.segments(), "config": traj.config, "last_step": traj.last_step}
+    except Exception as exc:  # noqa: BLE001 - any failure to read it is the finding
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def _child_strip(path: str) -> dict:
+    """Make a file look as a version without the history wrote it."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        if "provenance" in f:
+            del f["provenance"]
+    return {"ok": True}
+
+
+def _file_input_run(folder: Path, timeout: float) -> tuple[Path, Path, Done]:
+    """A run whose observations come from a file (obs.npy, beside its scenario), into folder/run.h5."""
+    import numpy as np
+
+    np.save(folder / "obs.npy", np.random.default_rng(5).normal(size=(16, 16, 3)))
+    scenario = folder / "file.yaml"
+    text = SCENARIO.format(name="faults-file", seed=7, steps=FILE_INPUT_STEPS, every=5)
+    scenario.write_text(re.sub(r"observations: .*\n", "observations: {kind: file, path: obs.npy, noise: 4.0}\n",
+                               text))
+    out = folder / "run.h5"
+    return scenario, out, run_cli(run_args(scenario, out), timeout)
+
+
+def trial_provenance(ref: Reference, case: str, steps: int) -> Trial:
+    """One case of :data:`PROVENANCE_CASES`: a resume with a changed setting or input file, or of a file begun by a
+    version without a history. Counted: refusals that are not one clean line, files a refusal changed, changes
+    that end with exit 0 and no record of them (or with `config_json` claiming the new setting)."""
+    folder = ref.new_dir("provenance")
+    t = Trial("provenance", None)  # no fault time: the case is in extra
+    extra_args, expect, key = PROVENANCE_CASES[case]
+    path = folder / "run.h5"
+    scenario = ref.scenario
+    base_steps = steps
+    if "input" in case:
+        scenario, path, d = _file_input_run(folder, ref.timeout)
+        base_steps = FILE_INPUT_STEPS
+        if d.rc != 0:
+            t.extra.update(case=case, setup_failed=f"exit {d.rc}: {(d.err_lines or [''])[-1][:120]}")
+            return t
+        import numpy as np
+
+        np.save(folder / "obs.npy", np.random.default_rng(6).normal(size=(16, 16, 3)))  # edited between runs
+    else:
+        shutil.copyfile(ref.path, path)
+        if case == "older version's file":
+            _child("strip", path)
+    before = file_sha256(path)
+    d = run_cli(run_args(scenario, path, "--resume", *extra_args(base_steps)), ref.timeout)
+    t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:200]
+    t.extra.update(case=case, traceback="Traceback" in d.err, segfault=d.rc is not None and d.rc < 0)
+    if expect == "refuse":
+        t.extra.update(clean=d.rc == 2 and len(d.err_lines) == 1 and key in d.err_lines[0],
+                       modified=file_sha256(path) != before)
+        t.extra["unrecorded"] = d.rc == 0  # it went on with the change
+    else:
+        h = _child("history", path)
+        segments = h.get("segments") or []
+        last = segments[-1] if segments else {}
+        if case == "older version's file":
+            recorded = [s.get("command") for s in segments] == ["before provenance", "resume"]
+        elif "input" in case:
+            recorded = key in (last.get("changed_inputs") or {})
+        else:
+            recorded = key in (last.get("changes") or {}) and \
+                (h.get("config") or {}).get("dynamics", {}).get("steps") == base_steps  # never rewritten
+        t.extra.update(clean=d.rc == 0, recorded=recorded, unrecorded=d.rc == 0 and not recorded,
+                       modified=False, history_error=h.get("error") or h.get("child_failed"))
+    shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
 # --- the report -----------------------------------------------------------------------------------------------------
 
 def _frac(n: int, d: int) -> str:
@@ -1446,6 +1558,16 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
         if around:
             details.append("exit 0 without reading the damaged part: " + ", ".join(around))
         row = ["8 damaged and foreign files", str(n), "-", "-", _frac(count("silent"), n)]
+    elif cls == "provenance":
+        count = lambda key: sum(bool(t.extra.get(key)) for t in trials)  # noqa: E731
+        notes.append(f"as expected (refused in one line, or recorded) {count('clean')}/{n}; unrecorded changes "
+                     f"{count('unrecorded')}; files changed by a refusal {count('modified')}; tracebacks "
+                     f"{count('traceback')}; segmentation faults {count('segfault')}")
+        for t in trials:
+            if not t.extra.get("clean") or t.extra.get("unrecorded") or t.extra.get("modified") or \
+                    t.extra.get("traceback") or t.extra.get("setup_failed"):
+                details.append(f"{t.extra.get('case')}: exit {t.rc} ({t.err!r}), {t.extra}")
+        row = ["9 provenance across resumes", str(n), "-", "-", "-"]
     else:
         raise ValueError(cls)
     return row + ["; ".join(notes)], details
@@ -1490,7 +1612,8 @@ def main(argv=None) -> int:
     if args.child:
         mode, rest = args.child[0], args.child[1:]
         out = {"probe": _child_probe, "plain": _child_plain, "compare": _child_compare, "check": _child_check,
-               "hold": lambda p, t: _child_hold(p, float(t))}[mode](*rest)
+               "hold": lambda p, t: _child_hold(p, float(t)), "history": _child_history,
+               "strip": _child_strip}[mode](*rest)
         print(json.dumps(out), flush=True)
         return 0
 
@@ -1585,6 +1708,10 @@ def main(argv=None) -> int:
         if "damage" in only:
             cases = [(c, m) for c in DAMAGE_CASES for m in DAMAGE_COMMANDS]
             loop("damage", len(cases), lambda k: trial_damage(ref, *cases[k]))
+
+        if "provenance" in only:
+            cases = list(PROVENANCE_CASES)
+            loop("provenance", len(cases), lambda k: trial_provenance(ref, cases[k], steps))
 
         rows, details = [], []
         for name, trials in results.items():

@@ -4,7 +4,8 @@ A restructuring of set-up, the run loop or the file layout must not change one b
 Each shipped scenario is run for a few steps through :func:`run_scenario` (the path ``vfe run`` takes: build, the
 trajectory observer, the hierarchy coupling, the end-of-run analysis) and every dataset of its file is hashed: the
 logged fields, energies, gradient norms, information clock, checkpoint, analysis groups and the static groups.
-Wall-clock values (``finished_at``, the closing message) are left out; the stored configuration is in.
+Wall-clock values (``finished_at``, the closing message) and the run's history (``/provenance``) are left out; the
+stored configuration is in.
 
 Regenerate the reference only for a change that is meant to alter results:
 ``python tests/test_bit_identity.py > tests/data/trajectory_digests.json``, and say why in the commit.
@@ -25,6 +26,9 @@ REFERENCE = Path(__file__).resolve().parent / "data" / "trajectory_digests.json"
 STEPS = 20
 # wall-clock or process-dependent datasets: the rest of the file is a function of the scenario alone
 UNSTABLE = ("parameters/finished_at", "parameters/message")
+# the run's history (docs/model.md#file-provenance): times, host, pid and command line of each invocation, left out
+# on purpose (it is no result of the run; tests/test_provenance.py checks it)
+UNSTABLE_GROUPS = ("provenance/",)
 # every 5 steps: a multiple of every shipped hierarchy.every, and 5 frames a run
 OVERRIDES = (f"dynamics.steps={STEPS}", "output.every=5")
 
@@ -51,7 +55,7 @@ def trajectory_digest(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
 
     def visit(name, obj):
-        if isinstance(obj, h5py.Dataset) and name not in UNSTABLE:
+        if isinstance(obj, h5py.Dataset) and name not in UNSTABLE and not name.startswith(UNSTABLE_GROUPS):
             data = np.ascontiguousarray(obj[()])
             h = hashlib.sha256(f"{data.dtype.str}{data.shape}".encode())
             h.update(data.tobytes() if data.dtype.kind != "O" else repr(data.tolist()).encode())

@@ -126,3 +126,15 @@ def test_concurrent_same_path_loser_exits_2_naming_the_other(race):
     assert sorted(t.extra["rcs"]) == [0, 2], _explain(t)
     assert t.extra["clean_refusal"], _explain(t)
     assert len(t.extra["files"]) == 1, _explain(t)  # no stray NAME.1.h5 or half-made file
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["lr_mu changed", "fewer steps", "input file edited", "input file edited, allowed",
+                                  "older version's file"])
+def test_provenance_cases_refuse_in_one_line_or_record(ref, case):
+    """The fault script's provenance class (docs/model.md#resume-settings): 0 unrecorded changes, 0 files changed
+    by a refusal, no traceback."""
+    t = faults.trial_provenance(ref, case, STEPS)
+    assert not t.extra.get("setup_failed"), _explain(t)
+    assert t.extra["clean"] and not t.extra["unrecorded"], _explain(t)
+    assert not t.extra["modified"] and not t.extra["traceback"] and not t.extra["segfault"], _explain(t)

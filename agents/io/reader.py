@@ -45,6 +45,7 @@ from .analysis_store import read_analysis
 from .checked import read
 from .integrity import check_file
 from .lock import writer_active
+from .provenance import last_run_record, read_history
 from .recovery import open_trajectory_file, writer_alive
 from .schema import FRAME_SERIES, SERIES_BY_KEY, committed_frames, frame_path, read_checkpoint, run_record
 from .suggest import did_you_mean
@@ -326,6 +327,42 @@ class Trajectory:
         state = self.state(frame, step=step)
         layout = self.layout_at(state.step) if layout is None else layout
         return evaluate_energy(layout, self.energy_params, state, want_grad=want_grad)
+
+    # --- the run's history (docs/model.md#file-provenance) -----------------------------------------------------
+    def segments(self) -> list[dict]:
+        """One dict per invocation that wrote the file, oldest first (:mod:`.provenance`): ``command``, ``time``,
+        ``status`` (``killed`` for one left ``running`` by a process that is gone), ``first_step``, ``last_step``
+        (of the run segments; a segment still running or killed last reaches the file's last step), versions,
+        host, command line, ``config`` (the first) or ``changes`` (``{key: [first, this]}``), ``inputs``
+        (sha256 by key) and ``changed_inputs``. [] for a file written before the history existed."""
+        records = read_history(self._f)
+        for k, r in enumerate(records):
+            if r["status"] == "running":
+                r["status"] = "killed" if k < len(records) - 1 or not self._record_live(r) else "running"
+        k = last_run_record(records)
+        if k is not None and records[k]["last_step"] is None:
+            records[k]["last_step"] = self.last_step  # the steps it wrote so far (or before it was killed)
+        return records
+
+    def _record_live(self, record: dict) -> bool:
+        """Whether the invocation of the file's last record, said to be running, still is."""
+        if record["command"] in ("create", "resume"):
+            return self.status == "running"
+        return not self._owns_handle or writer_active(self.path) is not None
+
+    @property
+    def history(self):
+        """The run's history as a pandas DataFrame, one row per invocation (:meth:`segments`)."""
+        import pandas as pd
+
+        columns = ["command", "status", "time", "ended_at", "first_step", "last_step", "package", "host", "pid",
+                   "argv", "numba_threads", "changes", "changed_inputs", "inputs", "config"]
+        rows = [{**r, "package": (r.get("versions") or {}).get("package"),
+                 "argv": " ".join(r["argv"]) if isinstance(r.get("argv"), list) else r.get("argv")}
+                for r in self.segments()]
+        frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
+        # steps stay integers where an invocation wrote none (analyze, repair): pandas' nullable integers
+        return frame.astype({"first_step": "Int64", "last_step": "Int64", "pid": "Int64", "numba_threads": "Int64"})
 
     def attention(self, frame: int | None = None, *, step: int | None = None, layout: Layout | None = None
                   ) -> Attention:

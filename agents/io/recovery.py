@@ -10,14 +10,18 @@ holds the run file's lock; a file whose writer is alive is opened in SWMR-read m
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 
+from .checked import read
 from .errors import DamagedData, TrajectoryFileError
+from .provenance import read_history
 from .integrity import check_file, verify
 from .schema import CheckpointMismatch, read_checkpoint
 from .lock import RunLock, in_use_error, writer_active
@@ -80,6 +84,28 @@ def require_intact(path: str | Path) -> None:
             raise DamagedData(f"{path}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class ResumeBasis:
+    """What a resume is checked against: the stored configuration (the first one; an older version's latest),
+    the history, and whether there is a checkpoint to continue."""
+
+    config: dict
+    history: list
+    has_checkpoint: bool
+
+
+def resume_basis(path: str | Path) -> ResumeBasis | None:
+    """A read-only look at a run file before it is resumed (no flag cleared, nothing written); None when it
+    cannot be read so (a foreign or damaged file: the writer's own checks then say what is wrong)."""
+    try:
+        with open_read_only(path) as f:
+            return ResumeBasis(json.loads(f["parameters"].attrs["config_json"]), read_history(f),
+                               int(read(f["checkpoint"]["active"])[0]) >= 0)
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+
 def is_hdf5(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
@@ -103,7 +129,34 @@ def repair(path: str | Path) -> bool:
     file. Refuses while a writer holds the file (:class:`~.lock.RunFileBusy`). Returns True if flags were set."""
     path = require_hdf5(path)
     with full_disk_names(path, "the file was not changed"), RunLock(path):  # the lock file may not fit
-        return clear_consistency_flags(path)
+        cleared = clear_consistency_flags(path)
+        if cleared:
+            _record_repair(path)
+        return cleared
+
+
+def _record_repair(path: Path) -> None:
+    """A repair that cleared the flags is recorded in the run's history (docs/model.md#file-provenance). Without
+    1 MiB free the record is left out (the repair is still only the flags), so HDF5 never fails a write here."""
+    from . import provenance
+    from .outputs import abandon_h5, is_disk_full
+    from .schema import LIBVER
+
+    st = os.statvfs(path.parent)
+    if st.f_bavail * st.f_frsize < (1 << 20):
+        return
+    f = h5py.File(path, "a", libver=LIBVER)
+    try:
+        before = provenance.before_record(f, None) if provenance.GROUP not in f else None
+        k = provenance.append(f, provenance.invocation("repair", call="repair"), before=before)
+        provenance.finish(f, k, "completed", None)
+        f.close()
+    except BaseException as exc:
+        if is_disk_full(exc):
+            abandon_h5(f)
+        elif f.id.valid:
+            f.close()
+        raise
 
 
 def writer_alive(pid: int, host: str) -> bool | None:

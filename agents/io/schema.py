@@ -120,6 +120,13 @@ FRAME_SERIES = tuple(s for s in SERIES if s.frame)  # the fields a run may log (
 STEP_SERIES = tuple(s for s in SERIES if not s.frame)  # written every step, with the energies
 FIELDS = tuple(s.key for s in FRAME_SERIES)
 
+# The run's history (docs/model.md#file-provenance), written by .provenance: (dataset, dtype, entries per chunk).
+# `records` holds JSON Lines (one per invocation, written at its start); the others one entry per record, written
+# at its end, `status` last (its length is the number of records).
+PROVENANCE = "provenance"
+PROVENANCE_DATASETS = (("records", "uint8", 4096), ("last_step", "int64", 64), ("ended_at", f"S{TIME_LENGTH}", 64),
+                       ("status", f"S{STATUS_LENGTH}", 64))
+
 # --- a replica ensemble's index file (docs/model.md#replica-ensembles) ------------------------------------------
 # `vfe run --replicas R` writes one ordinary run file per replica (replica r's is the file of the single run with
 # its seed, bit for bit) into a folder, and at the output path a small index naming them. The index is marked by
@@ -143,6 +150,9 @@ OTHER_ANNOTATIONS = (
     ("observables/holonomy/plaquette_angle", "rad", "holonomy angle of the plaquette based at each row, NaN "
                                                     "where undefined"),
     ("observables/holonomy/loops/angle", "rad", None),
+    (PROVENANCE, None, "one record per invocation that wrote this file: records (JSON Lines, one per invocation, "
+                         "written at its start), status, last_step and ended_at (written at its end; 'running' "
+                         "and -1 until then) (docs/model.md#file-provenance)"),
 )
 
 
@@ -182,11 +192,12 @@ def h5md_string(obj, name: str, text: str) -> None:
     obj.attrs.create(name, np.array(data, dtype=h5py.string_dtype("utf-8", max(1, len(data)))))
 
 
-def annotate(f: h5py.File) -> None:
+def annotate(f: h5py.File, under: str = "") -> None:
     """``unit`` (variable-length ASCII, as H5MD's units module says) and ``description`` attributes on every
-    object of :func:`annotations` present in ``f`` (attributes: before SWMR starts)."""
+    object of :func:`annotations` present in ``f`` (attributes: before SWMR starts); ``under``: only those whose
+    path starts with it (a group added to an existing file)."""
     for path, unit, description in annotations():
-        if path in f:
+        if path in f and path.startswith(under):
             if unit is not None:
                 f[path].attrs.create("unit", unit, dtype=h5py.string_dtype("ascii"))
             if description is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 
 from ..analysis.pipeline import AnalysisResult
+from . import provenance
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
 from .outputs import NoSpaceLeft, abandon_h5, is_disk_full
@@ -37,7 +38,9 @@ class AnalysisSession:
 
 
 @contextmanager
-def analysis_session(path: str | Path):
+def analysis_session(path: str | Path, record: dict | None = None):
+    """``record``: this invocation's history record (docs/model.md#file-provenance), appended as ``running`` when
+    the file is opened and ended ``completed`` (``interrupted``, ``failed``) when the session ends."""
     path = require_hdf5(path)
     with RunLock(path):
         require_intact(path)  # a foreign or damaged file is refused before anything in it changes
@@ -46,13 +49,25 @@ def analysis_session(path: str | Path):
             f = h5py.File(path, "a", libver=LIBVER)
         except OSError as exc:  # a reader (e.g. `vfe inspect`) holds HDF5's own lock on it
             raise (in_use_error(path, exc) or exc) from None
+        k = None
         try:
+            if record is not None:
+                k = provenance.append(f, record, before=provenance.before_record(f, None)
+                                      if provenance.GROUP not in f else None)
             yield AnalysisSession(Trajectory(path, handle=f), f)
+            if k is not None:
+                provenance.finish(f, k, "completed", None)
             f.close()
         except BaseException as exc:
             if is_disk_full(exc):
                 abandon_h5(f)  # after a failed write HDF5 crashes on close: the handle is never touched again
             elif f.id.valid:
+                if k is not None:  # the history says how it ended (the analysis is marked missing already)
+                    try:
+                        provenance.finish(f, k, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                                          None)
+                    except Exception:  # noqa: BLE001 - the original error is the one to report
+                        pass
                 f.close()
             if is_disk_full(exc):
                 raise NoSpaceLeft(f"the analysis into {path}", "nothing was replaced: the logged frames are intact "

@@ -43,12 +43,10 @@ Part of the io layer, the only code that knows HDF5. The design, so that no ordi
 
 from __future__ import annotations
 
-import datetime as _dt
 import errno
 import getpass
 import json
 import os
-import platform
 import socket
 import time
 from pathlib import Path
@@ -59,6 +57,9 @@ import numpy as np
 
 from ..model.layout import Layout
 from ..model.state import State
+from . import provenance
+from .provenance import now as _now
+from .provenance import versions
 from . import schema  # STEP_SERIES read by attribute: the table as it is when a file is made or resumed
 from .analysis_store import create_analysis_datasets, write_analysis
 from .lock import RunLock, in_use_error
@@ -93,21 +94,6 @@ class DiskFullError(OSError):
                                        "free space and run again with --resume")
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def versions() -> dict:
-    import numba
-    import scipy
-
-    from .. import __version__
-
-    return {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "scipy": scipy.__version__, "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
-            "package": __version__}
-
-
 _is_disk_full = is_disk_full  # the one test of ENOSPC, shared with every other writer (.outputs)
 
 
@@ -123,6 +109,7 @@ class TrajectoryWriter:
         self.flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
         self._last_flush = time.monotonic()
         self._closed = False
+        self._record: int | None = None  # this invocation's history record (.provenance), ended by close
         self._broken = False  # an HDF5 write failed: the handle must not be used again
         self._frames = committed_frames(f, fields)
         # every dataset the run appends to, looked up once: a lookup by path costs as much as a small write
@@ -148,8 +135,11 @@ class TrajectoryWriter:
     @classmethod
     def create(cls, path, layout: Layout, config_json: str, scenario_yaml: str, seed: int, lock: RunLock,
                dtype: str = "float32", fields=("mu", "sigma", "phi"), compression: str = "gzip",
-               compression_level: int = 1, flush_seconds: float | None = None) -> "TrajectoryWriter":
-        """A new file at ``path`` (which must not exist); ``lock`` is the path's lock, held by the caller."""
+               compression_level: int = 1, flush_seconds: float | None = None,
+               record: dict | None = None) -> "TrajectoryWriter":
+        """A new file at ``path`` (which must not exist); ``lock`` is the path's lock, held by the caller.
+        ``record``: this invocation's history record (:mod:`.provenance`), stored with the file as ``running``
+        and ended by :meth:`close`."""
         path = Path(path)
         if not lock.held:
             raise RuntimeError(f"{path}: the run file's lock must be held to write it")
@@ -185,6 +175,8 @@ class TrajectoryWriter:
                 text_dataset(g, CHECKPOINT_RNG, "")  # the Langevin noise's generator and key (JSON), with the state
                 fixed_dataset(g, CHECKPOINT_HASH, shape=(32,), dtype=np.uint8)  # sha256 of the slot, written last
             fixed_dataset(ck, "active", [-1], dtype=np.int8)
+            provenance.create(f)
+            k = provenance.append(f, record) if record is not None else None
             annotate(f)  # units and descriptions: attributes, so before the SWMR session
             ck.attrs["rng"] = json.dumps({"bit_generator": "PCG64", "root_seed": seed, "purposes": "SeedSequence "
                                           "spawn keys (docs/model.md#random-streams); the Langevin noise is "
@@ -198,11 +190,13 @@ class TrajectoryWriter:
             f.close()
             building.unlink(missing_ok=True)  # ours, never written: nothing to keep
             raise
-        return cls(f, path, list(fields), lock, flush_seconds)
+        writer = cls(f, path, list(fields), lock, flush_seconds)
+        writer._record = k
+        return writer
 
     @classmethod
     def resume(cls, path, layout: Layout, config_json: str, lock: RunLock, flush_seconds: float | None = None, *,
-               refusal: Callable[[State, dict | None], str | None]):
+               refusal: Callable[[State, dict | None], str | None], record: dict | None = None):
         """Reopen ``path`` for appending at its checkpoint. Returns ``(writer, checkpoint_state)``.
 
         ``lock`` (held by the caller) proves that no writer is alive, so consistency flags a killed writer
@@ -211,6 +205,10 @@ class TrajectoryWriter:
         code's policy (which checkpoints the dynamics can continue): a text it returns is raised as a
         ``ValueError`` before anything in the file changes; required, so that no caller skips it unawares. The file
         format's own checks stay here.
+
+        ``/parameters/config_json`` keeps the configuration the run was created with: what a resume changed is in
+        its ``record`` (:mod:`.provenance`, appended as ``running``, ended by :meth:`close`), so the file never
+        claims a setting its earlier steps did not use (docs/model.md#resume-settings).
         """
         path = Path(path)
         if not lock.held:
@@ -225,7 +223,7 @@ class TrajectoryWriter:
             stored = json.loads(f["parameters"].attrs["config_json"])
             mine = json.loads(config_json)
             for section in stored:
-                if section not in ("dynamics", "output") and \
+                if section not in ("dynamics", "output", "analysis") and \
                         stored[section] != _without_new_unset_keys(stored[section], mine.get(section)):
                     raise ValueError(f"{path}: cannot resume: the scenario's `{section}` differs from the run's")
             state = read_checkpoint(f)
@@ -248,6 +246,8 @@ class TrajectoryWriter:
                 raise ValueError(f"{path}: cannot resume a file written by an older version of gauge-vfe")
             if ANALYSIS_FRAMES not in f:
                 create_analysis_datasets(f, layout.n_agents, layout.n_rows)
+            # before the status changes: a file without a history is described as its older writers left it
+            k = _append_record(f, record, state.step) if record is not None else None
             f[ANALYSIS_FRAMES][0] = -1
             p = f["parameters"]
             p["status"][0] = b"running"
@@ -255,12 +255,13 @@ class TrajectoryWriter:
             p.attrs["writer_pid"] = os.getpid()
             p.attrs["writer_host"] = socket.gethostname()
             p.attrs["resumed_at"] = _now()
-            p.attrs["config_json"] = config_json
             f.swmr_mode = True
         except BaseException:
             f.close()
             raise
-        return cls(f, path, fields, lock, flush_seconds), state
+        writer = cls(f, path, fields, lock, flush_seconds)
+        writer._record = k
+        return writer, state
 
     # --- guarding every HDF5 write ---------------------------------------------------------------------------
     def _write(self, what: str, fn, *args):
@@ -495,6 +496,11 @@ class TrajectoryWriter:
         self._write("the analysis", write_analysis, self._f, result)
 
     # --- closing ---------------------------------------------------------------------------------------------
+    def _last_logged_step(self) -> int | None:
+        """The last step whose energies are in the file (the run's last step once everything is written)."""
+        series = self._energy_series["total"]
+        return int(series.step[series.length - 1]) if series.length else None
+
     def close(self, status: str, message: str = "") -> None:
         """Write what is buffered, record the final status, end the session, release the lock. After a failed
         write (a full disk) HDF5 cannot close the file: it is left as a killed writer leaves it (``vfe repair``
@@ -518,6 +524,8 @@ class TrajectoryWriter:
                     write_text(p["message"], message)
                     p["finished_at"][0] = _now().encode()
                     p["finished_at"].flush()
+                    if self._record is not None:
+                        provenance.finish(self._f, self._record, status, self._last_logged_step())
                     self._f.close()
                 except (RuntimeError, OSError) as exc:
                     self._broken = True
@@ -528,6 +536,19 @@ class TrajectoryWriter:
             self.lock.release()
         if no_room is not None:
             raise no_room
+
+
+def _append_record(f: h5py.File, record: dict, step: int) -> int:
+    """Append a resume's history record (from checkpoint ``step``). A run record an earlier invocation left
+    ``running`` was killed: the steps it kept end at this checkpoint. A file without a history gets its first
+    record, for what older versions wrote."""
+    record = {**record, "first_step": step}
+    history = provenance.read_history(f)
+    k = provenance.last_run_record(history)
+    if k is not None and history[k]["status"] == "running":
+        provenance.set_last_step(f, k, step)
+    before = provenance.before_record(f, step) if provenance.GROUP not in f else None
+    return provenance.append(f, record, before=before)
 
 
 def _check_resumable(path: Path) -> None:

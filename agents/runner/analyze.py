@@ -6,10 +6,12 @@ from pathlib import Path
 
 from ..analysis.pipeline import AnalysisResult, analyze_frames
 from ..analysis.timescales import fluctuation_sources
+from ..io import provenance
 from ..io.outputs import full_disk_names
 from ..io.reader import load
 from ..io.session import analysis_session
 from ..setup.config import AnalysisConfig, ConfigError, make_config
+from .resume import latest_config
 
 
 THRESHOLDS = ("eps_belief", "min_overlap", "eps_prior", "max_scale", "automatic_loops")
@@ -32,10 +34,11 @@ def analysis_config(config: dict, **thresholds) -> AnalysisConfig:
 
 
 def analysis_settings(path: str | Path, **overrides) -> AnalysisConfig:
-    """The run's own ``analysis`` settings with some thresholds replaced (:func:`analysis_config`), a bad value's
-    key named as the ``vfe analyze`` option that set it (``--eps-belief``) in the :class:`ConfigError`."""
+    """The run's own ``analysis`` settings (the latest: a resume may change them, docs/model.md#resume-settings)
+    with some thresholds replaced (:func:`analysis_config`), a bad value's key named as the ``vfe analyze`` option
+    that set it (``--eps-belief``) in the :class:`ConfigError`."""
     with load(path) as traj:
-        config = traj.config
+        config = latest_config(traj.config, traj.segments())  # as a resume may have changed them
     try:
         return analysis_config(config, **overrides)
     except ConfigError as exc:
@@ -50,7 +53,9 @@ def analyze_run(path: str | Path, settings: AnalysisConfig | None = None, progre
     full disk (for the lock file or the results) raises :class:`~..io.outputs.NoSpaceLeft`; the frames are intact.
     """
     settings = settings if settings is not None else analysis_settings(path)
-    with full_disk_names(f"the analysis into {path}", "nothing was replaced"), analysis_session(path) as session:
+    record = provenance.invocation("analyze", call="analyze_run", settings=settings.model_dump(mode="json"))
+    with full_disk_names(f"the analysis into {path}", "nothing was replaced"), \
+            analysis_session(path, record) as session:
         traj = session.trajectory
         result = analyze_frames(traj.layout(), traj.frame_steps, traj.frame_states(), settings, progress,
                                 info_bits=traj.info_bits(), fluctuating=bool(fluctuation_sources(traj.config)))

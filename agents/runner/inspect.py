@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def _summary(traj: Trajectory) -> dict:
         "energy": first_last, "uphill_steps": None if _noisy(traj.config) else uphill_steps(
             energies["total"], action_changes(traj.config, energies["step"])),
         "spd_retractions": int(traj.spd_retractions()[1].sum()), "versions": traj.versions,
+        # the run's history, one record per invocation (docs/model.md#file-provenance); the first configuration
+        # is config_json already
+        "segments": [{k: v for k, v in r.items() if k != "config"} for r in traj.segments()],
     }
     result = traj.analysis()
     if result is not None:
@@ -107,6 +111,7 @@ def summary_lines(info: dict) -> list[str]:
                  f"{info['agent_sites']} agent-sites, seed {info['seed']}")
     lines.append(f"  steps 0..{info['last_step']}, {info['frames']} logged frames ({', '.join(info['fields'])}, "
                  f"{info['dtype']}), started {info['started_at']}, finished {info['finished_at'] or '-'}")
+    lines += ["  " + line for line in segment_lines(info.get("segments", []))]
     lines.append(f"  {'energy':<12} {'first':>14} {'last':>14}")
     for term, (first, last) in info["energy"].items():
         lines.append(f"  {term:<12} {_num(first, '>14.6g')} {_num(last, '>14.6g')}")
@@ -128,6 +133,31 @@ def summary_lines(info: dict) -> list[str]:
         h = info["holonomy"]
         lines.append(f"  holonomy, last frame: plaquette angle mean {_num(h['mean'], '.3g')}, max "
                      f"{_num(h['max'], '.3g')}; {h['loops']} loops")
+    return lines
+
+
+def segment_lines(segments: list[dict]) -> list[str]:
+    """One line per invocation that wrote the file: what, when, which steps, how it ended, what it changed."""
+    if not segments:
+        return ["history: none recorded (written by a version without one)"]
+    lines = []
+    for k, r in enumerate(segments, 1):
+        steps = ""
+        if r.get("first_step") is not None:
+            last = r.get("last_step")
+            steps = f" steps {r['first_step']}..{'?' if last is None else last},"
+        package = (r.get("versions") or {}).get("package", "?")
+        text = (f"segment {k}: {r['command']} {r.get('time') or '-'},{steps} {r['status']} "
+                f"(gauge-vfe {package} on {r.get('host') or '?'}"
+                + (f", {r['numba_threads']} threads" if r.get("numba_threads") else "") + ")")
+        if r.get("changes"):
+            text += "; changed " + ", ".join(f"{key} {json.dumps(old)} -> {json.dumps(new)}"
+                                             for key, (old, new) in r["changes"].items())
+        if r.get("changed_inputs"):
+            text += "; input files changed: " + ", ".join(
+                f"{c['path']} ({(c.get('was') or '-')[:12]} -> {(c.get('now') or '-')[:12]})"
+                for c in r["changed_inputs"].values())
+        lines.append(text)
     return lines
 
 

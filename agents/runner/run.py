@@ -18,15 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..analysis.pipeline import AnalysisResult
+from ..io import provenance
 from ..io.lock import FileInUse, RunLock
+from ..io.recovery import resume_basis
 from ..io.writer import NoCheckpointYet, TrajectoryWriter
 from ..model.dynamics import DivergenceError
 from ..model.energy import TERM_TABLE
 from ..setup.build import build
+from ..setup.inputs import input_hashes
 from ..setup.preflight import check_output_path
 from ..setup.scenario import Scenario, ScenarioError
 from .observers import EndOfRunAnalysis, ProgressBar, RunFile, TrajectoryObserver
-from .resume import resume_refusal
+from .resume import (change_lines, config_changes, input_changes, input_lines, inputs_refusal, resume_refusal,
+                     settings_refusal)
 from .simulation import EnergyIncreaseWarning, Simulation
 from .startup import CompilationNotice
 
@@ -45,6 +49,7 @@ class RunResult:
     kept_earlier: Path | None = None  # where an existing file at the output path was moved
     notes: tuple[str, ...] = ()  # what the analysis skipped or could not do
     interrupted_after_steps: bool = False  # Ctrl-C or SIGTERM while the file was finished or analysed
+    changes: tuple[str, ...] = ()  # what a resume changed (accepted settings, allowed input files), one line each
 
 
 def _say(line: str) -> None:
@@ -96,7 +101,7 @@ def build_simulation(scenario: Scenario) -> Simulation:
 
 
 def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress: bool = False,
-                 observers=()) -> RunResult:
+                 observers=(), allow_changed_inputs: bool = False, say=None) -> RunResult:
     """Run ``scenario`` into a trajectory file (``output``, default :func:`output_path`).
 
     An existing file at the output path is never overwritten: it is renamed ``NAME.k.h5`` first (once the
@@ -104,6 +109,11 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     in ``output`` from its checkpoint, bit-identically to a run that was never stopped. ``progress`` shows a
     progress bar on stderr. ``observers`` are attached to the run loop after the trajectory writer (see
     :class:`~gauge_vfe.agents.runner.simulation.Observer`).
+
+    Each call appends a record to the file's history (docs/model.md#file-provenance). A resume may change only
+    the settings of :data:`.resume.ACCEPTED` (each said in one line, through ``say`` when given, and recorded);
+    any other changed setting, or an input file whose content changed since the run's last segment (unless
+    ``allow_changed_inputs``, which records it), is a :class:`ScenarioError` raised before the file is touched.
 
     Raises :class:`ScenarioError` for bad input (nothing touched), :class:`~gauge_vfe.agents.io.lock.RunFileBusy`
     when another live run writes ``output``, and :class:`~gauge_vfe.agents.io.writer.DiskFullError` when the
@@ -127,13 +137,18 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
     out = cfg.output
     kept = None
     writer = None
+    hashes = input_hashes(cfg, scenario.base_dir)
+    changes: list[str] = []
     try:
         if resume:
             if not path.exists():
                 raise ScenarioError([f"{path}: nothing to resume (no such file)"])
+            record = _resume_record(path, json.loads(config_json), hashes, allow_changed_inputs, changes)
             try:
                 writer, state = TrajectoryWriter.resume(path, sim.layout, config_json, lock,
-                                                        refusal=resume_refusal(config_json))
+                                                        refusal=resume_refusal(config_json), record=record)
+                for line in changes if say is not None else ():  # said once the file's own checks passed
+                    say(line)
                 sim.set_state(state)  # the noise continues by itself: it depends on the seed and the step only
             except NoCheckpointYet:
                 # killed before its first write: the file holds no frame, so the run starts again in it
@@ -147,7 +162,8 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
                 kept = keep_earlier(path)  # under the lock: never a live file
                 lock.uncover()  # the kept file is no longer this run's: its own lock goes with it
             writer = TrajectoryWriter.create(path, sim.layout, config_json, scenario.text, cfg.seed, lock,
-                                             out.dtype, out.fields, out.compression, out.compression_level)
+                                             out.dtype, out.fields, out.compression, out.compression_level,
+                                             record=create_record(scenario, config_json, hashes))
     except BaseException:
         notice.stop()
         lock.release()
@@ -171,4 +187,35 @@ def run_scenario(scenario: Scenario, output=None, resume: bool = False, progress
                      outcome.steps_taken / wall if wall > 0 else float("nan"), sim.energy(),
                      outcome.energy_increases, analysis.result if analysis is not None else None, kept,
                      tuple(analysis.notes) if analysis is not None else (),
-                     analysis is not None and analysis.interrupted)
+                     analysis is not None and analysis.interrupted, tuple(changes))
+
+
+def create_record(scenario: Scenario, config_json: str, inputs: dict, call: str = "run_scenario", **fields) -> dict:
+    """The history record of a new run file (docs/model.md#file-provenance): the full configuration it runs with,
+    and the sha256 of each input file (``inputs``, :func:`~..setup.inputs.input_hashes`)."""
+    return provenance.invocation("create", call=call, scenario=str(scenario.path), config=json.loads(config_json),
+                                 first_step=0, inputs=inputs, **fields)
+
+
+def _resume_record(path: Path, config: dict, hashes: dict, allow_changed_inputs: bool, lines: list) -> dict | None:
+    """The history record of a resume of ``path`` with ``config`` and input files of these ``hashes``, after the
+    checks of :mod:`.resume` on a read-only look at the file (docs/model.md#resume-settings): a refused setting or
+    changed input raises :class:`ScenarioError` with nothing written; ``lines`` receives the changes accepted.
+    None when the file cannot be looked at (the writer's own checks then say why) or has no checkpoint (it is
+    started again from step 0: nothing of an earlier configuration is kept)."""
+    basis = resume_basis(path)
+    if basis is None or not basis.has_checkpoint:
+        return None
+    changes = config_changes(basis.config, config)
+    if (problem := settings_refusal(changes)) is not None:
+        raise ScenarioError([f"{path}: {problem}"])
+    changed = input_changes(provenance.last_inputs(basis.history), hashes)
+    if changed and not allow_changed_inputs:
+        raise ScenarioError([f"{path}: {inputs_refusal(changed)}"])
+    lines += change_lines(changes)
+    lines += input_lines(changed)
+    if not basis.history:
+        lines.append(f"{path} was begun by a version without a history: its earlier steps are recorded as one "
+                     "'before provenance' segment, and its input files are not compared")
+    return provenance.invocation("resume", call="run_scenario", changes=changes, inputs=hashes,
+                                 changed_inputs=changed or None)

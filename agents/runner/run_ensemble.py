@@ -29,11 +29,12 @@ from ..io.lock import RunLock
 from ..io.writer import TrajectoryWriter
 from ..model.dynamics import DivergenceError
 from ..model.energy import beta_matrix
+from ..setup.inputs import input_hashes
 from ..setup.preflight import check_output_path
 from ..setup.scenario import Scenario, ScenarioError
 from .ensemble import Ensemble
 from .observers import EndOfRunAnalysis, RunFile, TrajectoryObserver
-from .run import output_path
+from .run import create_record, output_path
 from .simulation import EnergyIncreaseWarning, RunOutcome
 
 
@@ -115,11 +116,14 @@ def run_ensemble(scenario: Scenario, replicas: int, output=None) -> EnsembleRunR
     views = [ReplicaRun(ens, r) for r in range(replicas)]
     out = cfg.output
     run_files, observers, analyses = [], [], []
-    for view, p in zip(views, files):
+    hashes = input_hashes(cfg, scenario.base_dir)  # one set of input files for every replica
+    for r, (view, p) in enumerate(zip(views, files)):
         lock = RunLock(p).acquire()
         config_json = json.dumps(view.config.to_dict(), sort_keys=True)  # the single run's, exactly
         writer = TrajectoryWriter.create(p, view.layout, config_json, scenario.text, view.config.seed, lock,
-                                         out.dtype, out.fields, out.compression, out.compression_level)
+                                         out.dtype, out.fields, out.compression, out.compression_level,
+                                         record=create_record(scenario, config_json, hashes, "run_ensemble",
+                                                              replica=r))
         rf = RunFile(writer)
         run_files.append(rf)
         analyses.append(EndOfRunAnalysis(rf, cfg.analysis) if cfg.analysis.enabled else None)

@@ -9,6 +9,7 @@ line in the scenario file.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,30 @@ def missing_files(config: Config, base_dir: str | Path) -> list[tuple[str, str]]
             problems.append((key, f"{f} is not a regular file (a FIFO or a device); input files must be regular "
                                   "files"))
     return problems
+
+
+def input_hashes(config: Config, base_dir: str | Path) -> dict[str, dict]:
+    """{key path: {"path": the file as resolved, "sha256": its content's hex digest}} of every file the scenario
+    names (:func:`referenced_files`), for the run's history (docs/model.md#file-provenance). A file that cannot
+    be read has ``sha256`` None (the set-up, which reads it too, says why)."""
+    out = {}
+    for key, f in referenced_files(config):
+        path = resolve(base_dir, f)
+        out[key] = {"path": str(path), "sha256": file_sha256(path)}
+    return out
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str | None:
+    h = hashlib.sha256()
+    try:
+        if not path.is_file():  # never open a FIFO or a device (reading one may wait forever)
+            return None
+        with open(path, "rb") as fh:
+            while chunk := fh.read(block):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 # --- one array file on the grid -----------------------------------------------------------------------------------
