@@ -18,13 +18,9 @@ and a resume refused for its scenario had already cleared the flags.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import signal
 import struct
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import h5py
@@ -78,40 +74,8 @@ def run(tmp_path_factory) -> Path:
     return d / "run.h5"
 
 
-KILL = textwrap.dedent("""\
-    import os, signal, sys
-    import h5py
-    path, swmr = sys.argv[1], sys.argv[2] == "swmr"
-    f = h5py.File(path, "a", libver=("v110", "v110"))
-    if "parameters" in f:
-        f["parameters"].attrs["writer_pid"] = os.getpid()  # the writer is this process, about to die
-    if swmr:
-        f.swmr_mode = True
-    f["parameters/status"][0] = b"running"
-    f.flush()
-    os.kill(os.getpid(), signal.SIGKILL)
-""")
-
-
-def kill_writer(path: Path, swmr: bool = True) -> None:
-    """Leave ``path`` as a writer killed with it open leaves it: status ``running``, the consistency flags set."""
-    p = subprocess.run([sys.executable, "-c", KILL, str(path), "swmr" if swmr else "plain"], capture_output=True)
-    assert p.returncode == -signal.SIGKILL, p.stderr.decode()
-    assert superblock_flags(path) != 0
-
-
-def flip_root_address(path: Path, resign: bool = False, bit: int = 20) -> None:
-    """Flip one bit of the superblock's root group address (v2/v3, 8-byte offsets); ``resign``: recompute its
-    checksum over the flipped address, as the reader of old did (HDF5's own check then passes)."""
-    at = 12 + 3 * 8
-    with open(path, "r+b") as fh:
-        head = bytearray(fh.read(12 + 4 * 8))
-        root = struct.unpack_from("<Q", head, at)[0] ^ (1 << bit)
-        struct.pack_into("<Q", head, at, root)
-        fh.seek(0)
-        fh.write(bytes(head))
-        if resign:
-            fh.write(struct.pack("<I", lookup3(bytes(head))))
+kill_writer = faults.kill_writer  # a child process opens the file for writing and dies by SIGKILL
+flip_root_address = faults.flip_root_address
 
 
 def make(kind: str, run: Path, folder: Path) -> Path:
@@ -129,7 +93,7 @@ def make(kind: str, run: Path, folder: Path) -> Path:
         flip_root_address(path)
     elif kind == "superblock re-signed, killed":
         kill_writer(path)
-        flip_root_address(path, resign=True, bit=40)
+        flip_root_address(path, bit=40, resign=True)
     return path
 
 
@@ -210,9 +174,8 @@ def test_repair_refuses_a_foreign_file_with_flags(run, tmp_path):
     path = tmp_path / "foreign.h5"
     with h5py.File(path, "w", libver=("v110", "v110")) as f:
         f["x"] = [1, 2, 3]
-    kill_writer_foreign = KILL.replace('f["parameters/status"][0] = b"running"', 'f["x"][0] = 7')
-    p = subprocess.run([sys.executable, "-c", kill_writer_foreign, str(path), "swmr"], capture_output=True)
-    assert p.returncode == -signal.SIGKILL and superblock_flags(path) != 0
+    kill_writer(path)
+    assert superblock_flags(path) != 0
     before = fingerprint(path)
     line = one_error_line(invoke("repair", path))
     assert "cannot repair" in line and "not a gauge-vfe trajectory" in line, line
