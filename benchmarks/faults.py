@@ -357,7 +357,13 @@ def _open_h5(path):
     try:
         return h5py.File(path, "r")
     except OSError:
+        pass
+    try:
         return h5py.File(path, "r", swmr=True)  # consistency flags left by a killed writer
+    except OSError:  # a writer killed outside SWMR mode (`vfe analyze`): the package's read-only view of it (no
+        from gauge_vfe.agents.io.recovery import open_trajectory_file  # reader clears the flags any more)
+
+        return open_trajectory_file(path)
 
 
 def _child_probe(path: str) -> dict:

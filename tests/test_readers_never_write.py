@@ -261,3 +261,16 @@ def test_analyze_after_a_killed_analyze_still_works(run, tmp_path):
     assert r.exit_code == 0, r.output
     assert superblock_flags(path) == 0
     assert invoke("verify", path).exit_code == 0
+
+
+@pytest.mark.parametrize("swmr", [True, False], ids=["killed", "killed outside SWMR"])
+def test_damage_in_a_killed_writers_file_is_reported_naming_the_file(run, tmp_path, swmr):
+    """Read as it is (SWMR-read mode, or the read-only view with the flags cleared in memory), a damaged chunk is
+    still "damaged at", naming the file, and the file keeps every byte."""
+    path = make("finished", run, tmp_path)
+    faults.flip_bit(path, "observables/energy/total/value")
+    kill_writer(path, swmr=swmr)
+    before = fingerprint(path)
+    line = one_error_line(invoke("inspect", path))
+    assert f"{path}: damaged at /observables/energy/total/value" in line, line
+    assert fingerprint(path) == before

@@ -4,7 +4,8 @@ Runs are written in HDF5's SWMR mode, which orders every write so that the file 
 moment. The price: while a writer has the file open, HDF5 sets "consistency flags" in the superblock, and a
 writer killed by SIGKILL cannot clear them, so plain ``h5py.File(path, "r")``, h5dump, HDFView and MATLAB
 refuse the file. Readers never write: :func:`open_trajectory_file` (every reader and every read-only ``vfe``
-command) reads such a file as it is, in SWMR-read mode. Only :func:`repair` (``vfe repair``) and a writer
+command) reads such a file as it is, in SWMR-read mode, or (a writer killed outside SWMR mode) through a
+read-only view with the repaired superblock laid over it in memory (:func:`_open_as_repaired`). Only :func:`repair` (``vfe repair``) and a writer
 holding the lock after its read-only checks (``--resume``, ``vfe analyze``) clear the flags, as HDF5's
 ``h5clear`` tool does (:func:`clear_consistency_flags`), and only in a superblock they can trust
 (:func:`superblock_problem`): a damaged superblock is refused, never re-signed.
@@ -16,6 +17,7 @@ import io
 import os
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +139,7 @@ class _Overlaid(io.RawIOBase):
 
     def __init__(self, path: Path, head: bytes):
         super().__init__()
+        self._path = path
         self._fh = open(path, "rb")
         self._head, self._pos = head, 0
         self._size = os.fstat(self._fh.fileno()).st_size
@@ -167,6 +170,9 @@ class _Overlaid(io.RawIOBase):
     def close(self) -> None:
         self._fh.close()
         super().close()
+
+    def __repr__(self) -> str:  # h5py names a file object's file by its repr: messages then name the file
+        return str(self._path)
 
 
 def _open_as_repaired(path: Path) -> h5py.File:
@@ -249,6 +255,9 @@ _SUPERBLOCK_MAX = 12 + 4 * 8 + 4
 # that (and far less than a flipped high bit of an address); a file that is really short is refused by HDF5's own
 # "truncated file" check when the repaired superblock is tried (docs/model.md#file-integrity, our reading).
 EOF_SLACK = 1 << 20
+# Reads of a superblock that looks damaged before it is called so (a read racing a live writer's rewrite of it
+# can see half of each; a damaged one looks the same every time).
+SUPERBLOCK_READS = 3
 
 
 @dataclass(frozen=True)
@@ -313,16 +322,19 @@ def superblock_problem(sb: Superblock, file_size: int) -> str | None:
 def trusted_superblock(path: Path) -> Superblock | None:
     """The file's superblock (None for versions 0 and 1), or :class:`TrajectoryFileError` (one line naming the
     file) when :func:`superblock_problem` finds it damaged."""
-    with open(path, "rb") as fh:
-        head = fh.read(_SUPERBLOCK_MAX)
-        size = os.fstat(fh.fileno()).st_size
-    try:
-        sb = parse_superblock(head)
-    except TrajectoryFileError as exc:
-        raise TrajectoryFileError(f"{path}: not a readable HDF5 file: {exc}") from None
-    if sb is not None and (problem := superblock_problem(sb, size)) is not None:
-        raise TrajectoryFileError(f"{path}: not a readable HDF5 file: {problem}")
-    return sb
+    for attempt in range(SUPERBLOCK_READS):
+        with open(path, "rb") as fh:
+            head = fh.read(_SUPERBLOCK_MAX)
+            size = os.fstat(fh.fileno()).st_size
+        try:
+            sb = parse_superblock(head)
+        except TrajectoryFileError as exc:
+            problem = str(exc)
+        else:
+            if sb is None or (problem := superblock_problem(sb, size)) is None:
+                return sb
+        time.sleep(0.01 * (attempt + 1))  # a live SWMR writer may be rewriting it as we read: read it again
+    raise TrajectoryFileError(f"{path}: not a readable HDF5 file: {problem}")
 
 
 def clear_consistency_flags(path: str | Path) -> bool:
