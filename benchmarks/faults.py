@@ -4,12 +4,15 @@ starved of disk, and does `--resume` then give the bit-identical file an uninter
 Run from the repository root with the project's Python::
 
     python benchmarks/faults.py                       # every fault class, full trial counts (several minutes)
+    python -m benchmarks.faults all                   # the same: one combined table of every class
     python benchmarks/faults.py --quick               # a handful of trials per class (CI smoke)
     python benchmarks/faults.py --only kill sigint --kills 10 --seed 3
     python benchmarks/faults.py --json faults.json    # also every trial's record as JSON
     git archive HEAD | tar -x -C /tmp/head && python benchmarks/faults.py --src /tmp/head   # measure a commit
 
-It is a measurement, not a test: it prints one row per fault class and exits 0 whatever it finds (2 only for a
+It is a measurement, not a test: it prints one row per fault class, then the five counts of issue 26's "Must
+show" over every class (:func:`must_show`: silent wrong values, live files destroyed, earlier outputs lost,
+tracebacks, inputs modified by a failed command), and exits 0 whatever it finds (2 only for a
 bad command line, or when the reference runs themselves fail). ``tests/test_faults.py`` asserts the targets on a
 few quick trials with the functions below. Everything is black-box: the harness only runs the CLI (``python -m
 gauge_vfe.agents.cli``, i.e. ``vfe``) in subprocesses and reads the files it writes (``gauge_vfe.load`` and
@@ -43,10 +46,15 @@ Fault classes (``--only`` names)::
                [0, T_analyze] (``--analyze-kills``, 10); then `vfe analyze` again
     outputs    commands that only add a file (``--outputs`` rounds, 3): `vfe export` aimed at another run's file
                and at its own input through a symlink (must be refused: exit 2, one line, that file untouched);
-               SIGKILL to `vfe render` (mp4, gif) and `vfe plot`, and SIGINT to `vfe render` (mp4), at a uniformly
+               SIGKILL to `vfe render` (mp4, gif, png) and `vfe plot`, and SIGINT to `vfe render` (mp4), at a uniformly
                random time in their run time, over an earlier output at the same path (it must survive
                byte-identical unless the command completed; SIGINT: exit 130 and one line). Counted in the notes:
                earlier outputs lost, refusals not clean, tracebacks.
+    sweep      SIGKILL and SIGINT to `vfe sweep` (2 members, 2 workers; the process group: parent, cluster and
+               runs) at a uniformly random time in an uninterrupted sweep's wall time, then `vfe sweep --resume`:
+               exit 0, both members completed and bit-identical to the uninterrupted sweep's, no file beside
+               them (no member renamed aside, no temporary, no lock file); SIGINT: exit 130, one line
+               (``--sweeps`` rounds, 1)
     lock       a command aimed at a live run's file by another name (:data:`LOCK_CASES`: `--resume` through a
                symlink, a hard link, `..` and after deleting RUN.h5.lock; `vfe analyze` through a hard link;
                `vfe repair` through a symlink), while the run is stopped (SIGSTOP) in its step loop; then the
@@ -57,12 +65,16 @@ Fault classes (``--only`` names)::
                be exit 1 and one 'no space left on device ... nothing was replaced' line, no segmentation fault, no
                traceback, no "wrote", the earlier output and the input byte-identical (``--diskout``, 1 round)
     damage     a copy of the reference file damaged (:data:`DAMAGE_CASES`: one flipped bit in an energy value, a
-               logged frame's chunk, the checkpoint and the superblock; a foreign HDF5 file, a look-alike with a
-               malformed JSON attribute, datasets claiming huge shapes) fed to every command that reads a run
-               file (:data:`DAMAGE_COMMANDS`). Each must refuse it (exit 2, or 1 from `vfe verify` for damage it
-               located), one stderr line naming the file, no traceback, the file byte-identical. A ``silent wrong
-               value``: a command that reads the damaged part (:data:`READS_DAMAGE`) exiting 0; another command
-               exiting 0 read around the damage (e.g. `inspect` prints no frame) and is counted apart.
+               logged frame's chunk, the checkpoint and the superblock, of a finished file and of a killed
+               writer's (and a flipped root address re-signed, as gauge-vfe's readers once did); a foreign HDF5
+               file, a look-alike with a malformed JSON attribute, datasets claiming huge shapes) fed to every
+               command that reads or repairs a run file (:data:`DAMAGE_COMMANDS`). Each must refuse it (exit 2,
+               or 1 from `vfe verify` for damage it located), one stderr line naming the file, no traceback, the
+               file byte-identical. A ``silent wrong value``: a command that reads the damaged part
+               (:data:`READS_DAMAGE`) exiting 0; another command exiting 0 read around the damage (e.g. `inspect`
+               prints no frame) and is counted apart. Also two undamaged killed writers' files (killed in SWMR
+               mode, as a run; and outside it, as `vfe analyze`: :func:`kill_writer`): every command must
+               succeed, and the read-only ones (:data:`READ_ONLY`) leave every byte as it was.
     provenance `vfe run --resume` of a copy of the reference with a setting changed (:data:`PROVENANCE_CASES`:
                dynamics.lr_mu, output.dtype, output.fields gaining beta: refused, exit 2, one line naming the key,
                the file byte-identical; fewer and more steps: exit 0, recorded in the last segment, config_json
@@ -127,8 +139,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("mu", "sigma", "phi")
 SKIP_ATTRS = {"started_at", "finished_at", "resumed_at", "writer_pid", "writer_host", "pid", "host", "hostname"}
-CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "lock", "diskout", "damage",
-           "provenance")
+CLASSES = ("kill", "sigint", "concurrent", "reader", "diskfull", "analyze", "outputs", "sweep", "lock", "diskout",
+           "damage", "provenance")
 EXIT_INTERRUPTED = 130
 
 SCENARIO = """\
@@ -249,7 +261,14 @@ def finish(p: subprocess.Popen, t0: float, timeout: float, signalled: bool = Fal
         _killpg(p, signal.SIGKILL)
         out, err = p.communicate()
         rc = None
+    if "gauge_vfe.agents.launch" in p.args and "Traceback" in (err or ""):  # a `vfe` command, whatever the class
+        TRACEBACKS[CURRENT[0]] += 1
     return Done(rc, out or "", err or "", time.monotonic() - t0, p.pid, signalled)
+
+
+# Tracebacks printed by any `vfe` command the harness ran, by the fault class being measured (the report's count).
+TRACEBACKS: collections.Counter = collections.Counter()
+CURRENT = ["reference"]  # the class being measured
 
 
 def run_cli(args, timeout: float, cwd=None) -> Done:
@@ -349,7 +368,13 @@ def _open_h5(path):
     try:
         return h5py.File(path, "r")
     except OSError:
+        pass
+    try:
         return h5py.File(path, "r", swmr=True)  # consistency flags left by a killed writer
+    except OSError:  # a writer killed outside SWMR mode (`vfe analyze`): the package's read-only view of it (no
+        from gauge_vfe.agents.io.recovery import open_trajectory_file  # reader clears the flags any more)
+
+        return open_trajectory_file(path)
 
 
 def _child_probe(path: str) -> dict:
@@ -1083,7 +1108,7 @@ def trial_analyze_kill(ref: Reference, delay: float) -> Trial:
 
 
 OUTPUT_CASES = ("export onto a run", "export onto its input", "render mp4 SIGKILL", "render gif SIGKILL",
-                "render mp4 SIGINT", "plot SIGKILL")
+                "render png SIGKILL", "render mp4 SIGINT", "plot SIGKILL")
 
 
 def _output_command(case: str, target: Path, source: Path) -> list:
@@ -1120,7 +1145,7 @@ def trial_output(ref: Reference, case: str, r: random.Random) -> Trial:
                        traceback="Traceback" in d.err)
         shutil.rmtree(folder, ignore_errors=True)
         return t
-    suffix = ".mp4" if "mp4" in case else ".gif" if "gif" in case else ""
+    suffix = next((f".{k}" for k in ("mp4", "gif", "png") if k in case), "")
     target = folder / (f"movie{suffix}" if suffix else "plots")
     timing = folder / (f"complete{suffix}" if suffix else "complete")
     full = run_cli(_output_command(case, timing, ref.path), ref.timeout)  # the complete output and its time
@@ -1146,6 +1171,57 @@ def trial_output(ref: Reference, case: str, r: random.Random) -> Trial:
     if sig == signal.SIGINT and t.sent and d.rc != 0:
         t.extra["clean"] = d.rc == EXIT_INTERRUPTED and len(d.err_lines) == 1
     shutil.rmtree(folder, ignore_errors=True)
+    return t
+
+
+# --- sweeps -----------------------------------------------------------------------------------------------------
+SWEEP_CASES = ("sweep SIGKILL", "sweep SIGINT")
+SWEEP_PARAMS = ("--param", "seed=0:2", "--workers", "2")  # two members at once: a kill meets both running
+SWEEP_FILES = {"summary.csv", "summary.h5", "sweep.json", "m0000.h5", "m0001.h5"}  # all a finished sweep leaves
+
+
+def sweep_args(ref: Reference, folder: Path, *extra) -> list:
+    return ["sweep", ref.scenario, *SWEEP_PARAMS, "-q", "-o", folder, *extra]
+
+
+def sweep_reference(ref: Reference) -> tuple[Path, float]:
+    """One uninterrupted sweep (its folder and wall time): the members every resumed sweep must reproduce."""
+    folder = ref.folder / "sweep-reference"
+    d = run_cli(sweep_args(ref, folder), max(ref.timeout, 600))
+    if d.rc != 0:
+        raise RuntimeError(f"the reference sweep failed (exit {d.rc}): {d.err[-1000:]}")
+    return folder, d.wall
+
+
+def trial_sweep(ref: Reference, case: str, sweep_ref: tuple[Path, float], r: random.Random) -> Trial:
+    """SIGKILL or SIGINT to a sweep's process group (the parent, its Dask cluster and the members' runs) at a
+    uniformly random time in its run time, then `vfe sweep --resume`: it must exit 0 with every member
+    completed and bit-identical to the uninterrupted sweep's, and leave no file beyond :data:`SWEEP_FILES` (no
+    member renamed aside, no temporary, no lock). SIGINT: exit 130 and one line."""
+    reference, wall = sweep_ref
+    folder = ref.new_dir("sweep") / "s"
+    t = Trial("sweep", r.random() * wall, phase=case)
+    sig = signal.SIGINT if "SIGINT" in case else signal.SIGKILL
+    t0 = time.monotonic()
+    p = spawn(vfe_cmd(*sweep_args(ref, folder)))
+    t.sent = signal_at(p, t0, t.delay, sig)
+    d = finish(p, t0, max(ref.timeout, 600), t.sent)
+    t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:160]
+    if sig == signal.SIGINT and t.sent:
+        t.extra["clean"] = d.rc == EXIT_INTERRUPTED and len(d.err_lines) == 1
+    t.recovery = "sweep --resume"
+    a = run_cli(sweep_args(ref, folder, "--resume"), max(ref.timeout, 600))
+    t.recovery_rc, t.recovery_err = a.rc, (a.err_lines or [""])[-1][:160]
+    t.extra["traceback"] = "Traceback" in d.err or "Traceback" in a.err
+    left = sorted(x.name for x in folder.iterdir()) if folder.exists() else []
+    t.extra["litter"] = [name for name in left if name not in SWEEP_FILES]
+    for member in ("m0000.h5", "m0001.h5"):
+        if (folder / member).exists():
+            t.diffs += [f"{member}: {x}" for x in compare(folder / member, reference / member)]
+        else:
+            t.diffs.append(f"{member}: missing")
+    t.identical = a.rc == 0 and not t.diffs
+    shutil.rmtree(folder.parent, ignore_errors=True)
     return t
 
 
@@ -1178,6 +1254,66 @@ def _damage_superblock(path: Path, run: Path) -> None:
         b = fh.read(1)[0]
         fh.seek(12 + 3 * 8 + 2)
         fh.write(bytes([b ^ 0x10]))
+
+
+_KILL_WRITER = """\
+import os, signal, sys
+import h5py
+path, swmr = sys.argv[1], sys.argv[2] == "swmr"
+f = h5py.File(path, "a", libver=("v110", "v110"))
+if "parameters" in f:
+    f["parameters"].attrs["writer_pid"] = os.getpid()  # the writer is this process, about to die
+if swmr:
+    f.swmr_mode = True
+if "parameters/status" in f:
+    f["parameters/status"][0] = b"running"
+f.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def kill_writer(path: Path, swmr: bool = True) -> None:
+    """Leave ``path`` as a writer killed with it open leaves it: a child process opens it for writing (in SWMR
+    mode as a run does, or not, as `vfe analyze` and a resume being set up do), marks it running, flushes and
+    dies by SIGKILL, so HDF5's consistency flags stay set in the superblock."""
+    p = subprocess.run([sys.executable, "-c", _KILL_WRITER, str(path), "swmr" if swmr else "plain"],
+                       capture_output=True, env=child_env())
+    if p.returncode != -signal.SIGKILL:
+        raise RuntimeError(f"the writer to kill ended with {p.returncode}: {p.stderr.decode()[-500:]}")
+
+
+_RESIGN = """\
+import struct, sys
+from gauge_vfe.agents.io.recovery import lookup3
+with open(sys.argv[1], "r+b") as fh:
+    head = fh.read(12 + 4 * 8)
+    fh.write(struct.pack("<I", lookup3(head)))
+"""
+
+
+def flip_root_address(path: Path, bit: int = 20, resign: bool = False) -> None:
+    """Flip one bit of the superblock's root group address (v2/v3, 8-byte offsets); ``resign``: recompute the
+    superblock's lookup3 checksum over the flipped address (with the package's own lookup3, in a child), as
+    gauge-vfe's readers once did: HDF5's own check then passes, and only the address gives the damage away."""
+    at = 12 + 3 * 8 + bit // 8
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        b = fh.read(1)[0]
+        fh.seek(at)
+        fh.write(bytes([b ^ (1 << (bit % 8))]))
+    if resign:
+        p = subprocess.run([sys.executable, "-c", _RESIGN, str(path)], capture_output=True, env=child_env())
+        if p.returncode != 0:
+            raise RuntimeError(f"re-signing the superblock failed: {p.stderr.decode()[-500:]}")
+
+
+def _killed_then(fn=None, swmr: bool = True):
+    def make(path: Path, run: Path) -> None:
+        shutil.copyfile(run, path)
+        kill_writer(path, swmr)
+        if fn is not None:
+            fn(path)
+    return make
 
 
 def _copy_then(fn):
@@ -1233,6 +1369,12 @@ DAMAGE_CASES = {
                   "damaged at /particles/agents/mu/value"),
     "checkpoint bit": (_copy_then(lambda p: flip_bit(p, _active_slot(p) + "/mu", byte=0)), "/checkpoint/slot"),
     "superblock bit": (_damage_superblock, "not a readable HDF5"),
+    "superblock bit, killed writer": (_killed_then(flip_root_address), "not a readable HDF5"),
+    "superblock re-signed, killed writer": (_killed_then(lambda p: flip_root_address(p, bit=40, resign=True)),
+                                            "not a readable HDF5"),
+    # no damage: a killed writer's file, which every command must handle (readers leaving it as it is)
+    "killed writer": (_killed_then(), None),
+    "killed outside SWMR": (_killed_then(swmr=False), None),
     "foreign": (damage_foreign, "not a gauge-vfe trajectory"),
     "look-alike": (damage_lookalike, "malformed JSON"),
     "huge series": (damage_huge_series, "claims shape"),
@@ -1246,7 +1388,10 @@ DAMAGE_COMMANDS = {
     "export": lambda p, d, sc: ["export", p, "-o", d / "out.vtkhdf", "-q"],
     "verify": lambda p, d, sc: ["verify", p],
     "resume": lambda p, d, sc: ["run", sc, "-o", p, "--resume", "--steps", "400", "-q"],
+    "repair": lambda p, d, sc: ["repair", p],
 }
+# the commands that only read a run file: they must leave every byte of it as it was, whatever they meet
+READ_ONLY = ("inspect", "plot", "render", "export", "verify")
 # the commands that read what each bit flip damages: exit 0 from one of them is a silent wrong value (analyze and
 # resume check the whole file before they write; inspect prints the energies; plot draws them; export and render
 # read the frames and the checkpoint)
@@ -1266,13 +1411,20 @@ def trial_damage(ref: Reference, case: str, command: str) -> Trial:
     listing = sorted(p.name for p in folder.iterdir())
     d = run_cli(DAMAGE_COMMANDS[command](path, folder, ref.scenario), ref.timeout)
     t.rc, t.err = d.rc, (d.err_lines or [""])[-1][:200]
-    located = command == "verify" and d.rc == 1 and "bit" in case and fragment in d.out
-    one_line = len(d.err_lines) == 1 and str(path) in d.err_lines[0] and fragment in d.err_lines[0]
-    silent = d.rc == 0 and command in READS_DAMAGE.get(case, DAMAGE_COMMANDS)
-    read_around = d.rc == 0 and not silent  # it did not need the damaged part, and made its output
-    t.extra.update(case=case, command=command, clean=located or (d.rc == 2 and one_line) or read_around,
+    modified = path.read_bytes() != before
+    if fragment is None:  # a killed writer's file: every command works; the read-only ones leave it as it is
+        silent = read_around = False
+        clean = d.rc == 0 and not (modified and command in READ_ONLY)
+    else:
+        located = command == "verify" and d.rc == 1 and "bit" in case and fragment in d.out
+        one_line = len(d.err_lines) == 1 and str(path) in d.err_lines[0] and fragment in d.err_lines[0]
+        silent = d.rc == 0 and command in READS_DAMAGE.get(case, DAMAGE_COMMANDS)
+        read_around = d.rc == 0 and not silent  # it did not need the damaged part, and made its output
+        clean = located or (d.rc == 2 and one_line) or read_around
+    t.extra.update(case=case, command=command, clean=clean,
                    traceback="Traceback" in d.err or "MemoryError" in d.err,
-                   modified=path.read_bytes() != before,
+                   # changed by a command that failed, or by one that only reads (even when it succeeded)
+                   modified=modified and (d.rc != 0 or command in READ_ONLY),
                    litter=d.rc != 0 and sorted(p.name for p in folder.iterdir()) != listing,
                    silent=silent, read_around=read_around)
     shutil.rmtree(folder, ignore_errors=True)
@@ -1534,6 +1686,17 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
         details.append("outcomes: " + _top(collections.Counter(f"{t.phase}: exit {t.rc}: {t.err[:80]}"
                                                                for t in trials), 8))
         row = ["8 full disk outside the run", str(n), "-", "-", "-"]
+    elif cls == "sweep":
+        clean = sum(bool(t.extra.get("clean")) for t in trials if "clean" in t.extra)
+        judged = sum("clean" in t.extra for t in trials)
+        litter = sum(bool(t.extra.get("litter")) for t in trials)
+        notes.append(f"--resume exit 0, every member completed and identical {resumed_ok}/{n}; files left beside "
+                     f"the members {litter}; SIGINT exit 130 + one line {_frac(clean, judged)}")
+        for t in trials:
+            if t.extra.get("litter") or not t.identical:
+                details.append(f"{t.phase} at {t.delay or 0:.1f} s: exit {t.rc}, resume exit {t.recovery_rc} "
+                               f"({t.recovery_err!r}), left {t.extra.get('litter')}, {t.diffs[:3]}")
+        row = ["9 sweep interrupted", str(n), "-", _frac(resumed_ok, n), "-"]
     elif cls == "lock":
         refused = sum(bool(t.extra.get("clean_refusal")) for t in trials)
         untouched = sum(bool(t.extra.get("untouched")) for t in trials)
@@ -1544,7 +1707,7 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
                 details.append(f"{t.extra.get('case')}: exit {t.rc} ({t.err!r}), untouched {t.extra.get('untouched')}"
                                f", run exit {t.extra.get('run_rc')} ({t.extra.get('run_err')!r}), {t.diffs[:3]}"
                                + (f", {t.extra['skipped']}" if t.extra.get("skipped") else ""))
-        row = ["7 lock by another name", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n),
+        row = ["10 lock by another name", str(n), _frac(readable, len(with_file)), _frac(resumed_ok, n),
                _frac(corrupt, n)]
     elif cls == "damage":
         count = lambda key: sum(bool(t.extra.get(key)) for t in trials)  # noqa: E731
@@ -1557,7 +1720,7 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
         around = [t.phase for t in trials if t.extra.get("read_around")]
         if around:
             details.append("exit 0 without reading the damaged part: " + ", ".join(around))
-        row = ["8 damaged and foreign files", str(n), "-", "-", _frac(count("silent"), n)]
+        row = ["11 damaged, foreign and killed files", str(n), "-", "-", _frac(count("silent"), n)]
     elif cls == "provenance":
         count = lambda key: sum(bool(t.extra.get(key)) for t in trials)  # noqa: E731
         notes.append(f"as expected (refused in one line, or recorded) {count('clean')}/{n}; unrecorded changes "
@@ -1567,10 +1730,54 @@ def summarize(cls: str, trials: list[Trial]) -> tuple[list[str], list[str]]:
             if not t.extra.get("clean") or t.extra.get("unrecorded") or t.extra.get("modified") or \
                     t.extra.get("traceback") or t.extra.get("setup_failed"):
                 details.append(f"{t.extra.get('case')}: exit {t.rc} ({t.err!r}), {t.extra}")
-        row = ["9 provenance across resumes", str(n), "-", "-", "-"]
+        row = ["12 provenance across resumes", str(n), "-", "-", "-"]
     else:
         raise ValueError(cls)
     return row + ["; ".join(notes)], details
+
+
+MUST_SHOW = ("silent wrong values", "live files destroyed", "earlier outputs lost", "tracebacks",
+             "inputs modified by a failed command")
+
+
+def must_show(results: dict[str, list[Trial]]) -> list[str]:
+    """The five counts of issue 26's "Must show" over every class measured, each with the classes it came from:
+
+    * silent wrong values: a command that read damage exited 0 (damage); a recovery (``--resume``, `vfe
+      analyze` again, `vfe sweep --resume`) exited 0 with a file that is not the uninterrupted run's;
+    * live files destroyed: a live run's file changed by a command aimed at it by another name, or the run then
+      not ending bit-identical (lock); a run's file corrupt or lost when two runs started at once (concurrent);
+      a run that failed while a reader held its file (reader);
+    * earlier outputs lost: an earlier output (or another file) changed by a killed, interrupted or refused
+      command (outputs), or by a full disk (diskout);
+    * tracebacks: printed by any `vfe` command the harness ran (:data:`TRACEBACKS`);
+    * inputs modified by a failed command: the damage class's inputs changed by a command that failed or only
+      reads; the live file changed by a refused command (lock).
+    """
+    found = {k: collections.Counter() for k in MUST_SHOW}
+    for cls, trials in results.items():
+        for t in trials:
+            if t.extra.get("skipped"):
+                continue
+            if (cls == "damage" and t.extra.get("silent")) or (
+                    cls in ("kill", "sigint", "diskfull", "analyze", "sweep") and t.recovery_rc == 0
+                    and not t.identical):
+                found["silent wrong values"][cls] += 1
+            if (cls == "lock" and not (t.extra.get("untouched") and t.identical)) or \
+                    (cls.startswith("concurrent") and (t.extra.get("corrupt_files") or t.extra.get("lost_runs"))) or \
+                    (cls == "reader" and not t.extra.get("ok")):
+                found["live files destroyed"][cls] += 1
+            if (cls == "outputs" and t.extra.get("lost")) or (cls == "diskout" and not t.extra.get("earlier_intact")):
+                found["earlier outputs lost"][cls] += 1
+            if (cls == "damage" and t.extra.get("modified")) or (cls == "lock" and not t.extra.get("untouched")):
+                found["inputs modified by a failed command"][cls] += 1
+    found["tracebacks"] = TRACEBACKS
+    width = max(map(len, MUST_SHOW))
+    lines = []
+    for k in MUST_SHOW:
+        by = ", ".join(f"{c} {v}" for c, v in sorted(found[k].items()) if v)
+        lines.append(f"  {k:<{width}}  {sum(found[k].values()):>3}" + (f"   ({by})" if by else ""))
+    return lines
 
 
 def table(rows: list[list[str]]) -> list[str]:
@@ -1585,6 +1792,8 @@ def table(rows: list[list[str]]) -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="gauge-vfe fault injection (see the module docstring)")
+    ap.add_argument("classes", nargs="*", metavar="CLASS",
+                    help="fault classes to run, or `all` (the default): the same as --only")
     ap.add_argument("--quick", action="store_true", help="a handful of trials per class and 60 steps (CI smoke)")
     ap.add_argument("--only", nargs="+", default=None, metavar="NAME", help="fault classes: " + ", ".join(CLASSES))
     ap.add_argument("--seed", type=int, default=1, help="seed of the kill times and disk sizes (default 1)")
@@ -1596,6 +1805,7 @@ def main(argv=None) -> int:
     ap.add_argument("--diskfull", type=int, default=None, help="full-disk trials (3; quick 1)")
     ap.add_argument("--analyze-kills", type=int, default=None, help="`vfe analyze` SIGKILL trials (10; quick 2)")
     ap.add_argument("--outputs", type=int, default=None, help="rounds of the output cases (3; quick 1)")
+    ap.add_argument("--sweeps", type=int, default=None, help="rounds of the sweep cases (1)")
     ap.add_argument("--diskout", type=int, default=None, help="rounds of the full-disk-outside-the-run cases (1)")
     ap.add_argument("--lock-rounds", type=int, default=None,
                     help=f"rounds of the {len(LOCK_CASES)} lock-by-another-name cases (1; quick 1)")
@@ -1617,7 +1827,8 @@ def main(argv=None) -> int:
         print(json.dumps(out), flush=True)
         return 0
 
-    only = [c.strip() for item in (args.only or list(CLASSES)) for c in item.split(",") if c.strip()]
+    chosen = (args.only or []) + [c for c in args.classes if c != "all"]
+    only = [c.strip() for item in (chosen or list(CLASSES)) for c in item.split(",") if c.strip()]
     unknown = [c for c in only if c not in CLASSES]
     if unknown:
         ap.error(f"unknown fault class(es) {unknown}; choose from {list(CLASSES)}")
@@ -1630,6 +1841,7 @@ def main(argv=None) -> int:
               "analyze": args.analyze_kills if args.analyze_kills is not None else (2 if q else 10),
               "outputs": args.outputs if args.outputs is not None else (1 if q else 3),
               "lock": args.lock_rounds if args.lock_rounds is not None else 1,
+              "sweep": args.sweeps if args.sweeps is not None else 1,
               "diskout": args.diskout if args.diskout is not None else 1}
     steps = args.steps if args.steps is not None else (60 if q else 150)
 
@@ -1653,6 +1865,7 @@ def main(argv=None) -> int:
             return random.Random(f"{args.seed}:{name}")
 
         def loop(name, n, fn):
+            CURRENT[0] = name.split("-")[0]
             results[name] = []
             for k in range(n):
                 results[name].append(fn(k))
@@ -1689,6 +1902,13 @@ def main(argv=None) -> int:
             cases = [c for _ in range(counts["outputs"]) for c in OUTPUT_CASES]
             loop("outputs", len(cases), lambda k: trial_output(ref, cases[k], r))
 
+        if "sweep" in only:
+            CURRENT[0] = "sweep"
+            r = rng("sweep")
+            sweep_ref = sweep_reference(ref)
+            cases = [c for _ in range(counts["sweep"]) for c in SWEEP_CASES]
+            loop("sweep", len(cases), lambda k: trial_sweep(ref, cases[k], sweep_ref, r))
+
         if "diskout" in only:
             ok, why = can_mount()
             if ok:
@@ -1698,6 +1918,7 @@ def main(argv=None) -> int:
                 results["diskout"] = [Trial("diskout", extra={"skipped": f"needs root ({why[:60]})"})]
 
         if "lock" in only:  # a run long enough to be stopped in its step loop, whatever --steps says
+            CURRENT[0] = "lock"
             lock_dir = tmp / "lock-reference"
             lock_dir.mkdir()
             lock_ref = make_reference(lock_dir, LOCK_STEPS, LOCK_EVERY, timeout=args.timeout, warmup=False,
@@ -1733,6 +1954,8 @@ def main(argv=None) -> int:
               f"{'present' if cli_has('repair') else 'absent'}")
         print()
         print("\n".join(table(rows)))
+        print("\nmust show (issue 26), over every class measured:")
+        print("\n".join(must_show(results)))
         if details:
             print("\ndetails:")
             print("\n".join(details))

@@ -138,3 +138,24 @@ def test_provenance_cases_refuse_in_one_line_or_record(ref, case):
     assert not t.extra.get("setup_failed"), _explain(t)
     assert t.extra["clean"] and not t.extra["unrecorded"], _explain(t)
     assert not t.extra["modified"] and not t.extra["traceback"] and not t.extra["segfault"], _explain(t)
+
+
+def test_must_show_counts_the_five_outcomes_by_class(monkeypatch):
+    """The report's five counts (issue 26, "Must show") take each failure from the class that can show it."""
+    T = faults.Trial
+    results = {
+        "damage": [T("damage", extra={"silent": True}), T("damage", extra={"modified": True}), T("damage")],
+        "kill": [T("kill", recovery_rc=0, identical=False), T("kill", recovery_rc=0, identical=True),
+                 T("kill", recovery_rc=2, identical=False)],  # a failed recovery is loud, not silent
+        "lock": [T("lock", identical=True, extra={"untouched": False}), T("lock", identical=True,
+                                                                           extra={"untouched": True})],
+        "outputs": [T("outputs", extra={"lost": True}), T("outputs", extra={"lost": False})],
+        "diskout": [T("diskout", extra={"skipped": "needs root"})],
+    }
+    monkeypatch.setattr(faults, "TRACEBACKS", faults.collections.Counter({"render": 2}))
+    lines = {line.split("  ")[1].strip(): line for line in faults.must_show(results)}
+    count = {k: int(v.split()[len(k.split())]) for k, v in lines.items()}
+    assert count == {"silent wrong values": 2, "live files destroyed": 1, "earlier outputs lost": 1,
+                     "tracebacks": 2, "inputs modified by a failed command": 2}
+    assert "(damage 1, kill 1)" in lines["silent wrong values"]
+    assert "(damage 1, lock 1)" in lines["inputs modified by a failed command"]

@@ -84,7 +84,7 @@ def check_file(f: h5py.File, path: str | Path) -> None:
     for name in REQUIRED_DATASETS:
         if not isinstance(f.get(name), h5py.Dataset):
             bad(f"not a gauge-vfe trajectory (no /{name} dataset)")
-    file_size = Path(f.filename).stat().st_size
+    file_size = Path(path).stat().st_size  # by path: a file read through a view has no name of its own
 
     def each(name, obj):
         if isinstance(obj, h5py.Dataset) and not _claimed_bytes_ok(obj, file_size):

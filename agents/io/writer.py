@@ -66,7 +66,7 @@ from .lock import RunLock, in_use_error
 from .outputs import is_disk_full
 from .reader import Trajectory
 from .errors import TrajectoryFileError
-from .recovery import clear_consistency_flags, require_intact
+from .recovery import clear_consistency_flags, open_read_only, require_intact
 from .schema import (ANALYSIS_FRAMES, CHECKPOINT_HASH, CHECKPOINT_RNG, CHECKPOINT_SLOTS, FIELDS, FORMAT_VERSION,
                      H5MD_BOUNDARY, H5MD_PARTICLES, INFO_BITS, LIBVER, REQUIRED_FIELDS, SERIES_BY_KEY, STATUS_LENGTH,
                      TIME_LENGTH, annotate, checkpoint_hash, committed_frames, create_series, fixed_dataset,
@@ -213,26 +213,15 @@ class TrajectoryWriter:
         path = Path(path)
         if not lock.held:
             raise RuntimeError(f"{path}: the run file's lock must be held to write it")
-        _check_resumable(path)  # read-only: a foreign, inconsistent or damaged file is refused untouched
+        # read-only: every refusal (a foreign, inconsistent or damaged file, another scenario, a checkpoint the
+        # run cannot continue) comes before a byte of the file changes (docs/model.md#file-integrity)
+        state = _check_resumable(path, layout, config_json, refusal)
         clear_consistency_flags(path)
         try:
             f = h5py.File(path, "a", libver=LIBVER)
         except OSError as exc:  # a reader holds HDF5's own lock on it: say so, not "[Errno 11]"
             raise (in_use_error(path, exc) or exc) from None
         try:
-            stored = json.loads(f["parameters"].attrs["config_json"])
-            mine = json.loads(config_json)
-            for section in stored:
-                if section not in ("dynamics", "output", "analysis") and \
-                        stored[section] != _without_new_unset_keys(stored[section], mine.get(section)):
-                    raise ValueError(f"{path}: cannot resume: the scenario's `{section}` differs from the run's")
-            state = read_checkpoint(f)
-            if state is None:
-                raise NoCheckpointYet(f"{path}: the run was stopped before its first write (no checkpoint)")
-            if (problem := refusal(state, read_checkpoint_rng(f))) is not None:
-                raise ValueError(f"{path}: {problem}")
-            if state.mu.shape != (layout.n_rows, layout.K):
-                raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
             _commit_written_frames(f, state.step)
             _truncate_after(f, state.step)
             for series in schema.STEP_SERIES:  # a series an older version did not log starts at the resumed step
@@ -242,8 +231,6 @@ class TrajectoryWriter:
                 if CHECKPOINT_RNG not in f["checkpoint"][slot]:
                     text_dataset(f["checkpoint"][slot], CHECKPOINT_RNG, "")
             fields = [name for name in FIELDS if frame_path(name) in f]
-            if "status" not in f["parameters"]:
-                raise ValueError(f"{path}: cannot resume a file written by an older version of gauge-vfe")
             if ANALYSIS_FRAMES not in f:
                 create_analysis_datasets(f, layout.n_agents, layout.n_rows)
             # before the status changes: a file without a history is described as its older writers left it
@@ -551,12 +538,34 @@ def _append_record(f: h5py.File, record: dict, step: int) -> int:
     return provenance.append(f, record, before=before)
 
 
-def _check_resumable(path: Path) -> None:
-    """:func:`.recovery.require_intact`, refused as the resume's one line (a ValueError)."""
+def _check_resumable(path: Path, layout: Layout, config_json: str,
+                     refusal: Callable[[State, dict | None], str | None]) -> State:
+    """Every check of :meth:`TrajectoryWriter.resume`, read-only, before the file is opened for writing or its
+    flags cleared, so that a refused resume leaves every byte as it was: :func:`.recovery.require_intact` (this
+    project's file, every chunk and the checkpoint's hash intact), then the scenario, the checkpoint, the run
+    code's ``refusal`` and the layout. Returns the checkpoint's state; refusals are ValueErrors (one line),
+    :class:`NoCheckpointYet` for a file that holds no frame."""
     try:
         require_intact(path)
     except TrajectoryFileError as exc:
         raise ValueError(f"cannot resume: {exc}") from None
+    with open_read_only(path, locked=True) as f:
+        stored = json.loads(f["parameters"].attrs["config_json"])
+        mine = json.loads(config_json)
+        for section in stored:
+            if section not in ("dynamics", "output", "analysis") and \
+                    stored[section] != _without_new_unset_keys(stored[section], mine.get(section)):
+                raise ValueError(f"{path}: cannot resume: the scenario's `{section}` differs from the run's")
+        if "status" not in f["parameters"]:
+            raise ValueError(f"{path}: cannot resume a file written by an older version of gauge-vfe")
+        state = read_checkpoint(f)
+        if state is None:
+            raise NoCheckpointYet(f"{path}: the run was stopped before its first write (no checkpoint)")
+        if (problem := refusal(state, read_checkpoint_rng(f))) is not None:
+            raise ValueError(f"{path}: {problem}")
+        if state.mu.shape != (layout.n_rows, layout.K):
+            raise ValueError(f"{path}: cannot resume: stored state does not match the layout")
+    return state
 
 
 class NoCheckpointYet(ValueError):
