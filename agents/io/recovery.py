@@ -107,11 +107,13 @@ class ResumeBasis:
     has_checkpoint: bool
 
 
-def resume_basis(path: str | Path) -> ResumeBasis | None:
+def resume_basis(path: str | Path, *, locked: bool = False) -> ResumeBasis | None:
     """A read-only look at a run file before it is resumed (no flag cleared, nothing written); None when it
-    cannot be read so (a foreign or damaged file: the writer's own checks then say what is wrong)."""
+    cannot be read so (a foreign or damaged file: the writer's own checks then say what is wrong). ``locked``:
+    the caller holds the file's lock (a resume does), so a file whose writer was killed outside SWMR mode is read
+    through the repaired view rather than taken for a live writer's."""
     try:
-        with open_read_only(path) as f:
+        with open_read_only(path, locked=locked) as f:
             return ResumeBasis(json.loads(f["parameters"].attrs["config_json"]), read_history(f),
                                int(read(f["checkpoint"]["active"])[0]) >= 0)
     except (OSError, KeyError, ValueError, TypeError):

@@ -203,7 +203,7 @@ def _resume_record(path: Path, config: dict, hashes: dict, allow_changed_inputs:
     changed input raises :class:`ScenarioError` with nothing written; ``lines`` receives the changes accepted.
     None when the file cannot be looked at (the writer's own checks then say why) or has no checkpoint (it is
     started again from step 0: nothing of an earlier configuration is kept)."""
-    basis = resume_basis(path)
+    basis = resume_basis(path, locked=True)  # under the run's lock (run_scenario took it)
     if basis is None or not basis.has_checkpoint:
         return None
     changes = config_changes(basis.config, config)

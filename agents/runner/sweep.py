@@ -347,6 +347,16 @@ def changed_parameters(old: dict, new: dict) -> str:
     return "the members differ"
 
 
+def _quiet_resource_tracker() -> None:
+    """After a Ctrl-C, multiprocessing's resource tracker (a process of its own, started with the cluster's
+    workers, reading its warning filters from the environment) cleans up the workers' semaphores and warns that
+    they leaked: a second stderr line after the sweep's one-line outcome, about nothing the user can act on."""
+    quiet = "ignore:resource_tracker:UserWarning"
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if quiet not in current:
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
+
+
 def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params: bool = False,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
               progress=None, fixed: dict | None = None) -> SweepResult:
@@ -403,6 +413,7 @@ def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params
             # only this process, which cancels the members and closes the cluster, instead of every worker
             # printing its own traceback.
             previous_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+            _quiet_resource_tracker()
             try:
                 # ":0": any free port (None does not disable it and collides at 8787 with a second sweep, dask#8136)
                 # silence_logs: the workers' own warnings (a cancelled member after Ctrl-C) are not the user's news
