@@ -112,6 +112,19 @@ def test_a_rough_edge_gets_one_clear_line(tiny, tmp_path, args, setup, start, fr
     assert _listing(tmp_path) == before, "a refused command created or changed a file"
 
 
+def test_an_explicit_output_in_the_default_runs_folder_makes_it(tmp_path, monkeypatch):
+    """`vfe run s.yaml -o runs/q.h5` in a fresh folder (as the README and the gallery write it): `runs/` is the
+    tool's own default folder, made as for the default output; a folder one level further is still refused."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(tiny_yaml())
+    r = CliRunner().invoke(main, ["run", "s.yaml", "-o", "runs/q.h5", "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "runs" / "q.h5").is_file()
+    r = CliRunner().invoke(main, ["run", "s.yaml", "-o", "runs/typo/q.h5", "-q"], catch_exceptions=False)
+    assert r.exit_code == 2 and "runs/typo does not exist" in r.output, r.output
+    assert not (tmp_path / "runs" / "typo").exists()
+
+
 def test_plot_without_output_writes_into_a_default_folder_beside_the_run(tiny):
     r = CliRunner().invoke(main, ["plot", str(tiny)], catch_exceptions=False)
     assert r.exit_code == 0, r.output

@@ -158,14 +158,22 @@ def check_output(target, inputs=(), command: str = "output") -> None:
             raise OutputRefused(f"{where}: exists and is {kind}; refusing to replace it: choose another output")
 
 
+# The folders the tool itself writes into by default (``runs/NAME.h5``, ``sweeps/NAME/``), relative to the working
+# folder: an explicit output there (``-o runs/q.h5``, as the README and the gallery write it) gets the folder
+# made, as the default output would.
+DEFAULT_FOLDERS = ("runs", "sweeps")
+
+
 def missing_folder(target) -> str | None:
     """Why ``target``'s folder is missing (one line naming it and the fix), or None when it exists (or cannot
-    be judged here: under a file, a name too long; the output's own checks say so). A command given an explicit
-    output path refuses a missing folder instead of creating it: ``/typo/dir/x.h5`` is more often a typo than
-    a wish for new folders."""
+    be judged here: under a file, a name too long; the output's own checks say so), or is one of the
+    :data:`DEFAULT_FOLDERS`. A command given an explicit output path refuses any other missing folder instead
+    of creating it: ``/typo/dir/x.h5`` is more often a typo than a wish for new folders."""
     try:
         parent = Path(target).parent
         if str(parent) in ("", ".") or parent.exists() or parent.is_symlink():
+            return None
+        if str(parent) in DEFAULT_FOLDERS:
             return None
         anc = parent
         while not anc.exists() and anc != anc.parent:
