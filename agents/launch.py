@@ -31,6 +31,7 @@ def exit_interrupted(line: str = "interrupted") -> None:
 
 
 _interrupted_while_importing = False
+_note_startup_signal = None  # runner.signals.note_startup_signal, imported with the CLI
 
 
 def _interrupt_while_importing(signum, frame) -> None:
@@ -42,17 +43,25 @@ def _interrupt_while_importing(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupt_during_command(signum, frame) -> None:
+    """SIGINT inside the command, outside the run loop's own handler: interrupt as Python would, and record it
+    for the run loop too, in case a broad ``except`` in a lazily imported library swallows the exception."""
+    _note_startup_signal(signum)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    global _as_the_vfe_process
+    global _as_the_vfe_process, _note_startup_signal
     _as_the_vfe_process = True
     signal.signal(signal.SIGINT, _interrupt_while_importing)
     try:
         from .cli import main as cli
+        from .runner.signals import note_startup_signal as _note_startup_signal  # not imported in a handler
     except KeyboardInterrupt:
         exit_interrupted()
     if _interrupted_while_importing:  # raised, and swallowed inside an import
         exit_interrupted()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt_during_command)
     try:
         cli()
     finally:

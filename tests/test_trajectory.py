@@ -331,6 +331,21 @@ def test_initial_state_from_an_earlier_run(tmp_path):
         agents.build(sc2.config, sc2.base_dir)
 
 
+def test_a_ctrl_c_swallowed_during_start_up_stops_the_run_before_its_first_step(tmp_path, monkeypatch):
+    """A SIGINT that reached `vfe` during the command's imports or set-up, and whose KeyboardInterrupt a library's
+    broad `except` swallowed, is recorded (runner/signals.py): the run loop takes it at its start, stops before step 1
+    and says `interrupted`; a second run in the process is not affected."""
+    from gauge_vfe.agents.runner import signals
+
+    (tmp_path / "traj.yaml").write_text(SCENARIO)
+    signals.note_startup_signal(signal.SIGINT)  # as launch.py's handler does, the exception then swallowed
+    result = run_scenario(load_scenario(tmp_path / "traj.yaml", ["dynamics.steps=50"]), tmp_path / "a.h5")
+    assert result.status == "interrupted" and result.last_step == 0, result
+    assert "SIGINT" in result.message
+    result = run_scenario(load_scenario(tmp_path / "traj.yaml", ["dynamics.steps=5"]), tmp_path / "b.h5")
+    assert result.status == "completed" and result.last_step == 5
+
+
 def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(tmp_path):
     """From the interpreter's start through the imports, building and the first steps: always exit 130 and one
     line, never a traceback or a death by SIGINT (-2), which CPython chose after some interrupted imports."""

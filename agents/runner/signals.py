@@ -23,6 +23,24 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+# A SIGINT that reached the `vfe` process before its run loop (imports and set-up inside the command): launch.py's
+# handler raises KeyboardInterrupt and also records it here, because a library's broad `except` around an
+# optional import can swallow the exception (a million-step run started with Ctrl-C 1.8 s in, under load, went
+# on). The run loop takes it at its start and stops there.
+_startup_signals: list[int] = []
+
+
+def note_startup_signal(signum: int) -> None:
+    _startup_signals.append(signum)
+
+
+def take_startup_signal() -> int | None:
+    """The first signal :func:`note_startup_signal` recorded, once (None if none)."""
+    signum = _startup_signals[0] if _startup_signals else None
+    _startup_signals.clear()
+    return signum
+
+
 class InterruptFlag:
     """A handler that records the signal; the run loop checks :attr:`signal` between steps."""
 

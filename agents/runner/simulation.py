@@ -34,7 +34,7 @@ from ..model.state import State
 from ..kernels.noise import GENERATOR as NOISE_GENERATOR
 from ..setup.build import Built, build, noise_key
 from ..setup.config import Config, make_config
-from .signals import InterruptFlag, terminate_as_interrupt
+from .signals import InterruptFlag, take_startup_signal, terminate_as_interrupt
 from .threads import ThreadTuner
 from .updaters import Updater, configured_updaters
 
@@ -319,6 +319,8 @@ class Simulation:
 
         try:
             with flag.installed(catch_signals):
+                if catch_signals and (early := take_startup_signal()) is not None:
+                    flag.signal = early  # a Ctrl-C during start-up that something swallowed (signals.py)
                 for obs in observers:
                     obs.start(self)
                 for _ in range(steps):
