@@ -226,3 +226,26 @@ def step_and_log(sim, n: int, every: int):
             steps.append(sim.state.step)
             states.append(sim.state)
     return steps, states, (np.array([s for s, _ in bits]), np.array([b for _, b in bits]))
+
+
+def invoke(*argv):
+    """``vfe ARGV`` in-process; a raised exception (a traceback, a MemoryError) fails the test: the file was not
+    handled."""
+    import pytest
+    from click.testing import CliRunner
+
+    from gauge_vfe.agents.cli import main
+
+    try:
+        return CliRunner().invoke(main, [str(a) for a in argv], catch_exceptions=False)
+    except BaseException as exc:
+        pytest.fail(f"{argv}: raised {type(exc).__name__}: {exc}")
+
+
+def one_error_line(r, code: int = 2) -> str:
+    """The one stderr line of a refused command (exit ``code``, no traceback)."""
+    assert r.exit_code == code, (r.exit_code, r.output)
+    assert "Traceback" not in r.output
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]

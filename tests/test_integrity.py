@@ -30,24 +30,10 @@ from gauge_vfe.agents.model.energy import TERMS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import faults  # noqa: E402
+from factories import invoke, one_error_line  # noqa: E402
 
 SCENARIO = ("grid: {height: 6, width: 6}\nagents:\n  supports: [{radius: 2, center: [2, 2]}, {radius: 2, "
             "center: [3, 3]}]\ndynamics: {steps: 20}\noutput: {every: 2}\nanalysis: {enabled: false}\n")
-
-
-def invoke(*argv):
-    try:
-        return CliRunner().invoke(main, [str(a) for a in argv], catch_exceptions=False)
-    except BaseException as exc:  # a traceback (or MemoryError): the file was not handled
-        pytest.fail(f"{argv}: raised {type(exc).__name__}: {exc}")
-
-
-def one_error_line(r, code: int = 2) -> str:
-    assert r.exit_code == code, (r.exit_code, r.output)
-    assert "Traceback" not in r.output
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1, r.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

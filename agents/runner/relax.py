@@ -27,6 +27,7 @@ from ..model.state import State
 from ..setup.build import Built, build
 from ..setup.config import Config, make_config
 from .simulation import Simulation
+from .spectrum import trajectory_state
 
 DEFAULT_FRACTION = 0.25  # default run length: this fraction of the slowest predicted time (a clean exponential
 # needs only a fraction of tau; docs/model.md#relaxation)
@@ -90,14 +91,7 @@ def resolve_source(source, *, step: int | None = None, checkpoint: bool = False)
             raise ValueError(f"a Simulation offers its current state only (step {source.state.step})")
         return Source(source.config, source.layout, source.state, f"simulation at step {source.state.step}")
     if isinstance(source, Trajectory):
-        if checkpoint:
-            if step is not None:
-                raise ValueError("give a step or checkpoint=True, not both")
-            state = source.checkpoint()
-            if state is None:
-                raise ValueError(f"{source.path}: the run wrote no checkpoint")
-        else:
-            state = source.state(step=step)
+        state = trajectory_state(source, step, checkpoint)
         return Source(make_config(source.config), source.layout(), state, f"{source.path} at step {state.step}")
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() in (".h5", ".hdf5"):
         with load(source) as traj:

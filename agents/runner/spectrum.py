@@ -44,6 +44,19 @@ class RunModel:
     notes: list = field(default_factory=list)
 
 
+def trajectory_state(traj, step: int | None = None, checkpoint: bool = False):
+    """A run's state at logged ``step`` (default: the last frame), or its checkpoint (ValueError naming the file
+    if it wrote none): the state ``gv.spectrum`` and ``gv.relax`` read from a Trajectory."""
+    if checkpoint:
+        if step is not None:
+            raise ValueError("give a step or checkpoint=True, not both")
+        state = traj.checkpoint()
+        if state is None:
+            raise ValueError(f"{traj.path}: the run wrote no checkpoint")
+        return state
+    return traj.state(step=step)
+
+
 def run_model(source, *, step: int | None = None, checkpoint: bool = False) -> RunModel:
     """The layout, parameters and state of a Simulation, a Trajectory or a run file's path. (When the reader
     gains ``Trajectory.evaluate``/``energy_params``, this is the function to switch.)"""
@@ -59,14 +72,7 @@ def run_model(source, *, step: int | None = None, checkpoint: bool = False) -> R
     from ..setup.config import make_config
 
     traj = source
-    if checkpoint:
-        if step is not None:
-            raise ValueError("give a step or checkpoint=True, not both")
-        state = traj.checkpoint()
-        if state is None:
-            raise ValueError(f"{traj.path}: the run wrote no checkpoint")
-    else:
-        state = traj.state(step=step)
+    state = trajectory_state(traj, step, checkpoint)
     config = make_config(traj.config)
     layout, notes = traj.layout(), []
     for updater in configured_updaters(config, layout):  # the constants in force at the state (streaming, coupling)
