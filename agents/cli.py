@@ -477,6 +477,9 @@ def plot(run_file, output, fmt, dpi, width, quantity, x_param):
 @click.option("--param", "params", multiple=True, metavar="KEY.PATH=V1,V2,...|START:STOP",
               help="a swept parameter (repeatable); adds to the scenario's `sweep:` section")
 @click.option("--zip", "zip_params", is_flag=True, help="pair the values instead of taking their product")
+@click.option("--seeds", type=click.Choice(["shared", "per-member"]),
+              help="shared: every member runs with the scenario's seed; per-member: each its own, derived from it "
+                   "(docs/model.md#sweeps)  [default: the scenario's sweep.seeds, else shared]")
 @click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
               help="override a scenario key in every member (repeatable)")
 @click.option("--workers", type=click.IntRange(min=1),
@@ -488,10 +491,10 @@ def plot(run_file, output, fmt, dpi, width, quantity, x_param):
 @click.option("--resume", is_flag=True,
               help="skip completed members, rerun the others (the same --param and --set values)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
-def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume, quiet):
+def sweep(scenario, params, zip_params, seeds, sets, workers, scheduler, output, resume, quiet):
     """Run SCENARIO over a grid of parameters on a Dask cluster; writes OUTPUT/summary.csv and summary.h5."""
     from .io.outputs import NoSpaceLeft
-    from .runner.sweep import SweepError, run_sweep, swept_parameters
+    from .runner.sweep import SweepError, member_seed_root, run_sweep, swept_parameters
     from .setup.scenario import parse_override
 
     if workers is not None and scheduler:
@@ -502,7 +505,8 @@ def sweep(scenario, params, zip_params, sets, workers, scheduler, output, resume
     bar, progress = _progress_bar("member", quiet)
     try:
         swept, zip_params = swept_parameters(sc.config, params, zip_params)
-        result = run_sweep(sc.path, swept, output, zip_params, workers, scheduler, resume, progress, fixed)
+        result = run_sweep(sc.path, swept, output, zip_params, workers, scheduler, resume, progress, fixed,
+                           member_seed_root(sc.config, seeds))
     except SweepError as exc:
         _fail([str(exc)])
     except NoSpaceLeft as exc:
@@ -640,7 +644,7 @@ def spectrum(run_file, step, k, as_json):
 @click.option("--temperature", type=click.FloatRange(min=0), help="Langevin temperature of the copies (default: "
               "the run's)")
 @click.option("--observables", default="collective,relative", show_default=True,
-              help="comma-separated: agent, collective, relative")
+              help="comma-separated: agent, collective, relative, agent_sigma, collective_sigma (covariances)")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="displacements and noise")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output (strict JSON)")
 def relax(source, step, replicas, steps, amplitude, modes, temperature, observables, seed, as_json):
@@ -648,12 +652,13 @@ def relax(source, step, replicas, steps, amplitude, modes, temperature, observab
     (RUN.h5, its frame at --step) or a scenario (its initial state)."""
     import warnings
 
+    from .analysis.relax import KINDS
     from .analysis.spectrum import SpectrumWarning
     from .runner.relax import relax as relax_of, relax_lines, relax_record
 
     kinds = tuple(k.strip() for k in observables.split(",") if k.strip())
-    if not kinds or set(kinds) - {"agent", "collective", "relative"}:
-        _fail([f"--observables {observables!r}: expected a comma-separated list of agent, collective, relative"])
+    if not kinds or set(kinds) - set(KINDS):
+        _fail([f"--observables {observables!r}: expected a comma-separated list of {', '.join(KINDS)}"])
     options = dict(replicas=replicas, steps=steps, amplitude=amplitude, displace="modes" if modes else "random",
                    modes=modes or 4, temperature=temperature, observables=kinds, seed=seed)
     is_run = source.lower().endswith((".h5", ".hdf5"))

@@ -4,6 +4,11 @@
     python benchmarks/relax_closed_form.py [--ratios 1,10,100,1000] [--rhos 0,0.9] [--temperatures 0,0.003]
                                            [--replicas 16] [--fraction 0.05] [-o results.csv]
     python benchmarks/relax_closed_form.py --plot results.csv [more.csv ...] -o figure.png   # no new runs
+    python benchmarks/relax_closed_form.py --sweep sweeps/timescales/ [--replicas 16] -o sweep_relax.csv
+
+``--sweep``: one point per member of a `timescales` sweep (its alpha, rho, temperature and its own seed, which
+seeds the copies), next to the member's autocorrelation separation or its lower bound from the sweep's summary:
+the relaxation times that replace the bounds.
 
 For each point: the `timescales` scenario with alpha = lambda_align / ratio, hierarchy.rho = rho and the
 temperature on mu, started at its fixed point (every belief at its prior, one meta-agent of the 4 agents), relaxed
@@ -59,6 +64,47 @@ def point(ratio: float, rho: float, temperature: float, replicas: int, fraction:
             "separation": sep, "separation_err": sep_err, "separation_pred": tau_c / tau_r}
 
 
+def points(args):
+    """(ratio, rho, T, seed, extra columns) of every point: the grid of the options, or a sweep's members."""
+    if not args.sweep:
+        for T in floats(args.temperatures):
+            for rho in floats(args.rhos):
+                for ratio in floats(args.ratios):
+                    yield ratio, rho, T, args.seed, {}
+        return
+    import json
+    from pathlib import Path
+
+    folder = Path(args.sweep)
+    members = json.loads((folder / "sweep.json").read_text())["members"]
+    base = gv.Simulation.from_scenario("timescales", keep_history=False).config
+    for k, m in enumerate(members):
+        name = f"m{k:04d}"
+        alpha = float(m.get("energy.alpha", base.energy.alpha))
+        rho = float(m.get("hierarchy.rho", base.hierarchy.rho))
+        T = float(m.get("dynamics.temperature.mu", base.dynamics.temperatures[0]))
+        seed = int(m.get("seed", base.seed))
+        yield LAMBDA / alpha, rho, T, seed, {"member": name, "seed": seed}
+
+
+AUTOCORR = ("separation", "separation_err", "separation_lower", "tau_collective_steps", "tau_collective_steps_err",
+            "tau_relative_steps", "tau_relative_steps_err")
+
+
+def with_autocorrelation(rows: list[dict], folder) -> None:
+    """Each member's autocorrelation times from the sweep's summary as it is now (read after the relaxations,
+    so a sweep still running adds the members finished meanwhile); NaN for a member not run."""
+    from pathlib import Path
+
+    summary = pd.read_csv(Path(folder) / "summary.csv").set_index("member")
+    for p in rows:
+        row = summary.loc[p["member"]] if p["member"] in summary.index else {}
+        done = p["member"] in summary.index and row.get("status") == "completed"
+        p["autocorr_status"] = row.get("status", "not run") if p["member"] in summary.index else "not run"
+        for col in AUTOCORR:
+            p[f"autocorr_{col}"] = float(row[col]) if done and col in row else float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ratios", default="1,10,100,1000")
@@ -68,6 +114,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.05, help="run length, in predicted collective times")
     ap.add_argument("--amplitude", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sweep", metavar="DIR", help="one point per member of this timescales sweep (its own seed)")
     ap.add_argument("-o", "--output", help="a CSV of every point (with --plot: the PNG)")
     ap.add_argument("--plot", nargs="+", metavar="CSV", help="draw the measured times of these CSVs over the closed "
                     "form (no runs)")
@@ -77,22 +124,24 @@ def main() -> None:
         return
     rows = []
     print("times in steps: measured +- error bar | closed form (z); separation tau_c / tau_r; cost")
-    for T in floats(args.temperatures):
-        for rho in floats(args.rhos):
-            for ratio in floats(args.ratios):
-                p = point(ratio, rho, T, args.replicas, args.fraction, args.amplitude, args.seed)
-                rows.append(p)
-                trust = ("trusted" if p["trusted_c"] and p["trusted_r"]
-                         else f"NOT trusted ({p['flags_c']}|{p['flags_r']})")
-                print(f"ratio {ratio:>6g} rho {rho:<4g} T {T:<6g} "
-                      f"collective {p['tau_c']:11.6g} +- {p['tau_c_err']:<9.2g}| {p['tau_c_pred']:11.6g} "
-                      f"(z {p['z_c']:+5.1f})  relative {p['tau_r']:8.5g} +- {p['tau_r_err']:<9.2g}| "
-                      f"{p['tau_r_pred']:8.5g} (z {p['z_r']:+5.1f})  separation {p['separation']:9.5g} +- "
-                      f"{p['separation_err']:<8.2g}| {p['separation_pred']:9.5g}  {trust}; "
-                      f"{p['replicas']} x {p['steps']} = {p['replica_steps']} replica-steps, {p['wall_s']:.1f} s",
-                      flush=True)
+    t_all = time.perf_counter()
+    for ratio, rho, T, seed, extra in points(args):
+        p = {**extra, **point(ratio, rho, T, args.replicas, args.fraction, args.amplitude, seed)}
+        rows.append(p)
+        trust = ("trusted" if p["trusted_c"] and p["trusted_r"]
+                 else f"NOT trusted ({p['flags_c']}|{p['flags_r']})")
+        print(f"ratio {ratio:>6g} rho {rho:<4g} T {T:<6g} "
+              f"collective {p['tau_c']:11.6g} +- {p['tau_c_err']:<9.2g}| {p['tau_c_pred']:11.6g} "
+              f"(z {p['z_c']:+5.1f})  relative {p['tau_r']:8.5g} +- {p['tau_r_err']:<9.2g}| "
+              f"{p['tau_r_pred']:8.5g} (z {p['z_r']:+5.1f})  separation {p['separation']:9.5g} +- "
+              f"{p['separation_err']:<8.2g}| {p['separation_pred']:9.5g}  {trust}; "
+              f"{p['replicas']} x {p['steps']} = {p['replica_steps']} replica-steps, {p['wall_s']:.1f} s",
+              flush=True)
     total = sum(p["replica_steps"] for p in rows)
-    print(f"total: {total} replica-steps, {sum(p['wall_s'] for p in rows):.0f} s in gv.relax")
+    print(f"total: {total} replica-steps, {sum(p['wall_s'] for p in rows):.0f} s in gv.relax, "
+          f"wall {time.perf_counter() - t_all:.0f} s")
+    if args.sweep:
+        with_autocorrelation(rows, args.sweep)
     if args.output:
         pd.DataFrame(rows).to_csv(args.output, index=False)
         print(f"wrote {args.output}")

@@ -56,3 +56,48 @@ def test_relax_closed_form_small(tmp_path):
     r = run("benchmarks/relax_closed_form.py", "--ratios", "1", "--rhos", "0", "-o", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "replica-steps" in r.stdout and "trusted" in r.stdout and out.exists()
+
+
+def test_relax_closed_form_over_a_sweeps_members(tmp_path):
+    """--sweep: one point per member of a timescales sweep, with the member's own seed and its summary's times."""
+    import json
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "sweep.json").write_text(json.dumps({"members": [{"energy.alpha": 1.0, "seed": 5}]}))
+    (folder / "summary.csv").write_text("member,status,separation,separation_lower\nm0000,completed,3.5,\n")
+    out = tmp_path / "relax.csv"
+    r = run("benchmarks/relax_closed_form.py", "--sweep", str(folder), "--replicas", "4", "-o", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    import pandas as pd
+
+    row = pd.read_csv(out).iloc[0]
+    assert row["member"] == "m0000" and row["seed"] == 5 and row["ratio"] == 1.0
+    assert row["autocorr_separation"] == 3.5 and row["tau_c"] > 0
+
+
+def test_seed_protocol_on_a_small_sweep(tmp_path):
+    """benchmarks/seed_protocol.py measures (a)-(e) on the members of a (shrunken) seed_timescales sweep."""
+    from click.testing import CliRunner
+
+    from gauge_vfe.agents.cli import main
+
+    folder = tmp_path / "s"
+    r = CliRunner().invoke(main, ["sweep", "seed_timescales", "--param", "seed=1,2", "--param", "energy.alpha=0.05",
+                                  "--set", "grid.height=14", "--set", "grid.width=14", "--set", "agents.count=3",
+                                  "--set", "agents.support.radius=6", "--set", "dynamics.steps=200",
+                                  "--set", "analysis.meta_agents.min_overlap=5", "--set", "output.every=20",
+                                  "--workers", "1", "-q", "-o", str(folder)])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "out"
+    r = run("benchmarks/seed_protocol.py", "measure", str(folder), "-o", str(out), "--replicas", "4",
+            "--relax-max", "40", "--spectrum-max", "1", "--spectrum-k", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    import pandas as pd
+
+    members = pd.read_csv(out / "members.csv")
+    assert len(members) == 2 and set(members["seed"]) == {1, 2}
+    assert set(pd.read_csv(out / "definitions.csv")["definition"]) >= {"d", "e"}
+    r = run("benchmarks/seed_protocol.py", "plot", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "separations.png").stat().st_size > 0

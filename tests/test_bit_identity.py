@@ -29,8 +29,10 @@ UNSTABLE = ("parameters/finished_at", "parameters/message")
 # the run's history (docs/model.md#file-provenance): times, host, pid and command line of each invocation, left out
 # on purpose (it is no result of the run; tests/test_provenance.py checks it)
 UNSTABLE_GROUPS = ("provenance/",)
-# every 5 steps: a multiple of every shipped hierarchy.every, and 5 frames a run
+# every 5 steps: a multiple of the shipped hierarchy.every values up to 5, and 5 frames a run; scenarios whose
+# coupling refreshes every 10 steps log every 10 (a checkpoint must sit on a refresh step), 3 frames a run
 OVERRIDES = (f"dynamics.steps={STEPS}", "output.every=5")
+EVERY_10 = {"seed_timescales", "seed_timescales_l7"}
 
 
 # the run-loop features the shipped scenarios leave off at these settings: the hierarchy coupling with rho > 0,
@@ -72,7 +74,8 @@ def run_digest(name: str, folder: Path) -> dict[str, str]:
     from gauge_vfe.agents.setup.scenario import load_scenario
 
     source, extra = VARIANTS.get(name, (name, ()))
-    scenario = load_scenario(source, overrides=OVERRIDES + extra)
+    overrides = OVERRIDES + (("output.every=10",) if source in EVERY_10 else ()) + extra
+    scenario = load_scenario(source, overrides=overrides)
     out = folder / f"{name}.h5"
     run_scenario(scenario, output=out)
     return trajectory_digest(out)

@@ -202,3 +202,27 @@ def test_run_file_source_and_cli(tmp_path):
     for args, what in bad:
         r = CliRunner().invoke(main, args, catch_exceptions=False)
         assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and what in r.output, (args, r.output)
+
+
+def test_covariance_observables_closed_form():
+    """agent_sigma and collective_sigma (the covariances' prior offsets, docs/model.md#relaxation): with alignment
+    off, each Sigma relaxes to its prior S = I under the prior term alone, at the plain step's linearised rate
+    lr_sigma alpha / 2 (dE/dSigma = alpha (S^-1 - Sigma^-1) / 2, whose derivative at Sigma = I is alpha / 2 per
+    Frobenius coordinate): tau = -1 / ln(1 - lr_sigma alpha / 2), for every agent and for the group's
+    coarse-grained covariance alike."""
+    lr_sigma, alpha = 0.5, 0.1
+    sim = gv.Simulation.from_scenario("timescales", [f"energy.alpha={alpha}", "energy.lambda_align=0",
+                                                     f"dynamics.lr_sigma={lr_sigma}", "dynamics.temperature.mu=0"],
+                                      keep_history=False)
+    sim.set_state(sim.state.replace(mu=sim.layout.prior_mu.copy()))
+    tau = -1.0 / np.log(1.0 - lr_sigma * alpha / 2)
+    df = gv.relax(sim, replicas=16, steps=int(tau), amplitude=1e-3, seed=1, groups=[[0, 1, 2, 3]],
+                  observables=("agent_sigma", "collective_sigma", "collective"))
+    for name in ("agents_sigma", "collective_sigma[0]"):
+        row = df.loc[name]
+        assert row.trusted, row.flags
+        assert abs(row.tau_steps - tau) <= 3 * row.tau_steps_err + 1e-3 * tau, (name, row.tau_steps, tau)
+    # the means are held by the prior alone as well (lambda_align = 0): lr_mu alpha per step
+    assert df.loc["collective[0]"].tau_steps == pytest.approx(-1.0 / np.log(1.0 - LR * alpha), rel=1e-3)
+    with pytest.raises(ValueError, match="collective_sigma"):
+        gv.relax(sim, replicas=4, steps=5, observables=("sigma",))

@@ -12,7 +12,7 @@ from gauge_vfe.agents.setup.scenario import load_scenario
 
 SHIPPED = shipped_scenarios()
 EXPECTED = {"quickstart", "vacuum", "vacuum_l7", "symmetry_breaking", "emergence", "curvature", "transformer_limit",
-            "attention_layer", "attention_collapse",
+            "attention_layer", "attention_collapse", "seed_timescales", "seed_timescales_l7",
             "image"}
 
 

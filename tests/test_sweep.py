@@ -212,3 +212,38 @@ def test_ctrl_c_ends_a_running_sweep_with_one_line_and_resume_finishes_it(tmp_pa
                                   str(tmp_path / "s"), "--resume"])
     assert r.exit_code == 0, r.output
     assert [row["status"] for row in summary(tmp_path / "s")] == ["completed", "completed"]
+
+
+def test_per_member_seeds_are_distinct_recorded_and_exclusive_with_a_swept_seed():
+    """sweep.seeds = per_member (docs/model.md#sweeps): member k gets member_seed(root, k), member 0 the root; the
+    seeds differ from each other and from the ensemble's replica seeds; sweeping seed as well is refused."""
+    from gauge_vfe.agents.setup.build import member_seed, replica_seed
+
+    out = members([("a", [1, 2]), ("b", [3, 4, 5])], seed_root=11)
+    seeds = [m["seed"] for m in out]
+    assert seeds[0] == 11 and seeds == [member_seed(11, k) for k in range(6)]
+    assert len(set(seeds)) == 6 and all(0 <= s < 2 ** 63 for s in seeds)
+    assert not set(seeds[1:]) & {replica_seed(11, k) for k in range(1, 6)}
+    assert [(m["a"], m["b"]) for m in out] == [(a, b) for a in (1, 2) for b in (3, 4, 5)]
+    assert all("seed" not in m for m in members([("a", [1, 2])]))
+    with pytest.raises(SweepError, match="per_member"):
+        members([("seed", [1, 2])], seed_root=11)
+
+
+def test_per_member_seeds_through_the_cli(tmp_path):
+    """`sweep: {seeds: per_member}` (or --seeds per-member) runs each member with its own recorded seed; the
+    members' files carry that seed and differ; --seeds shared overrides the scenario's choice."""
+    from gauge_vfe.agents.setup.build import member_seed
+
+    text = tiny_sweep_yaml() + "sweep:\n  params: {energy.kappa: [0.5, 1.0]}\n  seeds: per_member\n"
+    path = scenario(tmp_path, text)
+    r = CliRunner().invoke(main, ["sweep", str(path), "--workers", "1", "-o", str(tmp_path / "s"), "-q"])
+    assert r.exit_code == 0, r.output
+    rows = summary(tmp_path / "s")
+    assert [int(row["param:seed"]) for row in rows] == [member_seed(1, 0), member_seed(1, 1)]
+    seeds = [agents.load(row["path"]).config["seed"] for row in rows]
+    assert seeds == [member_seed(1, 0), member_seed(1, 1)]
+    r = CliRunner().invoke(main, ["sweep", str(path), "--workers", "1", "--seeds", "shared", "-o",
+                                  str(tmp_path / "t"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "param:seed" not in summary(tmp_path / "t")[0]

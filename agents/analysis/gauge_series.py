@@ -42,6 +42,16 @@ def prior_offsets(layout: Layout, state: State) -> np.ndarray:
     return support_means(layout, state.mu - layout.prior_mu)
 
 
+def covariance_offsets(layout: Layout, state: State) -> np.ndarray:
+    """(N, K(K+1)/2): every agent's (or coarse-grained agent's) covariance relative to its prior's in its own
+    frame, averaged over its support, in the Frobenius-orthonormal packing of Sym(K) (the linearised spectrum's
+    Sigma coordinates): gauge-invariant as :func:`prior_offsets` is, and the observable of the covariances' modes."""
+    K = layout.K
+    iu = np.triu_indices(K)
+    w = np.where(iu[0] == iu[1], 1.0, np.sqrt(2.0))
+    return support_means(layout, (state.sigma - layout.prior_sigma)[:, iu[0], iu[1]] * w)
+
+
 def transported_offsets(layout: Layout, state: State, meta_layout: Layout, meta_state: State, k: int,
                         members, frames: np.ndarray | None = None,
                         meta_frames: np.ndarray | None = None) -> dict[int, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..model.layout import Layout
 from ..model.state import State
-from .gauge_series import prior_offsets, transported_offsets
+from .gauge_series import covariance_offsets, prior_offsets, transported_offsets
 from .measures import frame_matrices
 from .meta_agents import coarse_grain
 
@@ -36,6 +36,9 @@ MIN_DECAY = 0.02  # a range shorter than this fraction of tau cannot tell an exp
 MAX_REL_ERR = 0.3  # a larger relative error bar: untrusted
 NONLINEAR = 0.1  # the amplitude extrapolation moved the time by more than this fraction: untrusted
 CURVED = 0.1  # the two halves' slopes differ by more than this (and 3 sigma): not one exponential
+
+
+KINDS = ("agent", "collective", "relative", "agent_sigma", "collective_sigma")  # what `observables` may ask for
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,14 @@ class Observable:
 
 def observable_plan(n_agents: int, K: int, groups, kinds) -> list[Observable]:
     """The observables of ``kinds`` for ``n_agents`` agents and ``groups`` (lists of base agents), in the order
-    :func:`observables` lays them out: ``agents`` (every agent's own-frame prior offset side by side), then per
-    group ``collective[g]`` and ``relative[g]`` (every member's transported offset side by side)."""
-    unknown = set(kinds) - {"agent", "collective", "relative"}
+    :func:`observables` lays them out: ``agents`` (every agent's own-frame prior offset side by side),
+    ``agents_sigma`` (every agent's covariance offset, packed), then per group ``collective[g]``,
+    ``relative[g]`` (every member's transported offset side by side) and ``collective_sigma[g]`` (the
+    coarse-grained covariance's offset)."""
+    unknown = set(kinds) - set(KINDS)
     if unknown:
-        raise ValueError(f"unknown observable kind(s) {sorted(unknown)}: use agent, collective, relative")
+        raise ValueError(f"unknown observable kind(s) {sorted(unknown)}: use {', '.join(KINDS)}")
+    P = K * (K + 1) // 2
     plan, col = [], 0
 
     def add(name, kind, group, agents, width):
@@ -66,11 +72,15 @@ def observable_plan(n_agents: int, K: int, groups, kinds) -> list[Observable]:
 
     if "agent" in kinds:
         add("agents", "agent", -1, range(n_agents), n_agents * K)
+    if "agent_sigma" in kinds:
+        add("agents_sigma", "agent_sigma", -1, range(n_agents), n_agents * P)
     for g, members in enumerate(groups):
         if "collective" in kinds:
             add(f"collective[{g}]", "collective", g, members, K)
         if "relative" in kinds:
             add(f"relative[{g}]", "relative", g, members, len(members) * K)
+        if "collective_sigma" in kinds:
+            add(f"collective_sigma[{g}]", "collective_sigma", g, members, P)
     return plan
 
 
@@ -80,16 +90,22 @@ def observables(layout: Layout, state: State, groups, plan: list[Observable]) ->
     meta-agents' identity even where its consensus test would flicker)."""
     out = np.empty(plan[-1].columns.stop if plan else 0)
     kinds = {o.kind for o in plan}
-    if "agent" in kinds:
-        out[plan[0].columns] = prior_offsets(layout, state).ravel()
-    if kinds & {"collective", "relative"} and groups:
+    for o in plan:
+        if o.kind == "agent":
+            out[o.columns] = prior_offsets(layout, state).ravel()
+        elif o.kind == "agent_sigma":
+            out[o.columns] = covariance_offsets(layout, state).ravel()
+    if kinds & {"collective", "relative", "collective_sigma"} and groups:
         meta_layout, meta_state = coarse_grain(layout, state, [np.asarray(g) for g in groups])
         frames = frame_matrices(layout, state)
         meta_frames = frame_matrices(meta_layout, meta_state)
         collective = prior_offsets(meta_layout, meta_state) if "collective" in kinds else None
+        collective_sigma = covariance_offsets(meta_layout, meta_state) if "collective_sigma" in kinds else None
         for o in plan:
             if o.kind == "collective":
                 out[o.columns] = collective[o.group]
+            elif o.kind == "collective_sigma":
+                out[o.columns] = collective_sigma[o.group]
             elif o.kind == "relative":
                 rel = transported_offsets(layout, state, meta_layout, meta_state, o.group, o.agents, frames,
                                           meta_frames)

@@ -302,7 +302,7 @@ def gauge_directions(mp: _Map) -> tuple[sp.csr_matrix, np.ndarray, GaugeInfo]:
 
 
 # --- the spectrum ---------------------------------------------------------------------------------------------
-def _eigen(mp: _Map, Q: sp.csr_matrix, k: int, method: str, tol: float, seed: int):
+def _eigen(mp: _Map, Q: sp.csr_matrix, k: int, method: str, tol: float, seed: int, ncv: int | None = None):
     """The k smallest eigenpairs of A on the complement of Q's columns: ``(rates, vectors (n, k), method)``."""
     n, m = mp.n, Q.shape[1]
     free = n - m
@@ -348,7 +348,8 @@ def _eigen(mp: _Map, Q: sp.csr_matrix, k: int, method: str, tol: float, seed: in
 
         op = LinearOperator((n, n), matvec=shifted, dtype=np.float64)
     try:
-        lam, vec = eigsh(op, k=k, which="SA", tol=tol, v0=v0)
+        lam, vec = eigsh(op, k=k, which="SA", tol=tol, v0=v0,
+                         ncv=None if ncv is None else int(min(free - 1, max(ncv, 2 * k + 1))))
     except ArpackNoConvergence as exc:
         raise SpectrumError(f"Lanczos found {len(exc.eigenvalues)} of {k} modes to tol = {tol:g} within ARPACK's "
                             "iterations: raise tol, lower k, or use method='dense' on a small system") from None
@@ -396,7 +397,8 @@ def tau_steps(rate) -> np.ndarray:
 
 def spectrum(layout: Layout, params: EnergyParams, dyn_params: DynamicsParams, state: State, *, k: int = 8,
              groups=None, bits_per_step: float | None = None, method: str = "auto", tol: float = 1e-10,
-             fd_step: float = FD_STEP, energy_scale: float = ENERGY_SCALE, seed: int = 0) -> pd.DataFrame:
+             fd_step: float = FD_STEP, energy_scale: float = ENERGY_SCALE, seed: int = 0,
+             ncv: int | None = None) -> pd.DataFrame:
     """The ``k`` slowest physical modes of the linearised update map at ``state``, and its gauge modes.
 
     One row per mode: the gauge rows first (``gauge`` True: the global frame rotation's three directions, when it
@@ -411,12 +413,17 @@ def spectrum(layout: Layout, params: EnergyParams, dyn_params: DynamicsParams, s
     is from one; a :class:`SpectrumWarning` when it still moves on the slowest modes' scale), ``method``,
     ``evaluations`` (energy-and-gradient calls), ``fd_step``. ``method``: ``dense`` (n HVPs and a dense
     eigensolver), ``lanczos`` (``eigsh`` on a LinearOperator) or ``auto`` (dense up to 200 coordinates).
+    ``ncv``: the Lanczos basis size (ARPACK's default ``max(2k + 1, 20)``). Lanczos for the smallest rates
+    converges slowly when they are many and close together, as on a large grid (one collective mode per shared
+    site): on the 32x32 ``seed_timescales`` state (24,480 coordinates) neither the default nor ``ncv=80`` at
+    ``tol=1e-4`` had converged after 9 minutes; the dense method on a smaller grid is the measured alternative
+    (docs/results/seed_protocol/).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     mp = _Map(layout, params, dyn_params, state, fd_step)
     Q, Qg, info = gauge_directions(mp)
-    rates, vectors, used = _eigen(mp, Q, k, method, tol, seed)
+    rates, vectors, used = _eigen(mp, Q, k, method, tol, seed, ncv)
 
     gauge_rates = np.zeros(0)
     gauge_vectors = np.zeros((mp.n, 0))

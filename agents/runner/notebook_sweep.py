@@ -11,17 +11,18 @@ from .sweep_table import load_sweep
 
 def sweep(scenario, params: dict | None = None, *, workers: int | None = None, scheduler: str | None = None,
           output=None, zip: bool = False, resume: bool = False, progress: bool = True,  # noqa: A002 - --zip
-          **overrides):
+          seeds: str | None = None, **overrides):
     """Run a parameter sweep as ``vfe sweep`` does and return its summary as a DataFrame (:func:`load_sweep`).
 
     ``scenario``: a shipped name or a scenario file. ``params``: ``{key.path: values}``, the values a list, a
     single value, or a ``--param`` text (``"0:8"``, ``"0.5,1,2"``); they add to (and replace keys of) the
-    scenario's own ``sweep:`` section. ``zip`` pairs the values instead of taking their product. The members
+    scenario's own ``sweep:`` section. ``seeds``: ``"shared"`` or ``"per_member"`` (``vfe sweep --seeds``; default
+    the scenario's ``sweep.seeds``). ``zip`` pairs the values instead of taking their product. The members
     run on a local Dask cluster of ``workers`` processes (default: the cores), or on ``scheduler``.
     ``output``: the sweep folder, default ``sweeps/NAME/``; ``resume`` skips members already completed there.
     ``overrides`` (as in :func:`~.notebook_run.run`, ``vfe sweep --set``) apply to every member.
     """
-    from .sweep import run_sweep, swept_parameters
+    from .sweep import member_seed_root, run_sweep, swept_parameters
 
     fixed = plain_overrides(overrides)
     sc = prepare(scenario, fixed, check_memory=False)
@@ -40,7 +41,8 @@ def sweep(scenario, params: dict | None = None, *, workers: int | None = None, s
         bar.update(done - bar.n)
 
     try:
-        run_sweep(sc.path, swept, directory, zip_params, workers, scheduler, resume, advance, fixed)
+        run_sweep(sc.path, swept, directory, zip_params, workers, scheduler, resume, advance, fixed,
+                  member_seed_root(sc.config, seeds))
     finally:
         bar.close()
     return load_sweep(directory)

@@ -194,7 +194,7 @@ def relax(source, *, replicas: int = 32, steps: int | None = None, displace: str
     at the state (``modes``: the ``k`` slowest, or a list of their indices, 0 the slowest); with ``paired``
     (default) in antithetic pairs sharing a seed. They run ``steps`` steps (default: a quarter of the slowest
     predicted time) at ``temperature`` (default the run's). ``observables``: of ``agent``, ``collective``,
-    ``relative``; ``groups`` (lists of agents) default to the meta-agents detected at the source state;
+    ``relative``, and the covariances' ``agent_sigma``, ``collective_sigma``; ``groups`` (lists of agents) default to the meta-agents detected at the source state;
     ``spectrum_options`` go to the spectrum behind ``displace="modes"`` and the default ``steps`` (``tol``,
     ``method``: a state far from a fixed point may need a looser Lanczos tolerance).
 

@@ -82,8 +82,9 @@ def parse_param(text: str) -> tuple[str, list]:
     return key.strip(), parse_values(values)
 
 
-def members(params: list[tuple[str, list]], zip_params: bool = False) -> list[dict]:
-    """The overrides of every member: the cartesian product of the values, or their zip."""
+def members(params: list[tuple[str, list]], zip_params: bool = False, seed_root: int | None = None) -> list[dict]:
+    """The overrides of every member: the cartesian product of the values, or their zip. With ``seed_root`` (``sweep:
+    {seeds: per_member}``) member k also gets ``seed = member_seed(seed_root, k)``: independent noise per member."""
     if not params:
         raise SweepError("nothing to sweep: give --param key.path=values (or a `sweep:` section)")
     keys = [k for k, _ in params]
@@ -96,12 +97,26 @@ def members(params: list[tuple[str, list]], zip_params: bool = False) -> list[di
         combos = list(zip(*lists))
     else:
         combos = list(itertools.product(*lists))
-    return [dict(zip(keys, c)) for c in combos]
+    out = [dict(zip(keys, c)) for c in combos]
+    if seed_root is not None:
+        if "seed" in keys:
+            raise SweepError("seeds: per_member gives every member its own seed: do not also sweep `seed`")
+        from ..setup.build import member_seed
+
+        out = [{**m, "seed": member_seed(seed_root, k)} for k, m in enumerate(out)]
+    return out
 
 
 def summary_columns(param_keys: list[str]) -> list[str]:
     """The summary's columns: member, one per swept parameter, then the outcome (``SUMMARY_FIELDS``)."""
     return ["member"] + [f"param:{k}" for k in param_keys] + SUMMARY_FIELDS[1:]
+
+
+def member_seed_root(config, seeds: str | None = None) -> int | None:
+    """The root of the members' own seeds, or None when they share the scenario's: ``seeds`` (``vfe sweep
+    --seeds``) wins over the scenario's ``sweep.seeds``."""
+    chosen = seeds or (config.sweep.seeds if config.sweep is not None else "shared")
+    return int(config.seed) if chosen.replace("-", "_") == "per_member" else None
 
 
 def swept_parameters(config, cli_params=(), zip_params: bool = False) -> tuple[list[tuple[str, list]], bool]:
@@ -359,17 +374,18 @@ def _quiet_resource_tracker() -> None:
 
 def run_sweep(scenario_path, params: list[tuple[str, list]], out_dir, zip_params: bool = False,
               workers: int | None = None, scheduler: str | None = None, resume: bool = False,
-              progress=None, fixed: dict | None = None) -> SweepResult:
+              progress=None, fixed: dict | None = None, seed_root: int | None = None) -> SweepResult:
     """Run every member on a Dask cluster; see the module docstring. ``progress(done, total)`` is optional.
     ``fixed``: overrides ``{key.path: value}`` applied to every member (``vfe sweep --set``), recorded in
-    ``sweep.json`` with the members but not summary columns (they do not vary)."""
+    ``sweep.json`` with the members but not summary columns (they do not vary). ``seed_root``: give each member
+    its own seed (:func:`members`), shown as the summary's ``param:seed`` column."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     scenario_path = Path(scenario_path).resolve()
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    keys = [k for k, _ in params]
-    all_members = [{**(fixed or {}), **m} for m in members(params, zip_params)]
+    keys = [k for k, _ in params] + (["seed"] if seed_root is not None else [])
+    all_members = [{**(fixed or {}), **m} for m in members(params, zip_params, seed_root)]
     spec = {"scenario": str(scenario_path), "scenario_yaml": scenario_path.read_text(),
             "params": [[k, v] for k, v in params], "zip": zip_params, "members": all_members}
     spec_path = directory / "sweep.json"

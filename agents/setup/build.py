@@ -21,7 +21,8 @@ from .generators import constant_matrix, matrix_field, vector_field
 from .inputs import EarlierRun, Inputs, load_inputs
 
 PURPOSES = {"supports": 1, "init.mu": 2, "init.sigma": 3, "init.phi": 4, "priors.mu": 5, "priors.sigma": 6,
-            "observations": 7, "dynamics": 8, "observations.resample": 9, "ensemble": 10}
+            "observations": 7, "dynamics": 8, "observations.resample": 9, "ensemble": 10,
+            "sweep": 11}
 
 
 def _seed_sequence(seed: int, purpose: str) -> np.random.SeedSequence:
@@ -43,9 +44,20 @@ def replica_seed(seed: int, replica: int) -> int:
     """Replica ``replica``'s root seed in an ensemble under the root seed ``seed`` (docs/model.md#replica-ensembles):
     replica 0 runs with ``seed`` itself (so it is the single run, and ``replicas: 1`` is today's run); replica
     r >= 1 with the first 63 bits of ``SeedSequence(seed, spawn_key=(10, r))`` (the ``ensemble`` purpose, r)."""
-    if replica == 0:
+    return _derived_seed(seed, "ensemble", replica)
+
+
+def member_seed(seed: int, member: int) -> int:
+    """Sweep member ``member``'s root seed under ``sweep: {seeds: per_member}`` (docs/model.md#sweeps): member 0
+    keeps ``seed``, member k >= 1 gets the first 63 bits of ``SeedSequence(seed, spawn_key=(11, k))`` (the
+    ``sweep`` purpose: independent of the replicas' seeds, so a member's replicas never repeat another member)."""
+    return _derived_seed(seed, "sweep", member)
+
+
+def _derived_seed(seed: int, purpose: str, index: int) -> int:
+    if index == 0:
         return int(seed)
-    hi, lo = (int(v) for v in np.random.SeedSequence(seed, spawn_key=(PURPOSES["ensemble"], replica))
+    hi, lo = (int(v) for v in np.random.SeedSequence(seed, spawn_key=(PURPOSES[purpose], index))
               .generate_state(2, np.uint32))
     return ((hi << 32) | lo) & ((1 << 63) - 1)
 

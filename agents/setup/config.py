@@ -322,6 +322,10 @@ class SweepConfig(_Strict):
     params: dict[str, list[Any] | str] = Field(default_factory=dict, description="key.path: list of values, "
                                                "or an integer range 'start:stop[:step]'")
     zip: bool = Field(False, description="pair the values (all lists equally long) instead of their product")
+    seeds: Literal["shared", "per_member"] = Field(
+        "shared", description="shared: every member runs with the scenario's seed (members differ only in the swept "
+        "values, and share their noise); per_member: member k runs with its own root seed derived from the "
+        "scenario's (member 0 keeps it), recorded as the summary's param:seed column")
 
 
 class EnsembleConfig(_Strict):

@@ -37,7 +37,11 @@ EXECUTED_TUTORIAL = DOCS / "executed" / "tutorial.ipynb"
 SHORTER = {"timescales": 5000}
 # a pointer beside a page's note, where a scenario's result is more than one run
 SEE_ALSO = {"timescales": " Its result is the sweep's: "
-                        "[Results: time-scale separation](../results/timescales/index.md)."}
+                        "[Results: time-scale separation](../results/timescales/index.md).",
+            "seed_timescales": " Its result is the sweeps': [Results: the seed's protocol, measured]"
+                               "(../results/seed_protocol/index.md).",
+            "seed_timescales_l7": " Its result is the sweeps': [Results: the seed's protocol, measured]"
+                                  "(../results/seed_protocol/index.md)."}
 SIZE = "960x540"  # the 3D figure: small PNGs, legible on a page
 # what a page says about its run (from `vfe inspect --json`), in this order
 FACTS = ("status", "steps", "total energy", "meta-agents in the last frame", "run time")
@@ -68,7 +72,8 @@ def page(name: str, facts: dict | None) -> str:
     shorter = (f"\n!!! note \"A shorter run\"\n    The scenario runs {facts_steps(path)} steps; this page ran "
                f"{SHORTER[name]} (`--steps {SHORTER[name]}`) to keep the gallery cheap to remake."
                f"{SEE_ALSO.get(name, '')}\n"
-               if name in SHORTER else "")
+               if name in SHORTER else
+               f"\n!!! note \"Its result\"\n   {SEE_ALSO[name]}\n" if name in SEE_ALSO else "")
     measured = ""
     if facts:
         said = ", ".join(f"{k} {facts[k]}" for k in FACTS if k in facts)
