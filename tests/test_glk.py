@@ -42,3 +42,47 @@ def test_expm_of_nonfinite_is_nonfinite():
     out = np.empty((2, 2))
     expm(a, out, np.empty((2, 2)), np.empty((2, 2)))
     assert not np.isfinite(out).all()
+
+
+# --- every term's gradient by central finite differences -------------------------------------------------------
+
+@pytest.fixture
+def one_thread():
+    """Thousands of tiny evaluations: one thread (as tests/test_gradients.py)."""
+    from conftest import numba_threads
+
+    with numba_threads(1):
+        yield
+
+
+GLK_CASES = [(K, boundary, soft) for K in (2, 3) for boundary in ("open", "periodic") for soft in (False, True)]
+TERM_ONLY = {"prior": dict(gamma=0, lambda_align=0, lambda_curv=0, lambda_smooth=0),
+             "observation": dict(alpha=0, lambda_align=0, lambda_curv=0, lambda_smooth=0),
+             "alignment": dict(alpha=0, gamma=0, lambda_curv=0, lambda_smooth=0),
+             "curvature": dict(alpha=0, gamma=0, lambda_align=0, lambda_smooth=0),
+             "smoothness": dict(alpha=0, gamma=0, lambda_align=0, lambda_curv=0)}
+
+
+@pytest.mark.parametrize("K,boundary,soft", GLK_CASES)
+@pytest.mark.parametrize("form", ["weighted", "free_energy"])
+def test_glk_total_gradient(one_thread, K, boundary, soft, form):
+    from factories import params, random_system
+    from test_gradients import assert_gradients_match
+
+    layout, state = random_system(boundary=boundary, soft=soft, height=3, width=4, seed=GLK_CASES.index(
+        (K, boundary, soft)), glk=K, phi_scale=0.4)
+    assert state.phi.shape == (layout.n_rows, K * K)
+    assert_gradients_match(layout, params(form=form), state)
+
+
+@pytest.mark.parametrize("term", list(TERM_ONLY))
+@pytest.mark.parametrize("boundary", ["open", "periodic"])
+def test_glk_each_term_gradient(one_thread, term, boundary):
+    """Each term alone (the fields it depends on): its gradient is its own, not a sum that hides a sign."""
+    from factories import params, random_system
+    from test_gradients import assert_gradients_match
+
+    layout, state = random_system(boundary=boundary, height=3, width=4, seed=7, glk=3, phi_scale=0.4)
+    fields = {"prior": ("mu", "sigma"), "observation": ("mu", "sigma"), "alignment": ("mu", "sigma", "phi"),
+              "curvature": ("phi",), "smoothness": ("phi",)}[term]
+    assert_gradients_match(layout, params(**TERM_ONLY[term]), state, fields=fields)
