@@ -256,7 +256,8 @@ class FromRun(_Strict):
 class InitConfig(_Strict):
     mu: VectorField = Field(default_factory=lambda: VectorField(kind="random", per="agent"))
     sigma: MatrixField = Field(default_factory=MatrixField)
-    phi: VectorField = Field(default_factory=VectorField, description="frames, so(3) 3-vectors")
+    phi: VectorField = Field(default_factory=VectorField, description="frames: so(3) 3-vectors, or for fiber.group "
+                             "glk gl(K) matrices as K^2 values, row-major")
     from_run: FromRun | None = Field(None, alias="from", description="take mu, Sigma and phi from an earlier run "
                                      "(replaces the three generators)")
 
