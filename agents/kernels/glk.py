@@ -24,12 +24,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .expm import expm_frechet, expm_inplace
+from .chunking import ROWS_PER_CHUNK
+from .expm import expm_inplace, frechet_inplace
 from .lie import rho_exp
 
 
 def glk_scratch_dim(K: int) -> int:
-    """Side of the (3, n, n) scratch a GL(K) row needs (expm of 2K x 2K blocks and four K x K work areas)."""
+    """Side of the (3, n, n) scratch a GL(K) row needs (seven K x K work areas in its first slice)."""
     return 4 * K
 
 
@@ -66,12 +67,15 @@ def trace_of(phi_r, K):
 @njit(cache=True)
 def glk_phi_gradient(phi_r, mu_r, sigma_r, M, gt, Gt, rsc, g_phi_r):
     """``g_phi_r = dE/dphi = -L(-phi, G_M)^T`` with ``G_M = mu g~^T + 2 Sigma M G~`` (module docstring), from the
-    alignment's common-frame gradients ``g~``, ``G~``. ``rsc`` (3, 4K, 4K) scratch."""
+    alignment's common-frame gradients ``g~``, ``G~``. ``rsc`` (3, 4K, 4K) scratch (the first slice used)."""
     K = M.shape[0]
-    a = rsc[0, 2 * K:3 * K, :K]
-    e = rsc[0, 2 * K:3 * K, K:2 * K]
-    lf = rsc[0, 3 * K:4 * K, :K]
-    sm = rsc[0, 3 * K:4 * K, K:2 * K]
+    a = rsc[0, :K, :K]
+    e = rsc[0, :K, K:2 * K]
+    ex = rsc[0, K:2 * K, :K]
+    lf = rsc[0, K:2 * K, K:2 * K]
+    t1 = rsc[0, 2 * K:3 * K, :K]
+    t2 = rsc[0, 2 * K:3 * K, K:2 * K]
+    sm = rsc[0, 3 * K:4 * K, :K]
     for i in range(K):
         for j in range(K):
             t = 0.0
@@ -85,8 +89,7 @@ def glk_phi_gradient(phi_r, mu_r, sigma_r, M, gt, Gt, rsc, g_phi_r):
                 t += sm[i, l] * Gt[l, j]
             e[i, j] = np.float64(mu_r[i]) * gt[j] + 2.0 * t
             a[i, j] = -phi_r[i * K + j]
-    n2 = 2 * K
-    expm_frechet(a, e, lf, rsc[0, :n2, :n2], rsc[1, :n2, :n2], rsc[2, :n2, :n2])
+    frechet_inplace(a, e, ex, lf, t1, t2)
     for i in range(K):
         for j in range(K):
             g_phi_r[i * K + j] = -lf[j, i]
@@ -155,59 +158,69 @@ def gauge_field_terms_glk(phi, chi, fwd_x, fwd_y, bwd_x, bwd_y, lam_curv, lam_sm
     chi chi |D_mu phi|^2 / 2`` with ``|X|^2 = tr(X^T X) / 2``; gathered per row like the SO(3) kernel."""
     n = phi.shape[0]
     K = int(np.sqrt(phi.shape[1]) + 0.5)
-    for r in prange(n):
-        dx = np.empty((K, K))
+    n_chunks = (n + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
+    for ch in prange(n_chunks):
+        dx = np.empty((K, K))  # scratch, once per chunk of rows (see chunking.ROWS_PER_CHUNK)
         dy = np.empty((K, K))
         f = np.empty((K, K))
         gdx = np.empty((K, K))
         gdy = np.empty((K, K))
         g = np.empty((K, K))
-        for i in range(K):
-            for j in range(K):
-                g[i, j] = 0.0
-        ec = 0.0
-        es = 0.0
-        if lam_curv != 0.0:
-            done, e = _plaquette_glk(phi, chi, fwd_x, fwd_y, r, K, dx, dy, f, gdx, gdy)
-            if done:
-                ec = lam_curv * e
-                for i in range(K):
-                    for j in range(K):
-                        g[i, j] -= lam_curv * (gdx[i, j] + gdy[i, j])
-            if want_grad:
-                b = bwd_x[r]  # r is c + x^ of the plaquette at b
-                if b >= 0:
-                    done, _ = _plaquette_glk(phi, chi, fwd_x, fwd_y, b, K, dx, dy, f, gdx, gdy)
-                    if done:
-                        for i in range(K):
-                            for j in range(K):
-                                g[i, j] += lam_curv * gdx[i, j]
-                b = bwd_y[r]  # r is c + y^ of the plaquette at b
-                if b >= 0:
-                    done, _ = _plaquette_glk(phi, chi, fwd_x, fwd_y, b, K, dx, dy, f, gdx, gdy)
-                    if done:
-                        for i in range(K):
-                            for j in range(K):
-                                g[i, j] += lam_curv * gdy[i, j]
-        if lam_smooth != 0.0:
-            for axis in range(2):
-                fw = fwd_x[r] if axis == 0 else fwd_y[r]
-                if fw >= 0:
-                    w = chi[r] * chi[fw]
-                    for i in range(K):
-                        for j in range(K):
-                            d = phi[fw, i * K + j] - phi[r, i * K + j]
-                            es += 0.25 * lam_smooth * w * d * d
-                            g[i, j] -= 0.5 * lam_smooth * w * d
-                bw = bwd_x[r] if axis == 0 else bwd_y[r]
-                if bw >= 0:
-                    w = chi[r] * chi[bw]
-                    for i in range(K):
-                        for j in range(K):
-                            g[i, j] += 0.5 * lam_smooth * w * (phi[r, i * K + j] - phi[bw, i * K + j])
-        e_curv[r] = ec
-        e_smooth[r] = es
-        if want_grad:
+        for r in range(ch * ROWS_PER_CHUNK, min(n, (ch + 1) * ROWS_PER_CHUNK)):
+            _field_row(phi, chi, fwd_x, fwd_y, bwd_x, bwd_y, lam_curv, lam_smooth, want_grad, e_curv, e_smooth,
+                       g_phi, r, K, dx, dy, f, gdx, gdy, g)
+
+
+@njit(cache=True, inline="always")
+def _field_row(phi, chi, fwd_x, fwd_y, bwd_x, bwd_y, lam_curv, lam_smooth, want_grad, e_curv, e_smooth, g_phi, r, K,
+               dx, dy, f, gdx, gdy, g):
+    """Row r of :func:`gauge_field_terms_glk`: its plaquette's and edges' densities, and its gathered gradient."""
+    for i in range(K):
+        for j in range(K):
+            g[i, j] = 0.0
+    ec = 0.0
+    es = 0.0
+    if lam_curv != 0.0:
+        done, e = _plaquette_glk(phi, chi, fwd_x, fwd_y, r, K, dx, dy, f, gdx, gdy)
+        if done:
+            ec = lam_curv * e
             for i in range(K):
                 for j in range(K):
-                    g_phi[r, i * K + j] += g[i, j]
+                    g[i, j] -= lam_curv * (gdx[i, j] + gdy[i, j])
+        if want_grad:
+            b = bwd_x[r]  # r is c + x^ of the plaquette at b
+            if b >= 0:
+                done, _ = _plaquette_glk(phi, chi, fwd_x, fwd_y, b, K, dx, dy, f, gdx, gdy)
+                if done:
+                    for i in range(K):
+                        for j in range(K):
+                            g[i, j] += lam_curv * gdx[i, j]
+            b = bwd_y[r]  # r is c + y^ of the plaquette at b
+            if b >= 0:
+                done, _ = _plaquette_glk(phi, chi, fwd_x, fwd_y, b, K, dx, dy, f, gdx, gdy)
+                if done:
+                    for i in range(K):
+                        for j in range(K):
+                            g[i, j] += lam_curv * gdy[i, j]
+    if lam_smooth != 0.0:
+        for axis in range(2):
+            fw = fwd_x[r] if axis == 0 else fwd_y[r]
+            if fw >= 0:
+                w = chi[r] * chi[fw]
+                for i in range(K):
+                    for j in range(K):
+                        d = phi[fw, i * K + j] - phi[r, i * K + j]
+                        es += 0.25 * lam_smooth * w * d * d
+                        g[i, j] -= 0.5 * lam_smooth * w * d
+            bw = bwd_x[r] if axis == 0 else bwd_y[r]
+            if bw >= 0:
+                w = chi[r] * chi[bw]
+                for i in range(K):
+                    for j in range(K):
+                        g[i, j] += 0.5 * lam_smooth * w * (phi[r, i * K + j] - phi[bw, i * K + j])
+    e_curv[r] = ec
+    e_smooth[r] = es
+    if want_grad:
+        for i in range(K):
+            for j in range(K):
+                g_phi[r, i * K + j] += g[i, j]
