@@ -232,6 +232,9 @@ def scenario(base: str, tiles: tuple[int, int] = (1, 1), precision: str = "float
     if group == "glk":
         cfg["fiber"] = {"group": "glk", "dim": sum(2 * s + 1 for s in spins)}
         cfg["analysis"] = {"enabled": False}
+        # GL(K) frames change the beliefs' scale as well as their orientation: the frame gradient is ~10x larger
+        # than B1's so(3) one, and at lr_phi = 0.01 the second step leaves Sigma not positive definite
+        cfg["dynamics"]["lr_phi"] = 0.002
     return cfg
 
 
