@@ -1,14 +1,17 @@
 """The matrix exponential of a general real n x n matrix and its Frechet derivative, for GL(K) frames inside
 kernels (docs/model.md#glk-frames).
 
-Scaling and squaring with a Taylor polynomial: ``A`` is scaled by ``2^-s`` until its 1-norm x is at most 1/2,
-the Taylor polynomial of the scaled matrix, of the smallest degree (at most 18) whose first left-out term
-``x^(m+1)/(m+1)!`` is under 1e-18, is evaluated by Horner's rule and squared ``s`` times. What is left is the
-rounding of the squarings, as in Pade-based ``scipy.linalg.expm`` (tests/test_glk.py).
+Scaling and squaring with a Taylor polynomial: ``A`` is scaled by ``2^-s`` until its 1-norm is at most 1/2, the
+degree-16 Taylor polynomial of the scaled matrix (first left-out term ``0.5^17 / 17! < 3e-20``, far under
+rounding) is evaluated by the Paterson-Stockmeyer scheme (``X^2, X^3, X^4`` and four Horner steps in ``X^4``:
+seven products instead of sixteen) and squared ``s`` times. What is left is the rounding of the squarings, as in
+Pade-based ``scipy.linalg.expm`` (tests/test_glk.py).
 
 The Frechet derivative ``L(A, E) = d/dt exp(A + t E)`` at t = 0 is the top-right block of
-``exp([[A, E], [0, A]])`` (Higham, Functions of Matrices, thm 3.6), computed on the blocks
-(:func:`frechet_inplace`).
+``exp([[A, E], [0, A]])`` (Higham, Functions of Matrices, thm 3.6). Every power and product of such block
+matrices keeps the form ``[[P1, P2], [0, P1]]``, so the same scheme runs on pairs ``(P1, P2)``:
+``(A1, A2)(B1, B2) = (A1 B1, A1 B2 + A2 B1)``, three n x n products instead of one 2n x 2n (eight). The scaling
+is set by ``A`` alone: ``L`` is linear in ``E``, and its Taylor tail converges as exp's.
 
 Every function writes into caller buffers and allocates nothing (they run inside ``prange`` bodies).
 """
@@ -18,146 +21,115 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-MAX_DEGREE = 18
 SCALED_NORM = 0.5  # ||A / 2^s||_1 at most this before the polynomial
-TRUNCATION = 1e-18  # the first left-out Taylor term's bound, relative: far under rounding
+DEGREE = 16  # Taylor degree: 0.5^17 / 17! < 3e-20
+# 1/k!, k = 0..DEGREE
+_INV_FACTORIAL = np.array([1.0 / float(np.prod(np.arange(1, k + 1), dtype=float)) for k in range(DEGREE + 1)])
 
 
 @njit(cache=True, inline="always")
-def _norm1(a, n):
-    best = 0.0
+def _squarings(a, n):
+    """The number s of squarings that bring ``||a||_1`` to at most SCALED_NORM (0 for a non-finite norm: the
+    result is then non-finite, no silent fix)."""
+    norm = 0.0
     for j in range(n):
-        s = 0.0
+        t = 0.0
         for i in range(n):
-            s += abs(a[i, j])
-        if s > best:
-            best = s
-    return best
+            t += abs(a[i, j])
+        if t > norm:
+            norm = t
+    if not norm > SCALED_NORM or not np.isfinite(norm):
+        return 0
+    return int(np.ceil(np.log2(norm / SCALED_NORM)))
 
 
 @njit(cache=True, inline="always")
-def _scaling(a, n):
-    """(s, degree): squarings that bring ||a||_1 to at most SCALED_NORM, and the smallest Taylor degree m whose first
-    left-out term ``x^(m+1) / (m+1)!`` of the scaled norm x is below TRUNCATION (at most MAX_DEGREE)."""
-    norm = _norm1(a, n)
-    s = 0
-    if norm > SCALED_NORM:
-        s = int(np.ceil(np.log2(norm / SCALED_NORM)))
-        if s > 1000:  # inf or NaN entries: let them propagate without looping for ever
-            s = 0
-    x = norm * 0.5 ** s
-    m = 1
-    term = x * x / 2.0
-    while m < MAX_DEGREE and term > TRUNCATION:
-        m += 1
-        term *= x / (m + 1)
-    return s, m
+def _pair_product(a1, a2, b1, b2, o1, o2, pair):
+    """(o1, o2) = (a1 b1, a1 b2 + a2 b1); only o1 = a1 b1 without ``pair``. Outputs must not be inputs."""
+    n = a1.shape[0]
+    for i in range(n):
+        for j in range(n):
+            u = 0.0
+            for l in range(n):
+                u += a1[i, l] * b1[l, j]
+            o1[i, j] = u
+    if pair:
+        for i in range(n):
+            for j in range(n):
+                v = 0.0
+                for l in range(n):
+                    v += a1[i, l] * b2[l, j] + a2[i, l] * b1[l, j]
+                o2[i, j] = v
 
 
-@njit(cache=True)
-def expm_inplace(a, out, work):
-    """``out = exp(a)`` for n x n arrays; ``a`` is overwritten (scaled), ``work`` (n x n) is scratch.
-
-    Returns the number of squarings. A non-finite ``a`` gives a non-finite ``out`` (no silent fix)."""
-    n = a.shape[0]
-    s, m = _scaling(a, n)
+@njit(cache=True, inline="always")
+def taylor_exp(a1, a2, pair, x2_1, x2_2, x3_1, x3_2, x4_1, x4_2, p1, p2, t1, t2):
+    """``p1 = exp(a1)`` and, with ``pair``, ``p2 = L(a1, a2)``: scaling, the Paterson-Stockmeyer Taylor polynomial
+    and squaring on pairs (module docstring). ``a1``, ``a2`` are overwritten (scaled); the other arrays (n x n)
+    are scratch (``a2``, ``*_2`` unused without ``pair``)."""
+    n = a1.shape[0]
+    s = _squarings(a1, n)
     scale = 0.5 ** s
     for i in range(n):
         for j in range(n):
-            a[i, j] *= scale
-    # Horner: P = I + a/k P, k = m..1
+            a1[i, j] *= scale
+            if pair:
+                a2[i, j] *= scale
+    _pair_product(a1, a2, a1, a2, x2_1, x2_2, pair)
+    _pair_product(x2_1, x2_2, a1, a2, x3_1, x3_2, pair)
+    _pair_product(x2_1, x2_2, x2_1, x2_2, x4_1, x4_2, pair)
+    c = _INV_FACTORIAL
+    # P = c16 I, then P = X^4 P + B_j, B_j = c_4j I + c_4j+1 X + c_4j+2 X^2 + c_4j+3 X^3, j = 3..0
     for i in range(n):
         for j in range(n):
-            out[i, j] = 1.0 if i == j else 0.0
-    for k in range(m, 0, -1):
-        inv = 1.0 / k
+            p1[i, j] = c[16] if i == j else 0.0
+            if pair:
+                p2[i, j] = 0.0
+    for blk in range(3, -1, -1):
+        _pair_product(x4_1, x4_2, p1, p2, t1, t2, pair)
+        k = 4 * blk
         for i in range(n):
             for j in range(n):
-                t = 0.0
-                for l in range(n):
-                    t += a[i, l] * out[l, j]
-                work[i, j] = t * inv
-        for i in range(n):
-            for j in range(n):
-                out[i, j] = work[i, j] + (1.0 if i == j else 0.0)
+                p1[i, j] = (t1[i, j] + c[k + 1] * a1[i, j] + c[k + 2] * x2_1[i, j] + c[k + 3] * x3_1[i, j]
+                            + (c[k] if i == j else 0.0))
+                if pair:
+                    p2[i, j] = t2[i, j] + c[k + 1] * a2[i, j] + c[k + 2] * x2_2[i, j] + c[k + 3] * x3_2[i, j]
     for _ in range(s):
-        for i in range(n):
-            for j in range(n):
-                t = 0.0
-                for l in range(n):
-                    t += out[i, l] * out[l, j]
-                work[i, j] = t
-        for i in range(n):
-            for j in range(n):
-                out[i, j] = work[i, j]
-    return s
-
-
-@njit(cache=True)
-def expm(a, out, work, work2):
-    """``out = exp(a)``, ``a`` left as it is; ``work``, ``work2`` (n x n) scratch."""
-    n = a.shape[0]
-    for i in range(n):
-        for j in range(n):
-            work2[i, j] = a[i, j]
-    expm_inplace(work2, out, work)
-
-
-@njit(cache=True)
-def frechet_inplace(a, e, p1, p2, t1, t2):
-    """``p1 = exp(a)`` and ``p2 = L(a, e)`` (n x n each); ``a`` and ``e`` are overwritten (scaled), ``t1``, ``t2``
-    scratch.
-
-    The block ``X = [[a, e], [0, a]]`` has powers ``[[a^k, L_k], [0, a^k]]``, so Horner's rule and the squarings
-    run on the two distinct blocks: ``X P = [[a P1, a P2 + e P1], [0, a P1]]``, ``P^2 = [[P1^2, P1 P2 + P2 P1],
-    [0, P1^2]]``, three n x n products a step instead of one 2n x 2n (eight). The scaling and the degree are set by
-    ``a`` alone: ``L`` is linear in ``e``, and its Taylor tail ``sum_k>m ||a||^(k-1)/(k-1)! ||e||`` converges as
-    exp's."""
-    n = a.shape[0]
-    s, m = _scaling(a, n)
-    scale = 0.5 ** s
-    for i in range(n):
-        for j in range(n):
-            a[i, j] *= scale
-            e[i, j] *= scale
-            p1[i, j] = 1.0 if i == j else 0.0
-            p2[i, j] = 0.0
-    for k in range(m, 0, -1):
-        inv = 1.0 / k
-        for i in range(n):
-            for j in range(n):
-                u = 0.0
-                v = 0.0
-                for l in range(n):
-                    u += a[i, l] * p1[l, j]
-                    v += a[i, l] * p2[l, j] + e[i, l] * p1[l, j]
-                t1[i, j] = u * inv
-                t2[i, j] = v * inv
-        for i in range(n):
-            for j in range(n):
-                p1[i, j] = t1[i, j] + (1.0 if i == j else 0.0)
-                p2[i, j] = t2[i, j]
-    for _ in range(s):
-        for i in range(n):
-            for j in range(n):
-                u = 0.0
-                v = 0.0
-                for l in range(n):
-                    u += p1[i, l] * p1[l, j]
-                    v += p1[i, l] * p2[l, j] + p2[i, l] * p1[l, j]
-                t1[i, j] = u
-                t2[i, j] = v
+        _pair_product(p1, p2, p1, p2, t1, t2, pair)
         for i in range(n):
             for j in range(n):
                 p1[i, j] = t1[i, j]
-                p2[i, j] = t2[i, j]
+                if pair:
+                    p2[i, j] = t2[i, j]
+
+
+@njit(cache=True)
+def expm(a, out, work):
+    """``out = exp(a)`` for an n x n ``a``, left as it is; ``work`` (6, n, n) scratch."""
+    n = a.shape[0]
+    for i in range(n):
+        for j in range(n):
+            work[0, i, j] = a[i, j]
+    taylor_exp(work[0], work[0], False, work[1], work[1], work[2], work[2], work[3], work[3], out, out, work[4],
+               work[5])
+
+
+@njit(cache=True)
+def expm_frechet_into(a, e, exp_out, l_out, work):
+    """``exp_out = exp(a)``, ``l_out = L(a, e)``; ``a``, ``e`` left as they are; ``work`` (10, n, n) scratch."""
+    n = a.shape[0]
+    for i in range(n):
+        for j in range(n):
+            work[0, i, j] = a[i, j]
+            work[1, i, j] = e[i, j]
+    taylor_exp(work[0], work[1], True, work[2], work[3], work[4], work[5], work[6], work[7], exp_out, l_out,
+               work[8], work[9])
 
 
 def expm_frechet(a, e):
-    """``(exp(a), L(a, e))`` of two n x n arrays, left as they are (for tests and set-up code, not kernels)."""
-    n = a.shape[0]
-    a = np.array(a, dtype=np.float64)
-    e = np.array(e, dtype=np.float64)
-    out = [np.empty((n, n)) for _ in range(4)]
-    frechet_inplace(a, e, *out)
-    return out[0], out[1]
+    """``(exp(a), L(a, e))`` of two n x n arrays (for tests and set-up code; kernels call :func:`taylor_exp`)."""
+    n = np.shape(a)[0]
+    ex, lf = np.empty((n, n)), np.empty((n, n))
+    expm_frechet_into(np.ascontiguousarray(a, dtype=np.float64), np.ascontiguousarray(e, dtype=np.float64), ex, lf,
+                      np.empty((10, n, n)))
+    return ex, lf

@@ -25,24 +25,36 @@ import numpy as np
 from numba import njit, prange
 
 from .chunking import ROWS_PER_CHUNK
-from .expm import expm_inplace, frechet_inplace
+from .expm import taylor_exp
 from .lie import rho_exp
 
 
 def glk_scratch_dim(K: int) -> int:
-    """Side of the (3, n, n) scratch a GL(K) row needs (seven K x K work areas in its first slice)."""
+    """Side of the (3, n, n) scratch a GL(K) row needs: 4K, cut into 16 K x K areas a slice (:func:`_area`)."""
     return 4 * K
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _area(rsc, b, K):
+    """The b-th K x K area (0..47) of the (3, 4K, 4K) scratch ``rsc``."""
+    r = (b % 16) // 4
+    c = b % 4
+    return rsc[b // 16, r * K:(r + 1) * K, c * K:(c + 1) * K]
+
+
+@njit(cache=True, inline="always")
 def glk_frame_matrix(phi_r, out, rsc):
     """``out = exp(-phi^T)`` (K x K), the GL(K) frame matrix M of a row; ``rsc`` (3, 4K, 4K) scratch."""
     K = out.shape[0]
-    a = rsc[0, :K, :K]
+    a = _area(rsc, 0, K)
     for i in range(K):
         for j in range(K):
             a[i, j] = -phi_r[j * K + i]
-    expm_inplace(a, out, rsc[1, :K, :K])
+    x2 = _area(rsc, 1, K)
+    x3 = _area(rsc, 2, K)
+    x4 = _area(rsc, 3, K)
+    t = _area(rsc, 4, K)
+    taylor_exp(a, a, False, x2, x2, x3, x3, x4, x4, out, out, t, t)
 
 
 @njit(cache=True, inline="always")
@@ -64,18 +76,16 @@ def trace_of(phi_r, K):
     return t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def glk_phi_gradient(phi_r, mu_r, sigma_r, M, gt, Gt, rsc, g_phi_r):
     """``g_phi_r = dE/dphi = -L(-phi, G_M)^T`` with ``G_M = mu g~^T + 2 Sigma M G~`` (module docstring), from the
     alignment's common-frame gradients ``g~``, ``G~``. ``rsc`` (3, 4K, 4K) scratch (the first slice used)."""
     K = M.shape[0]
-    a = rsc[0, :K, :K]
-    e = rsc[0, :K, K:2 * K]
-    ex = rsc[0, K:2 * K, :K]
-    lf = rsc[0, K:2 * K, K:2 * K]
-    t1 = rsc[0, 2 * K:3 * K, :K]
-    t2 = rsc[0, 2 * K:3 * K, K:2 * K]
-    sm = rsc[0, 3 * K:4 * K, :K]
+    a = _area(rsc, 0, K)
+    e = _area(rsc, 1, K)
+    ex = _area(rsc, 2, K)
+    lf = _area(rsc, 3, K)
+    sm = _area(rsc, 4, K)
     for i in range(K):
         for j in range(K):
             t = 0.0
@@ -89,7 +99,8 @@ def glk_phi_gradient(phi_r, mu_r, sigma_r, M, gt, Gt, rsc, g_phi_r):
                 t += sm[i, l] * Gt[l, j]
             e[i, j] = np.float64(mu_r[i]) * gt[j] + 2.0 * t
             a[i, j] = -phi_r[i * K + j]
-    frechet_inplace(a, e, ex, lf, t1, t2)
+    taylor_exp(a, e, True, _area(rsc, 5, K), _area(rsc, 6, K), _area(rsc, 7, K), _area(rsc, 8, K), _area(rsc, 9, K),
+               _area(rsc, 10, K), ex, lf, _area(rsc, 11, K), _area(rsc, 12, K))
     for i in range(K):
         for j in range(K):
             g_phi_r[i * K + j] = -lf[j, i]
@@ -129,10 +140,11 @@ def _commutator_t(x, y, out, sign):
             out[i, j] = sign * t
 
 
-@njit(cache=True)
-def _plaquette_glk(phi, chi, fwd_x, fwd_y, base, K, dx, dy, f, gdx, gdy):
-    """``w |F|^2 / 2`` of the plaquette at ``base`` (|.|^2 = tr(X^T X)/2) and, into ``gdx``, ``gdy``, its
-    derivatives ``w [F, D_y^T] / 2`` and ``w [D_x^T, F] / 2`` in D_x, D_y; False if it is incomplete."""
+@njit(cache=True, inline="always")
+def _plaquette_glk(phi, chi, fwd_x, fwd_y, base, K, dx, dy, f, gdx, gdy, want_x, want_y):
+    """``w |F|^2 / 2`` of the plaquette at ``base`` (|.|^2 = tr(X^T X)/2) and, into ``gdx``, ``gdy`` (if
+    ``want_x``, ``want_y``), its derivatives ``w [F, D_y^T] / 2`` and ``w [D_x^T, F] / 2`` in D_x, D_y; False if
+    it is incomplete."""
     rx = fwd_x[base]
     ry = fwd_y[base]
     if rx < 0 or ry < 0:
@@ -145,8 +157,10 @@ def _plaquette_glk(phi, chi, fwd_x, fwd_y, base, K, dx, dy, f, gdx, gdy):
     for i in range(K):
         for j in range(K):
             s += f[i, j] * f[i, j]
-    _commutator_t(f, dy, gdx, 0.5 * w)  # [F, Dy^T]
-    _commutator_t(f, dx, gdy, -0.5 * w)  # [Dx^T, F] = -(F Dx^T - Dx^T F)
+    if want_x:
+        _commutator_t(f, dy, gdx, 0.5 * w)  # [F, Dy^T]
+    if want_y:
+        _commutator_t(f, dx, gdy, -0.5 * w)  # [Dx^T, F] = -(F Dx^T - Dx^T F)
     return True, 0.25 * w * s
 
 
@@ -155,72 +169,68 @@ def gauge_field_terms_glk(phi, chi, fwd_x, fwd_y, bwd_x, bwd_y, lam_curv, lam_sm
                           g_phi):
     """:func:`~agents.kernels.gauge_field.gauge_field_terms` for GL(K) frames ``phi`` (S, K^2) (module
     docstring): ``E_curv = lambda_curv sum w |[D_x phi, D_y phi]|^2 / 2``, ``E_smooth = lambda_smooth sum_mu
-    chi chi |D_mu phi|^2 / 2`` with ``|X|^2 = tr(X^T X) / 2``; gathered per row like the SO(3) kernel."""
+    chi chi |D_mu phi|^2 / 2`` with ``|X|^2 = tr(X^T X) / 2``.
+
+    Two passes over chunks of rows: the first computes each plaquette once (its density and its derivatives in
+    D_x, D_y, kept per base row: a commutator costs K^3, not the 3 flops of so(3)'s cross product, so it is not
+    recomputed for the plaquette's three corners); the second gathers every row's gradient from the plaquettes and
+    edges it takes part in, writing only its own row."""
     n = phi.shape[0]
     K = int(np.sqrt(phi.shape[1]) + 0.5)
     n_chunks = (n + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
+    curv = lam_curv != 0.0
+    dxs = np.zeros((n if want_grad and curv else 0, K, K))  # lambda_curv dE/dD_x, dE/dD_y of the plaquette at r
+    dys = np.zeros((n if want_grad and curv else 0, K, K))
     for ch in prange(n_chunks):
         dx = np.empty((K, K))  # scratch, once per chunk of rows (see chunking.ROWS_PER_CHUNK)
         dy = np.empty((K, K))
         f = np.empty((K, K))
         gdx = np.empty((K, K))
         gdy = np.empty((K, K))
-        g = np.empty((K, K))
         for r in range(ch * ROWS_PER_CHUNK, min(n, (ch + 1) * ROWS_PER_CHUNK)):
-            _field_row(phi, chi, fwd_x, fwd_y, bwd_x, bwd_y, lam_curv, lam_smooth, want_grad, e_curv, e_smooth,
-                       g_phi, r, K, dx, dy, f, gdx, gdy, g)
-
-
-@njit(cache=True, inline="always")
-def _field_row(phi, chi, fwd_x, fwd_y, bwd_x, bwd_y, lam_curv, lam_smooth, want_grad, e_curv, e_smooth, g_phi, r, K,
-               dx, dy, f, gdx, gdy, g):
-    """Row r of :func:`gauge_field_terms_glk`: its plaquette's and edges' densities, and its gathered gradient."""
-    for i in range(K):
-        for j in range(K):
-            g[i, j] = 0.0
-    ec = 0.0
-    es = 0.0
-    if lam_curv != 0.0:
-        done, e = _plaquette_glk(phi, chi, fwd_x, fwd_y, r, K, dx, dy, f, gdx, gdy)
-        if done:
-            ec = lam_curv * e
+            ec = 0.0
+            if curv:
+                done, e = _plaquette_glk(phi, chi, fwd_x, fwd_y, r, K, dx, dy, f, gdx, gdy, want_grad, want_grad)
+                if done:
+                    ec = lam_curv * e
+                    if want_grad:
+                        for i in range(K):
+                            for j in range(K):
+                                dxs[r, i, j] = lam_curv * gdx[i, j]
+                                dys[r, i, j] = lam_curv * gdy[i, j]
+            e_curv[r] = ec
+            es = 0.0
+            if lam_smooth != 0.0:
+                for axis in range(2):
+                    fw = fwd_x[r] if axis == 0 else fwd_y[r]
+                    if fw >= 0:
+                        w = chi[r] * chi[fw]
+                        for q in range(K * K):
+                            d = phi[fw, q] - phi[r, q]
+                            es += 0.25 * lam_smooth * w * d * d
+            e_smooth[r] = es
+    if not want_grad:
+        return
+    for ch in prange(n_chunks):
+        for r in range(ch * ROWS_PER_CHUNK, min(n, (ch + 1) * ROWS_PER_CHUNK)):
             for i in range(K):
                 for j in range(K):
-                    g[i, j] -= lam_curv * (gdx[i, j] + gdy[i, j])
-        if want_grad:
-            b = bwd_x[r]  # r is c + x^ of the plaquette at b
-            if b >= 0:
-                done, _ = _plaquette_glk(phi, chi, fwd_x, fwd_y, b, K, dx, dy, f, gdx, gdy)
-                if done:
-                    for i in range(K):
-                        for j in range(K):
-                            g[i, j] += lam_curv * gdx[i, j]
-            b = bwd_y[r]  # r is c + y^ of the plaquette at b
-            if b >= 0:
-                done, _ = _plaquette_glk(phi, chi, fwd_x, fwd_y, b, K, dx, dy, f, gdx, gdy)
-                if done:
-                    for i in range(K):
-                        for j in range(K):
-                            g[i, j] += lam_curv * gdy[i, j]
-    if lam_smooth != 0.0:
-        for axis in range(2):
-            fw = fwd_x[r] if axis == 0 else fwd_y[r]
-            if fw >= 0:
-                w = chi[r] * chi[fw]
-                for i in range(K):
-                    for j in range(K):
-                        d = phi[fw, i * K + j] - phi[r, i * K + j]
-                        es += 0.25 * lam_smooth * w * d * d
-                        g[i, j] -= 0.5 * lam_smooth * w * d
-            bw = bwd_x[r] if axis == 0 else bwd_y[r]
-            if bw >= 0:
-                w = chi[r] * chi[bw]
-                for i in range(K):
-                    for j in range(K):
-                        g[i, j] += 0.5 * lam_smooth * w * (phi[r, i * K + j] - phi[bw, i * K + j])
-    e_curv[r] = ec
-    e_smooth[r] = es
-    if want_grad:
-        for i in range(K):
-            for j in range(K):
-                g_phi[r, i * K + j] += g[i, j]
+                    q = i * K + j
+                    t = 0.0
+                    if curv:
+                        t -= dxs[r, i, j] + dys[r, i, j]  # r is the base c: D_x, D_y both start at r
+                        b = bwd_x[r]  # r is c + x^ of the plaquette at b
+                        if b >= 0:
+                            t += dxs[b, i, j]
+                        b = bwd_y[r]  # r is c + y^ of the plaquette at b
+                        if b >= 0:
+                            t += dys[b, i, j]
+                    if lam_smooth != 0.0:
+                        for axis in range(2):
+                            fw = fwd_x[r] if axis == 0 else fwd_y[r]
+                            if fw >= 0:
+                                t -= 0.5 * lam_smooth * chi[r] * chi[fw] * (phi[fw, q] - phi[r, q])
+                            bw = bwd_x[r] if axis == 0 else bwd_y[r]
+                            if bw >= 0:
+                                t += 0.5 * lam_smooth * chi[r] * chi[bw] * (phi[r, q] - phi[bw, q])
+                    g_phi[r, q] += t

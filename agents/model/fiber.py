@@ -142,8 +142,8 @@ class Fiber:
         if self.glk:
             from ..kernels.expm import expm
 
-            out, w1, w2 = np.empty((self.K, self.K)), np.empty((self.K, self.K)), np.empty((self.K, self.K))
-            expm(np.asarray(phi, dtype=float).reshape(self.K, self.K), out, w1, w2)
+            out = np.empty((self.K, self.K))
+            expm(np.ascontiguousarray(phi, dtype=float).reshape(self.K, self.K), out, np.empty((6, self.K, self.K)))
             return out
 
         out = np.zeros((self.K, self.K))
