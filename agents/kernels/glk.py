@@ -42,7 +42,7 @@ def _area(rsc, b, K):
     return rsc[b // 16, r * K:(r + 1) * K, c * K:(c + 1) * K]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)  # a call, not inlined: the SO(3) pass keeps its code as before
 def glk_frame_matrix(phi_r, out, rsc):
     """``out = exp(-phi^T)`` (K x K), the GL(K) frame matrix M of a row; ``rsc`` (3, 4K, 4K) scratch."""
     K = out.shape[0]
@@ -76,7 +76,7 @@ def trace_of(phi_r, K):
     return t
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)  # a call, not inlined: the SO(3) pass keeps its code as before
 def glk_phi_gradient(phi_r, mu_r, sigma_r, M, gt, Gt, rsc, g_phi_r):
     """``g_phi_r = dE/dphi = -L(-phi, G_M)^T`` with ``G_M = mu g~^T + 2 Sigma M G~`` (module docstring), from the
     alignment's common-frame gradients ``g~``, ``G~``. ``rsc`` (3, 4K, 4K) scratch (the first slice used)."""
