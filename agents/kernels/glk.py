@@ -7,7 +7,8 @@ M G~ M^T``. For SO(3) ``M = rho(exp phi)``; for GL(K) ``M = R^-T = exp(-phi^T)``
 ``St = R^-1 Sigma R^-T``: the transported divergence ``KL(q_i || Omega_ij q_j)``, ``Omega_ij = R_i R_j^-1``,
 is ``KL`` of the two beliefs carried to the common frame by ``R^-1``, since a KL is invariant under any
 invertible linear map applied to both Gaussians. ``ln det St = ln det Sigma - 2 tr phi`` (no longer
-``ln det Sigma``): :func:`own_logdet` gives the prior the row's own.
+``ln det Sigma``): the site pass gives the prior, read in the row's own frame, ``ln det St + 2 tr phi``
+(:func:`trace_of`).
 
 The frame gradient: with ``G_M = dE/dM = mu g~^T + 2 Sigma M G~`` and ``M = exp(Y)``, ``Y = -phi^T``,
 ``dE/dY = L(Y^T, G_M)`` (the adjoint of exp's Frechet derivative at Y is the derivative at ``Y^T``), so
