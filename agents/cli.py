@@ -275,7 +275,7 @@ def validate(scenario, sets, max_memory):
     lay, cfg = sim.layout, sc.config
     click.echo(f"{sc.path}: ok")
     click.echo(f"  {cfg.name}: {lay.grid.height}x{lay.grid.width} {lay.grid.boundary} grid, {lay.n_agents} agents, "
-               f"spins {list(cfg.fiber.spins)} (K={lay.K}), {lay.n_rows} agent-sites, "
+               f"{lay.fiber.describe()}, {lay.n_rows} agent-sites, "
                f"{lay.overlapping_pair_count()} overlapping pairs, up to {lay.max_per_site} agents per site")
     click.echo(f"  {cfg.dynamics.steps} steps of {cfg.dynamics.method} descent; initial energy "
                f"{sim.energy()['total']:.6g}")

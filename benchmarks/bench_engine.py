@@ -127,6 +127,7 @@ class Child(NamedTuple):
     cold: bool = False  # empty NUMBA_CACHE_DIR (forced compile)
     busy: bool = False  # a busy sibling process spins beside the child
     precision: str = "float64"  # dynamics.precision; "float64" leaves the key out of the scenario (its default)
+    group: str = "so3"  # fiber.group; "glk": GL(K) frames of the base's K (docs/model.md#glk-frames)
 
 
 CHILDREN = {
@@ -145,6 +146,7 @@ CHILDREN = {
     "B2f32": Child("B2", precision="float32"),
     "B3f32": Child("B3", precision="float32"),
     "B4f32": Child("B4", precision="float32"),
+    "B1glk": Child("B1", group="glk"),  # B1 with GL(3) frames (benchmarks/glk.py)
 }
 
 # --only names -> children. The ALTERNATING groups (FLOAT32, FLOAT32_B4) run their list as written, at their place
@@ -198,9 +200,10 @@ def disk_centres(height: int, width: int, n: int, radius: float, seed: int = SEE
     return [[float(y), float(x)] for y, x in zip(ys, xs)]
 
 
-def scenario(base: str, tiles: tuple[int, int] = (1, 1), precision: str = "float64") -> dict:
+def scenario(base: str, tiles: tuple[int, int] = (1, 1), precision: str = "float64", group: str = "so3") -> dict:
     """The config dict of a base scenario, optionally tiled ``tiles = (ty, tx)`` times (shifted copies of its disks),
-    with ``dynamics.precision`` set when it is not the default float64."""
+    with ``dynamics.precision`` set when it is not the default float64. ``group="glk"``: GL(K) frames of the same K
+    (phi a smooth field of K^2 coordinates with the same std; the analysis off, as glk requires)."""
     height, width, n, radius, spins = BASE[base]
     centres = disk_centres(height, width, n, radius)
     ty, tx = tiles
@@ -226,6 +229,12 @@ def scenario(base: str, tiles: tuple[int, int] = (1, 1), precision: str = "float
     }
     if precision != "float64":
         cfg["dynamics"]["precision"] = precision
+    if group == "glk":
+        cfg["fiber"] = {"group": "glk", "dim": sum(2 * s + 1 for s in spins)}
+        cfg["analysis"] = {"enabled": False}
+        # GL(K) frames change the beliefs' scale as well as their orientation: the frame gradient is ~10x larger
+        # than B1's so(3) one, and at lr_phi = 0.01 the second step leaves Sigma not positive definite
+        cfg["dynamics"]["lr_phi"] = 0.002
     return cfg
 
 
@@ -409,7 +418,7 @@ def child_engine(name: str, quick: bool) -> dict:
 
     child = CHILDREN[name]
     base, tiles = child.base, child.tiles
-    cfg = scenario(base, tiles, child.precision)
+    cfg = scenario(base, tiles, child.precision, child.group)
     warnings.simplefilter("ignore", EnergyIncreaseWarning)  # counted below instead (sim.energy_increases)
 
     omp_wait_policy = os.environ.get("OMP_WAIT_POLICY")  # as the package left it (it sets PASSIVE unless set)

@@ -9,7 +9,7 @@ import numpy as np
 from gauge_vfe.agents.model import supports
 from gauge_vfe.agents.model.energy import evaluate
 from gauge_vfe.agents.model.params import EnergyParams
-from gauge_vfe.agents.model.fiber import make_fiber
+from gauge_vfe.agents.model.fiber import make_fiber, make_glk_fiber
 from gauge_vfe.agents.model.grid import Grid
 from gauge_vfe.agents.model.layout import Observations, build_layout, compress_supports
 from gauge_vfe.agents.model.state import State
@@ -21,11 +21,12 @@ def random_spd(rng, n: int, K: int, spread: float = 0.4, floor: float = 0.6) -> 
 
 
 def random_system(spins=(1,), boundary="open", soft=False, observations=True, height=4, width=4, n_agents=3,
-                  seed=0, obs_dim=2, phi_scale=0.8):
-    """A small layout and state with every field random; agent 0 covers the whole grid so pairs exist."""
+                  seed=0, obs_dim=2, phi_scale=0.8, glk=None):
+    """A small layout and state with every field random; agent 0 covers the whole grid so pairs exist. ``glk=K``:
+    GL(K) frames instead of ``spins`` (docs/model.md#glk-frames), phi (S, K^2)."""
     rng = np.random.default_rng(seed)
     grid = Grid(height, width, boundary)
-    fiber = make_fiber(spins)
+    fiber = make_fiber(spins) if glk is None else make_glk_fiber(glk)
     K = fiber.K
     chis = [supports.whole(grid) * (0.7 if soft else 1.0)]
     for _ in range(n_agents - 1):
@@ -39,7 +40,7 @@ def random_system(spins=(1,), boundary="open", soft=False, observations=True, he
                            random_spd(rng, 1, obs_dim)[0])
     layout = build_layout(grid, fiber, chis, rng.normal(size=(S, K)), random_spd(rng, S, K), obs)
     state = State.from_arrays(rng.normal(size=(S, K)), random_spd(rng, S, K),
-                              rng.normal(size=(S, 3)) * phi_scale)
+                              rng.normal(size=(S, fiber.n_phi)) * phi_scale)
     return layout, state
 
 

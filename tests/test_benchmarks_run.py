@@ -19,6 +19,17 @@ def test_engine_benchmark_quick():
     assert "B1" in r.stdout and "steps/s" in r.stdout
 
 
+def test_engine_glk_child_quick():
+    """B1 with GL(3) frames (benchmarks/glk.py's third child) runs its timed blocks without diverging."""
+    import json
+
+    r = run("benchmarks/bench_engine.py", "--child", "B1glk", "--quick")
+    assert r.returncode == 0, r.stderr[-2000:]
+    line = next(x for x in r.stdout.splitlines() if x.startswith("@@BENCH_RESULT@@ "))
+    result = json.loads(line.split(" ", 1)[1])
+    assert result["K"] == 3 and result["steps_per_s"] > 0 and result["energy_final"] < result["energy_initial"]
+
+
 def test_render_benchmark_small():
     r = run("benchmarks/bench_render.py", "--frames", "3", "--size", "320x240")
     assert r.returncode == 0, r.stderr[-2000:]

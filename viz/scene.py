@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..agents.model.energy import TERM_TABLE
+from ..agents.model.fiber import require_so3
 from .backend import import_pyvista
 
 COLOR_BY = ("agent", "mu", "|mu|", "trace_sigma", "kl_prior", "free_energy")
@@ -250,6 +251,8 @@ class MovieContext:
     """
 
     def __init__(self, traj, frames: list[int], options: SceneOptions):
+        # frame triads and the holonomy colouring read phi as a rotation
+        require_so3(traj, "rendering (frame triads, holonomy colours)", getattr(traj, "path", None))
         pv = import_pyvista()
 
         self.options = options

@@ -18,6 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..model.fiber import require_so3
 from ..model.layout import Layout
 from ..model.state import State
 from .gauge_series import (bits_per_scale, coarse_bits, coarse_snapshot, lifetime_table, prior_offsets,
@@ -281,6 +282,7 @@ def analyze_frames(layout: Layout, steps, states: Iterable[State], settings, pro
     in bits; without it they are NaN. ``fluctuating=False`` (a run without noise,
     ``timescales.fluctuation_sources`` empty): every row of ``series_detail`` is unresolved for want of
     fluctuations (a relaxation has no autocorrelation time)."""
+    require_so3(layout.fiber, "the analysis (meta-agents, holonomy, gauge-invariant series)")
     params = settings.meta_agents
     loop_defs = [loop_from_waypoints(layout, lp.name, [tuple(w) for w in lp.waypoints])
                  for lp in settings.holonomy.loops]

@@ -50,6 +50,7 @@ import h5py
 import numpy as np
 
 from ..model.energy import TERMS
+from ..model.fiber import require_so3
 from .outputs import check_output, h5_output, require_space
 from .reader import NotReproducible, Trajectory, load
 
@@ -118,9 +119,10 @@ def export(traj_or_path, out, format: str | None = None, *, energy_densities: bo
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}: expected {', '.join(FORMATS)}")
     if isinstance(traj_or_path, Trajectory):
+        require_so3(traj_or_path, "vfe export (phi as an so(3) vector, the plaquette angle)", traj_or_path.path)
         return _export_vtkhdf(traj_or_path, Path(out), format, energy_densities, progress)
     with load(traj_or_path) as traj:
-        return _export_vtkhdf(traj, Path(out), format, energy_densities, progress)
+        return export(traj, out, format, energy_densities=energy_densities, progress=progress)
 
 
 def agent_array_name(traj: Trajectory, agent: int, quantity: str) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .checked import bad_entries, damage_text, read
 from .errors import DamagedData, TrajectoryFileError
-from .schema import CHECKPOINT_SLOTS, ENSEMBLE_MARK, FORMAT_VERSION, SERIES, layout_sizes
+from .schema import CHECKPOINT_SLOTS, ENSEMBLE_MARK, FORMAT_VERSION, SERIES, layout_sizes, phi_width
 
 __all__ = ["DamagedData", "TrajectoryFileError", "check_file", "read", "verify"]
 
@@ -102,7 +102,7 @@ def check_file(f: h5py.File, path: str | Path) -> None:
     N, S = offset.size - 1, int(offset[-1])
     if H < 1 or W < 1 or K < 1 or offset[0] != 0 or np.any(np.diff(offset) < 0) or S > N * H * W:
         bad(f"inconsistent static part (grid {H}x{W}, K={K}, offsets 0..{S} over {N} agents)")
-    sizes = layout_sizes(S, K, N)
+    sizes = layout_sizes(S, K, N, phi_width(f["fiber"].attrs, K))
     expect = {"agents/sites/index": (S,), "agents/support": (S,)}
     for series in SERIES:
         if f"{series.path}/value" in f:

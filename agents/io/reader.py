@@ -35,7 +35,7 @@ from ..model.attention import Attention
 from ..model.attention import attention as attention_of
 from ..model.energy import TERMS, Evaluation
 from ..model.energy import evaluate as evaluate_energy
-from ..model.fiber import make_fiber
+from ..model.fiber import make_fiber, make_glk_fiber
 from ..model.grid import Grid
 from ..model.hierarchy import HierarchyParams
 from ..model.layout import Layout, Observations, build_layout
@@ -47,7 +47,8 @@ from .integrity import check_file
 from .lock import writer_active
 from .provenance import last_run_record, read_history
 from .recovery import open_trajectory_file, writer_alive
-from .schema import FRAME_SERIES, SERIES_BY_KEY, committed_frames, frame_path, read_checkpoint, run_record
+from .schema import (FRAME_SERIES, SERIES_BY_KEY, committed_frames, fiber_group, frame_path, read_checkpoint,
+                     run_record)
 from .suggest import did_you_mean
 
 
@@ -93,6 +94,7 @@ class Trajectory:
         self.grid = Grid(int(g["height"]), int(g["width"]), str(g["boundary"]))
         self.spins = [int(s) for s in f["fiber"].attrs["irreps"]]
         self.K = int(f["fiber"].attrs["K"])
+        self.group = fiber_group(f["fiber"].attrs)  # so3, or glk: GL(K) frames (docs/model.md#glk-frames)
         self.offset = read(f["agents/sites/offset"])
         self.index = read(f["agents/sites/index"])
         self.chi = read(f["agents/support"])
@@ -282,7 +284,8 @@ class Trajectory:
         if "agents/observation" in f:
             obs = Observations(read(f["agents/observation/value"]), read(f["agents/observation/C"]),
                                read(f["agents/observation/Rn"]))
-        return build_layout(self.grid, make_fiber(self.spins), chis, read(f["agents/prior/mu"]),
+        fiber = make_glk_fiber(self.K) if self.group == "glk" else make_fiber(self.spins)
+        return build_layout(self.grid, fiber, chis, read(f["agents/prior/mu"]),
                             read(f["agents/prior/sigma"]), obs)
 
     # --- the energy as the run evaluated it ------------------------------------------------------------------

@@ -101,7 +101,8 @@ def _per_step(key, path, dtype, unit, description, trailing=(), chunk_rows=1024)
 SERIES: tuple[Series, ...] = (
     _frame("mu", ("S", "K"), "u", "belief mean of each agent-site row, in its agent's gauge frame"),
     _frame("sigma", ("S", "K", "K"), "u+2", "belief covariance of each agent-site row"),
-    _frame("phi", ("S", 3), "rad", "gauge frame (so(3) vector, |phi| a rotation angle) of each agent-site row"),
+    _frame("phi", ("S", "P"), "rad", "gauge frame of each agent-site row: an so(3) vector (|phi| a rotation angle), "
+           "or a gl(K) matrix row-major (K^2 values) for GL(K) frames"),
     _frame("beta", ("S", "N"), None, "attention weights: row (i, c), column j holds beta_ij(c) (dimensionless)"),
     *(_per_step(t, f"observables/energy/{t}", "float64", "nat", f"{t} energy (weights included)")
       for t in ("total",) + ENERGY_TERMS),
@@ -163,9 +164,24 @@ def annotations():
     yield from OTHER_ANNOTATIONS
 
 
-def layout_sizes(n_rows: int, K: int, n_agents: int) -> dict:
-    """The sizes a :class:`Series`' ``trailing`` names."""
-    return {"S": n_rows, "K": K, "N": n_agents}
+def layout_sizes(n_rows: int, K: int, n_agents: int, n_phi: int = 3) -> dict:
+    """The sizes a :class:`Series`' ``trailing`` names (``P``: phi's coordinates a row, 3 or K^2)."""
+    return {"S": n_rows, "K": K, "N": n_agents, "P": n_phi}
+
+
+# /fiber's attribute naming the gauge group; written only for GL(K) frames, so an SO(3) file is as before it existed
+FIBER_GROUP = "group"
+
+
+def fiber_group(fiber_attrs) -> str:
+    """The gauge group a file's /fiber attributes record: ``so3`` (no attribute) or ``glk``."""
+    g = fiber_attrs.get(FIBER_GROUP, "so3")
+    return g.decode() if isinstance(g, bytes) else str(g)
+
+
+def phi_width(fiber_attrs, K: int) -> int:
+    """Coordinates of phi a row in a file of these /fiber attributes: K^2 for GL(K) frames, else 3."""
+    return K * K if fiber_group(fiber_attrs) == "glk" else 3
 
 
 def frame_path(name: str) -> str:

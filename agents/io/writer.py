@@ -582,7 +582,7 @@ def _without_new_unset_keys(stored, mine):
 
 
 def _sizes(layout: Layout) -> dict:
-    return layout_sizes(layout.n_rows, layout.K, layout.n_agents)
+    return layout_sizes(layout.n_rows, layout.K, layout.n_agents, layout.fiber.n_phi)
 
 
 def _column(buf: list[tuple], key: str) -> list:
@@ -747,6 +747,8 @@ def _write_static(f: h5py.File, layout: Layout, config_json: str, scenario_yaml:
     fib = f.create_group("fiber")
     fib.attrs["irreps"] = np.array(layout.fiber.spins, dtype=np.int64)
     fib.attrs["K"] = layout.K
+    if layout.fiber.glk:
+        fib.attrs[schema.FIBER_GROUP] = layout.fiber.group
     fixed_dataset(fib, "generators", layout.fiber.generators)
     a = f.create_group("agents")
     fixed_dataset(a, "sites/offset", layout.offset)

@@ -84,7 +84,8 @@ def trajectory_dataset(traj, steps=None, fields=None):
         "x": ("x", np.arange(W), _attrs("site", "grid column (axis 1)")),
         "k": ("k", np.arange(K), _attrs("1", "fiber component")),
         "l": ("l", np.arange(K), _attrs("1", "fiber component (the covariance's second index)")),
-        "a": ("a", np.arange(3), _attrs("1", "so(3) component (generator G_1, G_2, G_3)")),
+        "a": ("a", np.arange(K * K), _attrs("1", "gl(K) entry (row-major) of phi, GL(K) frames")) if traj.group == "glk"
+        else ("a", np.arange(3), _attrs("1", "so(3) component (generator G_1, G_2, G_3)")),
         "j": ("j", np.arange(N), _attrs("1", "attended agent j")),
     }
     if len(traj.fields):

@@ -43,7 +43,8 @@ site, whose ``n^2`` slots hold ``(a, b)`` at ``a * n + b``; chunks (n_chunks + 1
 ``occupied``; max_per_site: the largest ``n``; chi (S,): the support weight of each row."""
 
 Beliefs = namedtuple("Beliefs", ["mu", "sigma", "phi"])
-Beliefs.__doc__ = """The state (or any Gaussian field with frames): mu (S, K), sigma (S, K, K), phi (S, 3)."""
+Beliefs.__doc__ = """The state (or any Gaussian field with frames): mu (S, K), sigma (S, K, K), phi (S, 3) (so(3))
+or (S, K^2) (gl(K))."""
 
 Priors = namedtuple("Priors", ["mu", "precision", "logdet"])
 Priors.__doc__ = """Prior means (S, K), precisions S^-1 (S, K, K) and ln det S (S,) (docs/model.md#prior)."""
@@ -57,10 +58,12 @@ Weights.__doc__ = """Weights of the site-local terms (docs/model.md#action): alp
 kappa (floats); free_energy (the alignment form is ``free_energy``, else ``weighted``) and include_self (bools)."""
 
 FiberArrays = namedtuple("FiberArrays", ["block_start", "block_dim", "block_spin", "rotate_z", "z_partner",
-                                         "z_rate", "gen_a", "gen_p", "gen_q", "gen_val"])
+                                         "z_rate", "gen_a", "gen_p", "gen_q", "gen_val", "glk"])
 FiberArrays.__doc__ = """The representation (docs/model.md#fiber) as the kernels read it: the first six fields
 are what :func:`agents.kernels.lie.rho_exp` takes (blocks (B,), rotate_z (B, Kmax, Kmax), z_partner and z_rate
-(K,)); the last four are the nonzero entries ``(G_a)_pq = gen_val`` of the generators as flat arrays."""
+(K,)); the next four are the nonzero entries ``(G_a)_pq = gen_val`` of the generators as flat arrays; glk (bool):
+GL(K) frames, phi (S, K^2), and the arrays before it are only sized (docs/model.md#glk-frames,
+:mod:`agents.kernels.glk`)."""
 
 Outputs = namedtuple("Outputs", ["e_prior", "e_obs", "e_align", "g_mu", "g_sigma", "g_phi", "kl", "beta",
                                  "status"])
@@ -77,7 +80,7 @@ def site_tables(layout) -> SiteTables:
 def fiber_arrays(fiber) -> FiberArrays:
     """The kernel arrays of a fiber."""
     return FiberArrays(fiber.block_start, fiber.block_dim, fiber.block_spin, fiber.rotate_z, fiber.z_partner,
-                       fiber.z_rate, fiber.gen_a, fiber.gen_p, fiber.gen_q, fiber.gen_val)
+                       fiber.z_rate, fiber.gen_a, fiber.gen_p, fiber.gen_q, fiber.gen_val, bool(fiber.glk))
 
 
 def no_observations(n_rows: int, K: int) -> ObservationArrays:

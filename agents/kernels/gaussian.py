@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .lie import rho_exp
+from .glk import frame_matrix
 from .linalg import congruence_tn, quad_form, spd_inverse_logdet, trace_product
 
 
@@ -60,7 +60,8 @@ def kl_common(mt_a, St_a, ld_a, mt_b, Pt_b, ld_b, dvec):
 def site_to_common_frame(site_rows, p0, n, beliefs, fiber, rotate, R_s, mt_s, St_s, Pt_s, ld_s, ok_s, tmp, low, rsc):
     """Rows ``site_rows[p0:p0+n]`` of one site into the common frame (docs/model.md#transport), slot ``a`` each.
 
-    With ``rotate``: ``R_s[a] = rho(exp phi)``, ``mt_s[a] = R^T mu``, ``St_s[a] = R^T Sigma R``; without it
+    With ``rotate``: ``R_s[a]`` the row's frame matrix (``rho(exp phi)``; ``exp(-phi^T)`` for GL(K) frames,
+    :mod:`agents.kernels.glk`), ``mt_s[a] = R^T mu``, ``St_s[a] = R^T Sigma R``; without it
     (a site whose rows need no transport) the rows stay in their own frames and ``R_s`` is not written. Always
     ``Pt_s[a] = St_s[a]^-1``, ``ld_s[a] = ln det St_s[a]`` and ``ok_s[a]`` (False: Sigma is not SPD, the
     other outputs of that row undefined). Returns whether every row is SPD. ``tmp``, ``low`` (K, K) and ``rsc``
@@ -71,11 +72,12 @@ def site_to_common_frame(site_rows, p0, n, beliefs, fiber, rotate, R_s, mt_s, St
     mu, sigma, phi = beliefs.mu, beliefs.sigma, beliefs.phi
     bs, bd, bsp, rz, zp, zr = (fiber.block_start, fiber.block_dim, fiber.block_spin, fiber.rotate_z, fiber.z_partner,
                                fiber.z_rate)
+    glk = fiber.glk
     all_ok = True
     for a in range(n):
         r = site_rows[p0 + a]
         if rotate:
-            rho_exp(phi[r], bs, bd, bsp, rz, zp, zr, R_s[a], rsc)
+            frame_matrix(phi[r], glk, bs, bd, bsp, rz, zp, zr, R_s[a], rsc)
             ok, ld = to_common_frame(R_s[a], mu[r], sigma[r], mt_s[a], St_s[a], Pt_s[a], tmp, low)
         else:
             ok, ld = own_frame(mu[r], sigma[r], mt_s[a], St_s[a], Pt_s[a], low)

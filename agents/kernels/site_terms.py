@@ -5,7 +5,8 @@
 (agent-site) belongs to exactly one site, so a site's iteration owns its rows' outputs and no two threads write
 the same memory. At each site:
 
-1. :func:`~agents.kernels.gaussian.site_to_common_frame`: every row's frame ``R = rho(exp phi)``, its belief in
+1. :func:`~agents.kernels.gaussian.site_to_common_frame`: every row's frame matrix ``R = rho(exp phi)`` (for GL(K)
+   frames ``exp(-phi^T)``, :mod:`agents.kernels.glk`), its belief in
    the common frame ``mt = R^T mu``, ``St = R^T Sigma R``, the precision ``Pt = St^-1`` and ``ln det St``
    (O(K^3) per row). Rows need no transport when they are alone at the site or ``lambda_align = 0``; they stay
    in their own frames (``R = I``).
@@ -33,7 +34,8 @@ from numba import njit, prange
 from .bundles import Beliefs, FiberArrays, ObservationArrays, Priors, SiteTables, Weights
 from .chunking import ROWS_PER_CHUNK
 from .gaussian import pair_kl_row, rotate_mean, site_to_common_frame
-from .lie import left_jacobian, rho_exp
+from .glk import frame_matrix, glk_phi_gradient, trace_of
+from .lie import left_jacobian
 from .linalg import congruence_nt, congruence_tn, matmul, quad_form, spd_inverse_logdet, trace_product
 
 NOT_SPD = 1  # status code of a row whose Sigma is not positive definite
@@ -394,14 +396,20 @@ def site_terms_kernel(tables, beliefs, priors, observations, weights, fiber, wan
                     if rotate and shape:
                         partner_side(a, Pt, B, acc, Gt, tmp, tmp2)
                     if rotate and grad_phi:
-                        phi_gradient(bel.phi[r], gt[a], Gt[a], mt[a], St[a], fib, tau, jac, g_phi[r])
+                        if fib.glk:
+                            glk_phi_gradient(bel.phi[r], bel.mu[r], bel.sigma[r], R[a], gt[a], Gt[a], rsc, g_phi[r])
+                        else:
+                            phi_gradient(bel.phi[r], gt[a], Gt[a], mt[a], St[a], fib, tau, jac, g_phi[r])
                     else:
-                        for i in range(3):
+                        for i in range(g_phi.shape[1]):
                             g_phi[r, i] = 0.0
                 # The terms add into the row's gradients in one fixed order, mu: prior, observation, alignment;
                 # Sigma: prior, alignment, observation. Floating-point sums depend on their order, and this one
                 # keeps the results bit-identical to those of earlier versions of this kernel.
-                e_prior[r] = prior_row(r, chi[a], ld[a], Pt[a], wts.alpha, bel, pri, want_grad, rotate, Gt[a],
+                ld_own = ld[a]  # ln det Sigma: ln det St for a rotation, ln det St + 2 tr phi for GL(K) frames
+                if rotate and fib.glk:
+                    ld_own += 2.0 * trace_of(bel.phi[r], K)
+                e_prior[r] = prior_row(r, chi[a], ld_own, Pt[a], wts.alpha, bel, pri, want_grad, rotate, Gt[a],
                                        dvec, g_mu, g_sigma)
                 if want_grad and rotate and grad_sigma:
                     sigma_to_own_frame(R[a], Gt[a], tmp, tmp2, g_sigma[r])
@@ -423,8 +431,8 @@ def frame_cache_kernel(phi, sigma, fiber, R, St, Pt, ld, ok):
         low = np.empty((K, K))
         rsc = np.empty((3, kmax, kmax))
         for r in range(ch * ROWS_PER_CHUNK, min(S, (ch + 1) * ROWS_PER_CHUNK)):
-            rho_exp(phi[r], fib.block_start, fib.block_dim, fib.block_spin, fib.rotate_z, fib.z_partner,
-                    fib.z_rate, R[r], rsc)
+            frame_matrix(phi[r], fib.glk, fib.block_start, fib.block_dim, fib.block_spin, fib.rotate_z,
+                         fib.z_partner, fib.z_rate, R[r], rsc)
             congruence_tn(R[r], sigma[r], tmp, St[r])
             good, logdet = spd_inverse_logdet(St[r], low, Pt[r])
             ok[r] = good

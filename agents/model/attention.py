@@ -17,6 +17,7 @@ import numpy as np
 from ..kernels.attention import site_attention
 from ..kernels.bundles import Beliefs, Weights, fiber_arrays, site_tables
 from .energy import Evaluation, beta_matrix
+from .fiber import require_so3
 from .layout import Layout
 from .params import EnergyParams
 from .state import State
@@ -43,6 +44,8 @@ class Attention:
 def attention(layout: Layout, params: EnergyParams, state: State) -> Attention:
     """Messages and the two roles of the alignment gradient at ``state`` (one kernel pass; the weights are the
     energy's, computed whatever ``lambda_align`` is)."""
+    # the kernel forms a message as R_a mt_b with R_a the frame matrix, which is exp(phi_a) only for rotations
+    require_so3(layout.fiber, "the attention layer's messages (gv.attention)")
     S, K = layout.n_rows, layout.K
     out = Attention(np.empty((S, K)), np.empty((S, K)), np.empty((S, K)))
     beliefs = Beliefs(np.asarray(state.mu, dtype=np.float64), np.asarray(state.sigma, dtype=np.float64),

@@ -14,6 +14,7 @@ import numpy as np
 from ..kernels.bundles import (Beliefs, ObservationArrays, Outputs, Priors, Weights, fiber_arrays, no_observations,
                                site_tables)
 from ..kernels.gauge_field import gauge_field_terms
+from ..kernels.glk import gauge_field_terms_glk
 from ..kernels.reductions import segment_sums_of_squares, sum_of_squares
 from ..kernels.site_terms import frame_cache as _frame_cache, site_terms
 from .arrays import ArrayPool, empty
@@ -153,12 +154,12 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
     # gradients in the state's type (docs/model.md#precision); densities, KL and beta always in float64
     g_mu = empty((S, K), state.dtype, pool)
     g_sigma = empty((S, K, K), state.dtype, pool)
-    g_phi = np.zeros((S, 3), state.dtype)
+    g_phi = np.zeros((S, layout.fiber.n_phi), state.dtype)
     n_slots = int(layout.pair_ptr[-1])
     kl = np.zeros(n_slots)
     beta = np.zeros(n_slots)
     status = np.zeros(S, dtype=np.int8)
-    # phi is read as float64 (3 values a row): the frames' rotations and the field terms are then computed in
+    # phi is read as float64 (3 values a row, K^2 for GL(K) frames): the frames' rotations and the field terms are then computed in
     # float64 from a float32 state too; mu and Sigma are converted inside the kernels (docs/model.md#precision)
     phi = state.phi.astype(np.float64, copy=False)
     site_terms(
@@ -173,7 +174,8 @@ def evaluate(layout: Layout, params: EnergyParams, state: State, want_grad: bool
         Outputs(dens["prior"], dens["observation"], dens["alignment"], g_mu, g_sigma, g_phi, kl, beta, status),
         grad_sigma="sigma" not in frozen, grad_phi="phi" not in frozen, frames=frames,
     )
-    gauge_field_terms(
+    # the frame-field terms of so(3) coordinates, or of gl(K) matrices (docs/model.md#glk-frames)
+    (gauge_field_terms_glk if layout.fiber.glk else gauge_field_terms)(
         phi, layout.chi, layout.fwd_x, layout.fwd_y, layout.bwd_x, layout.bwd_y,
         float(params.lambda_curv), float(params.lambda_smooth), bool(want_grad) and "phi" not in frozen,
         dens["curvature"], dens["smoothness"], g_phi,

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.linalg
 
 MAX_SPIN = 10
+MAX_GLK_DIM = 32  # GL(K) frames: K^2 frame coordinates a row and 2K x 2K exponentials in the frame gradient
 
 _EPS = np.zeros((3, 3, 3))
 _EPS[0, 1, 2] = _EPS[1, 2, 0] = _EPS[2, 0, 1] = 1.0
@@ -112,6 +113,21 @@ class Fiber:
     gen_p: np.ndarray
     gen_q: np.ndarray
     gen_val: np.ndarray
+    group: str = "so3"
+
+    @property
+    def glk(self) -> bool:
+        """GL(K) frames (docs/model.md#glk-frames): phi is a K x K matrix, the frame exp(phi)."""
+        return self.group == "glk"
+
+    @property
+    def n_phi(self) -> int:
+        """Coordinates of phi per row: 3 (so(3)) or K^2 (gl(K), row-major)."""
+        return self.K * self.K if self.glk else 3
+
+    def describe(self) -> str:
+        """One phrase for messages: ``spins [1] (K=3)`` or ``GL(3) frames (K=3)``."""
+        return f"GL({self.K}) frames (K={self.K})" if self.glk else f"spins {list(self.spins)} (K={self.K})"
 
     @property
     def kernel_args(self) -> tuple:
@@ -119,8 +135,16 @@ class Fiber:
         return (self.block_start, self.block_dim, self.block_spin, self.rotate_z, self.z_partner, self.z_rate)
 
     def rho(self, phi) -> np.ndarray:
-        """rho(exp phi), the (K, K) rotation of a frame phi in this representation (closed form)."""
+        """rho(exp phi), the (K, K) rotation of a frame phi in this representation (closed form); for GL(K)
+        frames exp(phi) of phi's K^2 coordinates as a K x K matrix."""
         from ..kernels.lie import rho_exp
+
+        if self.glk:
+            from ..kernels.expm import expm
+
+            out = np.empty((self.K, self.K))
+            expm(np.ascontiguousarray(phi, dtype=float).reshape(self.K, self.K), out, np.empty((6, self.K, self.K)))
+            return out
 
         out = np.zeros((self.K, self.K))
         scratch = np.zeros((3, int(self.block_dim.max()), int(self.block_dim.max())))
@@ -175,3 +199,41 @@ def make_fiber(spins) -> Fiber:
         gen_q=nz[2].astype(np.int64),
         gen_val=gens[nz].copy(),
     )
+
+
+class GroupNotSupported(ValueError):
+    """A feature asked of GL(K) frames that is defined for SO(3) frames only (docs/model.md#glk-frames)."""
+
+
+def require_so3(source, what: str, where=None) -> None:
+    """Raise :class:`GroupNotSupported` (one line, naming ``where`` if given) when ``source`` (a :class:`Fiber`,
+    or anything with ``group`` and ``K``: a trajectory) has GL(K) frames, for which ``what`` is not defined yet,
+    rather than compute it as if the frames were rotations."""
+    if getattr(source, "group", "so3") == "glk":
+        prefix = f"{where}: " if where is not None else ""
+        raise GroupNotSupported(f"{prefix}{what} is defined for SO(3) frames only, and this run has GL({source.K}) "
+                                "frames (docs/model.md#glk-frames)")
+
+
+def make_glk_fiber(K: int) -> Fiber:
+    """The fiber R^K with GL(K) frames (docs/model.md#glk-frames). It has no irreducible blocks or generators;
+    ``rotate_z`` is only sized (zeros of side 4K) so the kernels' per-thread scratch fits the GL(K) frame
+    gradient (:func:`agents.kernels.glk.glk_scratch_dim`)."""
+    from ..kernels.glk import glk_scratch_dim
+
+    K = int(K)
+    if not 1 <= K <= MAX_GLK_DIM:
+        raise ValueError(f"a glk fiber needs 1 <= K <= {MAX_GLK_DIM}, got {K}")
+    n = glk_scratch_dim(K)
+    none_i = np.zeros(0, dtype=np.int64)
+    return Fiber(spins=(), K=K, generators=np.zeros((0, K, K)), block_start=none_i, block_dim=none_i.copy(),
+                 block_spin=none_i.copy(), rotate_z=np.zeros((1, n, n)), z_partner=-np.ones(K, dtype=np.int64),
+                 z_rate=np.zeros(K), gen_a=none_i.copy(), gen_p=none_i.copy(), gen_q=none_i.copy(),
+                 gen_val=np.zeros(0), group="glk")
+
+
+def fiber_of(config_fiber) -> Fiber:
+    """The fiber a scenario's ``fiber`` section (``group``, ``spins``, ``dim``) describes."""
+    if getattr(config_fiber, "group", "so3") == "glk":
+        return make_glk_fiber(config_fiber.dim)
+    return make_fiber(config_fiber.spins)

@@ -90,8 +90,8 @@ class Layout:
 
     def __repr__(self) -> str:
         obs = "none" if self.observations is None else f"D={self.observations.D}"
-        return (f"Layout({self.grid.height}x{self.grid.width} {self.grid.boundary}, spins={list(self.fiber.spins)}, "
-                f"K={self.K}, agents={self.n_agents}, agent-sites={self.n_rows}, "
+        return (f"Layout({self.grid.height}x{self.grid.width} {self.grid.boundary}, {self.fiber.describe()}, "
+                f"agents={self.n_agents}, agent-sites={self.n_rows}, "
                 f"max agents per site={self.max_per_site}, observations={obs})")
 
     @property

@@ -11,7 +11,7 @@ import numpy as np
 class State:
     mu: np.ndarray  # (S, K)
     sigma: np.ndarray  # (S, K, K), SPD
-    phi: np.ndarray  # (S, 3), so(3) frame field, never wrapped
+    phi: np.ndarray  # (S, 3) so(3) or (S, K^2) gl(K) frame field (docs/model.md#glk-frames), never wrapped
     step: int = 0
 
     def copy(self) -> "State":
@@ -37,6 +37,6 @@ class State:
         sigma = np.ascontiguousarray(sigma, dtype=dtype)
         phi = np.ascontiguousarray(phi, dtype=dtype)
         S, K = mu.shape
-        if sigma.shape != (S, K, K) or phi.shape != (S, 3):
+        if sigma.shape != (S, K, K) or phi.shape not in ((S, 3), (S, K * K)):
             raise ValueError(f"state shapes disagree: mu {mu.shape}, sigma {sigma.shape}, phi {phi.shape}")
         return State(mu, sigma, phi, int(step))

@@ -10,6 +10,7 @@ from ..io import provenance
 from ..io.outputs import full_disk_names
 from ..io.reader import load
 from ..io.session import analysis_session
+from ..model.fiber import require_so3
 from ..setup.config import AnalysisConfig, ConfigError, make_config
 from .resume import latest_config
 
@@ -38,6 +39,7 @@ def analysis_settings(path: str | Path, **overrides) -> AnalysisConfig:
     with some thresholds replaced (:func:`analysis_config`), a bad value's key named as the ``vfe analyze`` option
     that set it (``--eps-belief``) in the :class:`ConfigError`."""
     with load(path) as traj:
+        require_so3(traj, "vfe analyze", path)  # refused before the analysis session records anything in the file
         config = latest_config(traj.config, traj.segments())  # as a resume may have changed them
     try:
         return analysis_config(config, **overrides)

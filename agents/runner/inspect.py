@@ -67,7 +67,7 @@ def _summary(traj: Trajectory) -> dict:
     out = {
         "path": str(traj.path), "name": traj.config.get("name"), "status": traj.status, "message": traj.message,
         "grid": f"{traj.grid.height}x{traj.grid.width} {traj.grid.boundary}", "agents": traj.n_agents,
-        "spins": traj.spins, "K": traj.K, "agent_sites": int(traj.index.size), "seed": traj.seed,
+        "spins": traj.spins, "group": traj.group, "K": traj.K, "agent_sites": int(traj.index.size), "seed": traj.seed,
         "last_step": traj.last_step, "frames": int(len(traj.frame_steps)), "fields": traj.fields,
         "dtype": traj.dtype, "started_at": traj.started_at, "finished_at": traj.finished_at,
         "energy": first_last, "uphill_steps": None if _noisy(traj.config) else uphill_steps(
@@ -107,7 +107,8 @@ def summary_lines(info: dict) -> list[str]:
     lines = [f"{info['path']}: {info['name']} ({info['status']})"]
     if info["message"]:
         lines.append(f"  message: {info['message']}")
-    lines.append(f"  grid {info['grid']}, {info['agents']} agents, spins {info['spins']} (K={info['K']}), "
+    fiber = (f"GL({info['K']}) frames" if info.get("group") == "glk" else f"spins {info['spins']}")
+    lines.append(f"  grid {info['grid']}, {info['agents']} agents, {fiber} (K={info['K']}), "
                  f"{info['agent_sites']} agent-sites, seed {info['seed']}")
     lines.append(f"  steps 0..{info['last_step']}, {info['frames']} logged frames ({', '.join(info['fields'])}, "
                  f"{info['dtype']}), started {info['started_at']}, finished {info['finished_at'] or '-'}")

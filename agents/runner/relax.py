@@ -22,6 +22,7 @@ from ..analysis.meta_agents import detect
 from ..analysis.relax import fit_decay, observable_plan, observables as observe_state, response, sample_offsets
 from ..analysis.spectrum import SpectrumWarning, mode_displacement, spectrum as spectrum_of_state, tau_steps
 from ..io.reader import Trajectory, load
+from ..model.fiber import require_so3
 from ..model.layout import Layout
 from ..model.state import State
 from ..setup.build import Built, build
@@ -86,6 +87,8 @@ def resolve_source(source, *, step: int | None = None, checkpoint: bool = False)
     """A Simulation (its current state), a Trajectory or a run file (``.h5``: its logged frame at ``step``,
     default the last, or its checkpoint), or a scenario (a shipped name, a scenario file, a dict or a Config:
     its initial state)."""
+    # the CLI names the file or scenario
+    require_so3(source.layout.fiber if isinstance(source, Simulation) else source, "the relaxation measurement")
     if isinstance(source, Simulation):
         if checkpoint or (step is not None and step != source.state.step):
             raise ValueError(f"a Simulation offers its current state only (step {source.state.step})")
@@ -103,6 +106,7 @@ def resolve_source(source, *, step: int | None = None, checkpoint: bool = False)
     sc = source if isinstance(source, Scenario) else prepare_scenario(source)
     built = build(sc.config, sc.base_dir, sc.inputs)
     name = source if isinstance(source, (str, Path)) else (getattr(sc, "path", None) or sc.config.name)
+    require_so3(built.layout.fiber, "the relaxation measurement")
     return Source(sc.config, built.layout, built.state, f"{name} (initial state)")
 
 

@@ -3,7 +3,7 @@
     sim = Simulation.from_config({"grid": {"height": 16, "width": 16}, "agents": {"count": 4}})
     outcome = sim.run(200)              # RunOutcome(status="completed", ...)
     sim.energy()                        # {"total": ..., "prior": ..., ...}
-    sim.gradients()["phi"]              # (S, 3)
+    sim.gradients()["phi"]              # (S, 3), (S, K^2) for GL(K) frames
     sim.agent_field("mu", 0)            # (H, W, K), NaN outside agent 0's support
 
 ``Simulation`` holds the layout, the current state and its evaluation; the physics is in
@@ -216,7 +216,8 @@ class Simulation:
         return {"total": sum(terms.values()), **terms}
 
     def gradients(self) -> dict[str, np.ndarray]:
-        """dE/dmu (S, K), dE/dSigma (S, K, K; symmetric G with dE = tr(G dSigma)), dE/dphi (S, 3)."""
+        """dE/dmu (S, K), dE/dSigma (S, K, K; symmetric G with dE = tr(G dSigma)), dE/dphi (S, 3) or (S, K^2)
+        (GL(K) frames)."""
         return {"mu": self._ev.grad_mu, "sigma": self._ev.grad_sigma, "phi": self._ev.grad_phi}
 
     def beta(self) -> np.ndarray:

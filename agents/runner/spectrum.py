@@ -20,6 +20,7 @@ import pandas as pd
 from ..analysis.spectrum import SpectrumWarning, spectrum as spectrum_of_state
 from ..analysis.timescales import bits_per_step as clock_rate
 from ..io.reader import Trajectory, load
+from ..model.fiber import require_so3
 from ..model.layout import Layout
 from ..model.params import DynamicsParams, EnergyParams
 from ..model.state import State
@@ -60,6 +61,8 @@ def trajectory_state(traj, step: int | None = None, checkpoint: bool = False):
 def run_model(source, *, step: int | None = None, checkpoint: bool = False) -> RunModel:
     """The layout, parameters and state of a Simulation, a Trajectory or a run file's path. (When the reader
     gains ``Trajectory.evaluate``/``energy_params``, this is the function to switch.)"""
+    # the CLI names the file
+    require_so3(source.layout.fiber if isinstance(source, Simulation) else source, "the linearised spectrum")
     if isinstance(source, Simulation):
         if checkpoint or (step is not None and step != source.state.step):
             raise ValueError(f"a Simulation offers its current state only (step {source.state.step})")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.fiber import make_fiber
+from ..model.fiber import fiber_of
 from ..model.grid import SUPPORT_CUTOFF, Grid
 from ..model.layout import Layout, Observations, build_layout, compress_supports
 from ..model.state import State
@@ -109,7 +109,7 @@ def build(config: Config, base_dir: str | Path | None = None, inputs: Inputs | N
     if inputs is None:
         inputs = load_inputs(cfg, Path(base_dir) if base_dir is not None else Path.cwd())
     grid = Grid(cfg.grid.height, cfg.grid.width, cfg.grid.boundary)
-    fiber = make_fiber(cfg.fiber.spins)
+    fiber = fiber_of(cfg.fiber)
     K = fiber.K
     rng = rng_for(cfg.seed, "supports")
     named = cfg.agents.named_supports()  # one per agent: the listed supports, or the template N times
@@ -148,7 +148,7 @@ def build(config: Config, base_dir: str | Path | None = None, inputs: Inputs | N
         return Built(cfg, layout, _state_from_run(inputs.from_run, layout))
     mu = vector_field(init.mu, grid, offset, index, K, rng_for(cfg.seed, "init.mu"))
     sigma = matrix_field(init.sigma, offset, index, K, rng_for(cfg.seed, "init.sigma"), n_sites)
-    phi = vector_field(init.phi, grid, offset, index, 3, rng_for(cfg.seed, "init.phi"))
+    phi = vector_field(init.phi, grid, offset, index, fiber.n_phi, rng_for(cfg.seed, "init.phi"))
     for key, arr in (("agents.init.mu", mu), ("agents.init.sigma", sigma), ("agents.init.phi", phi)):
         _check_finite(key, arr)
     return Built(cfg, layout, State.from_arrays(mu, sigma, phi))

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WrapValidator,
-                      field_validator, model_validator)
+                      field_validator, model_serializer, model_validator)
 
 from ..analysis.meta_agents import ConsensusParams
-from ..model.fiber import MAX_SPIN
+from ..model.fiber import MAX_GLK_DIM, MAX_SPIN
 from ..model.hierarchy import HierarchyParams
 from ..model.params import NOISE_WITH_LINE_SEARCH, DynamicsParams, EnergyParams, NonNeg, Pos, StrictModel
 from ..io.suggest import did_you_mean
@@ -180,12 +180,45 @@ class GridConfig(_Strict):
 
 
 class FiberConfig(_Strict):
+    group: Literal["so3", "glk"] = Field("so3", description="gauge group of the frames: so3 (a representation "
+                                         "of SO(3), set by spins) or glk (GL(K) frames, K = dim; "
+                                         "docs/model.md#glk-frames)")
     spins: list[Annotated[int, Field(ge=0, le=MAX_SPIN)]] = Field(
-        default_factory=lambda: [1], min_length=1, description="irreps of the fiber, K = sum(2l+1)")
+        default_factory=lambda: [1], min_length=1, description="so3: irreps of the fiber, K = sum(2l+1)")
+    dim: int | None = Field(None, ge=1, le=MAX_GLK_DIM, description="glk: the fiber dimension K (phi has K^2 "
+                            "coordinates a row)")
+
+    @model_validator(mode="after")
+    def _group_keys(self):
+        if self.group == "glk":
+            if self.dim is None:
+                raise ValueError("group glk needs fiber.dim, the fiber dimension K")
+            if "spins" in self.model_fields_set:
+                raise ValueError("spins are for group so3; a glk fiber's dimension is fiber.dim")
+        elif self.dim is not None:
+            raise ValueError("dim is for group glk; an so3 fiber's dimension comes from fiber.spins")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _only_the_groups_keys(self, handler):
+        # an so3 fiber is stored as before groups existed ({spins}), so existing runs' configurations and files
+        # stay bit-identical; a glk fiber as {group, dim}
+        out = handler(self)
+        if self.group == "so3":
+            out.pop("group", None)
+            out.pop("dim", None)
+        else:
+            out.pop("spins", None)
+        return out
 
     @property
     def K(self) -> int:
-        return sum(2 * s + 1 for s in self.spins)
+        return self.dim if self.group == "glk" else sum(2 * s + 1 for s in self.spins)
+
+    @property
+    def n_phi(self) -> int:
+        """Coordinates of phi per row: 3 (so(3)) or K^2 (gl(K))."""
+        return self.K * self.K if self.group == "glk" else 3
 
 
 # --- field generators -------------------------------------------------------------------------------------------
@@ -223,7 +256,8 @@ class FromRun(_Strict):
 class InitConfig(_Strict):
     mu: VectorField = Field(default_factory=lambda: VectorField(kind="random", per="agent"))
     sigma: MatrixField = Field(default_factory=MatrixField)
-    phi: VectorField = Field(default_factory=VectorField, description="frames, so(3) 3-vectors")
+    phi: VectorField = Field(default_factory=VectorField, description="frames: so(3) 3-vectors, or for fiber.group "
+                             "glk gl(K) matrices as K^2 values, row-major")
     from_run: FromRun | None = Field(None, alias="from", description="take mu, Sigma and phi from an earlier run "
                                      "(replaces the three generators)")
 
@@ -377,7 +411,9 @@ class Config(_Strict):
         problems = []
         for path, fieldcfg in (("agents.init.mu", self.agents.init.mu), ("priors.mu", self.priors.mu)):
             problems += _vector_length(path, fieldcfg.value, K)
-        problems += _vector_length("agents.init.phi", self.agents.init.phi.value, 3)
+        problems += _vector_length("agents.init.phi", self.agents.init.phi.value, self.fiber.n_phi)
+        if self.fiber.group == "glk":
+            problems += self._glk_problems()
         for path, m in (("agents.init.sigma", self.agents.init.sigma), ("priors.sigma", self.priors.sigma)):
             problems += _matrix_problems(path + ".value", m.value, K)
         obs = self.observations
@@ -419,6 +455,24 @@ class Config(_Strict):
                                      f"agent ({n_agents}) and site of the grid ({H}x{W})"))
         if self.sweep is not None:
             problems += self._sweep_problems()
+        return problems
+
+    def _glk_problems(self) -> list[tuple[str, str]]:
+        """The features GL(K) frames do not support yet (docs/model.md#glk-frames): refused rather than computed
+        for SO(3) frames."""
+        why = "is not supported with fiber.group glk yet (docs/model.md#glk-frames)"
+        problems = []
+        if self.analysis.enabled:
+            problems.append(("analysis.enabled", "the analysis (meta-agents, holonomy, gauge-invariant series) "
+                             f"{why}: set analysis.enabled: false"))
+        if self.dynamics.noisy:
+            problems.append(("dynamics.temperature", f"Langevin noise {why}"))
+        if self.hierarchy.enabled:
+            problems.append(("hierarchy.enabled", f"the hierarchy coupling {why}"))
+        if self.replicas > 1:
+            problems.append(("ensemble.replicas", f"a replica ensemble {why}"))
+        if self.agents.init.from_run is not None:
+            problems.append(("agents.init.from", f"starting from an earlier run {why}"))
         return problems
 
     def _sweep_problems(self) -> list[tuple[str, str]]:

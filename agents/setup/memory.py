@@ -12,7 +12,7 @@ Per agent-site row (S rows, K the fiber dimension, D the observation dimension),
 
 * layout ``64 + 8K + 16K^2 + 8 + 8D`` (index, chi, agent, site and neighbour tables; prior mean, covariance,
   precision, log-det; observations) and ``24 H W`` for the site tables;
-* state (mu, Sigma, phi) ``b (K + K^2 + 3)``; evaluation (gradients, densities, status) ``b (K + K^2 + 3) + 41`` (the term table's density bytes, 8 a term, and a
+* state (mu, Sigma, phi) ``b (K + K^2 + P)``, ``P = 3`` (``K^2`` for GL(K) frames); evaluation (gradients, densities, status) ``b (K + K^2 + P) + 41`` (the term table's density bytes, 8 a term, and a
   status byte),
   with ``b = 8`` bytes a value, or ``b = 4`` and 24 more for phi read as float64 at ``dynamics.precision: float32``;
 * generators while building ``8K^2 + 16K + 16``;
@@ -176,14 +176,15 @@ def estimate_memory(config: Config) -> MemoryEstimate:
 
     layout = S * (64 + 8 * K + 16 * K * K + 8 + 8 * D) + 24 * HW
     b = np.dtype(config.dynamics.precision).itemsize  # the state's and the gradients' (docs/model.md#precision)
-    state = S * b * (K + K * K + 3)
-    evaluation = S * (b * (K + K * K + 3) + DENSITY_BYTES + 1 + (24 if b < 8 else 0))
+    P = config.fiber.n_phi  # phi's coordinates a row: 3, or K^2 for GL(K) frames
+    state = S * b * (K + K * K + P)
+    evaluation = S * (b * (K + K * K + P) + DENSITY_BYTES + 1 + (8 * P if b < 8 else 0))
     pairs = 16 * slots
     build = 8 * N * HW + 48 * HW + S * (8 * K * K + 16 * K + 16)
     step = state + evaluation + pairs + 9 * S  # the next state and its evaluation, before the old ones go
-    frame_size = S * (K + K * K + 3) * itemsize
+    frame_size = S * (K + K * K + P) * itemsize
     logged = 2 * frame_size + (S * N * (8 + itemsize) + 48 * slots if "beta" in out.fields else 0.0)
-    analysis = (8 * frames * S + N * HW + 8 * slots + 8 * frames * N + S * (K + K * K + 3) * 8 * 4) \
+    analysis = (8 * frames * S + N * HW + 8 * slots + 8 * frames * N + S * (K + K * K + P) * 8 * 4) \
         if config.analysis.enabled else 0.0
     parts = {"the interpreter and libraries": float(BASELINE_BYTES), "layout": layout, "state": state}
     # building, and then running (an evaluation with its pair tables, and the largest of a step's, a logged
