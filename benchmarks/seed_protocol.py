@@ -4,6 +4,7 @@
         [--relax-max 1000] [--spectrum-k 4] [--spectrum-tol 1e-4] [--spectrum-max N]
     python benchmarks/seed_protocol.py table OUT_DIR          # definitions.csv from members.csv (no new runs)
     python benchmarks/seed_protocol.py plot OUT_DIR           # figures from members.csv and relax_series.csv
+    python benchmarks/seed_protocol.py combine DIR [DIR ...] -o OUT_DIR   # several measure folders as one
 
 ``measure`` reads every completed member of the sweep folders (made by ``vfe sweep seed_timescales ...``; the
 commands are in docs/results/seed_protocol/index.md) and writes one row per member to ``OUT_DIR/members.csv``:
@@ -291,8 +292,8 @@ def measure(args) -> None:
                   f"d ratio {row['d_s2_ratio_min']:.3g}..{row['d_s2_ratio_max']:.3g}, "
                   f"{row['wall_measure_s']} s", flush=True)
             pd.DataFrame(rows).to_csv(out_dir / "members.csv", index=False)  # kept as it grows
-    if curves:
-        pd.concat(curves).to_csv(out_dir / "relax_series.csv", index=False)
+            if curves:
+                pd.concat(curves).to_csv(out_dir / "relax_series.csv", index=False)
     wall = time.perf_counter() - t_all
     (out_dir / "measure.txt").write_text(f"command: {' '.join(sys.argv)}\nmembers: {len(rows)}\n"
                                          f"wall: {wall:.0f} s\n")
@@ -378,13 +379,18 @@ def table(args) -> None:
     for s in (2, 3):
         col = f"e_s{s}_longest_steps"
         if col in df and (df[col] > 0).any():
-            r = df.loc[df[col].idxmax()]
-            agent = r.get("b_tau_agent_steps", NAN)
-            if not np.isfinite(agent):
-                agent = r.get("s2_tau_agent_steps", NAN)
-            add("e", f"longest scale-{s} lifetime / agent time", float(r[col]) / agent if agent else NAN, NAN,
-                _conditions(r), f"{int(r[col])} steps ({'censored: alive at the end' if r[f'e_s{s}_longest_censored'] else 'ended'}), "
-                f"{r[f'e_s{s}_longest_member_bits']:.4g} member bits; agent time {agent:.4g} steps")
+            # the members' relative time: from the relaxation where measured, else from the autocorrelation
+            fast_all = df["b_tau_relative_steps"] if "b_tau_relative_steps" in df else pd.Series(NAN, df.index)
+            fast_all = fast_all.where(np.isfinite(fast_all), df["s2_tau_relative_steps"])
+            ratio = (df[col] / fast_all).where(df[col] > 0)
+            if not np.isfinite(ratio).any():
+                continue
+            r = df.loc[ratio.idxmax()]
+            fast = float(fast_all[ratio.idxmax()])
+            censored = "censored: alive at the end of the run" if r[f"e_s{s}_longest_censored"] else "ended"
+            add("e", f"longest scale-{s} lifetime / members' relative time", float(r[col]) / fast, NAN,
+                _conditions(r), f"{int(r[col])} steps ({censored}), {r[f'e_s{s}_longest_member_bits']:.4g} member "
+                f"bits; relative time {fast:.4g} steps; ids {int(r[f'e_s{s}_ids'])}, ended {int(r[f'e_s{s}_ended'])}")
     pd.DataFrame(out).to_csv(out_dir / "definitions.csv", index=False)
     lines = []
     for r in out:
@@ -402,33 +408,44 @@ def plot(args) -> None:
     import matplotlib.pyplot as plt
 
     out_dir = Path(args.output)
-    df = pd.read_csv(out_dir / "members.csv")
+    df = pd.read_csv(out_dir / "members.csv").copy()  # one block: the columns added below do not fragment it
     curves = out_dir / "relax_series.csv"
     if curves.exists():
         c = pd.read_csv(curves)
         names = sorted(c["member"].unique())
-        fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), sharey=True, squeeze=False)
-        for ax, name in zip(axes[0], names):
+        cols = min(4, len(names))
+        rows = -(-len(names) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), sharey=True, squeeze=False)
+        for ax in axes.flat[len(names):]:
+            ax.set_visible(False)
+        for ax, name in zip(axes.flat, names):
             sub = c[c["member"] == name]
             for obs, style in (("agents", ":"), ("collective[0]", "-"), ("relative[0]", "--")):
                 s = sub[sub["observable"] == obs]
                 y = np.abs(s["C"].to_numpy())
                 ax.semilogy(s["steps"], np.where(y > 0, y, np.nan), style, label=obs.replace("[0]", ""))
             r = df[(df["sweep"] + "/" + df["member"]) == name].iloc[0]
-            ax.set_title(f"seed {r['seed']}, alpha {r['alpha']:g}", fontsize=9)
-            ax.set_xlabel("steps after displacement")
-        axes[0][0].set_ylabel("|C(t)| (normalised decay)")
+            ax.set_title(f"{name.split('/')[0]} seed {r['seed']}, alpha {r['alpha']:g}", fontsize=7)
+            ax.set_xlabel("steps after displacement", fontsize=8)
+        for row in axes:
+            row[0].set_ylabel("|C(t)|", fontsize=8)
         axes[0][0].legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out_dir / "relax_decays.png", dpi=150)
         plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     x = np.arange(len(df))
     labels = [f"{r.sweep}\n{r.member}" for r in df.itertuples()]
+    if "c_tau_mu_collective_steps" in df:
+        df = df.assign(c_mean_ratio=df["c_tau_mu_collective_steps"] / df["c_tau_mu_relative_steps"])
+    if "d_s2_ratio_per_step" in df:  # runs without the per-step estimate: the logged-spacing ratio, marked apart
+        df = df.assign(d_logged=df["d_s2_ratio_max"].where(~np.isfinite(df["d_s2_ratio_per_step"])))
     series = [("(a) autocorr.", "s2_separation", "s2_separation_err", "o"),
               ("(a) lower bound", "s2_separation_lower", None, "^"),
-              ("(b) relaxation", "b_separation", "b_separation_err", "s"),
-              ("(d) member/meta bits per step", "d_s2_ratio_per_step", None, "D")]
+              ("(b) relaxation (mean)", "b_separation", "b_separation_err", "s"),
+              ("(c) spectrum (mean modes)", "c_mean_ratio", None, "*"),
+              ("(d) member/meta bits per step", "d_s2_ratio_per_step", None, "D"),
+              ("(d) member/meta bits, logged spacing", "d_logged", None, "d")]
     for label, col, err, marker in series:
         if col not in df:
             continue
@@ -441,11 +458,35 @@ def plot(args) -> None:
     ax.set_yscale("log")
     ax.set_xticks(x, labels, fontsize=6, rotation=90)
     ax.set_ylabel("separation (slow / fast)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_ylim(1e-6, 1e6)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
     fig.savefig(out_dir / "separations.png", dpi=150)
     plt.close(fig)
     print(f"{out_dir}/separations.png" + (f", {out_dir}/relax_decays.png" if curves.exists() else ""))
+
+
+def combine(args) -> None:
+    """One members.csv (and relax_series.csv) from several measure folders: their rows side by side, each row's
+    ``sweep`` tagged with its folder's name where they differ (the same member measured twice, e.g. with longer
+    relaxations, stays two rows)."""
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    members, series = [], []
+    for folder in map(Path, args.folders):
+        df = pd.read_csv(folder / "members.csv")
+        tag = df["sweep"].where(df["sweep"] == folder.name, df["sweep"] + " [" + folder.name + "]")
+        members.append(df.assign(sweep=tag))
+        if (folder / "relax_series.csv").exists():
+            s = pd.read_csv(folder / "relax_series.csv")
+            old = s["member"].str.split("/").str[0]
+            s["member"] = s["member"].where(old == folder.name, old + " [" + folder.name + "]/" +
+                                            s["member"].str.split("/").str[1])
+            series.append(s)
+    pd.concat(members, ignore_index=True).to_csv(out_dir / "members.csv", index=False)
+    if series:
+        pd.concat(series, ignore_index=True).to_csv(out_dir / "relax_series.csv", index=False)
+    table(argparse.Namespace(output=out_dir))
 
 
 def main() -> None:
@@ -464,8 +505,11 @@ def main() -> None:
     for name in ("table", "plot"):
         s = sub.add_parser(name)
         s.add_argument("output")
+    c = sub.add_parser("combine")
+    c.add_argument("folders", nargs="+")
+    c.add_argument("-o", "--output", required=True)
     args = p.parse_args()
-    {"measure": measure, "table": table, "plot": plot}[args.command](args)
+    {"measure": measure, "table": table, "plot": plot, "combine": combine}[args.command](args)
 
 
 if __name__ == "__main__":
