@@ -415,9 +415,9 @@ def spectrum(layout: Layout, params: EnergyParams, dyn_params: DynamicsParams, s
     eigensolver), ``lanczos`` (``eigsh`` on a LinearOperator) or ``auto`` (dense up to 200 coordinates).
     ``ncv``: the Lanczos basis size (ARPACK's default ``max(2k + 1, 20)``). Lanczos for the smallest rates
     converges slowly when they are many and close together, as on a large grid (one collective mode per shared
-    site): on the 32x32 ``seed_timescales`` state (24,480 coordinates) neither the default nor ``ncv=80`` at
-    ``tol=1e-4`` had converged after 9 minutes; the dense method on a smaller grid is the measured alternative
-    (docs/results/seed_protocol/).
+    site): on the 32x32 ``seed_timescales`` state (24,480 coordinates) k = 4 had not converged after 9 minutes,
+    neither with the default basis at ``tol=1e-5`` nor with ``ncv=80`` at ``tol=1e-4`` (a shared, loaded machine);
+    the dense method on a smaller grid is the measured alternative (docs/results/seed_protocol/).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
