@@ -15,6 +15,7 @@ the right folder first on ``PYTHONPATH``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,20 @@ def _import_path(tree: Path, scratch: Path) -> str:
     return str(tree)
 
 
+@contextlib.contextmanager
+def base_checkout(rev: str, prefix: str):
+    """``(base_tree, scratch)``: revision ``rev`` checked out with ``git worktree`` in a temporary folder, both
+    removed when the block ends (also on an error or Ctrl-C)."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    base_tree = scratch / "base"
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), rev], cwd=ROOT, check=True)
+    try:
+        yield base_tree, scratch
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_child(tree: Path, import_path: str, name: str, quick: bool) -> dict:
     env = {**os.environ, "PYTHONPATH": import_path}
     cmd = [sys.executable, str(tree / "benchmarks" / "bench_engine.py"), "--child", name] + (["--quick"] if quick else [])
@@ -57,10 +72,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="alternations per benchmark")
     ap.add_argument("--quick", action="store_true", help="shorter timed blocks in each child")
     args = ap.parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="vfe-compare-"))
-    base_tree = scratch / "base"
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.base], cwd=ROOT, check=True)
-    try:
+    with base_checkout(args.base, "vfe-compare-") as (base_tree, scratch):
         trees = {"base": base_tree, "head": ROOT}
         paths = {k: _import_path(v, scratch) for k, v in trees.items()}
         print(f"base = {args.base} ({subprocess.check_output(['git', 'rev-parse', '--short', args.base], cwd=ROOT, text=True).strip()}), "
@@ -75,9 +87,6 @@ def main(argv=None) -> int:
             b, h = statistics.median(rates["base"]), statistics.median(rates["head"])
             rounds = ", ".join(f"({x:.1f}, {y:.1f})" for x, y in zip(rates["base"], rates["head"]))
             print(f"{name:<6} {b:14.1f} {h:14.1f} {h / b:10.3f}   {rounds}")
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -14,16 +14,14 @@ so3 head / so3 base and glk / so3 (the target: glk at most 2x slower, ratio >= 0
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_revisions import ROOT, _import_path, run_child  # noqa: E402  (one way to run a revision's child)
+from compare_revisions import ROOT, _import_path, base_checkout, run_child  # noqa: E402  (one way to run a revision)
 
 
 def main(argv=None) -> int:
@@ -33,10 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="shorter timed blocks in each child")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    scratch = Path(tempfile.mkdtemp(prefix="vfe-glk-"))
-    base_tree = scratch / "base"
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.base], cwd=ROOT, check=True)
-    try:
+    with base_checkout(args.base, "vfe-glk-") as (base_tree, scratch):
         short = subprocess.check_output(["git", "rev-parse", "--short", args.base], cwd=ROOT, text=True).strip()
         head = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
         runs = {"so3 base": (base_tree, "B1"), "so3 head": (ROOT, "B1"), "glk head": (ROOT, "B1glk")}
@@ -56,9 +51,6 @@ def main(argv=None) -> int:
         print(f"glk / so3 (head)    = {ratio:.3f}   target >= 0.5 (glk no slower than 2x so3): "
               f"{'PASS' if ratio >= 0.5 else 'MISS'}")
         print(f"wall time {time.perf_counter() - t0:.0f} s")
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
